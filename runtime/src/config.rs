@@ -1,0 +1,421 @@
+//! Server configuration: defaults, overridden by an optional TOML file,
+//! overridden by `ELEMENTS_*` environment variables, overridden by flags.
+//!
+//! Nothing is required: `elements` with no configuration listens on
+//! `127.0.0.1:8080`, loads Elements from `./deploy` and keeps its data in
+//! `./data`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+/// Command-line flags. Every flag also reads an `ELEMENTS_*` variable; a flag
+/// or variable wins over the configuration file, which wins over defaults.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "elements",
+    version,
+    about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
+    after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
+cache_dir, log_format, log, pooling, max_instances, and a [limits] table (timeout_ms, memory_mib, \
+max_request_body, max_response_body, isolation, reuse_max_requests). Operator attributes: \
+[attributes] for every Element and [elements.NAME.attributes] for one."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "ELEMENTS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
+    #[arg(long, env = "ELEMENTS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Folder holding `NAME.wasm` Elements and their `NAME.toml` manifests [default: ./deploy].
+    #[arg(long, env = "ELEMENTS_DEPLOY_DIR", value_name = "DIR")]
+    pub deploy_dir: Option<PathBuf>,
+    /// Folder for the server's data [default: ./data].
+    #[arg(long, env = "ELEMENTS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Folder for compiled Elements [default: DATA_DIR/cache].
+    #[arg(long, env = "ELEMENTS_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Log output format [default: text].
+    #[arg(long, env = "ELEMENTS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,elements_runtime=debug` [default: info].
+    #[arg(long, env = "ELEMENTS_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Instance allocation: `auto` tries the pooling allocator and falls back
+    /// to on-demand allocation when the address space can't be reserved [default: auto].
+    #[arg(long, env = "ELEMENTS_POOLING", value_enum)]
+    pub pooling: Option<Pooling>,
+    /// Most Element instances alive at once (bounds concurrency and reserved memory) [default: 256].
+    #[arg(long, env = "ELEMENTS_MAX_INSTANCES", value_name = "N")]
+    pub max_instances: Option<u32>,
+    /// Default wall-clock deadline of one request, in milliseconds [default: 10000].
+    #[arg(long, env = "ELEMENTS_TIMEOUT_MS", value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// Default linear-memory cap of one instance, in MiB [default: 64].
+    #[arg(long, env = "ELEMENTS_MEMORY_MIB", value_name = "MIB")]
+    pub memory_mib: Option<u64>,
+    /// Default maximum request body, in bytes [default: 1048576].
+    #[arg(long, env = "ELEMENTS_MAX_REQUEST_BODY", value_name = "BYTES")]
+    pub max_request_body: Option<usize>,
+    /// Default maximum response body, in bytes [default: 8388608].
+    #[arg(long, env = "ELEMENTS_MAX_RESPONSE_BODY", value_name = "BYTES")]
+    pub max_response_body: Option<usize>,
+}
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Instance allocation strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Pooling when the address space can be reserved, otherwise on-demand.
+    #[default]
+    Auto,
+    /// Pooling or fail to start.
+    On,
+    /// Always on-demand.
+    Off,
+}
+
+/// How an Element's requests map to instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A new instance for every request: nothing leaks between requests.
+    #[default]
+    Fresh,
+    /// A warm instance serves requests one after another, up to
+    /// `reuse_max_requests`, and is discarded after any trap or limit breach.
+    /// Guest globals persist between the requests it serves.
+    Reuse,
+}
+
+/// Per-request limits. Server-wide defaults; a manifest may override each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline of one request.
+    pub timeout: Duration,
+    /// Linear-memory cap of one instance, in bytes.
+    pub memory_bytes: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_request_body: usize,
+    /// Largest response body an Element may produce, in bytes.
+    pub max_response_body: usize,
+    /// Instance policy.
+    pub isolation: Isolation,
+    /// With [`Isolation::Reuse`], how many requests one instance serves.
+    pub reuse_max_requests: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            max_request_body: 1 << 20,
+            max_response_body: 8 << 20,
+            isolation: Isolation::Fresh,
+            reuse_max_requests: 10_000,
+        }
+    }
+}
+
+/// Partial limits as written in a configuration file or a manifest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    /// See [`Limits::timeout`], in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// See [`Limits::memory_bytes`], in MiB.
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::max_request_body`].
+    pub max_request_body: Option<usize>,
+    /// See [`Limits::max_response_body`].
+    pub max_response_body: Option<usize>,
+    /// See [`Limits::isolation`].
+    pub isolation: Option<Isolation>,
+    /// See [`Limits::reuse_max_requests`].
+    pub reuse_max_requests: Option<u32>,
+}
+
+impl Limits {
+    /// These limits with every value `o` sets replaced.
+    pub fn with(&self, o: &LimitsOverride) -> Limits {
+        Limits {
+            timeout: o.timeout_ms.map(Duration::from_millis).unwrap_or(self.timeout),
+            memory_bytes: o.memory_mib.map(|m| m << 20).unwrap_or(self.memory_bytes),
+            max_request_body: o.max_request_body.unwrap_or(self.max_request_body),
+            max_response_body: o.max_response_body.unwrap_or(self.max_response_body),
+            isolation: o.isolation.unwrap_or(self.isolation),
+            reuse_max_requests: o.reuse_max_requests.unwrap_or(self.reuse_max_requests),
+        }
+    }
+}
+
+/// The configuration file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    deploy_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    pooling: Option<Pooling>,
+    max_instances: Option<u32>,
+    #[serde(default)]
+    limits: LimitsOverride,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    elements: BTreeMap<String, ElementFileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ElementFileConfig {
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder the Elements are loaded from.
+    pub deploy_dir: PathBuf,
+    /// Folder for the server's data.
+    pub data_dir: PathBuf,
+    /// Folder for compiled Elements.
+    pub cache_dir: PathBuf,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log: String,
+    /// Instance allocation strategy.
+    pub pooling: Pooling,
+    /// Most instances alive at once.
+    pub max_instances: u32,
+    /// Default per-request limits.
+    pub limits: Limits,
+    /// Operator attributes given to every Element.
+    pub attributes: BTreeMap<String, String>,
+    /// Operator attributes for one Element, by Element name.
+    pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            deploy_dir: PathBuf::from("deploy"),
+            data_dir: PathBuf::from("data"),
+            cache_dir: PathBuf::from("data").join("cache"),
+            log_format: LogFormat::Text,
+            log: "info".into(),
+            pooling: Pooling::Auto,
+            max_instances: 256,
+            limits: Limits::default(),
+            attributes: BTreeMap::new(),
+            element_attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Resolves flags (which include the environment) over the file they name
+    /// over the defaults.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Config::default();
+        let data_dir = pick(&cli.data_dir, file.data_dir, defaults.data_dir);
+        let cache_dir = cli
+            .cache_dir
+            .clone()
+            .or(file.cache_dir)
+            .unwrap_or_else(|| data_dir.join("cache"));
+        let flag_limits = LimitsOverride {
+            timeout_ms: cli.timeout_ms,
+            memory_mib: cli.memory_mib,
+            max_request_body: cli.max_request_body,
+            max_response_body: cli.max_response_body,
+            isolation: None,
+            reuse_max_requests: None,
+        };
+        let config = Config {
+            listen: pick(&cli.listen, file.listen, defaults.listen),
+            deploy_dir: pick(&cli.deploy_dir, file.deploy_dir, defaults.deploy_dir),
+            data_dir,
+            cache_dir,
+            log_format: pick(&cli.log_format, file.log_format, defaults.log_format),
+            log: pick(&cli.log, file.log, defaults.log),
+            pooling: pick(&cli.pooling, file.pooling, defaults.pooling),
+            max_instances: pick(&cli.max_instances, file.max_instances, defaults.max_instances),
+            limits: defaults.limits.with(&file.limits).with(&flag_limits),
+            attributes: file.attributes,
+            element_attributes: file
+                .elements
+                .into_iter()
+                .map(|(name, e)| (name, e.attributes))
+                .collect(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_instances == 0 {
+            return Err(ConfigError::Invalid("max_instances must be at least 1".into()));
+        }
+        validate_limits(&self.limits).map_err(ConfigError::Invalid)
+    }
+
+    /// A configuration for tests and embedding: defaults with every folder
+    /// below `root`.
+    pub fn in_dir(root: &Path) -> Config {
+        Config {
+            deploy_dir: root.join("deploy"),
+            data_dir: root.join("data"),
+            cache_dir: root.join("data").join("cache"),
+            ..Config::default()
+        }
+    }
+}
+
+/// Checks that limits are usable; the message names the bad value.
+pub fn validate_limits(limits: &Limits) -> Result<(), String> {
+    if limits.timeout.is_zero() {
+        return Err("timeout_ms must be at least 1".into());
+    }
+    if limits.memory_bytes < (1 << 20) {
+        return Err("memory_mib must be at least 1".into());
+    }
+    if limits.memory_bytes > MAX_MEMORY_BYTES {
+        return Err(format!("memory_mib must be at most {}", MAX_MEMORY_BYTES >> 20));
+    }
+    if limits.reuse_max_requests == 0 {
+        return Err("reuse_max_requests must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// The largest linear memory any Element may have. The pooling allocator
+/// reserves this much address space per instance slot.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+fn pick<T: Clone>(flag: &Option<T>, file: Option<T>, default: T) -> T {
+    flag.clone().or(file).unwrap_or(default)
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(
+            &path,
+            r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/srv/data"
+            [limits]
+            timeout_ms = 2000
+            memory_mib = 32
+            [attributes]
+            "smtp.host" = "mail.example"
+            [elements.hello.attributes]
+            greeting = "Hi"
+            "#,
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path),
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            memory_mib: Some(16),
+            ..Cli::default()
+        };
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/data"));
+        assert_eq!(config.cache_dir, PathBuf::from("/srv/data/cache"));
+        assert_eq!(config.limits.timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.memory_bytes, 16 << 20);
+        assert_eq!(config.attributes["smtp.host"], "mail.example");
+        assert_eq!(config.element_attributes["hello"]["greeting"], "Hi");
+        assert_eq!(config.deploy_dir, PathBuf::from("deploy"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        let err = Config::load(&cli).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+
+        std::fs::write(&path, "[limits]\nmemory_mib = 0\n").unwrap();
+        let err = Config::load(&cli).unwrap_err().to_string();
+        assert!(err.contains("memory_mib"), "{err}");
+    }
+}

@@ -1,0 +1,243 @@
+//! An Element: a compiled, validated component with its configuration,
+//! ready to serve requests ([`Element::serve`], in [`invoke`]).
+
+pub mod compile;
+pub mod invoke;
+pub mod log_buffer;
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::config::{Limits, validate_limits};
+use crate::host::RequestState;
+use crate::host::services::{DeployContext, DeployedServices, ServiceConfigError, Services};
+use compile::{CompileCache, Outcome};
+use log_buffer::{Level, LogBuffer, Source};
+use manifest::{AttributeSpec, Manifest, ManifestError, validate_name};
+
+/// What every Element deploy needs from the server.
+pub struct Host {
+    /// The engine Elements are compiled for.
+    pub engine: Engine,
+    /// Every interface the host provides.
+    pub linker: Linker<RequestState>,
+    /// The host services.
+    pub services: Services,
+    /// The compiled-code cache.
+    pub cache: CompileCache,
+    /// Server-wide default limits.
+    pub limits: Limits,
+    /// Operator attributes for every Element.
+    pub attributes: BTreeMap<String, String>,
+    /// Operator attributes by Element name.
+    pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Why an Element could not be deployed. The message is meant for operators.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The Element's name is not usable.
+    #[error("invalid Element name: {0}")]
+    InvalidName(String),
+    /// The manifest is not usable.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A limit is out of range.
+    #[error("invalid limits: {0}")]
+    Limits(String),
+    /// The bytes are not a WebAssembly component wasmtime can compile.
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// The component imports something the host does not provide.
+    #[error("imports what the host does not provide: {0}")]
+    UnknownImport(String),
+    /// The component does not export `wasi:http/incoming-handler`.
+    #[error("does not export wasi:http/incoming-handler@0.2.x: {0}")]
+    MissingHandler(String),
+    /// A required attribute has no value.
+    #[error("required attribute {0:?} has no value")]
+    MissingAttribute(String),
+    /// A host service refused the configuration.
+    #[error(transparent)]
+    Service(#[from] ServiceConfigError),
+    /// The Element could not be mounted, e.g. its prefix is taken.
+    #[error("cannot mount: {0}")]
+    Mount(String),
+}
+
+/// A deployed Element.
+pub struct Element {
+    /// The Element's name (its file name without `.wasm`).
+    pub name: Arc<str>,
+    /// Mount prefix below `/app/rest/`.
+    pub prefix: String,
+    /// SHA-256 of the component, lowercase hex.
+    pub hash: String,
+    /// Effective per-request limits.
+    pub limits: Limits,
+    /// Declared attributes.
+    pub attribute_specs: BTreeMap<String, AttributeSpec>,
+    /// Effective attribute values.
+    pub attributes: Arc<BTreeMap<String, String>>,
+    /// The Element's log.
+    pub log: Arc<LogBuffer>,
+    /// When it was deployed.
+    pub loaded_at: SystemTime,
+    /// Whether the compiled code came from the cache.
+    pub compile: Outcome,
+    pre: ProxyPre<RequestState>,
+    services: DeployedServices,
+    warm: Mutex<Vec<invoke::Warm>>,
+}
+
+impl std::fmt::Debug for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Element")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Element {
+    /// Compiles (or loads from the cache), validates and configures an
+    /// Element. CPU-heavy: call it off the async executor.
+    pub fn deploy(
+        host: &Host,
+        name: &str,
+        component: &[u8],
+        manifest: Option<&str>,
+        log: Arc<LogBuffer>,
+    ) -> Result<Element, DeployError> {
+        validate_name("name", name).map_err(DeployError::InvalidName)?;
+        let manifest = match manifest {
+            Some(text) => Manifest::parse(text)?,
+            None => Manifest::default(),
+        };
+        let limits = host.limits.with(&manifest.limits);
+        validate_limits(&limits).map_err(DeployError::Limits)?;
+        let operator = host.element_attributes.get(name);
+        let attributes = effective_attributes(&manifest, &host.attributes, operator)?;
+
+        let hash = compile::content_hash(component);
+        let (compiled, outcome) = host
+            .cache
+            .load_or_compile(&host.engine, component, &hash)
+            .map_err(|e| DeployError::Compile(format!("{e:#}")))?;
+        let instance_pre = host
+            .linker
+            .instantiate_pre(&compiled)
+            .map_err(|e| DeployError::UnknownImport(format!("{e:#}")))?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
+
+        let name: Arc<str> = name.into();
+        let attributes = Arc::new(attributes);
+        let services = host.services.deploy(&DeployContext {
+            name: &name,
+            attributes: &attributes,
+            log: &log,
+        })?;
+        log.push(
+            Level::Info,
+            Source::Host,
+            None,
+            &format!("deployed {} ({})", &hash[..12], compile_note(&outcome)),
+        );
+        Ok(Element {
+            prefix: manifest.prefix.clone().unwrap_or_else(|| name.to_string()),
+            name,
+            hash,
+            limits,
+            attribute_specs: manifest.attributes,
+            attributes,
+            log,
+            loaded_at: SystemTime::now(),
+            compile: outcome,
+            pre,
+            services,
+            warm: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+fn compile_note(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Cached => "from the compiled cache".into(),
+        Outcome::Compiled => "compiled".into(),
+        Outcome::Recompiled(why) => format!("recompiled: cache entry {why}"),
+    }
+}
+
+/// Declared defaults, overridden by operator attributes (all Elements, then
+/// this Element), overridden by the deployment's values. Every required
+/// attribute must end with a non-blank value.
+fn effective_attributes(
+    manifest: &Manifest,
+    operator_all: &BTreeMap<String, String>,
+    operator_element: Option<&BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let mut values: BTreeMap<String, String> = manifest
+        .attributes
+        .iter()
+        .filter_map(|(name, spec)| spec.default.clone().map(|d| (name.clone(), d)))
+        .collect();
+    values.extend(operator_all.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(element) = operator_element {
+        values.extend(element.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    values.extend(manifest.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (name, spec) in &manifest.attributes {
+        if spec.required && values.get(name).is_none_or(|v| v.trim().is_empty()) {
+            return Err(DeployError::MissingAttribute(name.clone()));
+        }
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_precedence_and_required() {
+        let manifest = Manifest::parse(
+            r#"
+            [attributes.a]
+            default = "declared"
+            [attributes.b]
+            default = "declared"
+            [attributes.c]
+            default = "declared"
+            [attributes.secret]
+            required = true
+            sensitive = true
+            [values]
+            c = "deployment"
+            secret = "s3cret"
+            "#,
+        )
+        .unwrap();
+        let all = BTreeMap::from([
+            ("b".to_string(), "operator".to_string()),
+            ("c".into(), "operator".into()),
+        ]);
+        let values = effective_attributes(&manifest, &all, None).unwrap();
+        assert_eq!(values["a"], "declared");
+        assert_eq!(values["b"], "operator");
+        assert_eq!(values["c"], "deployment");
+
+        let mut missing = manifest.clone();
+        missing.values.insert("secret".into(), "  ".into());
+        let err = effective_attributes(&missing, &all, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"secret\""), "{err}");
+    }
+}

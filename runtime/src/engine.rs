@@ -1,0 +1,108 @@
+//! The wasmtime [`Engine`] every Element is compiled and run with, and the
+//! epoch ticker that bounds how long guest code runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::{Config, MAX_MEMORY_BYTES, Pooling};
+
+/// How often the epoch advances. A running guest yields to the executor at
+/// every tick and traps at the first tick past its deadline, so this is both
+/// the scheduling quantum of busy guests and the precision of deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Instances come from pre-reserved slots.
+    Pooling,
+    /// Instances are allocated when needed.
+    OnDemand,
+}
+
+/// Builds the engine. With [`Pooling::Auto`], a pooling engine is tried first
+/// and, if its address space can't be reserved, an on-demand engine is used
+/// instead, with a warning.
+pub fn build(config: &Config) -> anyhow::Result<(Engine, Allocation)> {
+    match config.pooling {
+        Pooling::Off => Ok((Engine::new(&base_config())?, Allocation::OnDemand)),
+        Pooling::On => Ok((pooling_engine(config.max_instances)?, Allocation::Pooling)),
+        Pooling::Auto => match pooling_engine(config.max_instances) {
+            Ok(engine) => Ok((engine, Allocation::Pooling)),
+            Err(err) => {
+                tracing::warn!(
+                    error = %format!("{err:#}"),
+                    "the pooling instance allocator is unavailable (address space could not be \
+                     reserved); falling back to on-demand allocation, which is slower per request"
+                );
+                Ok((Engine::new(&base_config())?, Allocation::OnDemand))
+            }
+        },
+    }
+}
+
+fn base_config() -> WasmConfig {
+    let mut config = WasmConfig::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // A guest that recurses too deeply traps instead of overflowing the host stack.
+    config.max_wasm_stack(1 << 20);
+    config.async_stack_size(2 << 20);
+    config
+}
+
+fn pooling_engine(max_instances: u32) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    // One component instance holds a few core instances (the guest plus
+    // adapter shims), each with at most a couple of memories and tables.
+    pool.total_component_instances(max_instances);
+    pool.total_core_instances(max_instances * 4);
+    pool.total_memories(max_instances * 2);
+    pool.total_tables(max_instances * 4);
+    pool.total_stacks(max_instances);
+    pool.max_memory_size(MAX_MEMORY_BYTES as usize);
+    pool.max_core_instances_per_component(16);
+    pool.max_memories_per_component(4);
+    pool.max_tables_per_component(16);
+    // Keep a little of each slot's memory mapped between uses so small guests
+    // don't page-fault their way through every request.
+    pool.linear_memory_keep_resident(1 << 20);
+    pool.table_keep_resident(1 << 16);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Creating the engine reserves the pool's address space: this is the probe.
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated OS thread,
+/// so the deadline clock keeps ticking however busy the async executor is.
+/// Dropping the ticker stops the thread.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`.
+    pub fn start(engine: Engine) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,105 @@
+//! The one place errors become HTTP responses: JSON `{code, message}` with a
+//! fitting status, plus the Element and request id when there are any.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::element::invoke::InvokeError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `ELEMENT_TIMEOUT`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The Element involved, if any.
+    pub element: Option<String>,
+    /// The request's id, if known.
+    pub request_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    element: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with no Element or request attached.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            element: None,
+            request_id: None,
+        }
+    }
+
+    /// 404 for a path nothing serves.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 413 for a request body over `limit` bytes.
+    pub fn request_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "REQUEST_TOO_LARGE",
+            format!("the request body is larger than the {limit} bytes allowed"),
+        )
+    }
+
+    /// The failure of a request to an Element.
+    pub fn from_invoke(element: &str, error: &InvokeError) -> ApiError {
+        let (status, code) = match error {
+            InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "ELEMENT_TIMEOUT"),
+            InvokeError::MemoryLimit { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "ELEMENT_MEMORY_LIMIT"),
+            InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ELEMENT_TRAP"),
+            InvokeError::ResponseTooLarge(_) => (StatusCode::INTERNAL_SERVER_ERROR, "RESPONSE_TOO_LARGE"),
+            InvokeError::BadResponse(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ELEMENT_BAD_RESPONSE"),
+            InvokeError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"),
+        };
+        // A trap's detail (backtrace, panic text) stays in the log: clients
+        // get the class of failure and the request id to look it up.
+        let message = match error {
+            InvokeError::Trap(_) => format!("Element {element:?} failed (it trapped); see its log"),
+            other => format!("Element {element:?} {other}"),
+        };
+        ApiError {
+            status,
+            code,
+            message,
+            element: Some(element.to_owned()),
+            request_id: None,
+        }
+    }
+
+    /// This error tagged with a request id.
+    pub fn with_request_id(mut self, id: &str) -> ApiError {
+        self.request_id = Some(id.to_owned());
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            code: self.code,
+            message: &self.message,
+            element: self.element.as_deref(),
+            request_id: self.request_id.as_deref(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,173 @@
+//! What an Element instance can reach: WASI (clocks, random, stdio; no
+//! files, no sockets), `wasi:http` (incoming requests; outbound calls are
+//! refused unless a later host service allows them) and our host services.
+//!
+//! [`RequestState`] is the data of one instance's [`wasmtime::Store`]; the
+//! [`Linker`] built by [`linker`] knows every interface the host provides, so
+//! an Element may import any subset of them.
+
+pub mod services;
+pub mod stdio;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::element::log_buffer::{LogBuffer, Source};
+use services::InstanceServices;
+use stdio::GuestOutput;
+
+/// The identity of one request, as host services see it.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// The id the server gave the request (also in `x-request-id`).
+    pub request_id: Arc<str>,
+}
+
+/// The data of one instance's store.
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    table: ResourceTable,
+    /// Linear-memory accounting for this instance.
+    pub limiter: MemoryLimiter,
+    /// When the current request must be finished.
+    pub deadline: Instant,
+    /// Per-request state of every host service.
+    pub services: InstanceServices,
+}
+
+impl RequestState {
+    /// State for an instance of the Element named `element`.
+    pub fn new(
+        element: &Arc<str>,
+        log: &Arc<LogBuffer>,
+        request: &RequestInfo,
+        memory_cap: u64,
+        deadline: Instant,
+        services: InstanceServices,
+    ) -> RequestState {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestOutput::new(
+            Source::Stdout,
+            element.clone(),
+            request.request_id.clone(),
+            log.clone(),
+        ))
+        .stderr(GuestOutput::new(
+            Source::Stderr,
+            element.clone(),
+            request.request_id.clone(),
+            log.clone(),
+        ))
+        // Elements reach the network only through host services.
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+        RequestState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_cap),
+            deadline,
+            services,
+        }
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound `wasi:http` policy. Until the outbound-HTTP host service exists,
+/// every outgoing request is refused before a connection is made.
+struct OutboundHooks;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// Caps an instance's linear memory and remembers a breach, so a trap that
+/// follows a refused `memory.grow` is reported as a memory-limit breach.
+pub struct MemoryLimiter {
+    cap: u64,
+    /// The size a refused growth asked for, if any.
+    pub refused: Option<u64>,
+}
+
+impl MemoryLimiter {
+    fn new(cap: u64) -> MemoryLimiter {
+        MemoryLimiter { cap, refused: None }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.refused = Some(desired as u64);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The linker with every interface the host provides.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    services::add_to_linker(&mut linker)?;
+    Ok(linker)
+}

@@ -1,0 +1,192 @@
+//! The HTTP front: routes, request ids, and the thin handler that passes
+//! `/app/rest/<prefix>/...` to the Element mounted at `<prefix>`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::deploy::Deployer;
+use crate::error::ApiError;
+use crate::host::RequestInfo;
+use crate::registry::Registry;
+
+/// Where Elements are mounted.
+pub const ELEMENT_ROOT: &str = "/app/rest/";
+
+/// Shared state of the HTTP handlers.
+pub struct App {
+    /// Mounted Elements.
+    pub registry: Arc<Registry>,
+    /// Deploys Elements.
+    pub deployer: Arc<Deployer>,
+    request_ids: RequestIds,
+}
+
+impl App {
+    /// State over a registry and its deployer.
+    pub fn new(registry: Arc<Registry>, deployer: Arc<Deployer>) -> App {
+        App {
+            registry,
+            deployer,
+            request_ids: RequestIds::new(),
+        }
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter, unique across
+/// restarts and nodes without a random draw per request.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: uuid::Uuid::new_v4().as_u128() as u32,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "{:08x}-{:x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// The server's routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/app/rest/{*path}", any(element))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("nothing is served at {}", request.uri().path()))
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers that describe one connection, not the message: never forwarded
+/// between the client and an Element.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade"
+    )
+}
+
+async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = app.request_ids.next();
+    let mut response = match serve_element(&app, request, &request_id).await {
+        Ok(response) => response,
+        Err(error) => error.with_request_id(&request_id).into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+async fn serve_element(app: &App, request: Request, request_id: &str) -> Result<Response, ApiError> {
+    // The raw (still percent-encoded) path, so the Element sees exactly what
+    // the client sent below the mount point.
+    let uri = request.uri().clone();
+    let rest = uri.path().strip_prefix(ELEMENT_ROOT).unwrap_or_default();
+    let (prefix, below) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let element = app
+        .registry
+        .get(prefix)
+        .ok_or_else(|| ApiError::not_found(format!("no Element is mounted at {ELEMENT_ROOT}{prefix}")))?;
+
+    let limit = element.limits.max_request_body;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::request_too_large(limit));
+    }
+    let (mut parts, body) = request.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::request_too_large(limit)),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("could not read the request body: {e}"),
+            ));
+        }
+    };
+
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+        .unwrap_or("localhost");
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{below}?{q}"),
+        None => below.to_owned(),
+    };
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("bad request URI: {e}"),
+            )
+        })?;
+    strip_hop_by_hop(&mut parts.headers);
+    let request = http::Request::from_parts(parts, body);
+
+    let info = RequestInfo {
+        request_id: request_id.into(),
+    };
+    match element.serve(&app.deployer.host().services, request, info).await {
+        Ok(response) => {
+            let (mut parts, body): (_, Bytes) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Ok(Response::from_parts(parts, Body::from(body)))
+        }
+        Err(e) => {
+            tracing::error!(element = %element.name, request_id, "Element request failed: {e}");
+            Err(ApiError::from_invoke(&element.name, &e))
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}

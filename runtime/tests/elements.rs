@@ -1,0 +1,401 @@
+//! The server hosting Elements, tested over HTTP against the real binary.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Dirs, Server, json};
+
+const HELLO: &str = r#"
+[attributes.greeting]
+default = "Hello"
+"#;
+
+#[tokio::test]
+async fn hello_routes_answer() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    let server = Server::start(&dirs, &[]);
+
+    let (status, body) = json(server.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["message"], "Hello from an Element!");
+
+    let echoed = server
+        .client
+        .post(server.url("/app/rest/hello/echo"))
+        .json(&serde_json::json!({"score": 42, "name": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    let request_id = echoed.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(!request_id.is_empty());
+    let (status, body) = json(echoed).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"score": 42, "name": "ana"}));
+
+    let (status, body) = json(
+        server
+            .client
+            .post(server.url("/app/rest/hello/echo"))
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().len() > 5, "{body}");
+
+    let (status, body) = json(server.get("/health").await).await;
+    assert_eq!((status, &body["status"]), (200, &serde_json::json!("ok")));
+}
+
+#[tokio::test]
+async fn attributes_follow_manifest_operator_and_deployment_values() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    dirs.deploy(
+        "hello2",
+        "hello",
+        "prefix = \"hi\"\n[attributes.greeting]\ndefault = \"Hello\"\n[values]\ngreeting = \"Ahoy\"\n",
+    );
+    let config = dirs.root.path().join("elements.toml");
+    std::fs::write(
+        &config,
+        "[attributes]\ncolour = \"blue\"\n[elements.misbehave.attributes]\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = Server::start(&dirs, &["--config", config.to_str().unwrap()]);
+
+    let (_, body) = json(server.get("/app/rest/hello/greeting").await).await;
+    assert_eq!(body["greeting"], "Hello");
+    let (_, body) = json(server.get("/app/rest/hi/greeting/Ana").await).await;
+    assert_eq!(body["greeting"], "Ahoy, Ana!");
+    let (_, body) = json(server.get("/app/rest/misbehave/attr/colour").await).await;
+    assert_eq!(body["value"], "red");
+    let (_, body) = json(server.get("/app/rest/misbehave/attr/missing").await).await;
+    assert!(body["value"].is_null(), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_json() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    let server = Server::start(&dirs, &[]);
+    for path in [
+        "/app/rest/nobody/here",
+        "/app/rest/hello/no-such-route",
+        "/nothing",
+        "/app/rest/",
+    ] {
+        let (status, body) = json(server.get(path).await).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{path}: {body}"
+        );
+    }
+}
+
+/// Three misbehaving Elements fail within their limits while another Element
+/// keeps answering throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn looping_allocating_and_panicking_elements_are_isolated() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    dirs.deploy(
+        "misbehave",
+        "misbehave",
+        "[limits]\ntimeout_ms = 1500\nmemory_mib = 16\n",
+    );
+    let server = Server::start(&dirs, &[]);
+    let server = std::sync::Arc::new(server);
+
+    // More loops than the machine has cores: a looping guest must yield.
+    let mut loops = Vec::new();
+    for _ in 0..4 {
+        let server = server.clone();
+        loops.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let (status, body) = json(server.get("/app/rest/misbehave/loop").await).await;
+            (status, body, started.elapsed())
+        }));
+    }
+    let alloc = {
+        let server = server.clone();
+        tokio::spawn(async move { json(server.get("/app/rest/misbehave/alloc").await).await })
+    };
+    let panic = {
+        let server = server.clone();
+        tokio::spawn(async move { json(server.get("/app/rest/misbehave/panic").await).await })
+    };
+
+    // While those run, the healthy Element answers every request promptly.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
+        assert_eq!(status, 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a healthy request took {slowest:?} while others looped"
+    );
+
+    for handle in loops {
+        let (status, body, elapsed) = handle.await.unwrap();
+        assert_eq!(status, 504, "{body}");
+        assert_eq!(body["code"], "ELEMENT_TIMEOUT");
+        assert_eq!(body["element"], "misbehave");
+        assert!(body["requestId"].is_string(), "{body}");
+        assert!(
+            elapsed < Duration::from_millis(1500 + 1500),
+            "deadline overshot: {elapsed:?}"
+        );
+    }
+    let (status, body) = alloc.await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("ELEMENT_MEMORY_LIMIT")),
+        "{body}"
+    );
+    let (status, body) = panic.await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("ELEMENT_TRAP")),
+        "{body}"
+    );
+
+    // Each cause is in the server log, with the panic message from stderr.
+    server.wait_for_log("deliberate panic from misbehave", Duration::from_secs(5));
+    server.wait_for_log("exceeded its memory limit of 16 MiB", Duration::from_secs(5));
+    server.wait_for_log(
+        "did not answer within its 1500 ms deadline",
+        Duration::from_secs(5),
+    );
+
+    // And the misbehaving Element itself still serves good requests.
+    let (status, _) = json(server.get("/app/rest/misbehave/ok").await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_guest_blocked_in_a_host_call_times_out() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "[limits]\ntimeout_ms = 500\n");
+    let server = Server::start(&dirs, &[]);
+    let started = Instant::now();
+    let (status, body) = json(server.get("/app/rest/misbehave/sleep?ms=60000").await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (504, Some("ELEMENT_TIMEOUT")),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let (status, body) = json(server.get("/app/rest/misbehave/sleep?ms=10").await).await;
+    assert_eq!((status, &body["slept"]), (200, &serde_json::json!(10)));
+}
+
+#[tokio::test]
+async fn body_size_limits() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "misbehave",
+        "misbehave",
+        "[limits]\nmax_request_body = 1024\nmax_response_body = 4096\n",
+    );
+    let server = Server::start(&dirs, &[]);
+    let post = |body: Vec<u8>| {
+        server
+            .client
+            .post(server.url("/app/rest/misbehave/echo?len=1"))
+            .body(body)
+    };
+
+    let (status, body) = json(post(vec![b'a'; 1024]).send().await.unwrap()).await;
+    assert_eq!((status, &body["len"]), (200, &serde_json::json!(1024)));
+
+    let (status, body) = json(post(vec![b'a'; 1025]).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("REQUEST_TOO_LARGE")),
+        "{body}"
+    );
+
+    // Without a Content-Length (chunked), the limit holds while reading.
+    let stream = futures_stream(vec![vec![b'a'; 800], vec![b'b'; 800]]);
+    let (status, body) = json(
+        server
+            .client
+            .post(server.url("/app/rest/misbehave/echo?len=1"))
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("REQUEST_TOO_LARGE")),
+        "{body}"
+    );
+
+    let response = server.get("/app/rest/misbehave/big?bytes=4096").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), 4096);
+    let (status, body) = json(server.get("/app/rest/misbehave/big?bytes=4097").await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("RESPONSE_TOO_LARGE")),
+        "{body}"
+    );
+}
+
+/// A request body sent in chunks, without a Content-Length.
+fn futures_stream(chunks: Vec<Vec<u8>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    struct Chunks(std::vec::IntoIter<Vec<u8>>);
+    impl futures_core::Stream for Chunks {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next().map(Ok))
+        }
+    }
+    Chunks(chunks.into_iter())
+}
+
+#[tokio::test]
+async fn bad_components_are_refused_and_the_others_load() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    dirs.deploy_bytes("garbage", b"this is not wasm at all");
+    dirs.deploy_bytes("core-module", b"(module (func (export \"f\")))");
+    dirs.deploy_bytes(
+        "alien",
+        b"(component (import \"alien:planet/probe@1.0.0\" (instance (export \"scan\" (func)))))",
+    );
+    dirs.deploy_bytes("no-handler", b"(component)");
+    dirs.deploy(
+        "needs-secret",
+        "hello",
+        "[attributes.secret]\nrequired = true\nsensitive = true\n",
+    );
+    dirs.deploy("bad-manifest", "hello", "prefix = \"../../etc\"\n");
+    let server = Server::start(&dirs, &[]);
+
+    let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+    let log = server.log();
+    for (name, why) in [
+        ("garbage", "not a valid WebAssembly component"),
+        ("core-module", "not a valid WebAssembly component"),
+        ("alien", "alien:planet/probe"),
+        ("no-handler", "does not export wasi:http/incoming-handler"),
+        ("needs-secret", "required attribute \"secret\" has no value"),
+        ("bad-manifest", "invalid manifest"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("Element \"{name}\" refused")))
+            .unwrap_or_else(|| panic!("no refusal line for {name}:\n{log}"));
+        assert!(line.contains(why), "refusal of {name} should say {why:?}: {line}");
+        let (status, _) = json(server.get(&format!("/app/rest/{name}/x")).await).await;
+        assert_eq!(status, 404);
+    }
+}
+
+#[tokio::test]
+async fn compiled_cache_is_used_on_restart_and_a_corrupt_entry_is_recompiled() {
+    let dirs = Dirs::with_own_cache();
+    dirs.deploy("hello", "hello", HELLO);
+
+    let first = Server::start(&dirs, &[]);
+    first.wait_for_log("Element deployed", Duration::from_secs(5));
+    assert!(first.log().contains("compile=Compiled"), "{}", first.log());
+    first.stop();
+
+    let second = Server::start(&dirs, &[]);
+    second.wait_for_log("Element deployed", Duration::from_secs(5));
+    assert!(second.log().contains("compile=Cached"), "{}", second.log());
+    let (status, _) = json(second.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+    second.stop();
+
+    // Flip bytes in the middle of every entry.
+    let mut corrupted = 0;
+    for entry in std::fs::read_dir(&dirs.cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mid = bytes.len() / 2;
+            for b in &mut bytes[mid..mid + 64] {
+                *b ^= 0xff;
+            }
+            std::fs::write(&path, bytes).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert_eq!(corrupted, 1);
+    let third = Server::start(&dirs, &[]);
+    third.wait_for_log("Element deployed", Duration::from_secs(5));
+    let log = third.log();
+    assert!(log.contains("discarding compiled-code cache entry"), "{log}");
+    assert!(log.contains("checksum mismatch"), "{log}");
+    let (status, _) = json(third.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn fresh_instances_share_nothing_and_reuse_keeps_globals() {
+    let dirs = Dirs::new();
+    dirs.deploy("fresh", "misbehave", "");
+    dirs.deploy(
+        "warm",
+        "misbehave",
+        "[limits]\nisolation = \"reuse\"\nreuse_max_requests = 3\n",
+    );
+    let server = Server::start(&dirs, &[]);
+    let mut fresh = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..4 {
+        fresh.push(
+            json(server.get("/app/rest/fresh/counter").await).await.1["count"]
+                .as_u64()
+                .unwrap(),
+        );
+        warm.push(
+            json(server.get("/app/rest/warm/counter").await).await.1["count"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(fresh, [1, 1, 1, 1]);
+    // Three requests per instance, then a new one.
+    assert_eq!(warm, [1, 2, 3, 1]);
+
+    // A trap discards the warm instance.
+    let (status, _) = json(server.get("/app/rest/warm/panic").await).await;
+    assert_eq!(status, 500);
+    let (_, body) = json(server.get("/app/rest/warm/counter").await).await;
+    assert_eq!(body["count"], 1);
+}
+
+#[tokio::test]
+async fn guest_output_and_log_calls_reach_the_server_log() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = Server::start(&dirs, &[]);
+    let (status, _) = json(server.get("/app/rest/misbehave/print").await).await;
+    assert_eq!(status, 200);
+    let (status, _) = json(server.get("/app/rest/misbehave/log").await).await;
+    assert_eq!(status, 200);
+    server.wait_for_log("hello on stdout", Duration::from_secs(5));
+    server.wait_for_log("hello on stderr", Duration::from_secs(5));
+    server.wait_for_log("level test warn", Duration::from_secs(5));
+}

@@ -1,0 +1,215 @@
+//! Test support: build guest Elements, start the real `elements` binary on an
+//! ephemeral port with a deploy folder of our choosing, and read its log.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Guest crates the tests deploy.
+const GUESTS: &[&str] = &["hello", "misbehave"];
+
+/// The workspace's target folder (integration tests get `target/tmp`).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .to_owned()
+}
+
+/// Path of the compiled component of guest crate `name`, building every test
+/// guest once per test binary (cargo makes concurrent builds wait).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let guest_target = target_dir().join("guests");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&guest_target);
+        for g in GUESTS {
+            cmd.args(["-p", g]);
+        }
+        let status = cmd.status().expect("running cargo to build the test Elements");
+        assert!(status.success(), "building the test Elements failed (is the wasm32-wasip2 target installed? `cargo xtask test` installs it)");
+        guest_target.join("wasm32-wasip2").join("release")
+    });
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A cache folder shared by the tests that don't test the cache itself.
+pub fn shared_cache() -> PathBuf {
+    target_dir().join("tmp").join("elements-test-cache")
+}
+
+/// A server's folders; keep it to restart a server on the same data.
+pub struct Dirs {
+    pub root: tempfile::TempDir,
+    pub cache: PathBuf,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join("deploy")).unwrap();
+        Dirs {
+            root,
+            cache: shared_cache(),
+        }
+    }
+
+    /// Folders with a cache of their own.
+    pub fn with_own_cache() -> Dirs {
+        let mut dirs = Dirs::new();
+        dirs.cache = dirs.root.path().join("cache");
+        dirs
+    }
+
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.root.path().join("deploy")
+    }
+
+    /// Puts guest `crate_name` in the deploy folder as `name`, with a manifest.
+    pub fn deploy(&self, name: &str, crate_name: &str, manifest: &str) -> &Self {
+        std::fs::copy(guest(crate_name), self.deploy_dir().join(format!("{name}.wasm"))).unwrap();
+        self.manifest(name, manifest)
+    }
+
+    /// Writes raw bytes as `name.wasm`.
+    pub fn deploy_bytes(&self, name: &str, bytes: &[u8]) -> &Self {
+        std::fs::write(self.deploy_dir().join(format!("{name}.wasm")), bytes).unwrap();
+        self
+    }
+
+    pub fn manifest(&self, name: &str, manifest: &str) -> &Self {
+        if !manifest.is_empty() {
+            std::fs::write(self.deploy_dir().join(format!("{name}.toml")), manifest).unwrap();
+        }
+        self
+    }
+}
+
+/// A running `elements` process.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    output: Arc<Mutex<String>>,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the server on `dirs` with extra flags.
+    pub fn start(dirs: &Dirs, flags: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_elements"))
+            .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            .arg("--deploy-dir")
+            .arg(dirs.deploy_dir())
+            .arg("--data-dir")
+            .arg(dirs.root.path().join("data"))
+            .arg("--cache-dir")
+            .arg(&dirs.cache)
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the elements binary");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let started = Instant::now();
+        let addr = loop {
+            if let Some(addr) = output.lock().unwrap().lines().find_map(|l| {
+                l.split("listening on http://")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .map(str::to_owned)
+            }) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "server exited with {status} before listening:\n{}",
+                    output.lock().unwrap()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "server did not listen within 120 s:\n{}",
+                output.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            child,
+            addr,
+            output,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`, failing after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                started.elapsed() < timeout,
+                "log never contained {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Stops the server (SIGKILL-free: it is killed, but the tests that care
+    /// about graceful shutdown do it themselves).
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        self.log()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response's status and JSON body.
+pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, value)
+}

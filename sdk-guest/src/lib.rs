@@ -1,0 +1,222 @@
+//! Write Elements — WebAssembly components served by the Elements runtime —
+//! in Rust.
+//!
+//! An Element is an HTTP handler: the runtime mounts it under a prefix and
+//! hands it every request below that prefix. With this crate you write a
+//! [`Router`] of handlers and export it with [`export_element!`]; the SDK
+//! deals with the component model, WASI HTTP streams and host bindings.
+//!
+//! # Hello, Element
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! elements-sdk = { path = "../sdk-guest" }
+//! serde_json = "1"
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```no_run
+//! use elements_sdk::prelude::*;
+//!
+//! fn router() -> Router {
+//!     Router::new()
+//!         .get("/hello", |_req: Request| Response::json(&json!({"hello": "world"})))
+//!         .post("/echo", echo)
+//! }
+//!
+//! fn echo(req: Request) -> Result<Response> {
+//!     let body: serde_json::Value = req.json()?; // malformed JSON -> 400
+//!     info!("echoing {body}");
+//!     Ok(Response::json(&body))
+//! }
+//!
+//! elements_sdk::export_element!(router);
+//! ```
+//!
+//! Build it into a component with
+//!
+//! ```text
+//! rustup target add wasm32-wasip2     # once
+//! cargo build --release --target wasm32-wasip2
+//! ```
+//!
+//! which writes `target/wasm32-wasip2/release/<crate>.wasm`, ready to deploy.
+//!
+//! # Requests and paths
+//!
+//! A handler sees the path *below* the Element's mount point: with the Element
+//! mounted at `hello`, a request for `/app/rest/hello/echo?x=1` arrives with
+//! [`Request::path`] `/echo` and [`Request::query_string`] `x=1`. The body
+//! is fully buffered: [`Request::body`], [`Request::text`] and
+//! [`Request::json`] never block.
+//!
+//! # Routing
+//!
+//! Patterns match exactly, segment by segment; `{name}` captures one segment
+//! ([`Request::param`]) and a final `{*name}` captures the rest of the path.
+//! An unknown path gets a 404, a known path with the wrong method a 405 with
+//! an `Allow` header. See [`Router`].
+//!
+//! # Responses and errors
+//!
+//! A handler returns anything that implements [`IntoResponse`]: a
+//! [`Response`], a `serde_json::Value`, an [`Error`], or a [`Result`] of
+//! those. Errors render as the project-wide JSON error body
+//! `{"code": "...", "message": "..."}` with their status:
+//!
+//! ```
+//! use elements_sdk::prelude::*;
+//!
+//! fn find(req: Request) -> Result<Response> {
+//!     let id: u32 = req
+//!         .param("id")
+//!         .and_then(|id| id.parse().ok())
+//!         .ok_or_else(|| Error::bad_request("id must be a number"))?;
+//!     if id != 1 {
+//!         return Err(Error::not_found(format!("no user {id}")));
+//!     }
+//!     Ok(Response::json(&json!({"id": id, "name": "ada"})))
+//! }
+//!
+//! let router = Router::new().get("/users/{id}", find);
+//! let res = router.handle(Request::new(Method::Get, "/users/2"));
+//! assert_eq!(res.status(), 404);
+//! assert_eq!(res.body(), br#"{"code":"not_found","message":"no user 2"}"#);
+//! ```
+//!
+//! A panic in a handler traps the instance: the runtime answers 500 and logs
+//! the panic message. Prefer returning [`Error::internal`] for expected
+//! failures.
+//!
+//! # Attributes
+//!
+//! Configuration comes from [`attributes`]: string values declared with
+//! defaults in the Element's manifest and overridden by operators.
+//!
+//! ```no_run
+//! use elements_sdk::prelude::*;
+//!
+//! fn limit() -> Result<u32> {
+//!     Ok(attributes::parse("page-size")?.unwrap_or(20)) // bad value -> 500 naming it
+//! }
+//! ```
+//!
+//! # Logging
+//!
+//! [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] take `format!`
+//! arguments and write to the server log (tagged with the Element and request
+//! id) and to the Element's log buffer, readable through the admin API. Lines
+//! the server would drop are not even formatted. `println!`/`eprintln!` go to
+//! the runtime's stdout/stderr capture instead, not to the structured log.
+//!
+//! # Isolation: `fresh` and `reuse`
+//!
+//! By default (`fresh`) every request runs in a new instance of the
+//! component: statics, `OnceLock`s and the heap start from scratch each time,
+//! so nothing leaks between requests, and the router is rebuilt per request
+//! (keep its construction cheap). With `reuse` the runtime serves many
+//! sequential requests from one instance: statics and caches **persist**
+//! between requests (which is faster and lets you cache), so never keep
+//! per-request or per-user state in globals. Write Elements that are correct
+//! under both.
+//!
+//! # Testing
+//!
+//! Routers and handlers are plain Rust: build a [`Request`] with
+//! [`Request::new`] and call [`Router::handle`] in ordinary `#[test]`s on your
+//! machine. Only functions that call the host ([`attributes`], [`log`] and the
+//! logging macros) must run inside the runtime.
+
+#![warn(missing_docs)]
+
+pub mod attributes;
+mod error;
+pub mod log;
+mod request;
+mod response;
+mod router;
+
+pub use error::{Error, Result};
+pub use request::{Method, Request};
+pub use response::{IntoResponse, Response};
+pub use router::Router;
+pub use serde_json::json;
+
+/// Everything an Element usually needs, in one import.
+///
+/// ```
+/// use elements_sdk::prelude::*;
+///
+/// let r: Result<Response> = Ok(Response::json(&json!({"ok": true})));
+/// assert_eq!(r.into_response().status(), 200);
+/// ```
+pub mod prelude {
+    pub use crate::attributes;
+    pub use crate::{
+        Error, IntoResponse, Method, Request, Response, Result, Router, debug, error, info, json, trace, warn,
+    };
+}
+
+/// Exports a router as the Element's HTTP handler.
+///
+/// Takes a function (or any expression callable as `FnOnce() -> Router`)
+/// that builds the [`Router`]. The router is built on the first request an
+/// instance serves and kept for the instance's life. Use the macro exactly
+/// once, at the top level of the Element's `cdylib` crate.
+///
+/// ```no_run
+/// use elements_sdk::prelude::*;
+///
+/// fn router() -> Router {
+///     Router::new().get("/ping", |_req: Request| Response::text("pong"))
+/// }
+///
+/// elements_sdk::export_element!(router);
+/// ```
+#[macro_export]
+macro_rules! export_element {
+    ($router:expr) => {
+        const _: () = {
+            struct __ElementsHandler;
+
+            impl $crate::__private::Guest for __ElementsHandler {
+                fn handle(
+                    request: $crate::__private::IncomingRequest,
+                    response_out: $crate::__private::ResponseOutparam,
+                ) {
+                    static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
+                    $crate::__private::serve(ROUTER.get_or_init($router), request, response_out);
+                }
+            }
+
+            $crate::__private::wasip2::http::proxy::export!(
+                __ElementsHandler with_types_in $crate::__private::wasip2
+            );
+        };
+    };
+}
+
+mod serve;
+
+/// Implementation details used by the SDK's macros. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::serve::serve;
+    pub use wasip2;
+    pub use wasip2::exports::http::incoming_handler::Guest;
+    pub use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+    #[allow(missing_docs, clippy::all)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            world: "imports",
+            path: "../wit",
+        });
+    }
+}

@@ -1,0 +1,429 @@
+//! Incoming requests.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// An HTTP method.
+///
+/// ```
+/// use elements_sdk::Method;
+///
+/// assert_eq!(Method::from("POST"), Method::Post);
+/// assert_eq!(Method::Post.as_str(), "POST");
+/// assert_eq!(Method::from("PURGE"), Method::Other("PURGE".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `CONNECT`
+    Connect,
+    /// `OPTIONS`
+    Options,
+    /// `TRACE`
+    Trace,
+    /// `PATCH`
+    Patch,
+    /// Any other method, as sent.
+    Other(String),
+}
+
+impl Method {
+    /// The method's name, e.g. `"GET"`.
+    ///
+    /// ```
+    /// assert_eq!(elements_sdk::Method::Delete.as_str(), "DELETE");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+impl From<&str> for Method {
+    fn from(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "CONNECT" => Method::Connect,
+            "OPTIONS" => Method::Options,
+            "TRACE" => Method::Trace,
+            "PATCH" => Method::Patch,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An incoming request, as a handler sees it.
+///
+/// The path is the part below the Element's mount point: a request for
+/// `/app/rest/hello/echo?x=1` reaches the `hello` Element as `/echo?x=1`.
+/// The body is fully buffered.
+///
+/// [`Request::new`] and the `with_*` builders exist so that routers and
+/// handlers can be unit-tested natively:
+///
+/// ```
+/// use elements_sdk::{Method, Request};
+///
+/// let req = Request::new(Method::Post, "/users?dry_run=true")
+///     .with_header("Content-Type", "application/json")
+///     .with_body(r#"{"name":"ada"}"#);
+/// assert_eq!(req.path(), "/users");
+/// assert_eq!(req.query("dry_run").as_deref(), Some("true"));
+/// assert_eq!(req.header("content-type"), Some("application/json"));
+/// let v: serde_json::Value = req.json().unwrap();
+/// assert_eq!(v["name"], "ada");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    /// Path and query as received, e.g. `/echo?x=1`.
+    target: String,
+    /// Byte index of `?` in `target`, or `target.len()`.
+    path_end: usize,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    pub(crate) params: Vec<(String, String)>,
+}
+
+impl Request {
+    /// A request with `method` for `path_with_query` (e.g. `/users/7?full=1`),
+    /// no headers and an empty body. An empty path means `/`.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/a?b=c");
+    /// assert_eq!((req.path(), req.query_string()), ("/a", "b=c"));
+    /// ```
+    pub fn new(method: Method, path_with_query: impl Into<String>) -> Request {
+        Request::from_parts(method, path_with_query.into(), Vec::new(), Vec::new())
+    }
+
+    pub(crate) fn from_parts(
+        method: Method,
+        mut target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Request {
+        if !target.starts_with('/') {
+            target.insert(0, '/');
+        }
+        let path_end = target.find('?').unwrap_or(target.len());
+        Request {
+            method,
+            target,
+            path_end,
+            headers,
+            body,
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a header (builder, for tests).
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/")
+    ///     .with_header("x-user", "ada");
+    /// assert_eq!(req.header("X-User"), Some("ada"));
+    /// ```
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        let mut name = name.into();
+        name.make_ascii_lowercase();
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Replaces the body (builder, for tests).
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Post, "/")
+    ///     .with_body("hello");
+    /// assert_eq!(req.body(), b"hello");
+    /// ```
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The request method.
+    ///
+    /// ```
+    /// use elements_sdk::{Method, Request};
+    /// assert_eq!(*Request::new(Method::Put, "/").method(), Method::Put);
+    /// ```
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path below the Element's mount point, without the query string,
+    /// still percent-encoded. Always starts with `/`.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/files/a%20b?x=1");
+    /// assert_eq!(req.path(), "/files/a%20b");
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.target[..self.path_end]
+    }
+
+    /// The raw query string after `?`, or `""` when there is none.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/search?q=a+b&page=2");
+    /// assert_eq!(req.query_string(), "q=a+b&page=2");
+    /// ```
+    pub fn query_string(&self) -> &str {
+        self.target.get(self.path_end + 1..).unwrap_or("")
+    }
+
+    /// The first value of query parameter `name`, percent-decoded (`+` means
+    /// a space). A parameter without `=` has the value `""`.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/s?q=caf%C3%A9+au+lait&flag");
+    /// assert_eq!(req.query("q").as_deref(), Some("café au lait"));
+    /// assert_eq!(req.query("flag").as_deref(), Some(""));
+    /// assert_eq!(req.query("missing"), None);
+    /// ```
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// All query parameters in order, percent-decoded.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/?a=1&b=x%2Fy&a=3");
+    /// let pairs: Vec<_> = req.query_pairs().collect();
+    /// assert_eq!(pairs, [("a".into(), "1".into()), ("b".into(), "x/y".into()), ("a".into(), "3".into())]);
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        self.query_string()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k, true), percent_decode(v, true))
+            })
+    }
+
+    /// The value of route parameter `name` (from a `{name}` or `{*name}`
+    /// segment of the matched route), percent-decoded.
+    ///
+    /// ```
+    /// use elements_sdk::{Request, Response, Router};
+    ///
+    /// let router = Router::new().get("/users/{id}", |req: Request| {
+    ///     Response::text(req.param("id").unwrap_or_default())
+    /// });
+    /// let res = router.handle(Request::new(elements_sdk::Method::Get, "/users/42"));
+    /// assert_eq!(res.body(), b"42");
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All route parameters of the matched route, in pattern order.
+    ///
+    /// ```
+    /// use elements_sdk::{Method, Request, Response, Router};
+    ///
+    /// let router = Router::new().get("/{a}/{b}", |req: Request| {
+    ///     Response::text(format!("{:?}", req.params().collect::<Vec<_>>()))
+    /// });
+    /// let res = router.handle(Request::new(Method::Get, "/x/y"));
+    /// assert_eq!(res.body(), br#"[("a", "x"), ("b", "y")]"#);
+    /// ```
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The first value of header `name`, compared case-insensitively. Values
+    /// that were not valid UTF-8 are converted lossily.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/")
+    ///     .with_header("accept", "application/json");
+    /// assert_eq!(req.header("Accept"), Some("application/json"));
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All headers as `(name, value)` pairs; names are lowercase.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/")
+    ///     .with_header("X-A", "1")
+    ///     .with_header("x-a", "2");
+    /// assert_eq!(req.headers().collect::<Vec<_>>(), [("x-a", "1"), ("x-a", "2")]);
+    /// ```
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The raw body.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Post, "/").with_body(vec![1, 2]);
+    /// assert_eq!(req.body(), [1, 2]);
+    /// ```
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body out of the request.
+    ///
+    /// ```
+    /// let req = elements_sdk::Request::new(elements_sdk::Method::Post, "/").with_body("abc");
+    /// assert_eq!(req.into_body(), b"abc");
+    /// ```
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The body as UTF-8 text; invalid UTF-8 is a 400 error.
+    ///
+    /// ```
+    /// use elements_sdk::{Method, Request};
+    ///
+    /// assert_eq!(Request::new(Method::Post, "/").with_body("hé").text().unwrap(), "hé");
+    /// let bad = Request::new(Method::Post, "/").with_body(vec![0xff]);
+    /// assert_eq!(bad.text().unwrap_err().status(), 400);
+    /// ```
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body)
+            .map_err(|e| Error::bad_request(format!("request body is not valid UTF-8: {e}")))
+    }
+
+    /// The body parsed as JSON into `T`. Malformed JSON, or JSON that does
+    /// not fit `T`, is a 400 error whose message says what is wrong.
+    ///
+    /// ```
+    /// use elements_sdk::{Method, Request};
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// struct NewUser { name: String }
+    ///
+    /// let req = Request::new(Method::Post, "/users").with_body(r#"{"name":"ada"}"#);
+    /// assert_eq!(req.json::<NewUser>().unwrap().name, "ada");
+    ///
+    /// let bad = Request::new(Method::Post, "/users").with_body("{");
+    /// let err = bad.json::<NewUser>().unwrap_err();
+    /// assert_eq!((err.status(), err.code()), (400, "bad_request"));
+    /// assert!(err.message().starts_with("invalid JSON body"));
+    /// ```
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus_as_space`); borrows
+/// when there is nothing to decode. Malformed escapes are kept as they are;
+/// invalid UTF-8 is replaced.
+pub(crate) fn percent_decode(s: &str, plus_as_space: bool) -> Cow<'_, str> {
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || (plus_as_space && b == b'+')) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            out.push((h << 4) | l);
+            i += 3;
+            continue;
+        }
+        out.push(if plus_as_space && b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+fn hex(b: Option<&u8>) -> Option<u8> {
+    match *b? {
+        c @ b'0'..=b'9' => Some(c - b'0'),
+        c @ b'a'..=b'f' => Some(c - b'a' + 10),
+        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode() {
+        assert_eq!(percent_decode("abc", true), "abc");
+        assert!(matches!(percent_decode("abc", true), Cow::Borrowed(_)));
+        assert_eq!(percent_decode("a%20b+c", true), "a b c");
+        assert_eq!(percent_decode("a%20b+c", false), "a b+c");
+        assert_eq!(percent_decode("100%", true), "100%");
+        assert_eq!(percent_decode("%zz%4", true), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9", false), "é");
+        assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
+    }
+
+    #[test]
+    fn target_normalization() {
+        let r = Request::new(Method::Get, "");
+        assert_eq!((r.path(), r.query_string()), ("/", ""));
+        let r = Request::new(Method::Get, "?x=1");
+        assert_eq!((r.path(), r.query_string()), ("/", "x=1"));
+        let r = Request::new(Method::Get, "/a?");
+        assert_eq!((r.path(), r.query_string()), ("/a", ""));
+        assert_eq!(r.query("x"), None);
+    }
+
+    #[test]
+    fn query_first_value_wins() {
+        let r = Request::new(Method::Get, "/?a=1&a=2&&b%20c=d");
+        assert_eq!(r.query("a").as_deref(), Some("1"));
+        assert_eq!(r.query("b c").as_deref(), Some("d"));
+    }
+}

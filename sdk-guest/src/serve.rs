@@ -1,0 +1,121 @@
+//! The `wasi:http/incoming-handler` glue behind [`export_element!`](crate::export_element).
+//!
+//! This runs on every request (and, in `fresh` isolation, in a brand-new
+//! instance each time), so it is kept lean: one pass over the request, the
+//! body read in as few host calls as possible, and the response written in
+//! 4096-byte chunks (the most `blocking-write-and-flush` accepts per call).
+
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method as WasiMethod, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+use crate::error::Error;
+use crate::request::{Method, Request};
+use crate::router::Router;
+
+/// Largest single read from the request body stream. The host has the body
+/// buffered already; big reads just mean fewer calls.
+const READ_CHUNK: u64 = 1 << 20;
+/// Most bytes `blocking-write-and-flush` accepts in one call.
+const WRITE_CHUNK: usize = 4096;
+
+/// Reads `request`, routes it through `router` and writes the response to
+/// `response_out`.
+pub fn serve(router: &Router, request: IncomingRequest, response_out: ResponseOutparam) {
+    let request = read_request(request);
+    let response = router.handle(request);
+    write_response(response, response_out);
+}
+
+fn read_request(request: IncomingRequest) -> Request {
+    let method = match request.method() {
+        WasiMethod::Get => Method::Get,
+        WasiMethod::Head => Method::Head,
+        WasiMethod::Post => Method::Post,
+        WasiMethod::Put => Method::Put,
+        WasiMethod::Delete => Method::Delete,
+        WasiMethod::Connect => Method::Connect,
+        WasiMethod::Options => Method::Options,
+        WasiMethod::Trace => Method::Trace,
+        WasiMethod::Patch => Method::Patch,
+        WasiMethod::Other(m) => Method::Other(m),
+    };
+    let target = request.path_with_query().unwrap_or_default();
+
+    let fields = request.headers();
+    let headers: Vec<(String, String)> = fields
+        .entries()
+        .into_iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (name, value)
+        })
+        .collect();
+    drop(fields);
+
+    let mut body = Vec::new();
+    if let Ok(incoming) = request.consume() {
+        if let Ok(stream) = incoming.stream() {
+            // Stops at `closed` (end of body) or a failed read.
+            while let Ok(chunk) = stream.blocking_read(READ_CHUNK) {
+                if body.is_empty() {
+                    body = chunk;
+                } else {
+                    body.extend_from_slice(&chunk);
+                }
+            }
+            // The stream is a child of the body: drop it first.
+            drop(stream);
+        }
+        drop(incoming);
+    }
+    drop(request);
+
+    Request::from_parts(method, target, headers, body)
+}
+
+fn write_response(response: crate::Response, response_out: ResponseOutparam) {
+    let response = if (100..=999).contains(&response.status()) {
+        response
+    } else {
+        Error::internal(format!("handler returned invalid status {}", response.status())).to_response()
+    };
+    let (status, headers, body) = response.into_parts();
+
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("content-length") {
+            entries.push((name, value.into_bytes()));
+        }
+    }
+    // The length is known exactly, so say it: the host need not chunk.
+    if !(status < 200 || status == 204 || status == 304) {
+        entries.push(("content-length".to_owned(), body.len().to_string().into_bytes()));
+    }
+    let fields = Fields::from_list(&entries).unwrap_or_else(|_| {
+        // Some header is invalid or forbidden: keep the ones that are fine.
+        let fields = Fields::new();
+        for (name, value) in &entries {
+            let _ = fields.append(name, value);
+        }
+        fields
+    });
+
+    let outgoing = OutgoingResponse::new(fields);
+    let _ = outgoing.set_status_code(status);
+    let out_body = outgoing.body().expect("outgoing response body is taken once");
+    ResponseOutparam::set(response_out, Ok(outgoing));
+
+    if !body.is_empty() {
+        let stream = out_body.write().expect("outgoing body stream is taken once");
+        for chunk in body.chunks(WRITE_CHUNK) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                // The client went away; nothing more to do.
+                break;
+            }
+        }
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(out_body, None);
+}

@@ -1,0 +1,1 @@
+//! The Elements document store (in progress).

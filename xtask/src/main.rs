@@ -1,0 +1,172 @@
+//! Project tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `run [SERVER FLAGS...]`: build the bundled and example Elements for
+//!   `wasm32-wasip2`, copy them with their manifests into `./deploy`, and run
+//!   the server (add `--release` before the flags for an optimized server).
+//! - `test [CARGO TEST ARGS...]`: build the Elements the tests use and run the
+//!   whole test suite.
+//! - `elements`: only build the Elements and fill `./deploy`.
+//! - `bench`: run the benchmarks (release build), printing their figures.
+//!
+//! Only std: this crate must build in seconds on a fresh machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_str() {
+        "run" => run(&rest),
+        "test" => test(&rest),
+        "elements" => deploy_elements().map(|_| ()),
+        "bench" => bench(&rest),
+        _ => {
+            eprintln!("usage: cargo xtask <run|test|elements|bench> [ARGS...]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn status(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+/// Installs the wasm target with rustup when it is missing.
+fn ensure_wasm_target() -> Result<(), String> {
+    let out = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let libdir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && Path::new(&libdir).exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the {WASM_TARGET} target with rustup");
+    status(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Crates that are deployable Elements: folders under `elements/` and
+/// `examples/` with an `element.toml` manifest.
+fn element_crates() -> Vec<(String, PathBuf)> {
+    let mut crates = Vec::new();
+    for group in ["elements", "examples"] {
+        let Ok(entries) = std::fs::read_dir(root().join(group)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if dir.join("element.toml").is_file()
+                && let Some(name) = dir.file_name().and_then(|n| n.to_str())
+            {
+                crates.push((name.to_owned(), dir));
+            }
+        }
+    }
+    crates.sort();
+    crates
+}
+
+/// Builds guest crates for wasm32-wasip2 (release) into `target/guests`.
+fn build_guests(packages: &[String]) -> Result<PathBuf, String> {
+    ensure_wasm_target()?;
+    let guest_target = target_dir().join("guests");
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
+        .arg(&guest_target);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    status(&mut cmd)?;
+    Ok(guest_target.join(WASM_TARGET).join("release"))
+}
+
+/// Builds every Element and copies `NAME.wasm` + `NAME.toml` into `./deploy`.
+fn deploy_elements() -> Result<PathBuf, String> {
+    let crates = element_crates();
+    let names: Vec<String> = crates.iter().map(|(n, _)| n.clone()).collect();
+    let out = build_guests(&names)?;
+    let deploy = root().join("deploy");
+    std::fs::create_dir_all(&deploy).map_err(|e| format!("creating {}: {e}", deploy.display()))?;
+    for (name, dir) in &crates {
+        let wasm = out.join(format!("{}.wasm", name.replace('-', "_")));
+        copy(&wasm, &deploy.join(format!("{name}.wasm")))?;
+        copy(&dir.join("element.toml"), &deploy.join(format!("{name}.toml")))?;
+        eprintln!("xtask: deployed {name} to {}", deploy.display());
+    }
+    Ok(deploy)
+}
+
+/// Copies by writing a temporary file and renaming it, so a server watching
+/// the folder never sees half a file.
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    let tmp = to.with_extension("tmp-xtask");
+    std::fs::copy(from, &tmp).map_err(|e| format!("copying {}: {e}", from.display()))?;
+    std::fs::rename(&tmp, to).map_err(|e| format!("renaming to {}: {e}", to.display()))
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let deploy = deploy_elements()?;
+    let (release, flags) = match args.first().map(String::as_str) {
+        Some("--release") => (true, &args[1..]),
+        _ => (false, args),
+    };
+    let mut cmd = cargo();
+    cmd.args(["run", "-p", "elements-runtime", "--bin", "elements"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.arg("--").arg("--deploy-dir").arg(&deploy).args(flags);
+    status(&mut cmd)
+}
+
+/// The guest crates the test suite deploys.
+fn test_guests() -> Vec<String> {
+    let mut names: Vec<String> = element_crates().into_iter().map(|(n, _)| n).collect();
+    names.push("misbehave".into());
+    names
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    build_guests(&test_guests())?;
+    status(cargo().arg("test").args(args))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    build_guests(&test_guests())?;
+    status(cargo().args(["bench", "-p", "elements-runtime"]).args(args))
+}
