@@ -29,7 +29,15 @@ pub enum Allocation {
 pub fn build(config: &Config) -> anyhow::Result<(Engine, Allocation)> {
     match config.pooling {
         Pooling::Off => Ok((Engine::new(&base_config())?, Allocation::OnDemand)),
-        Pooling::On => Ok((pooling_engine(config.max_instances)?, Allocation::Pooling)),
+        Pooling::On => {
+            let engine = pooling_engine(config.max_instances).map_err(|e| {
+                anyhow::anyhow!(
+                    "the pooling instance allocator could not reserve its address space \
+                     (use --pooling auto, or a smaller --max-instances): {e:#}"
+                )
+            })?;
+            Ok((engine, Allocation::Pooling))
+        }
         Pooling::Auto => match pooling_engine(config.max_instances) {
             Ok(engine) => Ok((engine, Allocation::Pooling)),
             Err(err) => {

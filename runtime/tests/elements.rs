@@ -399,3 +399,60 @@ async fn guest_output_and_log_calls_reach_the_server_log() {
     server.wait_for_log("hello on stderr", Duration::from_secs(5));
     server.wait_for_log("level test warn", Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn without_address_space_for_the_pool_the_server_falls_back_to_on_demand() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    // 24 GiB: room for the server and a few instances, not for the pool's
+    // hundreds of reserved memory slots.
+    let server = Server::start_limited(&dirs, &[], Some(24 << 20));
+    server.wait_for_log("falling back to on-demand allocation", Duration::from_secs(5));
+    assert!(server.log().contains("allocation=OnDemand"), "{}", server.log());
+    let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+
+    // Forcing pooling where it can't be had is a startup error, not a crash.
+    let dirs = Dirs::new();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 25165824 && exec \"$0\" --pooling on --listen 127.0.0.1:0 --deploy-dir \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_elements"))
+        .arg(dirs.deploy_dir())
+        .output()
+        .expect("run elements");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: the pooling instance allocator could not reserve"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_every_instance_slot_is_busy_requests_get_503() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = std::sync::Arc::new(Server::start(&dirs, &["--max-instances", "2", "--pooling", "on"]));
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let server = server.clone();
+        handles.push(tokio::spawn(async move {
+            json(server.get("/app/rest/misbehave/sleep?ms=700").await).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for handle in handles {
+        let (status, body) = handle.await.unwrap();
+        if status == 503 {
+            assert_eq!(body["code"], "OVERLOADED", "{body}");
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 4, "{statuses:?}");
+    // Slots come back once requests end.
+    let (status, _) = json(server.get("/app/rest/misbehave/ok").await).await;
+    assert_eq!(status, 200);
+}

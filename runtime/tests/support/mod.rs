@@ -103,7 +103,23 @@ pub struct Server {
 impl Server {
     /// Starts the server on `dirs` with extra flags.
     pub fn start(dirs: &Dirs, flags: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_elements"))
+        Server::start_limited(dirs, flags, None)
+    }
+
+    /// Starts the server with its virtual address space capped at
+    /// `address_space_kib` (`ulimit -v`), when given.
+    pub fn start_limited(dirs: &Dirs, flags: &[&str], address_space_kib: Option<u64>) -> Server {
+        let mut command = match address_space_kib {
+            Some(kib) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_elements"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_elements")),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
             .arg("--deploy-dir")
             .arg(dirs.deploy_dir())
