@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod element;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod registry;
 pub mod server;
@@ -27,6 +28,7 @@ use deploy::Deployer;
 use element::Host;
 use element::compile::CompileCache;
 use engine::{Allocation, EpochTicker};
+use events::EventBus;
 use registry::Registry;
 use server::App;
 
@@ -36,7 +38,10 @@ pub struct Runtime {
     pub app: Arc<App>,
     /// Which instance allocator the engine uses.
     pub allocation: Allocation,
+    /// The runtime's event bus.
+    pub events: Arc<EventBus>,
     _ticker: EpochTicker,
+    _watcher: deploy::watch::Watcher,
 }
 
 impl Runtime {
@@ -59,7 +64,8 @@ impl Runtime {
             element_attributes: config.element_attributes.clone(),
         });
         let registry = Arc::new(Registry::default());
-        let deployer = Arc::new(Deployer::new(host, registry.clone()));
+        let events = Arc::new(EventBus::default());
+        let deployer = Arc::new(Deployer::new(host, registry.clone(), events.clone()));
         std::fs::create_dir_all(&config.deploy_dir)
             .with_context(|| format!("creating the deploy folder {}", config.deploy_dir.display()))?;
         let summary = deployer
@@ -72,10 +78,14 @@ impl Runtime {
             "loaded Elements from {}",
             config.deploy_dir.display()
         );
+        let watcher = deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
+            .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
             app: Arc::new(App::new(registry, deployer)),
             allocation,
+            events,
             _ticker: ticker,
+            _watcher: watcher,
         })
     }
 

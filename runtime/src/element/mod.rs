@@ -79,6 +79,8 @@ pub struct Element {
     pub prefix: String,
     /// SHA-256 of the component, lowercase hex.
     pub hash: String,
+    /// Which deploy of this name this is (1, 2, ...), set by the deployer.
+    pub version: u64,
     /// Effective per-request limits.
     pub limits: Limits,
     /// Declared attributes.
@@ -154,6 +156,7 @@ impl Element {
             prefix: manifest.prefix.clone().unwrap_or_else(|| name.to_string()),
             name,
             hash,
+            version: 0,
             limits,
             attribute_specs: manifest.attributes,
             attributes,

@@ -1,0 +1,321 @@
+//! Putting Elements into service and taking them out.
+//!
+//! The deploy folder holds `NAME.wasm` components with optional `NAME.toml`
+//! manifests. At startup every Element there is deployed; afterwards
+//! [`watch`] keeps the running set in step with the folder. A deploy compiles
+//! and validates off the request path and then swaps the new version in
+//! atomically: requests already running finish on the old version, new ones
+//! get the new one. A deploy that fails leaves the previous version serving
+//! and is recorded (status, error, time) and logged.
+
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::element::log_buffer::{Level, LogBuffer, Source};
+use crate::element::{DeployError, Element, Host};
+use crate::events::{EventBus, names};
+use crate::registry::Registry;
+
+/// A deploy that failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// What the deployer knows of one Element name.
+#[derive(Debug, Default)]
+struct NameState {
+    /// Successful deploys so far; the serving version's number.
+    version: u64,
+    /// Content hash and manifest of the last deploy attempted, so an
+    /// unchanged file is not redeployed.
+    source: Option<(String, Option<String>)>,
+    /// The last deploy's failure, until a deploy succeeds.
+    failure: Option<Failure>,
+    log: Arc<LogBuffer>,
+}
+
+/// Deploys Elements into a [`Registry`].
+pub struct Deployer {
+    host: Arc<Host>,
+    registry: Arc<Registry>,
+    events: Arc<EventBus>,
+    names: Mutex<BTreeMap<String, NameState>>,
+}
+
+/// A folder load's result.
+#[derive(Debug, Default)]
+pub struct LoadSummary {
+    /// Names of the Elements now serving.
+    pub loaded: Vec<String>,
+    /// Names of the files refused, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Deployer {
+    /// A deployer for `registry`, announcing changes on `events`.
+    pub fn new(host: Arc<Host>, registry: Arc<Registry>, events: Arc<EventBus>) -> Deployer {
+        Deployer {
+            host,
+            registry,
+            events,
+            names: Mutex::default(),
+        }
+    }
+
+    /// The host Elements run on.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    fn with_state<R>(&self, name: &str, f: impl FnOnce(&mut NameState) -> R) -> R {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        f(names.entry(name.to_owned()).or_default())
+    }
+
+    /// The log of the Element named `name` (kept across its versions).
+    pub fn log(&self, name: &str) -> Arc<LogBuffer> {
+        self.with_state(name, |s| s.log.clone())
+    }
+
+    /// The last failed deploy of `name`, if its latest deploy failed.
+    pub fn failure(&self, name: &str) -> Option<Failure> {
+        self.with_state(name, |s| s.failure.clone())
+    }
+
+    /// Compiles, validates and mounts one Element, replacing its previous
+    /// version atomically. On failure the previous version keeps serving.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        component: Vec<u8>,
+        manifest: Option<String>,
+    ) -> Result<Arc<Element>, DeployError> {
+        let log = self.log(name);
+        let host = self.host.clone();
+        let owned_name = name.to_owned();
+        let task_log = log.clone();
+        let task_manifest = manifest.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            Element::deploy(&host, &owned_name, &component, task_manifest.as_deref(), task_log)
+        })
+        .await
+        .unwrap_or_else(|e| Err(DeployError::Compile(format!("deploy task failed: {e}"))));
+
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let state = names.entry(name.to_owned()).or_default();
+        let result = result.and_then(|mut element| {
+            element.version = state.version + 1;
+            let element = Arc::new(element);
+            self.registry
+                .mount(element.clone())
+                .map_err(|e| DeployError::Mount(e.to_string()))?;
+            Ok(element)
+        });
+        match &result {
+            Ok(element) => {
+                state.version = element.version;
+                state.source = Some((element.hash.clone(), manifest));
+                state.failure = None;
+                tracing::info!(
+                    element = name,
+                    version = element.version,
+                    hash = %&element.hash[..12],
+                    compile = ?element.compile,
+                    "Element deployed at /app/rest/{}",
+                    element.prefix
+                );
+                self.events.publish(
+                    names::ELEMENT_LOADED,
+                    json!({"name": name, "version": element.version, "hash": element.hash, "prefix": element.prefix}),
+                );
+            }
+            Err(e) => {
+                let failure = Failure {
+                    error: e.to_string(),
+                    at: SystemTime::now(),
+                };
+                state.failure = Some(failure);
+                tracing::error!(element = name, "Element {name:?} refused: {e}");
+                log.push(Level::Error, Source::Host, None, &format!("deploy failed: {e}"));
+                self.events.publish(
+                    names::ELEMENT_FAILED,
+                    json!({"name": name, "error": e.to_string()}),
+                );
+            }
+        }
+        result
+    }
+
+    /// Takes the Element named `name` out of service; requests it is serving
+    /// finish first. Returns whether it was serving.
+    pub fn undeploy(&self, name: &str) -> bool {
+        let removed = self.registry.unmount(name).is_some();
+        self.with_state(name, |s| {
+            s.source = None;
+            s.failure = None;
+        });
+        if removed {
+            tracing::info!(element = name, "Element undeployed");
+            self.log(name).push(Level::Info, Source::Host, None, "undeployed");
+            self.events
+                .publish(names::ELEMENT_UNLOADED, json!({"name": name}));
+        }
+        removed
+    }
+
+    /// Brings Element `name` in line with the files in `dir`: deploys a new
+    /// or changed `NAME.wasm`/`NAME.toml`, undeploys when `NAME.wasm` is gone,
+    /// does nothing when nothing changed. Returns the deploy's outcome, if one ran.
+    pub async fn sync(&self, dir: &Path, name: &str) -> Option<Result<Arc<Element>, DeployError>> {
+        self.sync_settled(dir, name, SETTLE).await
+    }
+
+    async fn sync_settled(
+        &self,
+        dir: &Path,
+        name: &str,
+        settle: Duration,
+    ) -> Option<Result<Arc<Element>, DeployError>> {
+        let files = match read_settled(dir, name, settle).await {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(
+                    element = name,
+                    "cannot read Element files in {}: {e}",
+                    dir.display()
+                );
+                return None;
+            }
+        };
+        let Some((component, manifest)) = files else {
+            self.undeploy(name);
+            return None;
+        };
+        let hash = crate::element::compile::content_hash(&component);
+        let unchanged = self.with_state(name, |s| {
+            s.source
+                .as_ref()
+                .is_some_and(|(h, m)| *h == hash && *m == manifest)
+        });
+        if unchanged {
+            return None;
+        }
+        let result = self.deploy(name, component, manifest.clone()).await;
+        if result.is_err() {
+            // Remember the refused content too: the same bad file is not retried
+            // on every event, but any change to it is.
+            self.with_state(name, |s| s.source = Some((hash, manifest)));
+        }
+        Some(result)
+    }
+
+    /// Deploys every `NAME.wasm` in `dir` with its `NAME.toml`, if any.
+    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<LoadSummary> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm")
+                && let Some(name) = watch::element_name(&path)
+            {
+                names.push(name);
+            }
+        }
+        names.sort();
+        // One settle wait for the whole folder, not one per Element.
+        let mut before = folder_fingerprint(dir)?;
+        loop {
+            tokio::time::sleep(SETTLE).await;
+            let after = folder_fingerprint(dir)?;
+            if after == before {
+                break;
+            }
+            before = after;
+        }
+        let mut summary = LoadSummary::default();
+        for name in names {
+            match self.sync_settled(dir, &name, Duration::ZERO).await {
+                Some(Ok(_)) => summary.loaded.push(name),
+                Some(Err(e)) => summary.failed.push((name, e.to_string())),
+                None => {}
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// How long a file must stay unchanged before it is read.
+const SETTLE: Duration = Duration::from_millis(40);
+/// Longest wait for a file that keeps changing.
+const SETTLE_MAX: Duration = Duration::from_secs(30);
+
+/// `(size, modified)` of a file, or `None` when it doesn't exist.
+type Fingerprint = Option<(u64, SystemTime)>;
+
+fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some((meta.len(), meta.modified()?))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every file's name and fingerprint in `dir`.
+fn folder_fingerprint(dir: &Path) -> std::io::Result<Vec<(std::ffi::OsString, Fingerprint)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        files.push((entry.file_name(), fingerprint(&entry.path())?));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads `NAME.wasm` and `NAME.toml` once neither has changed for `settle`;
+/// `None` when `NAME.wasm` doesn't exist.
+async fn read_settled(
+    dir: &Path,
+    name: &str,
+    settle: Duration,
+) -> std::io::Result<Option<(Vec<u8>, Option<String>)>> {
+    let wasm = dir.join(format!("{name}.wasm"));
+    let toml = dir.join(format!("{name}.toml"));
+    let started = std::time::Instant::now();
+    loop {
+        let before = (fingerprint(&wasm)?, fingerprint(&toml)?);
+        if before.0.is_none() {
+            return Ok(None);
+        }
+        if !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+        }
+        let after = (fingerprint(&wasm)?, fingerprint(&toml)?);
+        if before != after && started.elapsed() < SETTLE_MAX {
+            continue;
+        }
+        let component = match std::fs::read(&wasm) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let manifest = match std::fs::read_to_string(&toml) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        // Changed while we read: go round again.
+        if (fingerprint(&wasm)?, fingerprint(&toml)?) != after && started.elapsed() < SETTLE_MAX {
+            continue;
+        }
+        return Ok(Some((component, manifest)));
+    }
+}
