@@ -3,7 +3,8 @@
 //! closed-loop load generator at fixed concurrency, in one run.
 //!
 //! Run with `cargo xtask bench` (builds the Elements first). Knobs:
-//! `BENCH_SECONDS` (per route, default 5), `BENCH_CONNECTIONS` (default 16).
+//! `BENCH_SECONDS` (per route, default 5), `BENCH_CONNECTIONS` (default 16),
+//! `BENCH_ONLY` (run only the routes whose name contains it).
 //! Prints req/s, p50 and p99 latency per route and each route's ratio to the
 //! native one. A figure, not a pass/fail test: machines here are shared.
 
@@ -82,8 +83,13 @@ fn main() {
         ("element fresh", "/app/rest/hello/hello"),
         ("element reuse", "/app/rest/hello-reuse/hello"),
     ];
+    // BENCH_ONLY=fresh (a substring of a route's name) runs one route, for profiling.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut native_rps = None;
     for (name, path) in routes {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let client_rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
