@@ -1,0 +1,923 @@
+//! Embedded SQLite backend.
+//!
+//! One file; one table per collection (`id TEXT PRIMARY KEY, version, expires_at,
+//! data TEXT` with the whole document as JSON in `data`). WAL journal with
+//! `synchronous=FULL`: a write is acknowledged only after its commit reached the
+//! WAL on disk, so acknowledged writes survive a process kill *and* a power
+//! loss (NORMAL would survive a process kill but could lose the last commits on
+//! power loss; the price of FULL is one fsync per commit). One writer
+//! connection (SQLite serializes writers anyway; every write is a `BEGIN
+//! IMMEDIATE` transaction, which is what makes find-one-and-update, upserts and
+//! batches atomic) and a small pool of reader connections; all blocking calls
+//! run on tokio's blocking pool.
+//!
+//! Filters compile to SQL over `json_extract` / `json_type`; indexes are
+//! expression indexes over the same `json_extract(data,'$."field"')`
+//! expressions, so a find by an indexed field uses the index.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use serde_json::{Map, Value};
+
+use crate::api::{
+    DocumentStore, FindAndModify, IndexSpec, OpenOptions, ReturnDocument, SqliteConfig, WriteOp, WriteOutcome,
+};
+use crate::clock::Clock;
+use crate::document::{self, FieldPath, ID};
+use crate::error::{Conflict, Result, StoreError};
+use crate::filter::{Cmp, Filter, Order, Query, SortKey};
+use crate::namespace::CollectionName;
+use crate::update::Update;
+
+/// The SQLite store. Open it with [`crate::open`].
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Inner {
+    path: std::path::PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+    clock: Arc<dyn Clock>,
+}
+
+struct Writer {
+    conn: Connection,
+    tables: HashSet<String>,
+}
+
+struct Tx<'a, 'b> {
+    tx: rusqlite::Transaction<'a>,
+    tables: &'b HashSet<String>,
+    created: Vec<String>,
+    now: i64,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(h) = self.sweeper.take() {
+            h.abort();
+        }
+    }
+}
+
+fn map_err(e: rusqlite::Error, collection: &str) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let detail = msg.clone().unwrap_or_else(|| f.to_string());
+        return match f.code {
+            ErrorCode::ConstraintViolation => StoreError::Conflict(Conflict::DuplicateKey {
+                collection: collection.to_string(),
+                detail,
+            }),
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::NotADatabase
+            | ErrorCode::DatabaseCorrupt => StoreError::Unavailable(format!("SQLite database: {detail}")),
+            _ => StoreError::Internal(format!("SQLite: {detail}")),
+        };
+    }
+    StoreError::Internal(format!("SQLite: {e}"))
+}
+
+fn no_such_table(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table"))
+}
+
+fn qi(name: &str) -> String {
+    // Names are validated (no quotes), quoting is for the `.` they contain.
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn json_path(p: &FieldPath) -> String {
+    let mut s = String::from("'$");
+    for seg in p.segments() {
+        s.push_str(".\"");
+        s.push_str(seg);
+        s.push('"');
+    }
+    s.push('\'');
+    s
+}
+
+fn x(p: &FieldPath) -> String {
+    format!("json_extract(data,{})", json_path(p))
+}
+
+fn t(p: &FieldPath) -> String {
+    format!("json_type(data,{})", json_path(p))
+}
+
+fn num_param(n: &serde_json::Number) -> SqlValue {
+    match n.as_i64() {
+        Some(i) => SqlValue::Integer(i),
+        None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+struct Sql {
+    sql: String,
+    params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn new() -> Sql {
+        Sql {
+            sql: String::new(),
+            params: Vec::new(),
+        }
+    }
+    fn push(&mut self, s: &str) {
+        self.sql.push_str(s);
+    }
+    fn param(&mut self, v: SqlValue) {
+        self.params.push(v);
+        self.sql.push('?');
+    }
+}
+
+fn eq_sql(p: &FieldPath, v: &Value, out: &mut Sql) {
+    let is_id = p.is(ID);
+    match v {
+        Value::Null => out.push(&format!("({t} IS NULL OR {t} = 'null')", t = t(p))),
+        Value::Bool(b) => out.push(&format!("({} = '{}')", t(p), b)),
+        Value::Number(n) => {
+            if is_id {
+                out.push("0");
+                return;
+            }
+            out.push(&format!("({} = ", x(p)));
+            out.param(num_param(n));
+            out.push(&format!(" AND {} IN ('integer','real'))", t(p)));
+        }
+        Value::String(s) => {
+            if is_id {
+                out.push("id = ");
+                out.param(SqlValue::Text(s.clone()));
+                return;
+            }
+            out.push(&format!("({} = ", x(p)));
+            out.param(SqlValue::Text(s.clone()));
+            out.push(&format!(" AND {} = 'text')", t(p)));
+        }
+        Value::Array(_) | Value::Object(_) => {
+            let kind = if v.is_array() { "array" } else { "object" };
+            out.push(&format!("({} = '{kind}' AND {} = ", t(p), x(p)));
+            out.param(SqlValue::Text(v.to_string()));
+            out.push(")");
+        }
+    }
+}
+
+fn range_sql(p: &FieldPath, op: &str, v: &Value, out: &mut Sql) {
+    match v {
+        Value::Number(n) => {
+            out.push(&format!("({} IN ('integer','real') AND {} {op} ", t(p), x(p)));
+            out.param(num_param(n));
+            out.push(")");
+        }
+        Value::String(s) => {
+            if p.is(ID) {
+                out.push(&format!("(id {op} "));
+            } else {
+                out.push(&format!("({} = 'text' AND {} {op} ", t(p), x(p)));
+            }
+            out.param(SqlValue::Text(s.clone()));
+            out.push(")");
+        }
+        // The parser only admits numbers and strings.
+        _ => out.push("0"),
+    }
+}
+
+fn filter_sql(f: &Filter, out: &mut Sql) {
+    match f {
+        Filter::And(v) | Filter::Or(v) => {
+            if v.is_empty() {
+                out.push(if matches!(f, Filter::And(_)) { "1" } else { "0" });
+                return;
+            }
+            let sep = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            out.push("(");
+            for (i, sub) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(sep);
+                }
+                filter_sql(sub, out);
+            }
+            out.push(")");
+        }
+        Filter::Field(p, cmp) => match cmp {
+            Cmp::Eq(v) => eq_sql(p, v, out),
+            Cmp::Ne(v) => {
+                out.push("NOT COALESCE(");
+                eq_sql(p, v, out);
+                out.push(", 0)");
+            }
+            Cmp::Gt(v) => range_sql(p, ">", v, out),
+            Cmp::Gte(v) => range_sql(p, ">=", v, out),
+            Cmp::Lt(v) => range_sql(p, "<", v, out),
+            Cmp::Lte(v) => range_sql(p, "<=", v, out),
+            Cmp::In(vs) | Cmp::Nin(vs) => {
+                let neg = matches!(cmp, Cmp::Nin(_));
+                if neg {
+                    out.push("NOT COALESCE(");
+                }
+                if vs.is_empty() {
+                    out.push("0");
+                } else {
+                    out.push("(");
+                    for (i, v) in vs.iter().enumerate() {
+                        if i > 0 {
+                            out.push(" OR ");
+                        }
+                        eq_sql(p, v, out);
+                    }
+                    out.push(")");
+                }
+                if neg {
+                    out.push(", 0)");
+                }
+            }
+            Cmp::Exists(b) => {
+                if p.is(ID) {
+                    out.push(if *b { "1" } else { "0" });
+                } else {
+                    out.push(&format!("({} IS {}NULL)", t(p), if *b { "NOT " } else { "" }));
+                }
+            }
+        },
+    }
+}
+
+fn order_sql(sort: &[SortKey]) -> String {
+    let mut parts = Vec::new();
+    for k in sort {
+        let dir = match k.order {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        };
+        if k.path.is(ID) {
+            parts.push(format!("id {dir}"));
+            continue;
+        }
+        let (t, x) = (t(&k.path), x(&k.path));
+        // MongoDB's cross-type order: null/missing < numbers < strings <
+        // objects < arrays < booleans.
+        parts.push(format!(
+            "CASE WHEN {t} IS NULL OR {t} = 'null' THEN 1 WHEN {t} IN ('integer','real') THEN 2 \
+             WHEN {t} = 'text' THEN 3 WHEN {t} = 'object' THEN 4 WHEN {t} = 'array' THEN 5 \
+             ELSE 6 END {dir}, {x} {dir}"
+        ));
+    }
+    parts.push("id ASC".to_string());
+    parts.join(", ")
+}
+
+/// `WHERE` clause (filter and liveness) with its parameters.
+fn where_sql(filter: &Filter, now: i64) -> Sql {
+    let mut s = Sql::new();
+    s.push(" WHERE (expires_at IS NULL OR expires_at > ");
+    s.param(SqlValue::Integer(now));
+    s.push(") AND ");
+    filter_sql(filter, &mut s);
+    s
+}
+
+fn parse_doc(data: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(data) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(StoreError::Internal("stored document is not an object".into())),
+        Err(e) => Err(StoreError::Internal(format!("stored document is not JSON: {e}"))),
+    }
+}
+
+fn open_conn(path: &std::path::Path, write: bool) -> Result<Connection> {
+    let flags = if write {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open SQLite database {}: {e}", path.display()))
+    })?;
+    let db = path.display().to_string();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| map_err(e, &db))?;
+    if write {
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            .map_err(|e| map_err(e, &db))?;
+    }
+    Ok(conn)
+}
+
+impl Tx<'_, '_> {
+    fn ensure_table(&mut self, c: &str) -> Result<()> {
+        if self.tables.contains(c) || self.created.iter().any(|t| t == c) {
+            return Ok(());
+        }
+        let q = qi(c);
+        let ix = qi(&format!("{c}|_expiresAt"));
+        self.tx
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {q} (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, \
+                 expires_at INTEGER, data TEXT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS {ix} ON {q}(expires_at) WHERE expires_at IS NOT NULL;"
+            ))
+            .map_err(|e| map_err(e, c))?;
+        self.created.push(c.to_string());
+        Ok(())
+    }
+
+    fn purge_expired(&mut self, c: &str) -> Result<usize> {
+        match self.tx.execute(
+            &format!("DELETE FROM {} WHERE expires_at <= ?1", qi(c)),
+            [self.now],
+        ) {
+            Ok(n) => Ok(n),
+            Err(e) if no_such_table(&e) => Ok(0),
+            Err(e) => Err(map_err(e, c)),
+        }
+    }
+
+    fn insert(&mut self, c: &str, doc: Map<String, Value>) -> Result<Map<String, Value>> {
+        self.ensure_table(c)?;
+        let expires = document::check_document(&doc)?;
+        let data = Value::Object(doc).to_string();
+        let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&data) else {
+            return Err(StoreError::Internal("document did not round-trip".into()));
+        };
+        if data.len() > document::MAX_DOCUMENT_BYTES {
+            return Err(StoreError::InvalidDocument("document larger than 16 MiB".into()));
+        }
+        let sql = format!(
+            "INSERT INTO {} (id, version, expires_at, data) VALUES (?1, ?2, ?3, ?4)",
+            qi(c)
+        );
+        let params = rusqlite::params![document::id_of(&doc), document::version_of(&doc), expires, data];
+        match self.tx.execute(&sql, params) {
+            Ok(_) => Ok(doc),
+            Err(e) => {
+                let err = map_err(e, c);
+                // Expired documents never cause conflicts: purge and retry once.
+                if err.is_duplicate_key() && self.purge_expired(c)? > 0 {
+                    self.tx.execute(&sql, params).map_err(|e| map_err(e, c))?;
+                    Ok(doc)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn replace(&mut self, c: &str, doc: Map<String, Value>) -> Result<Map<String, Value>> {
+        let expires = document::check_document(&doc)?;
+        let data = Value::Object(doc).to_string();
+        if data.len() > document::MAX_DOCUMENT_BYTES {
+            return Err(StoreError::InvalidDocument("document larger than 16 MiB".into()));
+        }
+        let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&data) else {
+            return Err(StoreError::Internal("document did not round-trip".into()));
+        };
+        let sql = format!(
+            "UPDATE {} SET version = ?2, expires_at = ?3, data = ?4 WHERE id = ?1",
+            qi(c)
+        );
+        let params = rusqlite::params![document::id_of(&doc), document::version_of(&doc), expires, data];
+        match self.tx.execute(&sql, params) {
+            Ok(_) => Ok(doc),
+            Err(e) => {
+                let err = map_err(e, c);
+                if err.is_duplicate_key() && self.purge_expired(c)? > 0 {
+                    self.tx.execute(&sql, params).map_err(|e| map_err(e, c))?;
+                    Ok(doc)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn select_one(&self, c: &str, filter: &Filter, sort: &[SortKey]) -> Result<Option<Map<String, Value>>> {
+        let w = where_sql(filter, self.now);
+        let sql = format!(
+            "SELECT data FROM {}{} ORDER BY {} LIMIT 1",
+            qi(c),
+            w.sql,
+            order_sql(sort)
+        );
+        let res = self
+            .tx
+            .query_row(&sql, rusqlite::params_from_iter(w.params.iter()), |r| {
+                r.get::<_, String>(0)
+            });
+        match res {
+            Ok(data) => Ok(Some(parse_doc(&data)?)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) if no_such_table(&e) => Ok(None),
+            Err(e) => Err(map_err(e, c)),
+        }
+    }
+
+    fn delete_id(&self, c: &str, id: &str) -> Result<()> {
+        self.tx
+            .execute(&format!("DELETE FROM {} WHERE id = ?1", qi(c)), [id])
+            .map_err(|e| map_err(e, c))?;
+        Ok(())
+    }
+
+    fn find_one_and_update(
+        &mut self,
+        c: &str,
+        filter: &Filter,
+        update: &Update,
+        opts: &FindAndModify,
+    ) -> Result<Option<Map<String, Value>>> {
+        match self.select_one(c, filter, &opts.sort)? {
+            Some(before) => {
+                let mut after = before.clone();
+                update.apply(&mut after)?;
+                let after = self.replace(c, after)?;
+                Ok(Some(match opts.return_document {
+                    ReturnDocument::Before => before,
+                    ReturnDocument::After => after,
+                }))
+            }
+            None if opts.upsert => {
+                let doc = update.upsert_seed(filter)?;
+                // An expired document with the same id is gone for good.
+                self.purge_expired(c)?;
+                let doc = self.insert(c, doc)?;
+                Ok(match opts.return_document {
+                    ReturnDocument::Before => None,
+                    ReturnDocument::After => Some(doc),
+                })
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn run_op(&mut self, i: usize, op: WriteOp) -> Result<WriteOutcome> {
+        let precondition =
+            |detail: String| StoreError::Conflict(Conflict::Precondition { op_index: i, detail });
+        match op {
+            WriteOp::Insert { collection, document } => {
+                let doc = document::prepare_insert(document)?;
+                Ok(WriteOutcome::Inserted(Value::Object(
+                    self.insert(collection.physical(), doc)?,
+                )))
+            }
+            WriteOp::Update {
+                collection,
+                filter,
+                update,
+                upsert,
+                require_match,
+            } => {
+                let opts = FindAndModify {
+                    upsert,
+                    ..Default::default()
+                };
+                let r = self.find_one_and_update(collection.physical(), &filter, &update, &opts)?;
+                if r.is_none() && require_match {
+                    return Err(precondition(format!(
+                        "no document in `{collection}` matched the update"
+                    )));
+                }
+                Ok(WriteOutcome::Updated(r.map(Value::Object)))
+            }
+            WriteOp::Delete {
+                collection,
+                filter,
+                require_match,
+            } => {
+                let c = collection.physical();
+                let found = self.select_one(c, &filter, &[])?;
+                if let Some(d) = &found {
+                    self.delete_id(c, document::id_of(d))?;
+                } else if require_match {
+                    return Err(precondition(format!(
+                        "no document in `{collection}` matched the delete"
+                    )));
+                }
+                Ok(WriteOutcome::Deleted(found.map(Value::Object)))
+            }
+            WriteOp::Require {
+                collection,
+                filter,
+                exists,
+            } => {
+                let found = self.select_one(collection.physical(), &filter, &[])?.is_some();
+                if found != exists {
+                    return Err(precondition(format!(
+                        "a matching document in `{collection}` {}",
+                        if exists { "does not exist" } else { "exists" }
+                    )));
+                }
+                Ok(WriteOutcome::Checked)
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file. Prefer [`crate::open`].
+    pub async fn open(config: SqliteConfig, options: OpenOptions) -> Result<SqliteStore> {
+        let path = config.path.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<Writer> {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
+                })?;
+            }
+            let conn = open_conn(&path, true)?;
+            let mut tables = HashSet::new();
+            {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                    )
+                    .map_err(|e| map_err(e, "sqlite_master"))?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(|e| map_err(e, "sqlite_master"))?;
+                for r in rows {
+                    tables.insert(r.map_err(|e| map_err(e, "sqlite_master"))?);
+                }
+            }
+            Ok(Writer { conn, tables })
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
+        let inner = Arc::new(Inner {
+            path: config.path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            max_readers: config.readers.max(1),
+            clock: options.clock,
+        });
+        let sweeper = options.background_sweep.then(|| {
+            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            let every = config.sweep_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let store = SqliteStore { inner, sweeper: None };
+                    // Errors are retried at the next tick.
+                    let _ = store.sweep_expired().await;
+                }
+            })
+        });
+        Ok(SqliteStore { inner, sweeper })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        let now = inner.clock.now_millis();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Writer { conn, tables } = &mut *guard;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map_err(e, "BEGIN"))?;
+            let (out, created) = {
+                let mut t = Tx {
+                    tx,
+                    tables: &*tables,
+                    created: Vec::new(),
+                    now,
+                };
+                let out = f(&mut t)?;
+                let Tx { tx, created, .. } = t;
+                tx.commit().map_err(|e| map_err(e, "COMMIT"))?;
+                (out, created)
+            };
+            tables.extend(created);
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, i64) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        let now = inner.clock.now_millis();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_conn(&inner.path, false)?,
+            };
+            let out = f(&conn, now);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < inner.max_readers {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn check_expected(c: &str, doc: &Map<String, Value>, expected: Option<i64>) -> Result<()> {
+    if let Some(expected) = expected {
+        let actual = document::version_of(doc);
+        if actual != expected {
+            return Err(StoreError::Conflict(Conflict::Version {
+                collection: c.to_string(),
+                id: document::id_of(doc).to_string(),
+                expected,
+                actual,
+            }));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DocumentStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|conn, _| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| map_err(e, "ping"))
+        })
+        .await
+    }
+
+    async fn ensure_index(&self, collection: &CollectionName, index: &IndexSpec) -> Result<()> {
+        let c = collection.physical().to_string();
+        let index = index.clone();
+        self.write(move |tx| {
+            tx.ensure_table(&c)?;
+            let exprs: Vec<String> = index
+                .fields
+                .iter()
+                .map(|f| if f.is(ID) { "id".into() } else { x(f) })
+                .collect();
+            let sql = format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {}({})",
+                if index.unique { "UNIQUE " } else { "" },
+                qi(&format!("{c}|{}", index.name())),
+                qi(&c),
+                exprs.join(", ")
+            );
+            if let Err(e) = tx.tx.execute_batch(&sql) {
+                let err = map_err(e, &c);
+                if err.is_duplicate_key() && tx.purge_expired(&c)? > 0 {
+                    tx.tx.execute_batch(&sql).map_err(|e| map_err(e, &c))?;
+                } else {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert(&self, collection: &CollectionName, document: Value) -> Result<Value> {
+        let doc = document::prepare_insert(document)?;
+        let c = collection.physical().to_string();
+        self.write(move |tx| tx.insert(&c, doc)).await.map(Value::Object)
+    }
+
+    async fn get(&self, collection: &CollectionName, id: &str) -> Result<Option<Value>> {
+        let c = collection.physical().to_string();
+        let id = id.to_string();
+        self.read(move |conn, now| {
+            let sql = format!(
+                "SELECT data FROM {} WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                qi(&c)
+            );
+            match conn.query_row(&sql, rusqlite::params![id, now], |r| r.get::<_, String>(0)) {
+                Ok(d) => Ok(Some(Value::Object(parse_doc(&d)?))),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) if no_such_table(&e) => Ok(None),
+                Err(e) => Err(map_err(e, &c)),
+            }
+        })
+        .await
+    }
+
+    async fn find(&self, collection: &CollectionName, query: &Query) -> Result<Vec<Value>> {
+        let c = collection.physical().to_string();
+        let query = query.clone();
+        self.read(move |conn, now| {
+            let mut w = where_sql(&query.filter, now);
+            let mut sql = format!(
+                "SELECT data FROM {}{} ORDER BY {} LIMIT ",
+                qi(&c),
+                w.sql,
+                order_sql(&query.sort)
+            );
+            w.sql.clear();
+            w.param(SqlValue::Integer(
+                query.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            ));
+            w.push(" OFFSET ");
+            w.param(SqlValue::Integer(i64::try_from(query.skip).unwrap_or(i64::MAX)));
+            sql.push_str(&w.sql);
+            let mut stmt = match conn.prepare_cached(&sql) {
+                Ok(s) => s,
+                Err(e) if no_such_table(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(map_err(e, &c)),
+            };
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(w.params.iter()), |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(|e| map_err(e, &c))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(Value::Object(parse_doc(&r.map_err(|e| map_err(e, &c))?)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count(&self, collection: &CollectionName, filter: &Filter) -> Result<u64> {
+        let c = collection.physical().to_string();
+        let filter = filter.clone();
+        self.read(move |conn, now| {
+            let w = where_sql(&filter, now);
+            let sql = format!("SELECT COUNT(*) FROM {}{}", qi(&c), w.sql);
+            match conn.query_row(&sql, rusqlite::params_from_iter(w.params.iter()), |r| {
+                r.get::<_, i64>(0)
+            }) {
+                Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
+                Err(e) if no_such_table(&e) => Ok(0),
+                Err(e) => Err(map_err(e, &c)),
+            }
+        })
+        .await
+    }
+
+    async fn update_by_id(
+        &self,
+        collection: &CollectionName,
+        id: &str,
+        update: &Update,
+        expected_version: Option<i64>,
+    ) -> Result<Value> {
+        let c = collection.physical().to_string();
+        let id = id.to_string();
+        let update = update.clone();
+        self.write(move |tx| {
+            let Some(mut doc) = tx.select_one(&c, &Filter::by_id(&id), &[])? else {
+                return Err(StoreError::NotFound(format!("document `{id}` in `{c}`")));
+            };
+            check_expected(&c, &doc, expected_version)?;
+            update.apply(&mut doc)?;
+            tx.replace(&c, doc)
+        })
+        .await
+        .map(Value::Object)
+    }
+
+    async fn find_one_and_update(
+        &self,
+        collection: &CollectionName,
+        filter: &Filter,
+        update: &Update,
+        options: &FindAndModify,
+    ) -> Result<Option<Value>> {
+        let c = collection.physical().to_string();
+        let (filter, update, options) = (filter.clone(), update.clone(), options.clone());
+        self.write(move |tx| tx.find_one_and_update(&c, &filter, &update, &options))
+            .await
+            .map(|d| d.map(Value::Object))
+    }
+
+    async fn find_one_and_delete(
+        &self,
+        collection: &CollectionName,
+        filter: &Filter,
+        sort: &[SortKey],
+    ) -> Result<Option<Value>> {
+        let c = collection.physical().to_string();
+        let (filter, sort) = (filter.clone(), sort.to_vec());
+        self.write(move |tx| {
+            let found = tx.select_one(&c, &filter, &sort)?;
+            if let Some(d) = &found {
+                tx.delete_id(&c, document::id_of(d))?;
+            }
+            Ok(found.map(Value::Object))
+        })
+        .await
+    }
+
+    async fn delete_by_id(
+        &self,
+        collection: &CollectionName,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<bool> {
+        let c = collection.physical().to_string();
+        let id = id.to_string();
+        self.write(move |tx| {
+            let Some(doc) = tx.select_one(&c, &Filter::by_id(&id), &[])? else {
+                return Ok(false);
+            };
+            check_expected(&c, &doc, expected_version)?;
+            tx.delete_id(&c, &id)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_many(&self, collection: &CollectionName, filter: &Filter) -> Result<u64> {
+        let c = collection.physical().to_string();
+        let filter = filter.clone();
+        self.write(move |tx| {
+            let w = where_sql(&filter, tx.now);
+            match tx.tx.execute(
+                &format!("DELETE FROM {}{}", qi(&c), w.sql),
+                rusqlite::params_from_iter(w.params.iter()),
+            ) {
+                Ok(n) => Ok(n as u64),
+                Err(e) if no_such_table(&e) => Ok(0),
+                Err(e) => Err(map_err(e, &c)),
+            }
+        })
+        .await
+    }
+
+    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(ops.len());
+            for (i, op) in ops.into_iter().enumerate() {
+                out.push(tx.run_op(i, op)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn sweep_expired(&self) -> Result<u64> {
+        self.write(move |tx| {
+            let tables: Vec<String> = tx.tables.iter().cloned().collect();
+            let mut n = 0;
+            for t in tables {
+                n += tx.purge_expired(&t)? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn drop_collection(&self, collection: &CollectionName) -> Result<()> {
+        let c = collection.physical().to_string();
+        let inner = self.inner.clone();
+        self.write(move |tx| {
+            tx.tx
+                .execute_batch(&format!("DROP TABLE IF EXISTS {}", qi(&c)))
+                .map_err(|e| map_err(e, &c))?;
+            Ok(())
+        })
+        .await?;
+        let mut w = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.tables.remove(collection.physical());
+        Ok(())
+    }
+}
+
+/// The SQL `find` runs for a filter (for tests and `EXPLAIN QUERY PLAN`).
+#[doc(hidden)]
+pub fn debug_find_sql(collection: &CollectionName, filter: &Filter) -> (String, usize) {
+    let w = where_sql(filter, 0);
+    (
+        format!("SELECT data FROM {}{}", qi(collection.physical()), w.sql),
+        w.params.len(),
+    )
+}

@@ -1,0 +1,136 @@
+//! SQLite-only checks: index usage, durability settings, reopening.
+
+use elements_store::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn find_by_unique_field_uses_the_index() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = SqliteConfig::in_data_dir(dir.path());
+    let store = open(StoreConfig::Sqlite(cfg.clone())).await.expect("open");
+    let c = Namespace::core().collection("users").expect("name");
+    store
+        .ensure_index(&c, &IndexSpec::unique(&["email"]).expect("spec"))
+        .await
+        .expect("index");
+    store
+        .ensure_index(&c, &IndexSpec::unique(&["p", "s"]).expect("spec"))
+        .await
+        .expect("index");
+    for i in 0..100 {
+        store
+            .insert(
+                &c,
+                json!({"email": format!("u{i}@e"), "p": "dev", "s": i.to_string()}),
+            )
+            .await
+            .expect("insert");
+    }
+    let conn = rusqlite_connection(&cfg.path);
+    for filter in [
+        json!({"email": "u5@e"}),
+        json!({"p": "dev", "s": "7"}),
+        json!({"_id": "x"}),
+    ] {
+        let (sql, n) = sqlite::debug_find_sql(&c, &Filter::parse(&filter).expect("filter"));
+        let plan = explain(&conn, &sql, n);
+        assert!(
+            plan.contains("USING INDEX") || plan.contains("USING PRIMARY KEY"),
+            "{filter}: {plan}"
+        );
+        assert!(!plan.contains("SCAN"), "{filter}: {plan}");
+    }
+    let found = store
+        .find_one(&c, &Filter::parse(&json!({"email": "u5@e"})).expect("filter"))
+        .await
+        .expect("find");
+    assert_eq!(found.expect("one")["s"], json!("5"));
+}
+
+fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("open db")
+}
+
+fn explain(conn: &rusqlite::Connection, sql: &str, n: usize) -> String {
+    let params: Vec<rusqlite::types::Value> = (0..n).map(|_| rusqlite::types::Value::Null).collect();
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("prepare");
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            r.get::<_, String>(3)
+        })
+        .expect("explain");
+    rows.map(|r| r.expect("row")).collect::<Vec<_>>().join(" | ")
+}
+
+#[tokio::test]
+async fn pragmas_and_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = SqliteConfig::in_data_dir(dir.path().join("nested/data"));
+    let c = Namespace::core().collection("things").expect("name");
+    {
+        let store = open(StoreConfig::Sqlite(cfg.clone()))
+            .await
+            .expect("open creates the dir");
+        store
+            .ensure_index(&c, &IndexSpec::unique(&["k"]).expect("spec"))
+            .await
+            .expect("index");
+        store
+            .insert(&c, json!({"_id": "a", "k": 1}))
+            .await
+            .expect("insert");
+    }
+    let conn = rusqlite_connection(&cfg.path);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    let store = open(StoreConfig::Sqlite(cfg)).await.expect("reopen");
+    assert_eq!(
+        store.get(&c, "a").await.expect("get").expect("doc")["k"],
+        json!(1)
+    );
+    let e = store
+        .insert(&c, json!({"k": 1}))
+        .await
+        .expect_err("index survives reopen");
+    assert!(e.is_duplicate_key(), "{e:?}");
+}
+
+#[tokio::test]
+async fn background_sweep_deletes_expired() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = SqliteConfig::in_data_dir(dir.path());
+    cfg.sweep_interval = std::time::Duration::from_millis(50);
+    let clock = ManualClock::new();
+    let store = open_with(
+        StoreConfig::Sqlite(cfg.clone()),
+        OpenOptions {
+            clock: clock.clone(),
+            background_sweep: true,
+        },
+    )
+    .await
+    .expect("open");
+    let c = Namespace::core().collection("tokens").expect("name");
+    let now = clock.now_millis();
+    store
+        .insert(&c, json!({"_id": "t", "_expiresAt": now + 10}))
+        .await
+        .expect("insert");
+    clock.advance(1_000);
+    let conn = rusqlite_connection(&cfg.path);
+    let mut left = 1;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        left = conn
+            .query_row("SELECT COUNT(*) FROM \"core.tokens\"", [], |r| r.get::<_, i64>(0))
+            .expect("count");
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "the background sweep did not delete the expired row");
+}
