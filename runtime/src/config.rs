@@ -5,12 +5,13 @@
 //! `127.0.0.1:8080`, loads Elements from `./deploy` and keeps its data in
 //! `./data`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use elements_identity::Secret;
 use serde::Deserialize;
 
 /// Command-line flags. Every flag also reads an `ELEMENTS_*` variable; a flag
@@ -21,9 +22,11 @@ use serde::Deserialize;
     version,
     about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
     after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
-cache_dir, log_format, log, pooling, max_instances, and a [limits] table (timeout_ms, memory_mib, \
+cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, and a [limits] table (timeout_ms, memory_mib, \
 max_request_body, max_response_body, isolation, reuse_max_requests). Operator attributes: \
-[attributes] for every Element and [elements.NAME.attributes] for one."
+[attributes] for every Element and [elements.NAME.attributes] for one. Identity: server_key, \
+root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
+session_expiry_secs."
 )]
 pub struct Cli {
     /// TOML configuration file.
@@ -63,9 +66,46 @@ pub struct Cli {
     /// Default maximum request body, in bytes [default: 1048576].
     #[arg(long, env = "ELEMENTS_MAX_REQUEST_BODY", value_name = "BYTES")]
     pub max_request_body: Option<usize>,
+    /// MongoDB connection string; when set, MongoDB replaces the embedded SQLite store.
+    #[arg(long, env = "ELEMENTS_MONGODB_URI", value_name = "URI")]
+    pub mongodb_uri: Option<String>,
+    /// MongoDB database name [default: elements].
+    #[arg(long, env = "ELEMENTS_MONGODB_DATABASE", value_name = "NAME")]
+    pub mongodb_database: Option<String>,
     /// Default maximum response body, in bytes [default: 8388608].
     #[arg(long, env = "ELEMENTS_MAX_RESPONSE_BODY", value_name = "BYTES")]
     pub max_response_body: Option<usize>,
+    /// Server key Nakama clients send as the HTTP Basic user to authenticate [default: defaultkey].
+    #[arg(long, env = "ELEMENTS_SERVER_KEY", value_name = "KEY", hide_env_values = true)]
+    pub server_key: Option<String>,
+    /// Password of the `root` superuser created on first start [default: random, printed once].
+    #[arg(
+        long,
+        env = "ELEMENTS_ROOT_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub root_password: Option<String>,
+    /// HMAC key of session tokens [default: generated once, kept in the store].
+    #[arg(long, env = "ELEMENTS_TOKEN_KEY", value_name = "KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
+    /// HMAC key of refresh tokens [default: generated once, kept in the store].
+    #[arg(
+        long,
+        env = "ELEMENTS_REFRESH_TOKEN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub refresh_token_key: Option<String>,
+    /// Lifetime of a session token, in seconds [default: 60].
+    #[arg(long, env = "ELEMENTS_TOKEN_EXPIRY_SECS", value_name = "SECS")]
+    pub token_expiry_secs: Option<u64>,
+    /// Lifetime of a refresh token, in seconds [default: 3600].
+    #[arg(long, env = "ELEMENTS_REFRESH_TOKEN_EXPIRY_SECS", value_name = "SECS")]
+    pub refresh_token_expiry_secs: Option<u64>,
+    /// Lifetime of an `/api/rest` session, in seconds [default: 86400].
+    #[arg(long, env = "ELEMENTS_SESSION_EXPIRY_SECS", value_name = "SECS")]
+    pub session_expiry_secs: Option<u64>,
 }
 
 /// How the server writes its log.
@@ -179,12 +219,22 @@ struct FileConfig {
     log: Option<String>,
     pooling: Option<Pooling>,
     max_instances: Option<u32>,
+    mongodb_uri: Option<String>,
+    mongodb_database: Option<String>,
     #[serde(default)]
     limits: LimitsOverride,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
     #[serde(default)]
     elements: BTreeMap<String, ElementFileConfig>,
+    server_key: Option<String>,
+    root_password: Option<String>,
+    token_key: Option<String>,
+    refresh_token_key: Option<String>,
+    token_expiry_secs: Option<u64>,
+    refresh_token_expiry_secs: Option<u64>,
+    session_expiry_secs: Option<u64>,
+    reserved_event_publishers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +242,54 @@ struct FileConfig {
 struct ElementFileConfig {
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+}
+
+/// Which document store backend the server uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// Embedded SQLite in the data directory (the default: no setup).
+    Sqlite,
+    /// MongoDB, shared by every node.
+    Mongo {
+        /// Connection string.
+        uri: String,
+        /// Database name.
+        database: String,
+    },
+}
+
+/// Identity settings: the Nakama server key, the bootstrap superuser's
+/// password, token keys and lifetimes. Secrets never print (`Secret`).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// Server key Nakama clients authenticate with (HTTP Basic user).
+    pub server_key: Secret,
+    /// Password of the `root` superuser created on first start.
+    pub root_password: Option<Secret>,
+    /// HMAC key of session tokens (generated and stored when absent).
+    pub token_key: Option<Secret>,
+    /// HMAC key of refresh tokens (generated and stored when absent).
+    pub refresh_token_key: Option<Secret>,
+    /// Lifetime of a session token.
+    pub token_expiry: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_token_expiry: Duration,
+    /// Lifetime of an `/api/rest` session.
+    pub session_expiry: Duration,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            server_key: Secret::new("defaultkey"),
+            root_password: None,
+            token_key: None,
+            refresh_token_key: None,
+            token_expiry: Duration::from_secs(60),
+            refresh_token_expiry: Duration::from_secs(3600),
+            session_expiry: Duration::from_secs(86_400),
+        }
+    }
 }
 
 /// The resolved configuration the server runs with.
@@ -215,10 +313,17 @@ pub struct Config {
     pub max_instances: u32,
     /// Default per-request limits.
     pub limits: Limits,
+    /// Where everything persistent lives.
+    pub store: StoreChoice,
     /// Operator attributes given to every Element.
     pub attributes: BTreeMap<String, String>,
     /// Operator attributes for one Element, by Element name.
     pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Identity settings.
+    pub identity: IdentitySettings,
+    /// Elements allowed to publish events under `dev.getelements.` (the
+    /// bundled ones by default).
+    pub reserved_event_publishers: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -233,8 +338,11 @@ impl Default for Config {
             pooling: Pooling::Auto,
             max_instances: 256,
             limits: Limits::default(),
+            store: StoreChoice::Sqlite,
             attributes: BTreeMap::new(),
             element_attributes: BTreeMap::new(),
+            identity: IdentitySettings::default(),
+            reserved_event_publishers: ["email-verification", "roblox-kit"].map(String::from).into(),
         }
     }
 }
@@ -286,7 +394,36 @@ impl Config {
             isolation: None,
             reuse_max_requests: None,
         };
+        let secret = |flag: &Option<String>, file: Option<String>| {
+            flag.clone().or(file).filter(|s| !s.is_empty()).map(Secret::new)
+        };
+        let secs = |flag: &Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map(Duration::from_secs).unwrap_or(default)
+        };
+        let identity_defaults = IdentitySettings::default();
+        let identity = IdentitySettings {
+            server_key: secret(&cli.server_key, file.server_key).unwrap_or(identity_defaults.server_key),
+            root_password: secret(&cli.root_password, file.root_password),
+            token_key: secret(&cli.token_key, file.token_key),
+            refresh_token_key: secret(&cli.refresh_token_key, file.refresh_token_key),
+            token_expiry: secs(
+                &cli.token_expiry_secs,
+                file.token_expiry_secs,
+                identity_defaults.token_expiry,
+            ),
+            refresh_token_expiry: secs(
+                &cli.refresh_token_expiry_secs,
+                file.refresh_token_expiry_secs,
+                identity_defaults.refresh_token_expiry,
+            ),
+            session_expiry: secs(
+                &cli.session_expiry_secs,
+                file.session_expiry_secs,
+                identity_defaults.session_expiry,
+            ),
+        };
         let config = Config {
+            identity,
             listen: pick(&cli.listen, file.listen, defaults.listen),
             deploy_dir: pick(&cli.deploy_dir, file.deploy_dir, defaults.deploy_dir),
             data_dir,
@@ -296,12 +433,33 @@ impl Config {
             pooling: pick(&cli.pooling, file.pooling, defaults.pooling),
             max_instances: pick(&cli.max_instances, file.max_instances, defaults.max_instances),
             limits: defaults.limits.with(&file.limits).with(&flag_limits),
+            store: match cli
+                .mongodb_uri
+                .clone()
+                .or(file.mongodb_uri)
+                .filter(|u| !u.is_empty())
+            {
+                Some(uri) => StoreChoice::Mongo {
+                    uri,
+                    database: cli
+                        .mongodb_database
+                        .clone()
+                        .or(file.mongodb_database)
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| "elements".into()),
+                },
+                None => StoreChoice::Sqlite,
+            },
             attributes: file.attributes,
             element_attributes: file
                 .elements
                 .into_iter()
                 .map(|(name, e)| (name, e.attributes))
                 .collect(),
+            reserved_event_publishers: file
+                .reserved_event_publishers
+                .map(|names| names.into_iter().collect())
+                .unwrap_or(defaults.reserved_event_publishers),
         };
         config.validate()?;
         Ok(config)
@@ -310,6 +468,16 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_instances == 0 {
             return Err(ConfigError::Invalid("max_instances must be at least 1".into()));
+        }
+        let identity = &self.identity;
+        if identity.token_expiry.is_zero()
+            || identity.refresh_token_expiry.is_zero()
+            || identity.session_expiry.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "token_expiry_secs, refresh_token_expiry_secs and session_expiry_secs must be at least 1"
+                    .into(),
+            ));
         }
         validate_limits(&self.limits).map_err(ConfigError::Invalid)
     }

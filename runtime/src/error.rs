@@ -21,6 +21,8 @@ pub struct ApiError {
     pub element: Option<String>,
     /// The request's id, if known.
     pub request_id: Option<String>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,12 +45,26 @@ impl ApiError {
             message: message.into(),
             element: None,
             request_id: None,
+            www_authenticate: None,
         }
     }
 
     /// 404 for a path nothing serves.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 401 for missing or invalid credentials, with a `WWW-Authenticate`
+    /// challenge (e.g. `Bearer realm="elements"`).
+    pub fn unauthorized(challenge: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
+        error.www_authenticate = Some(challenge.into());
+        error
+    }
+
+    /// 403 for a caller whose level or ownership does not allow the request.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
     }
 
     /// 413 for a request body over `limit` bytes.
@@ -82,6 +98,7 @@ impl ApiError {
             message,
             element: Some(element.to_owned()),
             request_id: None,
+            www_authenticate: None,
         }
     }
 
@@ -100,6 +117,14 @@ impl IntoResponse for ApiError {
             element: self.element.as_deref(),
             request_id: self.request_id.as_deref(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.www_authenticate.as_deref()
+            && let Ok(value) = http::HeaderValue::from_str(challenge)
+        {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, value);
+        }
+        response
     }
 }

@@ -7,10 +7,14 @@
 //! - [`host`]: what an instance can reach: WASI, `wasi:http`, host services;
 //! - [`element`]: a compiled, validated Element and how it serves a request;
 //! - [`registry`] and [`deploy`]: which Elements serve, and putting them there;
-//! - [`server`] and [`error`]: the HTTP front and its one error mapping.
+//! - [`server`] and [`error`]: the HTTP front and its one error mapping;
+//! - [`api`]: the core APIs over `elements-identity` (`/api/rest` identity,
+//!   Nakama-compatible `/v2`, OpenAPI and Swagger UI).
 
+pub mod api;
 pub mod config;
 pub mod deploy;
+pub mod dispatch;
 pub mod element;
 pub mod engine;
 pub mod error;
@@ -47,6 +51,8 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and host, and deploys the Elements in the deploy folder.
     pub async fn start(config: &Config) -> anyhow::Result<Runtime> {
+        let store = open_store(config).await?;
+        let identity = api::IdentityApi::start(store.clone(), &config.identity).await?;
         let (engine, allocation) = engine::build(config)?;
         tracing::info!(
             ?allocation,
@@ -54,9 +60,14 @@ impl Runtime {
             "wasmtime engine ready"
         );
         let ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+        let events = Arc::new(EventBus::default());
         let host = Arc::new(Host {
             linker: host::linker(&engine)?,
-            services: Default::default(),
+            services: host::services::Services::new(host::services::ServiceDeps {
+                store: store.clone(),
+                events: events.clone(),
+                reserved_event_publishers: config.reserved_event_publishers.clone(),
+            }),
             cache: CompileCache::new(&engine, &config.cache_dir),
             engine,
             limits: config.limits.clone(),
@@ -64,8 +75,8 @@ impl Runtime {
             element_attributes: config.element_attributes.clone(),
         });
         let registry = Arc::new(Registry::default());
-        let events = Arc::new(EventBus::default());
-        let deployer = Arc::new(Deployer::new(host, registry.clone(), events.clone()));
+        let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
+        dispatch::start(&events, registry.clone(), host);
         std::fs::create_dir_all(&config.deploy_dir)
             .with_context(|| format!("creating the deploy folder {}", config.deploy_dir.display()))?;
         let summary = deployer
@@ -81,7 +92,7 @@ impl Runtime {
         let watcher = deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
-            app: Arc::new(App::new(registry, deployer)),
+            app: Arc::new(App::new(registry, deployer, store, identity)),
             allocation,
             events,
             _ticker: ticker,
@@ -93,6 +104,20 @@ impl Runtime {
     pub fn router(&self) -> axum::Router {
         server::router(self.app.clone())
     }
+}
+
+/// Opens the configured document store.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::DocumentStore>> {
+    use elements_store::{MongoConfig, SqliteConfig, StoreConfig};
+    let choice = match &config.store {
+        config::StoreChoice::Sqlite => StoreConfig::Sqlite(SqliteConfig::in_data_dir(&config.data_dir)),
+        config::StoreChoice::Mongo { uri, database } => StoreConfig::Mongo(MongoConfig::new(uri, database)),
+    };
+    let store = elements_store::open(choice)
+        .await
+        .context("opening the document store")?;
+    tracing::info!(backend = store.backend(), "document store ready");
+    Ok(store)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets

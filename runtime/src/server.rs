@@ -14,6 +14,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use elements_store::DocumentStore;
+
 use crate::deploy::Deployer;
 use crate::error::ApiError;
 use crate::host::RequestInfo;
@@ -28,15 +30,26 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Deploys Elements.
     pub deployer: Arc<Deployer>,
+    /// Everything persistent.
+    pub store: Arc<dyn DocumentStore>,
+    /// Users, sessions and the settings of the identity APIs.
+    pub identity: Arc<crate::api::IdentityApi>,
     request_ids: RequestIds,
 }
 
 impl App {
-    /// State over a registry and its deployer.
-    pub fn new(registry: Arc<Registry>, deployer: Arc<Deployer>) -> App {
+    /// State over a registry, its deployer, the store and the identity service.
+    pub fn new(
+        registry: Arc<Registry>,
+        deployer: Arc<Deployer>,
+        store: Arc<dyn DocumentStore>,
+        identity: Arc<crate::api::IdentityApi>,
+    ) -> App {
         App {
             registry,
             deployer,
+            store,
+            identity,
             request_ids: RequestIds::new(),
         }
     }
@@ -71,6 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/app/rest/{*path}", any(element))
+        .merge(crate::api::router())
         .fallback(not_found)
         .with_state(app)
 }

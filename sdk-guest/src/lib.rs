@@ -107,6 +107,20 @@
 //! }
 //! ```
 //!
+//! # Host services
+//!
+//! * [`documents`]: JSON documents in collections private to the Element,
+//!   with filters, sorting, atomic find-and-modify, compare-and-set on
+//!   `_version`, unique indexes and expiry.
+//! * [`events`]: publish named JSON events; subscribe with
+//!   `export_element!(router, events = handler)` (see [`export_element!`]).
+//! * [`mail`]: email over the operator's SMTP server.
+//! * [`http`]: outbound HTTP requests to the hosts the Element is allowed to
+//!   reach.
+//!
+//! Each reports failures as an [`Error`] (or an error type that converts
+//! into one), so `?` works in handlers.
+//!
 //! # Logging
 //!
 //! [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] take `format!`
@@ -131,13 +145,18 @@
 //! Routers and handlers are plain Rust: build a [`Request`] with
 //! [`Request::new`] and call [`Router::handle`] in ordinary `#[test]`s on your
 //! machine. Only functions that call the host ([`attributes`], [`log`] and the
-//! logging macros) must run inside the runtime.
+//! logging macros, [`documents`], [`events::publish`], [`mail::send`],
+//! [`http`] requests) must run inside the runtime.
 
 #![warn(missing_docs)]
 
 pub mod attributes;
+pub mod documents;
 mod error;
+pub mod events;
+pub mod http;
 pub mod log;
+pub mod mail;
 mod request;
 mod response;
 mod router;
@@ -157,13 +176,16 @@ pub use serde_json::json;
 /// assert_eq!(r.into_response().status(), 200);
 /// ```
 pub mod prelude {
-    pub use crate::attributes;
+    pub use crate::documents::{self, FindAndModify};
+    pub use crate::events::{self, Event};
     pub use crate::{
         Error, IntoResponse, Method, Request, Response, Result, Router, debug, error, info, json, trace, warn,
     };
+    pub use crate::{attributes, mail};
 }
 
-/// Exports a router as the Element's HTTP handler.
+/// Exports a router as the Element's HTTP handler, and optionally a function
+/// as its event handler.
 ///
 /// Takes a function (or any expression callable as `FnOnce() -> Router`)
 /// that builds the [`Router`]. The router is built on the first request an
@@ -179,9 +201,57 @@ pub mod prelude {
 ///
 /// elements_sdk::export_element!(router);
 /// ```
+///
+/// # Subscribing to events
+///
+/// An Element that subscribes to events (its manifest lists names under
+/// `[events] subscribe`) also passes `events = handler`, a function taking an
+/// [`Event`](events::Event) and returning `()`, `Result<(), String>` or
+/// `Result<()>` (any `Result<(), E: Display>`). It runs once per matching
+/// event, in a fresh instance; an `Err` is logged by the host and never
+/// reaches the publisher.
+///
+/// ```no_run
+/// use elements_sdk::prelude::*;
+///
+/// fn router() -> Router {
+///     Router::new().get("/ping", |_req: Request| Response::text("pong"))
+/// }
+///
+/// fn on_event(event: Event) -> Result<()> {
+///     info!("got {} with {}", event.name, event.payload);
+///     Ok(())
+/// }
+///
+/// elements_sdk::export_element!(router, events = on_event);
+/// ```
+///
+/// Only an Element that passes `events = ...` exports the event handler: the
+/// runtime refuses a manifest that subscribes without it, and an Element
+/// that exports it without subscriptions is simply never called.
 #[macro_export]
 macro_rules! export_element {
-    ($router:expr) => {
+    ($router:expr, events = $handler:expr $(,)?) => {
+        $crate::export_element!($router);
+
+        const _: () = {
+            struct __ElementsEventHandler;
+
+            impl $crate::__private::EventGuest for __ElementsEventHandler {
+                fn handle_event(
+                    name: ::std::string::String,
+                    payload: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::dispatch_event($handler, name, payload)
+                }
+            }
+
+            $crate::__private::export_event_handler!(
+                __ElementsEventHandler with_types_in $crate::__private::subscriber
+            );
+        };
+    };
+    ($router:expr $(,)?) => {
         const _: () = {
             struct __ElementsHandler;
 
@@ -207,11 +277,14 @@ mod serve;
 /// Implementation details used by the SDK's macros. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::events::dispatch as dispatch_event;
     pub use crate::serve::serve;
+    pub use subscriber::exports::elements::platform::event_handler::Guest as EventGuest;
     pub use wasip2;
     pub use wasip2::exports::http::incoming_handler::Guest;
     pub use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
+    /// The host services (imports only).
     #[allow(missing_docs, clippy::all)]
     pub mod bindings {
         wit_bindgen::generate!({
@@ -219,4 +292,20 @@ pub mod __private {
             path: "../wit",
         });
     }
+
+    /// The `event-handler` export. Its component-type section is emitted only
+    /// inside the export macro, so an Element that does not invoke it (no
+    /// `events = ...`) does not export `event-handler`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod subscriber {
+        wit_bindgen::generate!({
+            world: "subscriber",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "__elements_export_event_handler",
+            default_bindings_module: "$crate::__private::subscriber",
+        });
+    }
+
+    pub use subscriber::__elements_export_event_handler as export_event_handler;
 }

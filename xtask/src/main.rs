@@ -4,7 +4,9 @@
 //!   `wasm32-wasip2`, copy them with their manifests into `./deploy`, and run
 //!   the server (add `--release` before the flags for an optimized server).
 //! - `test [CARGO TEST ARGS...]`: build the Elements the tests use and run the
-//!   whole test suite.
+//!   whole test suite: everything on SQLite, then the store and identity suites
+//!   against a MongoDB-wire server it starts (needs `python3` with `venv`; the
+//!   server comes from PyPI).
 //! - `elements`: only build the Elements and fill `./deploy`.
 //! - `bench`: run the benchmarks (release build), printing their figures.
 //!
@@ -161,9 +163,128 @@ fn test_guests() -> Vec<String> {
     names
 }
 
+/// The whole suite: everything on the embedded SQLite store, then the
+/// store's conformance suite and the identity suite again against a
+/// MongoDB-wire server (SecantusDB, see `scripts/mongodb-test-server`).
 fn test(args: &[String]) -> Result<(), String> {
     build_guests(&test_guests())?;
-    status(cargo().arg("test").args(args))
+    // The venv holds the real servers the tests talk to: SecantusDB (MongoDB
+    // wire protocol) and aiosmtpd (SMTP).
+    status(Command::new(root().join("scripts/mongodb-test-server")).arg("install"))?;
+    ensure_python_package("aiosmtpd==1.4.6")?;
+    status(cargo().arg("test").args(args))?;
+
+    let mongo = MongoServer::start()?;
+    let mut store = cargo();
+    store.args(["test", "-p", "elements-store"]);
+    status(mongo.env(&mut store))?;
+    let identity_tests = test_files("identity");
+    if !identity_tests.is_empty() {
+        let mut identity = cargo();
+        identity.args(["test", "-p", "elements-runtime"]);
+        for t in &identity_tests {
+            identity.args(["--test", t]);
+        }
+        status(mongo.env(&mut identity))?;
+    }
+    Ok(())
+}
+
+/// The test venv (same default as `scripts/mongodb-test-server`).
+fn venv() -> PathBuf {
+    std::env::var_os("ELEMENTS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/venv")
+        })
+}
+
+/// Installs `requirement` into the test venv unless it is there already.
+fn ensure_python_package(requirement: &str) -> Result<(), String> {
+    let python = venv().join("bin/python");
+    let (name, version) = requirement.split_once("==").unwrap_or((requirement, ""));
+    let shown = Command::new(&python).args(["-m", "pip", "show", name]).output();
+    if let Ok(out) = shown
+        && String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == format!("Version: {version}"))
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {requirement} into {}", venv().display());
+    status(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        requirement,
+    ]))
+}
+
+/// Integration test targets of the runtime whose names start with `prefix`.
+fn test_files(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("runtime/tests"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| n.starts_with(prefix) && n.ends_with(".rs"))
+                .map(|n| n.trim_end_matches(".rs").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A SecantusDB server started by `scripts/mongodb-test-server`, stopped on drop.
+struct MongoServer {
+    vars: Vec<(String, String)>,
+}
+
+impl MongoServer {
+    fn start() -> Result<MongoServer, String> {
+        let script = root().join("scripts/mongodb-test-server");
+        let out = Command::new(&script)
+            .arg("start")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err("the MongoDB-wire test server did not start (see above)".into());
+        }
+        let vars = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.strip_prefix("export "))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect();
+        Ok(MongoServer { vars })
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `cmd` with the server's variables set and MongoDB required.
+    fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("ELEMENTS_REQUIRE_MONGODB", "1")
+    }
+}
+
+impl Drop for MongoServer {
+    fn drop(&mut self) {
+        if let Some(pid) = self.var("ELEMENTS_MONGODB_PID") {
+            let mut stop = Command::new(root().join("scripts/mongodb-test-server"));
+            stop.arg("stop").arg(pid);
+            if let Some(storage) = self.var("ELEMENTS_MONGODB_STORAGE") {
+                stop.arg(storage);
+            }
+            let _ = stop.status();
+        }
+    }
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

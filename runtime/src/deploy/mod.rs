@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::element::log_buffer::{Level, LogBuffer, Source};
-use crate::element::{DeployError, Element, Host};
+use crate::element::{DeployError, Element, ElementSource, Host};
 use crate::events::{EventBus, names};
 use crate::registry::Registry;
 
@@ -36,9 +36,8 @@ pub struct Failure {
 struct NameState {
     /// Successful deploys so far; the serving version's number.
     version: u64,
-    /// Content hash and manifest of the last deploy attempted, so an
-    /// unchanged file is not redeployed.
-    source: Option<(String, Option<String>)>,
+    /// The last deploy attempted, so an unchanged source is not redeployed.
+    source: Option<ElementSource>,
     /// The last deploy's failure, until a deploy succeeds.
     failure: Option<Failure>,
     log: Arc<LogBuffer>,
@@ -94,22 +93,16 @@ impl Deployer {
 
     /// Compiles, validates and mounts one Element, replacing its previous
     /// version atomically. On failure the previous version keeps serving.
-    pub async fn deploy(
-        &self,
-        name: &str,
-        component: Vec<u8>,
-        manifest: Option<String>,
-    ) -> Result<Arc<Element>, DeployError> {
+    pub async fn deploy(&self, name: &str, source: ElementSource) -> Result<Arc<Element>, DeployError> {
         let log = self.log(name);
         let host = self.host.clone();
         let owned_name = name.to_owned();
         let task_log = log.clone();
-        let task_manifest = manifest.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            Element::deploy(&host, &owned_name, &component, task_manifest.as_deref(), task_log)
-        })
-        .await
-        .unwrap_or_else(|e| Err(DeployError::Compile(format!("deploy task failed: {e}"))));
+        let task_source = source.clone();
+        let result =
+            tokio::task::spawn_blocking(move || Element::deploy(&host, &owned_name, &task_source, task_log))
+                .await
+                .unwrap_or_else(|e| Err(DeployError::Compile(format!("deploy task failed: {e}"))));
 
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let state = names.entry(name.to_owned()).or_default();
@@ -124,7 +117,7 @@ impl Deployer {
         match &result {
             Ok(element) => {
                 state.version = element.version;
-                state.source = Some((element.hash.clone(), manifest));
+                state.source = Some(source);
                 state.failure = None;
                 tracing::info!(
                     element = name,
@@ -201,20 +194,25 @@ impl Deployer {
             self.undeploy(name);
             return None;
         };
-        let hash = crate::element::compile::content_hash(&component);
-        let unchanged = self.with_state(name, |s| {
-            s.source
-                .as_ref()
-                .is_some_and(|(h, m)| *h == hash && *m == manifest)
-        });
+        self.deploy_if_changed(name, ElementSource::new(component, manifest))
+            .await
+    }
+
+    /// Deploys `source` unless it is what `name` last deployed (or last
+    /// failed to deploy: the same bad source is not retried on every event,
+    /// but any change to it is).
+    pub async fn deploy_if_changed(
+        &self,
+        name: &str,
+        source: ElementSource,
+    ) -> Option<Result<Arc<Element>, DeployError>> {
+        let unchanged = self.with_state(name, |s| s.source.as_ref() == Some(&source));
         if unchanged {
             return None;
         }
-        let result = self.deploy(name, component, manifest.clone()).await;
+        let result = self.deploy(name, source.clone()).await;
         if result.is_err() {
-            // Remember the refused content too: the same bad file is not retried
-            // on every event, but any change to it is.
-            self.with_state(name, |s| s.source = Some((hash, manifest)));
+            self.with_state(name, |s| s.source = Some(source));
         }
         Some(result)
     }

@@ -132,7 +132,12 @@ impl Element {
         result
     }
 
-    fn new_store(&self, services: &Services, info: &RequestInfo, deadline: Instant) -> Store<RequestState> {
+    pub(super) fn new_store(
+        &self,
+        services: &Services,
+        info: &RequestInfo,
+        deadline: Instant,
+    ) -> Store<RequestState> {
         let state = RequestState::new(
             &self.name,
             &self.log,
@@ -244,7 +249,7 @@ impl Element {
     }
 
     /// Names the cause of a guest failure.
-    fn classify(&self, store: &Store<RequestState>, error: wasmtime::Error) -> InvokeError {
+    pub(super) fn classify(&self, store: &Store<RequestState>, error: wasmtime::Error) -> InvokeError {
         if let Some(requested) = store.data().limiter.refused {
             return InvokeError::MemoryLimit {
                 cap_mib: self.limits.memory_bytes >> 20,

@@ -17,6 +17,9 @@
 //!
 //! [values]                       # this deployment's attribute values
 //! greeting = "Hi"
+//!
+//! [events]                       # events delivered to the event-handler export
+//! subscribe = ["game.match.ended", "dev.getelements.*"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +43,19 @@ pub struct Manifest {
     /// The deployment's attribute values by name.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// Events the Element receives.
+    #[serde(default)]
+    pub events: EventsSpec,
+}
+
+/// The `[events]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSpec {
+    /// Event names, or prefixes ending in `*`, delivered to the Element's
+    /// `elements:platform/event-handler` export.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
 }
 
 /// An attribute an Element declares.
@@ -77,25 +93,37 @@ impl Manifest {
         if let Some(prefix) = &manifest.prefix {
             validate_name("prefix", prefix).map_err(ManifestError::Invalid)?;
         }
+        for pattern in &manifest.events.subscribe {
+            let name = pattern
+                .strip_suffix(".*")
+                .or(pattern.strip_suffix('*'))
+                .unwrap_or(pattern);
+            if !(pattern == "*" || crate::host::services::events::validate_event_name(name).is_ok()) {
+                return Err(ManifestError::Invalid(format!(
+                    "[events] subscribe: {pattern:?} is not an event name or a prefix ending in '*'"
+                )));
+            }
+        }
         Ok(manifest)
     }
 }
 
-/// Checks an Element name or mount prefix: 1 to 64 characters of ASCII
-/// letters, digits, `.`, `_` and `-`, starting with a letter or digit. Such a
-/// name is one URL path segment and a safe file name.
+/// Checks an Element name or mount prefix: 1 to 48 characters of ASCII
+/// letters, digits, `_` and `-`, starting with a letter or digit. Such a name
+/// is one URL path segment, a safe file name and a valid part of the
+/// Element's document namespace.
 pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= 48
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{what} {name:?} must be 1 to 64 characters of letters, digits, '.', '_' or '-', \
+            "{what} {name:?} must be 1 to 48 characters of letters, digits, '_' or '-', \
              starting with a letter or digit"
         ))
     }
@@ -131,6 +159,7 @@ mod tests {
     fn refuses_bad_prefixes_and_unknown_keys() {
         assert!(Manifest::parse("prefix = \"../admin\"").is_err());
         assert!(Manifest::parse("prefix = \"a/b\"").is_err());
+        assert!(Manifest::parse("prefix = \"a.b\"").is_err());
         assert!(Manifest::parse("prefx = \"a\"").is_err());
         assert!(Manifest::parse("[limits]\nisolation = \"sometimes\"").is_err());
     }

@@ -2,6 +2,7 @@
 //! ready to serve requests ([`Element::serve`], in [`invoke`]).
 
 pub mod compile;
+pub mod events;
 pub mod invoke;
 pub mod log_buffer;
 pub mod manifest;
@@ -60,6 +61,10 @@ pub enum DeployError {
     /// The component does not export `wasi:http/incoming-handler`.
     #[error("does not export wasi:http/incoming-handler@0.2.x: {0}")]
     MissingHandler(String),
+    /// The manifest subscribes to events but the component does not export
+    /// `elements:platform/event-handler`.
+    #[error("subscribes to events but does not export elements:platform/event-handler: {0}")]
+    MissingEventHandler(String),
     /// A required attribute has no value.
     #[error("required attribute {0:?} has no value")]
     MissingAttribute(String),
@@ -69,6 +74,36 @@ pub enum DeployError {
     /// The Element could not be mounted, e.g. its prefix is taken.
     #[error("cannot mount: {0}")]
     Mount(String),
+}
+
+/// What a deploy is made of: the component, its manifest, and what the
+/// deployment adds (attribute values over the manifest's, the application it
+/// is deployed for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementSource {
+    /// The component (binary or text format).
+    pub component: Arc<[u8]>,
+    /// SHA-256 of `component`, lowercase hex.
+    pub hash: String,
+    /// The manifest's text, if any.
+    pub manifest: Option<String>,
+    /// Deployment attribute values, over the manifest's `[values]`.
+    pub values: BTreeMap<String, String>,
+    /// The application the Element is deployed for, if any.
+    pub application: Option<String>,
+}
+
+impl ElementSource {
+    /// A source of a component and its manifest.
+    pub fn new(component: Vec<u8>, manifest: Option<String>) -> ElementSource {
+        ElementSource {
+            hash: compile::content_hash(&component),
+            component: component.into(),
+            manifest,
+            values: BTreeMap::new(),
+            application: None,
+        }
+    }
 }
 
 /// A deployed Element.
@@ -83,6 +118,8 @@ pub struct Element {
     pub version: u64,
     /// Effective per-request limits.
     pub limits: Limits,
+    /// The application it is deployed for, if any.
+    pub application: Option<String>,
     /// Declared attributes.
     pub attribute_specs: BTreeMap<String, AttributeSpec>,
     /// Effective attribute values.
@@ -93,7 +130,10 @@ pub struct Element {
     pub loaded_at: SystemTime,
     /// Whether the compiled code came from the cache.
     pub compile: Outcome,
+    /// Event names (or `prefix.*` patterns) the Element subscribes to.
+    pub subscriptions: Vec<String>,
     pre: ProxyPre<RequestState>,
+    subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     services: DeployedServices,
     warm: Mutex<Vec<invoke::Warm>>,
 }
@@ -114,21 +154,27 @@ impl Element {
     pub fn deploy(
         host: &Host,
         name: &str,
-        component: &[u8],
-        manifest: Option<&str>,
+        source: &ElementSource,
         log: Arc<LogBuffer>,
     ) -> Result<Element, DeployError> {
         validate_name("name", name).map_err(DeployError::InvalidName)?;
-        let manifest = match manifest {
+        let mut manifest = match &source.manifest {
             Some(text) => Manifest::parse(text)?,
             None => Manifest::default(),
         };
+        manifest
+            .values
+            .extend(source.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(app) = &source.application {
+            validate_name("application", app).map_err(|e| DeployError::Mount(e))?;
+        }
+        let component = &source.component[..];
         let limits = host.limits.with(&manifest.limits);
         validate_limits(&limits).map_err(DeployError::Limits)?;
         let operator = host.element_attributes.get(name);
         let attributes = effective_attributes(&manifest, &host.attributes, operator)?;
 
-        let hash = compile::content_hash(component);
+        let hash = source.hash.clone();
         let (compiled, outcome) = host
             .cache
             .load_or_compile(&host.engine, component, &hash)
@@ -137,12 +183,21 @@ impl Element {
             .linker
             .instantiate_pre(&compiled)
             .map_err(|e| DeployError::UnknownImport(format!("{e:#}")))?;
+        let subscriber = if manifest.events.subscribe.is_empty() {
+            None
+        } else {
+            Some(
+                events::SubscriberBindingsPre::new(instance_pre.clone())
+                    .map_err(|e| DeployError::MissingEventHandler(format!("{e:#}")))?,
+            )
+        };
         let pre = ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
 
         let name: Arc<str> = name.into();
         let attributes = Arc::new(attributes);
         let services = host.services.deploy(&DeployContext {
             name: &name,
+            application: source.application.as_deref(),
             attributes: &attributes,
             log: &log,
         })?;
@@ -157,13 +212,16 @@ impl Element {
             name,
             hash,
             version: 0,
+            application: source.application.clone(),
             limits,
             attribute_specs: manifest.attributes,
             attributes,
             log,
             loaded_at: SystemTime::now(),
             compile: outcome,
+            subscriptions: manifest.events.subscribe.clone(),
             pre,
+            subscriber,
             services,
             warm: Mutex::new(Vec::new()),
         })

@@ -1,6 +1,6 @@
 //! What an Element instance can reach: WASI (clocks, random, stdio; no
-//! files, no sockets), `wasi:http` (incoming requests; outbound calls are
-//! refused unless a later host service allows them) and our host services.
+//! files, no sockets), `wasi:http` (incoming requests; outbound calls only to
+//! the hosts the Element's allow-list names) and our host services.
 //!
 //! [`RequestState`] is the data of one instance's [`wasmtime::Store`]; the
 //! [`Linker`] built by [`linker`] knows every interface the host provides, so
@@ -15,7 +15,7 @@ use std::time::Instant;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::element::log_buffer::{LogBuffer, Source};
 use services::InstanceServices;
@@ -32,7 +32,6 @@ pub struct RequestInfo {
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundHooks,
     table: ResourceTable,
     /// Linear-memory accounting for this instance.
     pub limiter: MemoryLimiter,
@@ -72,7 +71,6 @@ impl RequestState {
         RequestState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_cap),
             deadline,
@@ -95,33 +93,8 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.services.http,
         }
-    }
-}
-
-/// Outbound `wasi:http` policy. Until the outbound-HTTP host service exists,
-/// every outgoing request is refused before a connection is made.
-struct OutboundHooks;
-
-impl WasiHttpHooks for OutboundHooks {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

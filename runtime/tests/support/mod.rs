@@ -109,6 +109,23 @@ impl Server {
     /// Starts the server with its virtual address space capped at
     /// `address_space_kib` (`ulimit -v`), when given.
     pub fn start_limited(dirs: &Dirs, flags: &[&str], address_space_kib: Option<u64>) -> Server {
+        Server::launch(dirs, flags, address_space_kib, &[], None)
+    }
+
+    /// Starts the server with extra environment variables and, when the
+    /// suite runs against MongoDB, on the named database (so a restart sees
+    /// the same data; `None`: a new database, as [`Server::start`]).
+    pub fn start_with(dirs: &Dirs, flags: &[&str], env: &[(&str, &str)], database: Option<&str>) -> Server {
+        Server::launch(dirs, flags, None, env, database)
+    }
+
+    fn launch(
+        dirs: &Dirs,
+        flags: &[&str],
+        address_space_kib: Option<u64>,
+        env: &[(&str, &str)],
+        database: Option<&str>,
+    ) -> Server {
         let mut command = match address_space_kib {
             Some(kib) => {
                 let mut c = Command::new("sh");
@@ -119,6 +136,15 @@ impl Server {
             }
             None => Command::new(env!("CARGO_BIN_EXE_elements")),
         };
+        // With ELEMENTS_MONGODB_URI set (CI does), the server inherits it and
+        // each server gets a database of its own.
+        if std::env::var("ELEMENTS_MONGODB_URI").is_ok_and(|u| !u.is_empty()) {
+            let db = database
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("test_{}", uuid_like()));
+            command.args(["--mongodb-database", &db]);
+        }
+        command.envs(env.iter().copied());
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
             .arg("--deploy-dir")
@@ -228,4 +254,124 @@ pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
     let text = response.text().await.expect("body");
     let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, value)
+}
+
+/// A process-unique name part.
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The Python of the project's test venv (`ELEMENTS_VENV`, default
+/// `~/.cache/elements/venv`), which `cargo xtask test` provisions.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("ELEMENTS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/venv")
+        });
+    venv.join("bin/python")
+}
+
+/// A real SMTP server on loopback (aiosmtpd) that stores what it receives in
+/// a Maildir.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let python = venv_python();
+        assert!(
+            python.exists(),
+            "{} is missing: `cargo xtask test` creates the test venv with aiosmtpd",
+            python.display()
+        );
+        let maildir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.path().join(sub)).unwrap();
+        }
+        let port = closed_port();
+        let child = Command::new(&python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting aiosmtpd");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not listen (is it installed in the venv?)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer { child, port, maildir }
+    }
+
+    /// Every message received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join(sub)) {
+                for entry in entries.flatten() {
+                    if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for the first message.
+    pub fn wait_for_message(&self, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(m) = self.messages().into_iter().next() {
+                return m;
+            }
+            assert!(started.elapsed() < timeout, "no email arrived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (later sends fail to connect).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -13,25 +13,37 @@
 //! below.
 
 pub mod attributes;
+pub mod documents;
+pub mod events;
+pub mod http;
 pub mod log;
+pub mod mail;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use elements_store::DocumentStore;
 use wasmtime::component::Linker;
 
 use super::{RequestInfo, RequestState};
 use crate::element::log_buffer::LogBuffer;
+use crate::events::EventBus;
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "elements:platform/imports",
+    imports: {
+        "elements:platform/documents": async,
+        "elements:platform/mail": async,
+    },
 });
 
 /// What a service sees of an Element being deployed.
 pub struct DeployContext<'a> {
     /// The Element's name.
     pub name: &'a Arc<str>,
+    /// The application it is deployed for, if any.
+    pub application: Option<&'a str>,
     /// The Element's effective attributes.
     pub attributes: &'a Arc<BTreeMap<String, String>>,
     /// The Element's log.
@@ -66,37 +78,78 @@ pub trait HostService: Send + Sync + 'static {
 }
 
 /// Every host service, as configured at startup.
-#[derive(Default)]
 pub struct Services {
     log: log::LogService,
     attributes: attributes::AttributesService,
+    documents: documents::DocumentsService,
+    events: events::EventsService,
+    http: http::HttpService,
+    mail: mail::MailService,
 }
 
 /// Every service's state for one deployed Element.
 pub struct DeployedServices {
     log: <log::LogService as HostService>::Deployed,
     attributes: <attributes::AttributesService as HostService>::Deployed,
+    documents: <documents::DocumentsService as HostService>::Deployed,
+    events: <events::EventsService as HostService>::Deployed,
+    http: <http::HttpService as HostService>::Deployed,
+    mail: <mail::MailService as HostService>::Deployed,
 }
 
 /// Every service's state for one instance.
 pub struct InstanceServices {
-    log: <log::LogService as HostService>::Instance,
-    attributes: <attributes::AttributesService as HostService>::Instance,
+    pub(crate) log: <log::LogService as HostService>::Instance,
+    pub(crate) attributes: <attributes::AttributesService as HostService>::Instance,
+    pub(crate) documents: <documents::DocumentsService as HostService>::Instance,
+    pub(crate) events: <events::EventsService as HostService>::Instance,
+    pub(crate) http: <http::HttpService as HostService>::Instance,
+    pub(crate) mail: <mail::MailService as HostService>::Instance,
 }
 
 /// Adds every service's interfaces to the linker.
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
     log::LogService::add_to_linker(linker)?;
     attributes::AttributesService::add_to_linker(linker)?;
+    documents::DocumentsService::add_to_linker(linker)?;
+    events::EventsService::add_to_linker(linker)?;
+    http::HttpService::add_to_linker(linker)?;
+    mail::MailService::add_to_linker(linker)?;
     Ok(())
 }
 
+/// What the services are built from at startup.
+pub struct ServiceDeps {
+    /// The document store.
+    pub store: Arc<dyn DocumentStore>,
+    /// The event bus.
+    pub events: Arc<EventBus>,
+    /// Elements allowed to publish `dev.getelements.*` events.
+    pub reserved_event_publishers: BTreeSet<String>,
+}
+
 impl Services {
+    /// Every service, configured.
+    pub fn new(deps: ServiceDeps) -> Services {
+        Services {
+            log: log::LogService,
+            attributes: attributes::AttributesService,
+            documents: documents::DocumentsService::new(deps.store),
+            events: events::EventsService::new(deps.events, deps.reserved_event_publishers),
+            http: http::HttpService,
+            mail: mail::MailService,
+        }
+    }
+
     /// Builds every service's per-Element state; the first refusal fails the deploy.
     pub fn deploy(&self, element: &DeployContext<'_>) -> Result<DeployedServices, ServiceConfigError> {
         Ok(DeployedServices {
             log: self.log.deploy(element)?,
             attributes: self.attributes.deploy(element)?,
+            documents: self.documents.deploy(element)?,
+            events: self.events.deploy(element)?,
+            http: self.http.deploy(element)?,
+            mail: self.mail.deploy(element)?,
         })
     }
 
@@ -105,6 +158,10 @@ impl Services {
         InstanceServices {
             log: self.log.prepare(&deployed.log, request),
             attributes: self.attributes.prepare(&deployed.attributes, request),
+            documents: self.documents.prepare(&deployed.documents, request),
+            events: self.events.prepare(&deployed.events, request),
+            http: self.http.prepare(&deployed.http, request),
+            mail: self.mail.prepare(&deployed.mail, request),
         }
     }
 }

@@ -1,11 +1,17 @@
-//! Test fixture for the runtime's isolation tests: an Element that loops,
-//! exhausts memory, panics, prints, sleeps, and so on, on request.
+//! Test fixture for the runtime's tests: an Element that loops, exhausts
+//! memory, panics, prints, sleeps, and so on, on request; and that exposes
+//! the host services (documents, events, mail, outbound HTTP) over HTTP.
+//! Every event it receives is stored in its `received` collection.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use elements_sdk::documents::{self, FindAndModify, Sort};
 use elements_sdk::prelude::*;
+use elements_sdk::{http, mail};
+use serde::Deserialize;
+use serde_json::Value;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -54,6 +60,182 @@ fn router() -> Router {
             error!("level test error");
             json!({"logged": true})
         })
+        // Documents.
+        .post("/docs/{collection}", |req: Request| -> Result<Response> {
+            let stored = collection(&req).insert(&req.json::<Value>()?)?;
+            Ok(Response::json(&stored).with_status(201))
+        })
+        .post("/docs/{collection}/find", find)
+        .post("/docs/{collection}/count", |req: Request| -> Result<Value> {
+            let count = collection(&req).count(body_or_empty(&req)?)?;
+            Ok(json!({"count": count}))
+        })
+        .post("/docs/{collection}/index", |req: Request| -> Result<Response> {
+            #[derive(Deserialize)]
+            struct Index {
+                fields: Vec<String>,
+                #[serde(default)]
+                unique: bool,
+            }
+            let index: Index = req.json()?;
+            let fields: Vec<&str> = index.fields.iter().map(String::as_str).collect();
+            if index.unique {
+                collection(&req).ensure_unique_index(&fields)?;
+            } else {
+                collection(&req).ensure_index(&fields)?;
+            }
+            Ok(Response::empty(204))
+        })
+        .post("/docs/{collection}/take", |req: Request| -> Result<Value> {
+            collection(&req)
+                .find_one_and_delete(body_or_empty(&req)?)?
+                .ok_or_else(|| Error::not_found("no matching document"))
+        })
+        .post("/docs/{collection}/upsert", |req: Request| -> Result<Value> {
+            #[derive(Deserialize)]
+            struct Upsert {
+                #[serde(default = "empty_object")]
+                filter: Value,
+                update: Value,
+            }
+            let body: Upsert = req.json()?;
+            collection(&req)
+                .find_one_and_update(body.filter, body.update, FindAndModify::new().upsert())?
+                .ok_or_else(|| Error::internal("an upsert returned no document"))
+        })
+        .get("/docs/{collection}/{id}", |req: Request| -> Result<Value> {
+            let id = req.param("id").unwrap_or_default();
+            collection(&req)
+                .get(id)?
+                .ok_or_else(|| Error::not_found(format!("no document {id}")))
+        })
+        .patch("/docs/{collection}/{id}", |req: Request| -> Result<Value> {
+            let id = req.param("id").unwrap_or_default();
+            let update: Value = req.json()?;
+            let docs = collection(&req);
+            let updated = match req.query("version") {
+                Some(v) => {
+                    let version = v
+                        .parse()
+                        .map_err(|_| Error::bad_request("query parameter `version` must be a number"))?;
+                    docs.update_if_version(id, update, version)?
+                }
+                None => docs.update(id, update)?,
+            };
+            updated.ok_or_else(|| Error::not_found(format!("no document {id}")))
+        })
+        .delete("/docs/{collection}/{id}", |req: Request| -> Result<Value> {
+            let deleted = collection(&req).delete(req.param("id").unwrap_or_default())?;
+            Ok(json!({"deleted": deleted}))
+        })
+        // Events.
+        .post("/publish/{name}", |req: Request| -> Result<Response> {
+            let payload = if req.body().is_empty() {
+                Value::Null
+            } else {
+                req.json()?
+            };
+            events::publish(req.param("name").unwrap_or_default(), &payload)?;
+            Ok(Response::empty(204))
+        })
+        .get("/received", |_req| -> Result<Value> {
+            let received = documents::collection(RECEIVED)
+                .find(json!({}))
+                .sort_asc("_id")
+                .all()?;
+            Ok(Value::Array(received))
+        })
+        // Mail.
+        .post("/mail", |req: Request| -> Result<Response> {
+            #[derive(Deserialize)]
+            struct Mail {
+                to: Vec<String>,
+                #[serde(default)]
+                subject: String,
+                html: Option<String>,
+                text: Option<String>,
+                from: Option<String>,
+            }
+            let body: Mail = req.json()?;
+            let message = mail::Message {
+                to: body.to,
+                subject: body.subject,
+                html: body.html,
+                text: body.text,
+                from: body.from,
+            };
+            mail::send(&message)?;
+            Ok(Response::empty(204))
+        })
+        // Outbound HTTP.
+        .get("/fetch", |req: Request| -> Result<Value> {
+            let url = req
+                .query("url")
+                .ok_or_else(|| Error::bad_request("query parameter `url` is required"))?;
+            let res = http::get(&url)?;
+            Ok(json!({"status": res.status, "body": String::from_utf8_lossy(&res.body)}))
+        })
+}
+
+/// Where [`on_event`] stores what it receives.
+const RECEIVED: &str = "received";
+
+/// Stores every event in `received`.
+fn on_event(event: Event) -> Result<()> {
+    documents::collection(RECEIVED).insert(&json!({"name": event.name, "payload": event.payload}))?;
+    Ok(())
+}
+
+fn collection(req: &Request) -> documents::Collection {
+    documents::collection(req.param("collection").unwrap_or_default())
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// The JSON body, or `{}` when there is none.
+fn body_or_empty(req: &Request) -> Result<Value> {
+    if req.body().is_empty() {
+        Ok(empty_object())
+    } else {
+        req.json()
+    }
+}
+
+/// `POST /docs/{collection}/find` with `{"filter", "sort": [[field, descending]], "skip", "limit"}`.
+fn find(req: Request) -> Result<Value> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Find {
+        filter: Option<Value>,
+        sort: Vec<(String, bool)>,
+        skip: Option<u64>,
+        limit: Option<u64>,
+    }
+    let body: Find = if req.body().is_empty() {
+        Find::default()
+    } else {
+        req.json()?
+    };
+    let docs = collection(&req);
+    let mut query = docs.find(body.filter.unwrap_or_else(empty_object));
+    let mut sort = Sort::default();
+    for (field, descending) in body.sort {
+        sort = if descending {
+            sort.then_desc(field)
+        } else {
+            sort.then_asc(field)
+        };
+    }
+    query = query.sort(sort);
+    if let Some(skip) = body.skip {
+        query = query.skip(skip);
+    }
+    if let Some(limit) = body.limit {
+        query = query.limit(limit);
+    }
+    Ok(Value::Array(query.all()?))
 }
 
 fn query_number<T: std::str::FromStr>(req: &Request, name: &str) -> Result<T> {
@@ -84,4 +266,4 @@ fn exhaust_memory() -> ! {
     }
 }
 
-elements_sdk::export_element!(router);
+elements_sdk::export_element!(router, events = on_event);

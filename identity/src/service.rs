@@ -1,0 +1,934 @@
+//! The identity service: users and their identities over the document store.
+//! Sessions and tokens are in [`crate::sessions`], profiles and applications
+//! in [`crate::profiles`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use elements_store::{
+    CollectionName, DocumentStore, Filter, IndexSpec, Namespace, Query, StoreError, Update, WriteOp,
+};
+use serde_json::{Map, Value, json};
+
+use crate::error::{IdentityError, Result};
+use crate::model::{Identity, Level, Page, User, VerificationStatus, empty_object, scheme};
+use crate::password::{dummy_hash, hash_password_blocking, verify_password_blocking};
+use crate::secret::{Secret, random_token};
+use crate::store_util::{atomic, duplicate_in, is_precondition, parse, to_doc, update_by_id};
+use crate::time::now_ms;
+use crate::token::TokenKeys;
+use crate::validate;
+use crate::verifier::{
+    Credential, CustomVerifier, DeviceVerifier, EmailVerifier, IdentityVerifier, VerifiedIdentity,
+    unknown_scheme,
+};
+
+/// Settings of the identity service.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// HMAC key of session tokens; generated once and kept in the store when
+    /// absent, so every node and every restart share it.
+    pub token_key: Option<Secret>,
+    /// HMAC key of refresh tokens (must differ from `token_key`); same default.
+    pub refresh_token_key: Option<Secret>,
+    /// Lifetime of a session token (Nakama's default: 60 s).
+    pub token_expiry: Duration,
+    /// Lifetime of a refresh token (Nakama's default: 3600 s).
+    pub refresh_token_expiry: Duration,
+    /// Default lifetime of an Elements-style session.
+    pub session_expiry: Duration,
+    /// Password of the `root` superuser created on first start; random (and
+    /// logged once by the caller) when absent.
+    pub root_password: Option<Secret>,
+    /// At most one profile per user per application (the default).
+    pub unique_profile_per_application: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            token_key: None,
+            refresh_token_key: None,
+            token_expiry: Duration::from_secs(60),
+            refresh_token_expiry: Duration::from_secs(3600),
+            session_expiry: Duration::from_secs(24 * 3600),
+            root_password: None,
+            unique_profile_per_application: true,
+        }
+    }
+}
+
+/// The core collections the service owns.
+#[derive(Debug, Clone)]
+pub(crate) struct Collections {
+    pub users: CollectionName,
+    pub identities: CollectionName,
+    pub profiles: CollectionName,
+    pub applications: CollectionName,
+    pub sessions: CollectionName,
+    pub tokens: CollectionName,
+    pub settings: CollectionName,
+}
+
+impl Collections {
+    fn new() -> Result<Collections> {
+        let core = Namespace::core();
+        let c = |name: &str| core.collection(name).map_err(IdentityError::from);
+        Ok(Collections {
+            users: c("users")?,
+            identities: c("identities")?,
+            profiles: c("profiles")?,
+            applications: c("applications")?,
+            sessions: c("sessions")?,
+            tokens: c("tokens")?,
+            settings: c("settings")?,
+        })
+    }
+}
+
+/// The result of authenticating: the user, and whether this call created it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthOutcome {
+    /// The user.
+    pub user: User,
+    /// True if the account was created by this call.
+    pub created: bool,
+}
+
+/// A find-or-create request for the user behind a verified identity.
+#[derive(Debug, Clone)]
+pub struct FindOrCreate {
+    /// The identity (from a verifier, or built by a host service).
+    pub identity: VerifiedIdentity,
+    /// Create the account if no user has this identity.
+    pub create: bool,
+    /// Name of a new account (generated when absent; ignored for existing ones).
+    pub username: Option<String>,
+}
+
+/// A user to create directly (sign-up, bootstrap, administration).
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Unique name.
+    pub name: String,
+    /// Email (becomes an `email` identity too).
+    pub email: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Level.
+    pub level: Level,
+}
+
+/// Changes to a user; `None` leaves a field as it is, an empty string clears
+/// an optional text field.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// New unique name.
+    pub name: Option<String>,
+    /// New email (replaces the `email` identity, unverified).
+    pub email: Option<String>,
+    /// New password.
+    pub password: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Language tag.
+    pub lang_tag: Option<String>,
+    /// Metadata (a JSON object).
+    pub metadata: Option<Value>,
+    /// Level (superusers only).
+    pub level: Option<Level>,
+    /// Ban or unban (superusers only); a ban revokes every session.
+    pub banned: Option<bool>,
+}
+
+/// What [`IdentityService::bootstrap`] did.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The superuser created.
+    pub user: User,
+    /// The password, when it was generated (show it once, then forget it).
+    pub generated_password: Option<Secret>,
+}
+
+/// The identity service. Cheap to share as `Arc<IdentityService>`.
+pub struct IdentityService {
+    pub(crate) store: Arc<dyn DocumentStore>,
+    pub(crate) c: Collections,
+    pub(crate) config: IdentityConfig,
+    pub(crate) keys: TokenKeys,
+    verifiers: RwLock<HashMap<String, Arc<dyn IdentityVerifier>>>,
+}
+
+impl std::fmt::Debug for IdentityService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityService")
+            .field("backend", &self.store.backend())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Id of the settings document holding generated token keys.
+const TOKEN_KEYS_DOC: &str = "identity-token-keys";
+
+impl IdentityService {
+    /// Opens the service over `store`: creates its indexes (idempotent) and
+    /// loads or generates the token keys. Registers the `device`, `custom`
+    /// and `email` verifiers.
+    pub async fn new(store: Arc<dyn DocumentStore>, config: IdentityConfig) -> Result<IdentityService> {
+        let c = Collections::new()?;
+        let index = |fields: &[&str], unique: bool| {
+            if unique {
+                IndexSpec::unique(fields)
+            } else {
+                IndexSpec::non_unique(fields)
+            }
+            .map_err(IdentityError::from)
+        };
+        let mut indexes = vec![
+            (&c.users, index(&["name"], true)?),
+            (&c.users, index(&["email"], true)?),
+            (&c.users, index(&["level"], false)?),
+            (&c.identities, index(&["user_id"], false)?),
+            (&c.profiles, index(&["user_id"], false)?),
+            (&c.profiles, index(&["application_id"], false)?),
+            (&c.applications, index(&["name"], true)?),
+            (&c.sessions, index(&["user_id"], false)?),
+            (&c.tokens, index(&["user_id"], false)?),
+        ];
+        if config.unique_profile_per_application {
+            indexes.push((&c.profiles, index(&["user_id", "application_id"], true)?));
+        }
+        for (collection, spec) in indexes {
+            store.ensure_index(collection, &spec).await?;
+        }
+        let keys = load_token_keys(&store, &c, &config).await?;
+        let service = IdentityService {
+            store,
+            c,
+            config,
+            keys,
+            verifiers: RwLock::new(HashMap::new()),
+        };
+        service.register_verifier(Arc::new(DeviceVerifier));
+        service.register_verifier(Arc::new(CustomVerifier));
+        service.register_verifier(Arc::new(EmailVerifier));
+        Ok(service)
+    }
+
+    /// The service's settings.
+    pub fn config(&self) -> &IdentityConfig {
+        &self.config
+    }
+
+    /// Adds (or replaces) the verifier of its scheme: how a new login method
+    /// (a social provider) plugs in.
+    pub fn register_verifier(&self, verifier: Arc<dyn IdentityVerifier>) {
+        let mut verifiers = self.verifiers.write().unwrap_or_else(|e| e.into_inner());
+        verifiers.insert(verifier.scheme().to_owned(), verifier);
+    }
+
+    /// The verifier of `scheme`.
+    pub fn verifier(&self, scheme: &str) -> Result<Arc<dyn IdentityVerifier>> {
+        let verifiers = self.verifiers.read().unwrap_or_else(|e| e.into_inner());
+        verifiers
+            .get(scheme)
+            .cloned()
+            .ok_or_else(|| unknown_scheme(scheme))
+    }
+
+    /// Creates the `root` superuser if the store has no superuser and no
+    /// `root` yet (first start). Safe to run on several nodes at once: the
+    /// unique name decides which one creates it.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
+        let superusers = self
+            .store
+            .count(&self.c.users, &Filter::eq("level", Level::Superuser.as_str())?)
+            .await?;
+        if superusers > 0 || self.find_user_by_name("root").await?.is_some() {
+            return Ok(None);
+        }
+        let (password, generated) = match &self.config.root_password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = Secret::new(random_token(18)?);
+                (p.clone(), Some(p))
+            }
+        };
+        let created = self
+            .create_user(NewUser {
+                name: "root".into(),
+                password: Some(password.expose().to_owned()),
+                level: Level::Superuser,
+                ..NewUser::default()
+            })
+            .await;
+        match created {
+            Ok(user) => Ok(Some(Bootstrap {
+                user,
+                generated_password: generated,
+            })),
+            // Another node bootstrapped first.
+            Err(IdentityError::AlreadyExists(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---------------------------------------------------------------- users
+
+    /// The user with this id.
+    pub async fn user(&self, id: &str) -> Result<User> {
+        match self.store.get(&self.c.users, id).await? {
+            Some(doc) => parse(doc),
+            None => Err(IdentityError::not_found("User not found.")),
+        }
+    }
+
+    /// The user and its password hash.
+    async fn user_with_hash(&self, id: &str) -> Result<Option<(User, Option<String>)>> {
+        match self.store.get(&self.c.users, id).await? {
+            Some(doc) => Ok(Some(split_hash(doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The user with this unique name.
+    pub async fn find_user_by_name(&self, name: &str) -> Result<Option<User>> {
+        let doc = self
+            .store
+            .find_one(&self.c.users, &Filter::eq("name", name)?)
+            .await?;
+        doc.map(parse).transpose()
+    }
+
+    /// The user with this email (lower-cased before the lookup).
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let doc = self
+            .store
+            .find_one(&self.c.users, &Filter::eq("email", email.to_lowercase())?)
+            .await?;
+        doc.map(parse).transpose()
+    }
+
+    /// Logs in with a name or email and a password (the `/api/rest` session
+    /// login). Unknown logins and wrong passwords fail alike, in about the
+    /// same time.
+    pub async fn login_password(&self, login: &str, password: &str) -> Result<User> {
+        let mut doc = self
+            .store
+            .find_one(&self.c.users, &Filter::eq("name", login)?)
+            .await?;
+        if doc.is_none() && login.contains('@') {
+            doc = self
+                .store
+                .find_one(&self.c.users, &Filter::eq("email", login.to_lowercase())?)
+                .await?;
+        }
+        let found = doc.map(split_hash).transpose()?;
+        let phc = found
+            .as_ref()
+            .and_then(|(_, h)| h.clone())
+            .unwrap_or_else(|| dummy_hash().to_owned());
+        let matches = verify_password_blocking(password.to_owned(), phc).await?;
+        match found {
+            Some((user, Some(_))) if matches => {
+                if user.banned {
+                    return Err(IdentityError::banned());
+                }
+                Ok(user)
+            }
+            _ => Err(IdentityError::invalid_credentials()),
+        }
+    }
+
+    /// Creates a user from scratch (sign-up, administration, bootstrap). An
+    /// email becomes an unverified `email` identity too.
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        let name = validate::username(&new.name)?;
+        let email = new.email.as_deref().map(validate::email).transpose()?;
+        let hash = match new.password {
+            Some(p) => {
+                validate::password(&p)?;
+                Some(hash_password_blocking(p).await?)
+            }
+            None => None,
+        };
+        let now = now_ms();
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            email: email.clone(),
+            level: new.level,
+            display_name: new.display_name.filter(|d| !d.is_empty()),
+            avatar_url: None,
+            lang_tag: None,
+            metadata: empty_object(),
+            banned: false,
+            banned_at: None,
+            created: now,
+            updated: now,
+        };
+        let mut ops = Vec::new();
+        if let Some(email) = &email {
+            ops.push(self.insert_identity(
+                &user.id,
+                scheme::EMAIL,
+                email,
+                VerificationStatus::Unverified,
+                now,
+            )?);
+        }
+        ops.push(WriteOp::Insert {
+            collection: self.c.users.clone(),
+            document: user_doc(&user, hash.as_deref())?,
+        });
+        match atomic(&self.store, ops).await {
+            Ok(()) => Ok(user),
+            Err(e) if duplicate_in(&e).is_some() => {
+                Err(self.explain_duplicate(&e, &user.name, "Email").await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Turns a duplicate-key conflict on creating or changing a user into
+    /// the client's error: the name, or else the identity/email, is taken.
+    async fn explain_duplicate(&self, e: &StoreError, name: &str, label: &str) -> Result<IdentityError> {
+        let on_identities = duplicate_in(e) == Some(self.c.identities.physical());
+        if !on_identities && self.find_user_by_name(name).await?.is_some() {
+            return Ok(IdentityError::username_in_use());
+        }
+        Ok(IdentityError::AlreadyExists(format!(
+            "{label} is already in use."
+        )))
+    }
+
+    /// Users whose name or email starts with `prefix` (all users without
+    /// one), by name. Superusers only.
+    pub async fn search_users(
+        &self,
+        actor: &User,
+        prefix: Option<&str>,
+        offset: u64,
+        count: u64,
+    ) -> Result<Page<User>> {
+        require_superuser(actor)?;
+        let filter = match prefix.filter(|p| !p.is_empty()) {
+            None => Filter::all(),
+            Some(p) => {
+                // Strings compare by UTF-8 bytes: [p, p + U+10FFFF) is "starts with p".
+                let upper = format!("{p}\u{10FFFF}");
+                let lower_email = p.to_lowercase();
+                let upper_email = format!("{lower_email}\u{10FFFF}");
+                Filter::parse(&json!({"$or": [
+                    {"name": {"$gte": p, "$lt": upper}},
+                    {"email": {"$gte": lower_email, "$lt": upper_email}},
+                ]}))?
+            }
+        };
+        let total = self.store.count(&self.c.users, &filter).await?;
+        let query = Query::new(filter)
+            .sort_asc("name")?
+            .skip(offset)
+            .limit(count.min(100));
+        let items = self
+            .store
+            .find(&self.c.users, &query)
+            .await?
+            .into_iter()
+            .map(parse)
+            .collect::<Result<Vec<User>>>()?;
+        Ok(Page { offset, total, items })
+    }
+
+    /// Changes a user. The user themself or a superuser; only a superuser
+    /// changes levels and bans. A ban revokes the user's sessions and tokens.
+    pub async fn update_user(&self, actor: &User, id: &str, update: UserUpdate) -> Result<User> {
+        require_self_or_superuser(actor, id)?;
+        if (update.level.is_some() || update.banned.is_some()) && actor.level != Level::Superuser {
+            return Err(IdentityError::PermissionDenied(
+                "Only a superuser may change a user's level or ban a user.".into(),
+            ));
+        }
+        let current = self.user(id).await?;
+        let now = now_ms();
+        let mut set = Map::new();
+        let mut unset = Map::new();
+        let mut ops = Vec::new();
+        let mut name = current.name.clone();
+        if let Some(n) = &update.name {
+            name = validate::username(n)?;
+            set.insert("name".into(), json!(name));
+        }
+        for (field, value) in [
+            ("display_name", &update.display_name),
+            ("avatar_url", &update.avatar_url),
+            ("lang_tag", &update.lang_tag),
+        ] {
+            match value.as_deref() {
+                Some("") => {
+                    unset.insert(field.into(), json!(""));
+                }
+                Some(v) => {
+                    set.insert(field.into(), json!(v));
+                }
+                None => {}
+            }
+        }
+        if let Some(metadata) = update.metadata {
+            if !metadata.is_object() {
+                return Err(IdentityError::invalid("metadata must be a JSON object"));
+            }
+            set.insert("metadata".into(), metadata);
+        }
+        if let Some(p) = update.password {
+            validate::password(&p)?;
+            set.insert("password_hash".into(), json!(hash_password_blocking(p).await?));
+        }
+        if let Some(level) = update.level {
+            set.insert("level".into(), json!(level));
+        }
+        if let Some(banned) = update.banned {
+            set.insert("banned".into(), json!(banned));
+            if banned && !current.banned {
+                set.insert("banned_at".into(), json!(now));
+            } else if !banned {
+                unset.insert("banned_at".into(), json!(""));
+            }
+        }
+        if let Some(e) = &update.email {
+            let email = validate::email(e)?;
+            if current.email.as_deref() != Some(email.as_str()) {
+                ops.push(self.insert_identity(
+                    id,
+                    scheme::EMAIL,
+                    &email,
+                    VerificationStatus::Unverified,
+                    now,
+                )?);
+                if let Some(old) = &current.email {
+                    ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
+                }
+                set.insert("email".into(), json!(email));
+            }
+        }
+        set.insert("updated".into(), json!(now));
+        let mut doc = Map::new();
+        doc.insert("$set".into(), Value::Object(set));
+        if !unset.is_empty() {
+            doc.insert("$unset".into(), Value::Object(unset));
+        }
+        ops.push(update_by_id(
+            &self.c.users,
+            id,
+            Update::parse(&Value::Object(doc))?,
+        ));
+        match atomic(&self.store, ops).await {
+            Ok(()) => {}
+            Err(e) if duplicate_in(&e).is_some() => {
+                // Only a changed name can collide on the name index.
+                let changed_name = if name != current.name { name.as_str() } else { "" };
+                return Err(self.explain_duplicate(&e, changed_name, "Email").await?);
+            }
+            Err(e) if is_precondition(&e) => return Err(IdentityError::not_found("User not found.")),
+            Err(e) => return Err(e.into()),
+        }
+        if update.banned == Some(true) {
+            self.revoke_all(id).await?;
+        }
+        self.user(id).await
+    }
+
+    // ----------------------------------------------------------- identities
+
+    /// Authenticates with a credential of `scheme` through its verifier, then
+    /// finds or creates the user (Nakama's authenticate calls).
+    pub async fn authenticate(
+        &self,
+        scheme: &str,
+        credential: &Credential,
+        create: bool,
+        username: Option<String>,
+    ) -> Result<AuthOutcome> {
+        let identity = self.verifier(scheme)?.verify(credential).await?;
+        self.find_or_create_user(FindOrCreate {
+            identity,
+            create,
+            username,
+        })
+        .await
+    }
+
+    /// Finds the user behind `(scheme, id)`, or creates user and identity
+    /// together. Race-free: the identity's `_id` is `<scheme>:<id>`, inserted
+    /// in the same all-or-nothing batch as the user, so of any number of
+    /// concurrent first logins exactly one creates the account and the others
+    /// find it. With a password in the identity, an existing account must
+    /// have it, and a new account gets it.
+    pub async fn find_or_create_user(&self, request: FindOrCreate) -> Result<AuthOutcome> {
+        let v = &request.identity;
+        if let Some(name) = &request.username {
+            validate::username(name)?;
+        }
+        let key = Identity::key_of(&v.scheme, &v.id);
+        let mut password_hash: Option<String> = None;
+        for _ in 0..8 {
+            if let Some(doc) = self.store.get(&self.c.identities, &key).await? {
+                let identity: Identity = parse(doc)?;
+                let (user, phc) = self.user_with_hash(&identity.user_id).await?.ok_or_else(|| {
+                    IdentityError::internal(format!("identity {key} points to a missing user"))
+                })?;
+                if let Some(password) = &v.password {
+                    let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
+                    if !verify_password_blocking(password.clone(), phc).await? {
+                        return Err(IdentityError::invalid_credentials());
+                    }
+                }
+                if user.banned {
+                    return Err(IdentityError::banned());
+                }
+                return Ok(AuthOutcome { user, created: false });
+            }
+            if !request.create {
+                return Err(IdentityError::account_not_found());
+            }
+            if password_hash.is_none()
+                && let Some(password) = &v.password
+            {
+                password_hash = Some(hash_password_blocking(password.clone()).await?);
+            }
+            let name = match &request.username {
+                Some(n) => n.clone(),
+                None => validate::generate_username()?,
+            };
+            let now = now_ms();
+            let user = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                name,
+                email: v.email.clone(),
+                level: Level::User,
+                display_name: None,
+                avatar_url: None,
+                lang_tag: None,
+                metadata: empty_object(),
+                banned: false,
+                banned_at: None,
+                created: now,
+                updated: now,
+            };
+            // The identity goes first: its unique `_id` decides the race.
+            let ops = vec![
+                self.insert_identity(&user.id, &v.scheme, &v.id, v.status, now)?,
+                WriteOp::Insert {
+                    collection: self.c.users.clone(),
+                    document: user_doc(&user, password_hash.as_deref())?,
+                },
+            ];
+            match atomic(&self.store, ops).await {
+                Ok(()) => return Ok(AuthOutcome { user, created: true }),
+                // Another login created the identity first: read it.
+                Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => continue,
+                Err(e) if duplicate_in(&e).is_some() => {
+                    if self.find_user_by_name(&user.name).await?.is_some() {
+                        if request.username.is_some() {
+                            return Err(IdentityError::username_in_use());
+                        }
+                        // A generated name collided: draw another.
+                        continue;
+                    }
+                    return Err(IdentityError::AlreadyExists("Email is already in use.".into()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IdentityError::internal(
+            "could not find or create the account (too much contention)",
+        ))
+    }
+
+    /// The identity `(scheme, id)`, if any user has it.
+    pub async fn identity(&self, scheme: &str, id: &str) -> Result<Option<Identity>> {
+        let doc = self
+            .store
+            .get(&self.c.identities, &Identity::key_of(scheme, id))
+            .await?;
+        doc.map(parse).transpose()
+    }
+
+    /// The user behind `(scheme, id)`, if any.
+    pub async fn find_user_by_identity(&self, scheme: &str, id: &str) -> Result<Option<User>> {
+        match self.identity(scheme, id).await? {
+            Some(identity) => Ok(Some(self.user(&identity.user_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every identity of a user, by key.
+    pub async fn identities_of(&self, user_id: &str) -> Result<Vec<Identity>> {
+        let query = Query::new(Filter::eq("user_id", user_id)?).sort_asc("_id")?;
+        self.store
+            .find(&self.c.identities, &query)
+            .await?
+            .into_iter()
+            .map(parse)
+            .collect()
+    }
+
+    /// Sets the verification status of an identity.
+    pub async fn set_verification_status(
+        &self,
+        scheme: &str,
+        id: &str,
+        status: VerificationStatus,
+    ) -> Result<Identity> {
+        let key = Identity::key_of(scheme, id);
+        let update = Update::parse(&json!({"$set": {"status": status, "updated": now_ms()}}))?;
+        match self
+            .store
+            .update_by_id(&self.c.identities, &key, &update, None)
+            .await
+        {
+            Ok(doc) => parse(doc),
+            Err(StoreError::NotFound(_)) => Err(IdentityError::not_found("Identity not found.")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Links a credential of `scheme` (checked by its verifier) to a user.
+    /// Re-linking the user's own identifier is a no-op; one another account
+    /// uses is "`<label>` is already in use.".
+    pub async fn link(&self, user_id: &str, scheme: &str, credential: &Credential) -> Result<()> {
+        let verifier = self.verifier(scheme)?;
+        let identity = verifier.verify(credential).await?;
+        self.link_verified(user_id, &identity, verifier.label()).await
+    }
+
+    /// Links an email to a user (replacing the user's previous email), with a
+    /// new password if given. For host services (e.g. the Email Verification
+    /// Element), which may then set its verification status.
+    pub async fn link_email(&self, user_id: &str, email: &str, password: Option<String>) -> Result<()> {
+        let email = validate::email(email)?;
+        if let Some(p) = &password {
+            validate::password(p)?;
+        }
+        let identity = VerifiedIdentity {
+            scheme: scheme::EMAIL.into(),
+            id: email.clone(),
+            status: VerificationStatus::Unverified,
+            password,
+            email: Some(email),
+        };
+        self.link_verified(user_id, &identity, "Email").await
+    }
+
+    /// Links an already verified identity to a user.
+    pub async fn link_verified(&self, user_id: &str, v: &VerifiedIdentity, label: &str) -> Result<()> {
+        let in_use = || IdentityError::AlreadyExists(format!("{label} is already in use."));
+        if let Some(existing) = self.identity(&v.scheme, &v.id).await? {
+            return if existing.user_id == user_id {
+                Ok(())
+            } else {
+                Err(in_use())
+            };
+        }
+        let user = self
+            .user(user_id)
+            .await
+            .map_err(|_| IdentityError::account_not_found())?;
+        let now = now_ms();
+        let mut ops = vec![self.insert_identity(user_id, &v.scheme, &v.id, v.status, now)?];
+        let mut set = Map::new();
+        set.insert("updated".into(), json!(now));
+        if v.scheme == scheme::EMAIL {
+            // One email per account, as in Nakama: linking another replaces it.
+            if let Some(old) = user.email.as_deref().filter(|old| *old != v.id) {
+                ops.push(self.delete_identity(user_id, scheme::EMAIL, old)?);
+            }
+            set.insert("email".into(), json!(v.id));
+            if let Some(p) = &v.password {
+                set.insert(
+                    "password_hash".into(),
+                    json!(hash_password_blocking(p.clone()).await?),
+                );
+            }
+        }
+        ops.push(update_by_id(
+            &self.c.users,
+            user_id,
+            Update::parse(&json!({"$set": set}))?,
+        ));
+        match atomic(&self.store, ops).await {
+            Ok(()) => Ok(()),
+            Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => {
+                // A concurrent link of the same id: fine if it was ours.
+                match self.identity(&v.scheme, &v.id).await? {
+                    Some(existing) if existing.user_id == user_id => Ok(()),
+                    _ => Err(in_use()),
+                }
+            }
+            Err(e) if duplicate_in(&e).is_some() => Err(in_use()),
+            Err(e) if is_precondition(&e) => Err(IdentityError::account_not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Unlinks `(scheme, id)` from a user, refusing to remove the user's last
+    /// identifier. The check and the delete are one batch that also writes
+    /// the user document, so two concurrent unlinks of a user's last two
+    /// identifiers conflict instead of both passing.
+    pub async fn unlink(&self, user_id: &str, scheme: &str, id: &str) -> Result<()> {
+        let id = self.verifier(scheme)?.normalize(id)?;
+        let now = now_ms();
+        let mut update = json!({"$set": {"updated": now}});
+        if scheme == scheme::EMAIL {
+            update["$unset"] = json!({"email": "", "password_hash": ""});
+        }
+        let ops = vec![
+            self.delete_identity(user_id, scheme, &id)?,
+            WriteOp::Require {
+                collection: self.c.identities.clone(),
+                filter: Filter::eq("user_id", user_id)?,
+                exists: true,
+            },
+            update_by_id(&self.c.users, user_id, Update::parse(&update)?),
+        ];
+        match atomic(&self.store, ops).await {
+            Ok(()) => Ok(()),
+            // Not linked to this user, or the last one: Nakama answers both alike.
+            Err(e) if is_precondition(&e) => Err(IdentityError::last_identifier()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn insert_identity(
+        &self,
+        user_id: &str,
+        scheme: &str,
+        id: &str,
+        status: VerificationStatus,
+        now: i64,
+    ) -> Result<WriteOp> {
+        let identity = Identity {
+            key: Identity::key_of(scheme, id),
+            scheme: scheme.into(),
+            id: id.into(),
+            user_id: user_id.into(),
+            status,
+            created: now,
+            updated: now,
+        };
+        Ok(WriteOp::Insert {
+            collection: self.c.identities.clone(),
+            document: to_doc(&identity)?,
+        })
+    }
+
+    fn delete_identity(&self, user_id: &str, scheme: &str, id: &str) -> Result<WriteOp> {
+        Ok(WriteOp::Delete {
+            collection: self.c.identities.clone(),
+            filter: Filter::by_id(&Identity::key_of(scheme, id)).and(Filter::eq("user_id", user_id)?),
+            require_match: true,
+        })
+    }
+
+    /// Revokes every session and token of a user (ban, logout everywhere).
+    pub async fn revoke_all(&self, user_id: &str) -> Result<()> {
+        let filter = Filter::eq("user_id", user_id)?;
+        self.store.delete_many(&self.c.tokens, &filter).await?;
+        self.store.delete_many(&self.c.sessions, &filter).await?;
+        Ok(())
+    }
+}
+
+/// A user as a store document, with its password hash.
+fn user_doc(user: &User, password_hash: Option<&str>) -> Result<Value> {
+    let mut doc = to_doc(user)?;
+    if let (Some(hash), Some(m)) = (password_hash, doc.as_object_mut()) {
+        m.insert("password_hash".into(), json!(hash));
+    }
+    Ok(doc)
+}
+
+/// A user document split into the user and its password hash.
+fn split_hash(doc: Value) -> Result<(User, Option<String>)> {
+    let hash = doc
+        .get("password_hash")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((parse(doc)?, hash))
+}
+
+/// Fails unless `actor` is a superuser.
+pub fn require_superuser(actor: &User) -> Result<()> {
+    if actor.level == Level::Superuser {
+        Ok(())
+    } else {
+        Err(IdentityError::PermissionDenied(
+            "This requires a superuser.".into(),
+        ))
+    }
+}
+
+/// Fails unless `actor` is `owner_id` or a superuser.
+pub fn require_self_or_superuser(actor: &User, owner_id: &str) -> Result<()> {
+    if actor.id == owner_id || actor.level == Level::Superuser {
+        Ok(())
+    } else {
+        Err(IdentityError::PermissionDenied(
+            "Only the owner or a superuser may do this.".into(),
+        ))
+    }
+}
+
+/// The configured token keys, or the generated ones kept in the store
+/// (created once; a concurrent first start on another node reads the winner's).
+async fn load_token_keys(
+    store: &Arc<dyn DocumentStore>,
+    c: &Collections,
+    config: &IdentityConfig,
+) -> Result<TokenKeys> {
+    if let (Some(s), Some(r)) = (&config.token_key, &config.refresh_token_key) {
+        return TokenKeys::new(s, r);
+    }
+    let stored = match store.get(&c.settings, TOKEN_KEYS_DOC).await? {
+        Some(doc) => doc,
+        None => {
+            let doc = json!({
+                "_id": TOKEN_KEYS_DOC,
+                "session": random_token(32)?,
+                "refresh": random_token(32)?,
+            });
+            match store.insert(&c.settings, doc).await {
+                Ok(doc) => doc,
+                Err(e) if e.is_duplicate_key() => store
+                    .get(&c.settings, TOKEN_KEYS_DOC)
+                    .await?
+                    .ok_or_else(|| IdentityError::internal("token keys vanished"))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let key = |field: &str| {
+        stored
+            .get(field)
+            .and_then(Value::as_str)
+            .map(Secret::new)
+            .ok_or_else(|| IdentityError::internal(format!("stored token keys lack `{field}`")))
+    };
+    let session = config
+        .token_key
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| key("session"))?;
+    let refresh = config
+        .refresh_token_key
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| key("refresh"))?;
+    TokenKeys::new(&session, &refresh)
+}

@@ -1,0 +1,163 @@
+//! Nakama-compatible session and refresh tokens: HS256 JWTs with the claims
+//! Nakama clients decode (`tid`, `uid`, `usn`, `vrs`, `exp`, `iat`), signed with
+//! two different keys so a refresh token is never accepted as a session token
+//! or the other way round.
+//!
+//! A valid signature is necessary, not sufficient: the service also checks
+//! the token's id against the `tokens` collection, where logout and bans
+//! revoke it (see [`crate::IdentityService::verify_token`]).
+
+use std::collections::BTreeMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IdentityError, Result};
+use crate::secret::Secret;
+
+/// The claims of both token kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Token id: the session's row in the `tokens` collection.
+    pub tid: String,
+    /// User id.
+    pub uid: String,
+    /// Username at issue time.
+    pub usn: String,
+    /// Session variables the client passed when authenticating.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vrs: BTreeMap<String, String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the epoch.
+    pub iat: i64,
+}
+
+/// Which of the two keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Session token (bearer on every call).
+    Session,
+    /// Refresh token (exchanged for a new session).
+    Refresh,
+}
+
+/// The two HMAC keys.
+#[derive(Clone)]
+pub struct TokenKeys {
+    session: (EncodingKey, DecodingKey),
+    refresh: (EncodingKey, DecodingKey),
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(***)")
+    }
+}
+
+impl TokenKeys {
+    /// Keys from two secrets, which must differ and be at least 16 bytes.
+    pub fn new(session: &Secret, refresh: &Secret) -> Result<TokenKeys> {
+        if session.expose().len() < 16 || refresh.expose().len() < 16 {
+            return Err(IdentityError::invalid(
+                "token signing keys must be at least 16 bytes",
+            ));
+        }
+        if session == refresh {
+            return Err(IdentityError::invalid(
+                "the session and refresh token keys must differ",
+            ));
+        }
+        let pair = |s: &Secret| {
+            (
+                EncodingKey::from_secret(s.expose().as_bytes()),
+                DecodingKey::from_secret(s.expose().as_bytes()),
+            )
+        };
+        Ok(TokenKeys {
+            session: pair(session),
+            refresh: pair(refresh),
+        })
+    }
+
+    fn keys(&self, kind: TokenKind) -> &(EncodingKey, DecodingKey) {
+        match kind {
+            TokenKind::Session => &self.session,
+            TokenKind::Refresh => &self.refresh,
+        }
+    }
+
+    /// Signs `claims`.
+    pub fn sign(&self, kind: TokenKind, claims: &Claims) -> Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.keys(kind).0)
+            .map_err(|e| IdentityError::internal(format!("signing a token: {e}")))
+    }
+
+    /// The claims of `token` if its signature (HS256 only) is valid for
+    /// `kind` and it has not expired; None otherwise.
+    pub fn verify(&self, kind: TokenKind, token: &str) -> Option<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Nakama accepts no grace period past `exp`.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        jsonwebtoken::decode::<Claims>(token, &self.keys(kind).1, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(
+            &Secret::new("session-key-0123456789"),
+            &Secret::new("refresh-key-0123456789"),
+        )
+        .expect("keys")
+    }
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            tid: "t1".into(),
+            uid: "u1".into(),
+            usn: "ana".into(),
+            vrs: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            exp,
+            iat: 1,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_key_separation() -> Result<()> {
+        let keys = keys();
+        let far = crate::time::now_ms() / 1000 + 3600;
+        let token = keys.sign(TokenKind::Session, &claims(far))?;
+        assert_eq!(keys.verify(TokenKind::Session, &token), Some(claims(far)));
+        assert_eq!(keys.verify(TokenKind::Refresh, &token), None, "wrong key");
+        let expired = keys.sign(TokenKind::Session, &claims(far - 7200))?;
+        assert_eq!(keys.verify(TokenKind::Session, &expired), None, "expired");
+        assert_eq!(keys.verify(TokenKind::Session, "a.b.c"), None);
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert_eq!(keys.verify(TokenKind::Session, &tampered), None);
+        Ok(())
+    }
+
+    #[test]
+    fn keys_must_differ_and_be_long_enough() {
+        let s = Secret::new("same-key-0123456789");
+        assert!(TokenKeys::new(&s, &s).is_err());
+        assert!(TokenKeys::new(&Secret::new("short"), &s).is_err());
+    }
+
+    #[test]
+    fn claims_are_nakamas() -> Result<()> {
+        let v = serde_json::to_value(claims(5)).map_err(|e| IdentityError::internal(e.to_string()))?;
+        let mut keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        keys.sort();
+        assert_eq!(keys, ["exp", "iat", "tid", "uid", "usn", "vrs"]);
+        Ok(())
+    }
+}

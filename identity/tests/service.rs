@@ -1,0 +1,150 @@
+//! The identity service over a real store (SQLite in a temp folder): the
+//! operations host services will call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use elements_identity::{
+    CallerSession, FindOrCreate, IdentityConfig, IdentityError, IdentityService, Level, NewUser,
+    VerificationStatus, VerifiedIdentity, scheme,
+};
+use elements_store::{SqliteConfig, StoreConfig};
+
+async fn service(dir: &tempfile::TempDir) -> Arc<IdentityService> {
+    let store = elements_store::open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
+        .await
+        .expect("store");
+    Arc::new(
+        IdentityService::new(store, IdentityConfig::default())
+            .await
+            .expect("service"),
+    )
+}
+
+fn device(id: &str) -> FindOrCreate {
+    FindOrCreate {
+        identity: VerifiedIdentity {
+            scheme: scheme::DEVICE.into(),
+            id: id.into(),
+            status: VerificationStatus::Unverified,
+            password: None,
+            email: None,
+        },
+        create: true,
+        username: None,
+    }
+}
+
+#[tokio::test]
+async fn host_service_operations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+
+    // Concurrent find-or-create of one identity: one user.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            service.find_or_create_user(device("device-race-1")).await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for task in tasks {
+        let outcome = task.await.expect("task").expect("find or create");
+        ids.insert(outcome.user.id);
+        created += usize::from(outcome.created);
+    }
+    assert_eq!((ids.len(), created), (1, 1));
+    let user_id = ids.into_iter().next().unwrap_or_default();
+
+    // Link an email, then verify it.
+    service
+        .link_email(&user_id, "Player@Example.com", None)
+        .await
+        .expect("link");
+    let identity = service
+        .set_verification_status(scheme::EMAIL, "player@example.com", VerificationStatus::Verified)
+        .await
+        .expect("status");
+    assert_eq!(
+        (identity.user_id.as_str(), identity.status),
+        (user_id.as_str(), VerificationStatus::Verified)
+    );
+    assert_eq!(
+        service
+            .find_user_by_identity(scheme::EMAIL, "player@example.com")
+            .await
+            .expect("find")
+            .map(|u| u.id),
+        Some(user_id.clone())
+    );
+
+    // A profile per application, and a session that resolves to the caller.
+    let root = service
+        .create_user(NewUser {
+            name: "admin".into(),
+            password: Some("password1".into()),
+            level: Level::Superuser,
+            ..NewUser::default()
+        })
+        .await
+        .expect("superuser");
+    let app = service
+        .create_application(&root, "chess", None)
+        .await
+        .expect("application");
+    let (profile, created) = service
+        .find_or_create_profile(&user_id, "chess")
+        .await
+        .expect("profile");
+    assert!(created);
+    let (again, created) = service
+        .find_or_create_profile(&user_id, &app.id)
+        .await
+        .expect("profile");
+    assert_eq!((again.id.as_str(), created), (profile.id.as_str(), false));
+    let (secret, session) = service
+        .create_session(
+            &user_id,
+            Some(&profile.id),
+            Some(&app.id),
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .expect("session");
+    assert_ne!(secret, session.id, "only the hash is stored");
+    let caller = service.resolve_credential(&secret).await.expect("caller");
+    assert_eq!(caller.user.id, user_id);
+    match caller.session {
+        CallerSession::Elements(resolved) => {
+            assert_eq!(resolved.profile.map(|p| p.id), Some(profile.id.clone()));
+        }
+        CallerSession::Token(_) => panic!("an Elements session"),
+    }
+    // A Nakama token resolves too.
+    let pair = service
+        .issue_tokens(&caller.user, Default::default())
+        .await
+        .expect("tokens");
+    assert!(matches!(
+        service.resolve_credential(&pair.token).await.map(|c| c.session),
+        Ok(CallerSession::Token(_))
+    ));
+    assert!(matches!(
+        service.resolve_credential("nonsense").await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+    assert!(service.delete_session(&secret).await.expect("delete"));
+    assert!(service.resolve_session(&secret).await.is_err());
+
+    // Unlinking down to the last identifier.
+    service
+        .unlink(&user_id, scheme::EMAIL, "player@example.com")
+        .await
+        .expect("unlink email");
+    assert_eq!(
+        service.unlink(&user_id, scheme::DEVICE, "device-race-1").await,
+        Err(IdentityError::last_identifier())
+    );
+}

@@ -1,0 +1,117 @@
+//! The core HTTP APIs, thin over [`elements_identity::IdentityService`]:
+//!
+//! - [`rest`]: the Elements-style identity API under `/api/rest`;
+//! - [`nakama`]: the Nakama-compatible `/v2` authentication API;
+//! - [`openapi`]: the OpenAPI document (`/api/rest/openapi.json`) and
+//!   Swagger UI (`/doc/swagger/`), served from the binary.
+
+pub mod nakama;
+pub mod openapi;
+pub mod rest;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use base64::Engine;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use elements_identity::{IdentityConfig, IdentityService, Secret};
+use elements_store::DocumentStore;
+
+use crate::config::IdentitySettings;
+use crate::server::App;
+
+/// The identity service and the settings its APIs need.
+#[derive(Debug)]
+pub struct IdentityApi {
+    /// The service (also for host services).
+    pub service: Arc<IdentityService>,
+    /// Server key Nakama clients authenticate with.
+    pub server_key: Secret,
+}
+
+impl IdentityApi {
+    /// Opens the identity service over `store` and bootstraps the `root`
+    /// superuser on first start (printing a generated password once).
+    pub async fn start(
+        store: Arc<dyn DocumentStore>,
+        settings: &IdentitySettings,
+    ) -> anyhow::Result<Arc<IdentityApi>> {
+        let config = IdentityConfig {
+            token_key: settings.token_key.clone(),
+            refresh_token_key: settings.refresh_token_key.clone(),
+            token_expiry: settings.token_expiry,
+            refresh_token_expiry: settings.refresh_token_expiry,
+            session_expiry: settings.session_expiry,
+            root_password: settings.root_password.clone(),
+            ..IdentityConfig::default()
+        };
+        let service = IdentityService::new(store, config)
+            .await
+            .context("starting the identity service")?;
+        if let Some(bootstrap) = service
+            .bootstrap()
+            .await
+            .context("creating the superuser `root`")?
+        {
+            match bootstrap.generated_password {
+                // The one time this password exists outside the hash: the
+                // operator needs it to log in (issue: "printed once").
+                Some(password) => tracing::warn!(
+                    "created the superuser `root` with the generated password {} (shown only now; \
+                     set ELEMENTS_ROOT_PASSWORD before the first start to choose it)",
+                    password.expose()
+                ),
+                None => tracing::info!("created the superuser `root` with the configured password"),
+            }
+        }
+        Ok(Arc::new(IdentityApi {
+            service: Arc::new(service),
+            server_key: settings.server_key.clone(),
+        }))
+    }
+}
+
+/// Every route of the core APIs.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .merge(rest::router())
+        .merge(nakama::router())
+        .merge(openapi::swagger())
+}
+
+/// A JSON body as `T`; an empty body is `T::default()` (Nakama clients send
+/// none for empty messages).
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// The credentials of an `Authorization: <scheme> <credentials>` header, if
+/// it uses `scheme` (case-insensitive).
+pub(crate) fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (given, credentials) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// The user name of an HTTP Basic `Authorization` header.
+pub(crate) fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let encoded = authorization(headers, "Basic")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(
+        text.split_once(':')
+            .map(|(user, _)| user)
+            .unwrap_or(&text)
+            .to_owned(),
+    )
+}
