@@ -228,15 +228,21 @@ impl IdentityService {
 
     /// The profile with this id; its owner or a superuser.
     pub async fn profile(&self, actor: &User, id: &str) -> Result<Profile> {
-        let profile: Profile = self
-            .store
+        let profile = self.profile_as_system(id).await?;
+        require_self_or_superuser(actor, &profile.user_id)?;
+        Ok(profile)
+    }
+
+    /// A profile by id, without an actor: for host services, which act on
+    /// behalf of an Element the operator deployed (the Element decides who
+    /// may do what).
+    pub async fn profile_as_system(&self, id: &str) -> Result<Profile> {
+        self.store
             .get(&self.c.profiles, id)
             .await?
             .map(parse)
             .transpose()?
-            .ok_or_else(profile_not_found)?;
-        require_self_or_superuser(actor, &profile.user_id)?;
-        Ok(profile)
+            .ok_or_else(profile_not_found)
     }
 
     /// Creates a profile for `new.user_id` (the actor themself, or anyone for
@@ -310,6 +316,16 @@ impl IdentityService {
     /// Changes a profile; its owner or a superuser.
     pub async fn update_profile(&self, actor: &User, id: &str, update: ProfileUpdate) -> Result<Profile> {
         let current = self.profile(actor, id).await?;
+        self.apply_profile_update(&current.id, update).await
+    }
+
+    /// Changes a profile without an actor (see [`Self::profile_as_system`]).
+    pub async fn update_profile_as_system(&self, id: &str, update: ProfileUpdate) -> Result<Profile> {
+        let current = self.profile_as_system(id).await?;
+        self.apply_profile_update(&current.id, update).await
+    }
+
+    async fn apply_profile_update(&self, id: &str, update: ProfileUpdate) -> Result<Profile> {
         let mut set = Map::new();
         let mut unset = Map::new();
         set.insert("updated".into(), json!(now_ms()));
@@ -336,11 +352,7 @@ impl IdentityService {
             doc.insert("$unset".into(), Value::Object(unset));
         }
         let update = Update::parse(&Value::Object(doc))?;
-        match self
-            .store
-            .update_by_id(&self.c.profiles, &current.id, &update, None)
-            .await
-        {
+        match self.store.update_by_id(&self.c.profiles, id, &update, None).await {
             Ok(doc) => parse(doc),
             Err(StoreError::NotFound(_)) => Err(profile_not_found()),
             Err(e) => Err(e.into()),

@@ -66,6 +66,19 @@ pub struct Cli {
     /// Default maximum request body, in bytes [default: 1048576].
     #[arg(long, env = "ELEMENTS_MAX_REQUEST_BODY", value_name = "BYTES")]
     pub max_request_body: Option<usize>,
+    /// The server's public base URL, used in links it sends (e.g. email
+    /// verification) [default: http:// and the address it listens on].
+    #[arg(long, env = "ELEMENTS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Shifts the wall clock the server, its store and its Elements see, in
+    /// seconds (for tests of expiry; never needed in production) [default: 0].
+    #[arg(
+        long,
+        env = "ELEMENTS_CLOCK_OFFSET_SECS",
+        value_name = "SECS",
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_secs: Option<i64>,
     /// MongoDB connection string; when set, MongoDB replaces the embedded SQLite store.
     #[arg(long, env = "ELEMENTS_MONGODB_URI", value_name = "URI")]
     pub mongodb_uri: Option<String>,
@@ -221,6 +234,9 @@ struct FileConfig {
     max_instances: Option<u32>,
     mongodb_uri: Option<String>,
     mongodb_database: Option<String>,
+    public_url: Option<String>,
+    clock_offset_secs: Option<i64>,
+    core_route_elements: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsOverride,
     #[serde(default)]
@@ -324,6 +340,14 @@ pub struct Config {
     /// Elements allowed to publish events under `dev.getelements.` (the
     /// bundled ones by default).
     pub reserved_event_publishers: BTreeSet<String>,
+    /// Elements allowed to serve the core API's extension routes (see
+    /// `server::CORE_EXTENSION_ROUTES`; the bundled Email Verification by default).
+    pub core_route_elements: BTreeSet<String>,
+    /// The server's public base URL, without a trailing slash; when not
+    /// configured, `http://` and the address the server listens on.
+    pub public_url: Option<String>,
+    /// Seconds added to the wall clock (tests only).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for Config {
@@ -343,6 +367,9 @@ impl Default for Config {
             element_attributes: BTreeMap::new(),
             identity: IdentitySettings::default(),
             reserved_event_publishers: ["email-verification", "roblox-kit"].map(String::from).into(),
+            core_route_elements: ["email-verification"].map(String::from).into(),
+            public_url: None,
+            clock_offset_secs: 0,
         }
     }
 }
@@ -460,12 +487,29 @@ impl Config {
                 .reserved_event_publishers
                 .map(|names| names.into_iter().collect())
                 .unwrap_or(defaults.reserved_event_publishers),
+            core_route_elements: file
+                .core_route_elements
+                .map(|names| names.into_iter().collect())
+                .unwrap_or(defaults.core_route_elements),
+            public_url: cli
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url {url:?} must start with http:// or https://"
+            )));
+        }
         if self.max_instances == 0 {
             return Err(ConfigError::Invalid("max_instances must be at least 1".into()));
         }

@@ -32,9 +32,7 @@ pub fn start(bus: &EventBus, registry: Arc<Registry>, host: Arc<Host>) {
                 let (event, host) = (event.clone(), host.clone());
                 let n = deliveries.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let info = RequestInfo {
-                        request_id: format!("event-{n}").into(),
-                    };
+                    let info = RequestInfo::internal(format!("event-{n}"));
                     let _ = element.deliver(&host.services, &event, info).await;
                 });
             }

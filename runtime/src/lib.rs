@@ -12,6 +12,7 @@
 //!   Nakama-compatible `/v2`, OpenAPI and Swagger UI).
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod dispatch;
@@ -29,6 +30,7 @@ use anyhow::Context;
 
 use config::Config;
 use deploy::Deployer;
+use deploy::persist::Deployments;
 use element::Host;
 use element::compile::CompileCache;
 use engine::{Allocation, EpochTicker};
@@ -67,16 +69,33 @@ impl Runtime {
                 store: store.clone(),
                 events: events.clone(),
                 reserved_event_publishers: config.reserved_event_publishers.clone(),
+                identity: identity.service.clone(),
             }),
             cache: CompileCache::new(&engine, &config.cache_dir),
             engine,
             limits: config.limits.clone(),
-            attributes: config.attributes.clone(),
+            attributes: operator_attributes(config),
+            clock: clock::OffsetClock::seconds(config.clock_offset_secs),
+            core_route_elements: config.core_route_elements.clone(),
             element_attributes: config.element_attributes.clone(),
         });
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
         dispatch::start(&events, registry.clone(), host);
+        // Stored deployments first: a name the store manages is not taken
+        // from the folder.
+        let deployments =
+            Deployments::new(store.clone(), deployer.clone()).context("opening stored deployments")?;
+        let started = std::time::Instant::now();
+        deployments
+            .apply_all()
+            .await
+            .context("loading stored deployments")?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded stored deployments"
+        );
+        deployments.start_polling();
         std::fs::create_dir_all(&config.deploy_dir)
             .with_context(|| format!("creating the deploy folder {}", config.deploy_dir.display()))?;
         let summary = deployer
@@ -92,7 +111,13 @@ impl Runtime {
         let watcher = deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
-            app: Arc::new(App::new(registry, deployer, store, identity)),
+            app: Arc::new(App::new(server::AppParts {
+                registry,
+                deployer,
+                store,
+                identity,
+                deployments,
+            })),
             allocation,
             events,
             _ticker: ticker,
@@ -106,6 +131,23 @@ impl Runtime {
     }
 }
 
+/// The operator attributes every Element gets: the configured ones, plus
+/// the server's public URL under [`PUBLIC_URL_ATTRIBUTE`] unless configured.
+fn operator_attributes(config: &Config) -> std::collections::BTreeMap<String, String> {
+    let mut attributes = config.attributes.clone();
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    attributes
+        .entry(PUBLIC_URL_ATTRIBUTE.to_owned())
+        .or_insert(public_url);
+    attributes
+}
+
+/// The attribute holding the server's public base URL.
+pub const PUBLIC_URL_ATTRIBUTE: &str = "dev.getelements.elements.public_url";
+
 /// Opens the configured document store.
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::DocumentStore>> {
     use elements_store::{MongoConfig, SqliteConfig, StoreConfig};
@@ -113,7 +155,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::D
         config::StoreChoice::Sqlite => StoreConfig::Sqlite(SqliteConfig::in_data_dir(&config.data_dir)),
         config::StoreChoice::Mongo { uri, database } => StoreConfig::Mongo(MongoConfig::new(uri, database)),
     };
-    let store = elements_store::open(choice)
+    let options = elements_store::OpenOptions {
+        clock: Arc::new(clock::OffsetClock::seconds(config.clock_offset_secs)),
+        ..Default::default()
+    };
+    let store = elements_store::open_with(choice, options)
         .await
         .context("opening the document store")?;
     tracing::info!(backend = store.backend(), "document store ready");

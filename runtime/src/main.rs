@@ -25,13 +25,16 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli)?;
+    let mut config = Config::load(&cli)?;
     init_tracing(&config)?;
-    let runtime = Runtime::start(&config).await?;
+    // Bind first, so the public URL can name the real port when the
+    // configuration asked for port 0.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    config.listen = addr;
+    let runtime = Runtime::start(&config).await?;
     tracing::info!(%addr, "listening on http://{addr}");
     serve(listener, runtime.router(), shutdown_signal()).await?;
     tracing::info!("stopped");

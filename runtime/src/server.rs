@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use elements_store::DocumentStore;
 
 use crate::deploy::Deployer;
+use crate::deploy::persist::Deployments;
+use crate::element::manifest::EXTENSION_ROUTES;
 use crate::error::ApiError;
 use crate::host::RequestInfo;
 use crate::registry::Registry;
@@ -34,22 +36,34 @@ pub struct App {
     pub store: Arc<dyn DocumentStore>,
     /// Users, sessions and the settings of the identity APIs.
     pub identity: Arc<crate::api::IdentityApi>,
+    /// Deployments made through the admin API.
+    pub deployments: Arc<Deployments>,
     request_ids: RequestIds,
 }
 
+/// What [`App`] is made of.
+pub struct AppParts {
+    /// Mounted Elements.
+    pub registry: Arc<Registry>,
+    /// Deploys Elements.
+    pub deployer: Arc<Deployer>,
+    /// Everything persistent.
+    pub store: Arc<dyn DocumentStore>,
+    /// The identity service and API settings.
+    pub identity: Arc<crate::api::IdentityApi>,
+    /// Stored deployments.
+    pub deployments: Arc<Deployments>,
+}
+
 impl App {
-    /// State over a registry, its deployer, the store and the identity service.
-    pub fn new(
-        registry: Arc<Registry>,
-        deployer: Arc<Deployer>,
-        store: Arc<dyn DocumentStore>,
-        identity: Arc<crate::api::IdentityApi>,
-    ) -> App {
+    /// The handlers' state.
+    pub fn new(parts: AppParts) -> App {
         App {
-            registry,
-            deployer,
-            store,
-            identity,
+            registry: parts.registry,
+            deployer: parts.deployer,
+            store: parts.store,
+            identity: parts.identity,
+            deployments: parts.deployments,
             request_ids: RequestIds::new(),
         }
     }
@@ -81,9 +95,13 @@ impl RequestIds {
 
 /// The server's routes.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(health))
-        .route("/app/rest/{*path}", any(element))
+        .route("/app/rest/{*path}", any(element));
+    for path in EXTENSION_ROUTES {
+        router = router.route(path, any(core_extension));
+    }
+    router
         .merge(crate::api::router())
         .fallback(not_found)
         .with_state(app)
@@ -110,30 +128,56 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
     let request_id = app.request_ids.next();
-    let mut response = match serve_element(&app, request, &request_id).await {
-        Ok(response) => response,
-        Err(error) => error.with_request_id(&request_id).into_response(),
+    // The raw (still percent-encoded) path, so the Element sees exactly what
+    // the client sent below the mount point.
+    let path = request.uri().path().to_owned();
+    let rest = path.strip_prefix(ELEMENT_ROOT).unwrap_or_default();
+    let (prefix, below) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    let result = match app.registry.get(prefix) {
+        Some(element) => serve_element(&app, element, request, below, &request_id).await,
+        None => Err(ApiError::not_found(format!(
+            "no Element is mounted at {ELEMENT_ROOT}{prefix}"
+        ))),
+    };
+    with_request_id(result, &request_id)
+}
+
+/// An extension route of the core API (see [`EXTENSION_ROUTES`]), served by
+/// the Element that claims it; the Element sees the full path.
+async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = app.request_ids.next();
+    let path = request.uri().path().to_owned();
+    let result = match app.registry.core_route(&path) {
+        Some(element) => serve_element(&app, element, request, &path, &request_id).await,
+        None => Err(ApiError::not_found(format!(
+            "nothing serves {path} on this server"
+        ))),
+    };
+    with_request_id(result, &request_id)
+}
+
+fn with_request_id(result: Result<Response, ApiError>, request_id: &str) -> Response {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => error.with_request_id(request_id).into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
 }
 
-async fn serve_element(app: &App, request: Request, request_id: &str) -> Result<Response, ApiError> {
-    // The raw (still percent-encoded) path, so the Element sees exactly what
-    // the client sent below the mount point.
-    let uri = request.uri().clone();
-    let rest = uri.path().strip_prefix(ELEMENT_ROOT).unwrap_or_default();
-    let (prefix, below) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let element = app
-        .registry
-        .get(prefix)
-        .ok_or_else(|| ApiError::not_found(format!("no Element is mounted at {ELEMENT_ROOT}{prefix}")))?;
-
+/// Passes `request` to `element`, which sees the path `below`.
+async fn serve_element(
+    app: &App,
+    element: Arc<crate::element::Element>,
+    request: Request,
+    below: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let limit = element.limits.max_request_body;
     let declared = request
         .headers()
@@ -179,10 +223,26 @@ async fn serve_element(app: &App, request: Request, request_id: &str) -> Result<
             )
         })?;
     strip_hop_by_hop(&mut parts.headers);
+    // The host resolves the caller from the session credential; the Element
+    // asks `identity.caller` and never sees the secret itself.
+    let credential: Option<Arc<str>> = crate::api::rest::credential(&parts.headers).map(Into::into);
+    parts.headers.remove(crate::api::rest::SESSION_HEADER);
+    if parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+        })
+    {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
     let request = http::Request::from_parts(parts, body);
-
     let info = RequestInfo {
         request_id: request_id.into(),
+        credential,
     };
     match element.serve(&app.deployer.host().services, request, info).await {
         Ok(response) => {

@@ -117,6 +117,8 @@
 //! * [`mail`]: email over the operator's SMTP server.
 //! * [`http`]: outbound HTTP requests to the hosts the Element is allowed to
 //!   reach.
+//! * [`identity`]: users, identities, profiles and sessions (the accounts of
+//!   `/api/rest`), and who is calling.
 //!
 //! Each reports failures as an [`Error`] (or an error type that converts
 //! into one), so `?` works in handlers.
@@ -146,7 +148,7 @@
 //! [`Request::new`] and call [`Router::handle`] in ordinary `#[test]`s on your
 //! machine. Only functions that call the host ([`attributes`], [`log`] and the
 //! logging macros, [`documents`], [`events::publish`], [`mail::send`],
-//! [`http`] requests) must run inside the runtime.
+//! [`http`] requests, [`identity`]) must run inside the runtime.
 
 #![warn(missing_docs)]
 
@@ -155,6 +157,7 @@ pub mod documents;
 mod error;
 pub mod events;
 pub mod http;
+pub mod identity;
 pub mod log;
 pub mod mail;
 mod request;
@@ -181,7 +184,7 @@ pub mod prelude {
     pub use crate::{
         Error, IntoResponse, Method, Request, Response, Result, Router, debug, error, info, json, trace, warn,
     };
-    pub use crate::{attributes, mail};
+    pub use crate::{attributes, identity, mail};
 }
 
 /// Exports a router as the Element's HTTP handler, and optionally a function

@@ -5,6 +5,7 @@
 //! - [`openapi`]: the OpenAPI document (`/api/rest/openapi.json`) and
 //!   Swagger UI (`/doc/swagger/`), served from the binary.
 
+pub mod deployments;
 pub mod nakama;
 pub mod openapi;
 pub mod rest;
@@ -79,6 +80,7 @@ impl IdentityApi {
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .merge(rest::router())
+        .merge(deployments::router())
         .merge(nakama::router())
         .merge(openapi::swagger())
 }

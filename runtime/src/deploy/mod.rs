@@ -8,6 +8,7 @@
 //! get the new one. A deploy that fails leaves the previous version serving
 //! and is recorded (status, error, time) and logged.
 
+pub mod persist;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -40,7 +41,28 @@ struct NameState {
     source: Option<ElementSource>,
     /// The last deploy's failure, until a deploy succeeds.
     failure: Option<Failure>,
+    /// Deployed through the admin API (stored), not from the folder.
+    managed: bool,
+    /// A stored deployment switched off.
+    disabled: bool,
     log: Arc<LogBuffer>,
+}
+
+/// What the deployer can tell about one Element name.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The name.
+    pub name: String,
+    /// The serving version, if any.
+    pub element: Option<Arc<Element>>,
+    /// Successful deploys so far.
+    pub version: u64,
+    /// The latest deploy's failure, if it failed.
+    pub failure: Option<Failure>,
+    /// Deployed through the admin API (else from the deploy folder).
+    pub managed: bool,
+    /// Switched off through the admin API.
+    pub disabled: bool,
 }
 
 /// Deploys Elements into a [`Registry`].
@@ -89,6 +111,53 @@ impl Deployer {
     /// The last failed deploy of `name`, if its latest deploy failed.
     pub fn failure(&self, name: &str) -> Option<Failure> {
         self.with_state(name, |s| s.failure.clone())
+    }
+
+    /// Marks `name` as managed by the store (the folder watcher leaves it alone).
+    pub fn set_managed(&self, name: &str, managed: bool) {
+        self.with_state(name, |s| s.managed = managed);
+    }
+
+    /// Records whether the stored deployment `name` is switched off.
+    pub fn set_disabled(&self, name: &str, disabled: bool) {
+        self.with_state(name, |s| s.disabled = disabled);
+    }
+
+    /// Whether `name` is currently deployed (or refused) from the folder.
+    pub fn is_from_folder(&self, name: &str) -> bool {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        names.get(name).is_some_and(|s| !s.managed && s.source.is_some())
+    }
+
+    /// The status of every name the deployer knows (serving, failed or disabled).
+    pub fn statuses(&self) -> Vec<Status> {
+        let names: Vec<String> = {
+            let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            names
+                .iter()
+                .filter(|(_, s)| s.source.is_some() || s.disabled || s.failure.is_some())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        names.iter().filter_map(|n| self.status(n)).collect()
+    }
+
+    /// The status of `name`, if the deployer knows it.
+    pub fn status(&self, name: &str) -> Option<Status> {
+        let element = self.registry.by_name(name);
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let state = names.get(name)?;
+        if state.source.is_none() && !state.disabled && state.failure.is_none() && element.is_none() {
+            return None;
+        }
+        Some(Status {
+            name: name.to_owned(),
+            element,
+            version: state.version,
+            failure: state.failure.clone(),
+            managed: state.managed,
+            disabled: state.disabled,
+        })
     }
 
     /// Compiles, validates and mounts one Element, replacing its previous
@@ -179,6 +248,13 @@ impl Deployer {
         name: &str,
         settle: Duration,
     ) -> Option<Result<Arc<Element>, DeployError>> {
+        if self.with_state(name, |s| s.managed) {
+            tracing::warn!(
+                element = name,
+                "ignoring deploy-folder files: the admin API manages this Element"
+            );
+            return None;
+        }
         let files = match read_settled(dir, name, settle).await {
             Ok(files) => files,
             Err(e) => {

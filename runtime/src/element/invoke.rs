@@ -144,6 +144,7 @@ impl Element {
             info,
             self.limits.memory_bytes,
             deadline,
+            self.clock,
             services.prepare(&self.services, info),
         );
         let mut store = Store::new(self.pre.engine(), state);

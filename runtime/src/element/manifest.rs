@@ -21,6 +21,10 @@
 //! [events]                       # events delivered to the event-handler export
 //! subscribe = ["game.match.ended", "dev.getelements.*"]
 //! ```
+//!
+//! A top-level `core_routes = ["/api/rest/verify"]` mounts the Element at
+//! core API extension points too ([`EXTENSION_ROUTES`]), if the operator
+//! allows that Element (`core_route_elements` in the server configuration).
 
 use std::collections::BTreeMap;
 
@@ -46,7 +50,16 @@ pub struct Manifest {
     /// Events the Element receives.
     #[serde(default)]
     pub events: EventsSpec,
+    /// Core API paths the Element serves (each must be one of
+    /// [`EXTENSION_ROUTES`], and the operator must allow the Element).
+    #[serde(default)]
+    pub core_routes: Vec<String>,
 }
+
+/// The core API paths an Element may serve, by declaring them in
+/// `core_routes`: explicit extension points, so no Element can shadow a core
+/// route by accident. The bundled Email Verification Element serves these.
+pub const EXTENSION_ROUTES: &[&str] = &["/api/rest/user/me/email/verify", "/api/rest/verify"];
 
 /// The `[events]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,6 +105,14 @@ impl Manifest {
         let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
         if let Some(prefix) = &manifest.prefix {
             validate_name("prefix", prefix).map_err(ManifestError::Invalid)?;
+        }
+        for route in &manifest.core_routes {
+            if !EXTENSION_ROUTES.contains(&route.as_str()) {
+                return Err(ManifestError::Invalid(format!(
+                    "core route {route:?} is not an extension point of the core API (those are {})",
+                    EXTENSION_ROUTES.join(", ")
+                )));
+            }
         }
         for pattern in &manifest.events.subscribe {
             let name = pattern

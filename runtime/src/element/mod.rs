@@ -38,6 +38,10 @@ pub struct Host {
     pub attributes: BTreeMap<String, String>,
     /// Operator attributes by Element name.
     pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The wall clock Elements see.
+    pub clock: crate::clock::OffsetClock,
+    /// Elements the operator allows to serve core API extension routes.
+    pub core_route_elements: std::collections::BTreeSet<String>,
 }
 
 /// Why an Element could not be deployed. The message is meant for operators.
@@ -132,6 +136,9 @@ pub struct Element {
     pub compile: Outcome,
     /// Event names (or `prefix.*` patterns) the Element subscribes to.
     pub subscriptions: Vec<String>,
+    /// Core API extension routes the Element serves.
+    pub core_routes: Vec<String>,
+    clock: crate::clock::OffsetClock,
     pre: ProxyPre<RequestState>,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     services: DeployedServices,
@@ -169,6 +176,12 @@ impl Element {
             validate_name("application", app).map_err(|e| DeployError::Mount(e))?;
         }
         let component = &source.component[..];
+        if !manifest.core_routes.is_empty() && !host.core_route_elements.contains(name) {
+            return Err(DeployError::Mount(format!(
+                "Element {name:?} may not serve core routes; the operator allows it with \
+                 core_route_elements in the server configuration"
+            )));
+        }
         let limits = host.limits.with(&manifest.limits);
         validate_limits(&limits).map_err(DeployError::Limits)?;
         let operator = host.element_attributes.get(name);
@@ -220,6 +233,8 @@ impl Element {
             loaded_at: SystemTime::now(),
             compile: outcome,
             subscriptions: manifest.events.subscribe.clone(),
+            core_routes: manifest.core_routes.clone(),
+            clock: host.clock,
             pre,
             subscriber,
             services,

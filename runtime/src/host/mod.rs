@@ -26,6 +26,20 @@ use stdio::GuestOutput;
 pub struct RequestInfo {
     /// The id the server gave the request (also in `x-request-id`).
     pub request_id: Arc<str>,
+    /// The request's session credential (`Elements-SessionSecret`, or
+    /// `Authorization: Bearer`), which the identity service checks when the
+    /// Element asks who is calling.
+    pub credential: Option<Arc<str>>,
+}
+
+impl RequestInfo {
+    /// A request with no credentials (events, internal calls).
+    pub fn internal(request_id: impl Into<Arc<str>>) -> RequestInfo {
+        RequestInfo {
+            request_id: request_id.into(),
+            credential: None,
+        }
+    }
 }
 
 /// The data of one instance's store.
@@ -49,6 +63,7 @@ impl RequestState {
         request: &RequestInfo,
         memory_cap: u64,
         deadline: Instant,
+        clock: crate::clock::OffsetClock,
         services: InstanceServices,
     ) -> RequestState {
         let mut wasi = WasiCtx::builder();
@@ -68,6 +83,9 @@ impl RequestState {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+        if clock.offset_ms != 0 {
+            wasi.wall_clock(clock);
+        }
         RequestState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod roblox;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Guest crates the tests deploy.
-const GUESTS: &[&str] = &["hello", "misbehave"];
+const GUESTS: &[&str] = &["hello", "misbehave", "roblox-kit", "email-verification"];
 
 /// The workspace's target folder (integration tests get `target/tmp`).
 fn target_dir() -> PathBuf {
@@ -84,12 +86,34 @@ impl Dirs {
         self
     }
 
+    /// Puts bundled Element `crate_name` (from `elements/`) in the deploy
+    /// folder as `name`, with its own `element.toml` plus these `[values]`.
+    pub fn deploy_bundled(&self, name: &str, crate_name: &str, values: &[(&str, &str)]) -> &Self {
+        let mut manifest = bundled_manifest(crate_name);
+        manifest.push_str("\n[values]\n");
+        for (key, value) in values {
+            manifest.push_str(&format!("{key:?} = {value:?}\n"));
+        }
+        self.deploy(name, crate_name, &manifest)
+    }
+
     pub fn manifest(&self, name: &str, manifest: &str) -> &Self {
         if !manifest.is_empty() {
             std::fs::write(self.deploy_dir().join(format!("{name}.toml")), manifest).unwrap();
         }
         self
     }
+}
+
+/// The `element.toml` of bundled Element `crate_name` (in `elements/`).
+pub fn bundled_manifest(crate_name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("elements")
+        .join(crate_name)
+        .join("element.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 /// A running `elements` process.

@@ -107,7 +107,7 @@ pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// The session credential of a request, if any.
-fn credential(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
     if let Some(secret) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
         let secret = secret.trim();
         if !secret.is_empty() {

@@ -104,7 +104,9 @@ impl wit::Host for Identities {
         username: Option<String>,
     ) -> Result<(String, bool), Error> {
         if scheme.is_empty() || id.is_empty() || scheme.len() > 128 || id.len() > 256 {
-            return Err(Error::Invalid("the scheme and id must be 1 to 128 and 1 to 256 bytes".into()));
+            return Err(Error::Invalid(
+                "the scheme and id must be 1 to 128 and 1 to 256 bytes".into(),
+            ));
         }
         let outcome = self
             .service
@@ -136,7 +138,11 @@ impl wit::Host for Identities {
         }
     }
 
-    async fn find_or_create_profile(&mut self, user_id: String, application: String) -> Result<(String, bool), Error> {
+    async fn find_or_create_profile(
+        &mut self,
+        user_id: String,
+        application: String,
+    ) -> Result<(String, bool), Error> {
         let application = self.service.application(&application).await.map_err(to_wit)?;
         let (profile, created) = self
             .service
@@ -147,8 +153,8 @@ impl wit::Host for Identities {
     }
 
     async fn update_profile(&mut self, profile_id: String, update: String) -> Result<String, Error> {
-        let update: Value =
-            serde_json::from_str(&update).map_err(|e| Error::Invalid(format!("the update is not JSON: {e}")))?;
+        let update: Value = serde_json::from_str(&update)
+            .map_err(|e| Error::Invalid(format!("the update is not JSON: {e}")))?;
         let text = |key: &str| -> Result<Option<String>, Error> {
             match update.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -198,7 +204,12 @@ impl wit::Host for Identities {
             return Err(Error::Invalid("the profile belongs to another user".into()));
         }
         let application = match &profile {
-            Some(p) => Some(self.service.application(&p.application_id).await.map_err(to_wit)?),
+            Some(p) => Some(
+                self.service
+                    .application(&p.application_id)
+                    .await
+                    .map_err(to_wit)?,
+            ),
             None => None,
         };
         let (secret, session) = self
@@ -249,7 +260,12 @@ impl wit::Host for Identities {
         found.map(|i| to_json(identity_json(&i))).transpose()
     }
 
-    async fn set_verification(&mut self, scheme: String, id: String, verification: Verification) -> Result<String, Error> {
+    async fn set_verification(
+        &mut self,
+        scheme: String,
+        id: String,
+        verification: Verification,
+    ) -> Result<String, Error> {
         let identity = self
             .service
             .set_verification_status(&scheme, &id, status(verification))
@@ -259,6 +275,9 @@ impl wit::Host for Identities {
     }
 
     async fn link_email(&mut self, user_id: String, email: String) -> Result<(), Error> {
-        self.service.link_email(&user_id, &email, None).await.map_err(to_wit)
+        self.service
+            .link_email(&user_id, &email, None)
+            .await
+            .map_err(to_wit)
     }
 }

@@ -16,6 +16,7 @@ pub mod attributes;
 pub mod documents;
 pub mod events;
 pub mod http;
+pub mod identity;
 pub mod log;
 pub mod mail;
 
@@ -35,6 +36,7 @@ wasmtime::component::bindgen!({
     imports: {
         "elements:platform/documents": async,
         "elements:platform/mail": async,
+        "elements:platform/identity": async,
     },
 });
 
@@ -85,6 +87,7 @@ pub struct Services {
     events: events::EventsService,
     http: http::HttpService,
     mail: mail::MailService,
+    identity: identity::IdentityHostService,
 }
 
 /// Every service's state for one deployed Element.
@@ -95,6 +98,7 @@ pub struct DeployedServices {
     events: <events::EventsService as HostService>::Deployed,
     http: <http::HttpService as HostService>::Deployed,
     mail: <mail::MailService as HostService>::Deployed,
+    identity: <identity::IdentityHostService as HostService>::Deployed,
 }
 
 /// Every service's state for one instance.
@@ -105,6 +109,7 @@ pub struct InstanceServices {
     pub(crate) events: <events::EventsService as HostService>::Instance,
     pub(crate) http: <http::HttpService as HostService>::Instance,
     pub(crate) mail: <mail::MailService as HostService>::Instance,
+    pub(crate) identity: <identity::IdentityHostService as HostService>::Instance,
 }
 
 /// Adds every service's interfaces to the linker.
@@ -115,6 +120,7 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
     events::EventsService::add_to_linker(linker)?;
     http::HttpService::add_to_linker(linker)?;
     mail::MailService::add_to_linker(linker)?;
+    identity::IdentityHostService::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -126,6 +132,8 @@ pub struct ServiceDeps {
     pub events: Arc<EventBus>,
     /// Elements allowed to publish `dev.getelements.*` events.
     pub reserved_event_publishers: BTreeSet<String>,
+    /// Users, profiles and sessions.
+    pub identity: Arc<elements_identity::IdentityService>,
 }
 
 impl Services {
@@ -138,6 +146,7 @@ impl Services {
             events: events::EventsService::new(deps.events, deps.reserved_event_publishers),
             http: http::HttpService,
             mail: mail::MailService,
+            identity: identity::IdentityHostService::new(deps.identity),
         }
     }
 
@@ -150,6 +159,7 @@ impl Services {
             events: self.events.deploy(element)?,
             http: self.http.deploy(element)?,
             mail: self.mail.deploy(element)?,
+            identity: self.identity.deploy(element)?,
         })
     }
 
@@ -162,6 +172,7 @@ impl Services {
             events: self.events.prepare(&deployed.events, request),
             http: self.http.prepare(&deployed.http, request),
             mail: self.mail.prepare(&deployed.mail, request),
+            identity: self.identity.prepare(&deployed.identity, request),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Test fixture for the runtime's tests: an Element that loops, exhausts
 //! memory, panics, prints, sleeps, and so on, on request; and that exposes
-//! the host services (documents, events, mail, outbound HTTP) over HTTP.
+//! the host services (documents, events, mail, outbound HTTP, identity) over
+//! HTTP.
 //! Every event it receives is stored in its `received` collection.
 
 use std::hint::black_box;
@@ -174,6 +175,17 @@ fn router() -> Router {
                 .ok_or_else(|| Error::bad_request("query parameter `url` is required"))?;
             let res = http::get(&url)?;
             Ok(json!({"status": res.status, "body": String::from_utf8_lossy(&res.body)}))
+        })
+        // Identity: read an identity (what a test can't see through /api/rest).
+        .get("/identity/{scheme}/{id}", |req: Request| -> Result<Response> {
+            let (scheme, id) = (
+                req.param("scheme").unwrap_or_default(),
+                req.param("id").unwrap_or_default(),
+            );
+            match identity::get_identity(scheme, id)? {
+                Some(found) => Ok(Response::json(&found)),
+                None => Err(Error::not_found(format!("no identity {scheme}:{id}"))),
+            }
         })
 }
 

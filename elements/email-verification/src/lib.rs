@@ -1,0 +1,191 @@
+//! Email Verification: proves that a user controls the email address linked
+//! to their account.
+//!
+//! ```text
+//! UNVERIFIED --POST /api/rest/user/me/email/verify--> PENDING --GET /api/rest/verify?token=--> VERIFIED
+//! ```
+//!
+//! * `POST /api/rest/user/me/email/verify` `{"email": "ada@example.com"}`,
+//!   with the user's session (`Authorization: Bearer`): emails a single-use
+//!   link to the address and answers 200 with the identity, now `PENDING`,
+//!   once the SMTP server accepted the message. 400 when mail is not
+//!   configured (or the body is malformed), 403 without a valid session or
+//!   when the address belongs to another user, 404 when it is not linked to
+//!   the caller, 502 when the SMTP server refuses or can't be reached. The
+//!   address is trimmed and lower-cased. An address that is already
+//!   `VERIFIED` is answered as it is, without an email.
+//! * `GET /api/rest/verify?token=...`, public: consumes the token and answers
+//!   200 with the identity, now `VERIFIED`; 404 for an unknown, used or
+//!   expired token.
+//!
+//! Both paths are also served below the Element's prefix
+//! (`/app/rest/email-verification/user/me/email/verify`, `.../verify`).
+//!
+//! Tokens are UUID v4 from the host's CSPRNG, stored in the `tokens`
+//! collection with a 24-hour `_expiresAt` (the store never returns an expired
+//! document) and consumed with one atomic `find_one_and_delete`, so of two
+//! concurrent clicks exactly one succeeds. The token is stored before the
+//! email is sent and deleted again if sending fails, and the identity only
+//! becomes `PENDING` after the SMTP server accepted the message: a failed
+//! send changes nothing.
+//!
+//! Events `dev.getelements.email_verification.requested` and
+//! `dev.getelements.email_verification.completed` carry the identity.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use elements_sdk::identity::{EMAIL, Identity, Verification};
+use elements_sdk::mail::Message;
+use elements_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+const BASE_URL: &str = "dev.getelements.elements.verification.base_url";
+const PUBLIC_URL: &str = "dev.getelements.elements.public_url";
+const SUBJECT: &str = "dev.getelements.elements.verification.email_subject";
+const TEMPLATE: &str = "dev.getelements.elements.verification.email_template";
+
+const DEFAULT_SUBJECT: &str = "Verify your email";
+const DEFAULT_TEMPLATE: &str = "<p>Please verify your email address by clicking the link below:</p>\n\
+                                <p><a href=\"{link}\">Verify Email</a></p>";
+
+const REQUESTED: &str = "dev.getelements.email_verification.requested";
+const COMPLETED: &str = "dev.getelements.email_verification.completed";
+
+/// Pending tokens: `{"_id": token, "email", "userId", "_expiresAt"}`.
+const TOKENS: &str = "tokens";
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The path of the public verification endpoint, for the link.
+const VERIFY_PATH: &str = "/api/rest/verify";
+
+fn router() -> Router {
+    Router::new()
+        // Mounted at the core paths, the Element sees the full path ...
+        .post("/api/rest/user/me/email/verify", request_verification)
+        .get(VERIFY_PATH, complete_verification)
+        // ... and below its prefix, the rest.
+        .post("/user/me/email/verify", request_verification)
+        .get("/verify", complete_verification)
+}
+
+#[derive(Deserialize)]
+struct VerifyRequest {
+    email: String,
+}
+
+fn request_verification(req: Request) -> Result<Response> {
+    let caller = identity::caller()?.ok_or_else(|| Error::forbidden("a valid session is required"))?;
+    let VerifyRequest { email } = req.json()?;
+    let email = email.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(Error::bad_request("`email` must not be empty"));
+    }
+
+    let linked = identity::get_identity(EMAIL, &email)?
+        .ok_or_else(|| Error::not_found("this email address is not linked to your account"))?;
+    if linked.user_id != caller.user.id {
+        return Err(Error::forbidden("this email address belongs to another account"));
+    }
+    if linked.verification == Verification::Verified {
+        return Ok(Response::json(&linked));
+    }
+
+    let link = format!("{}{VERIFY_PATH}?token=", base_url()?);
+    let token = Uuid::new_v4().to_string();
+    let tokens = documents::collection(TOKENS);
+    tokens.insert(&json!({
+        "_id": token,
+        "email": email,
+        "userId": caller.user.id,
+        "_expiresAt": now_ms() + TOKEN_TTL.as_millis() as i64,
+    }))?;
+
+    let template = attributes::get(TEMPLATE).unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned());
+    let message = Message::to(&email)
+        .subject(attributes::get(SUBJECT).unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()))
+        .html(template.replace("{link}", &format!("{link}{token}")));
+    if let Err(e) = mail::send(&message) {
+        // No live token may outlive a failed send.
+        if let Err(cleanup) = tokens.delete(&token) {
+            error!("could not delete the token of a failed verification email: {cleanup}");
+        }
+        return Err(e.into());
+    }
+
+    let identity = identity::set_verification(EMAIL, &email, Verification::Pending)?;
+    publish(REQUESTED, &identity);
+    Ok(Response::json(&identity))
+}
+
+fn complete_verification(req: Request) -> Result<Response> {
+    let unknown = || Error::not_found("unknown, already used or expired verification token");
+    // Anything that is not a UUID can't be a token we issued.
+    let token = req
+        .query("token")
+        .and_then(|t| Uuid::try_parse(t.trim()).ok())
+        .ok_or_else(unknown)?
+        .to_string();
+
+    // Atomic consume: of concurrent clicks, exactly one gets the document.
+    let consumed = documents::collection(TOKENS)
+        .find_one_and_delete(json!({"_id": token}))?
+        .ok_or_else(unknown)?;
+    // The store never returns expired documents; check anyway.
+    let expires_at = consumed.get("_expiresAt").and_then(Value::as_i64).unwrap_or(0);
+    if expires_at <= now_ms() {
+        return Err(unknown());
+    }
+    let field = |key: &str| consumed.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (email, user_id) = (field("email"), field("userId"));
+
+    // The address must still belong to the user who asked.
+    match identity::get_identity(EMAIL, email)? {
+        Some(linked) if linked.user_id == user_id => {}
+        _ => {
+            return Err(Error::not_found(
+                "this email address is no longer linked to the account",
+            ));
+        }
+    }
+    let identity = identity::set_verification(EMAIL, email, Verification::Verified)?;
+    publish(COMPLETED, &identity);
+    Ok(Response::json(&identity))
+}
+
+/// Where links point: the `base_url` attribute, else the server's public URL
+/// (set by the host); never the request's `Host` header.
+fn base_url() -> Result<String> {
+    let (name, url) = [BASE_URL, PUBLIC_URL]
+        .into_iter()
+        .find_map(|name| {
+            attributes::get(name)
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v))
+        })
+        .ok_or_else(|| Error::internal(format!("neither `{BASE_URL}` nor `{PUBLIC_URL}` is set")))?;
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(Error::internal(format!(
+            "attribute `{name}` must be an http(s) URL, not {url:?}"
+        )))
+    }
+}
+
+/// Publishes an event; a failure is logged and never fails the request (the
+/// state change already happened).
+fn publish(name: &str, identity: &Identity) {
+    if let Err(e) = events::publish(name, identity) {
+        warn!("could not publish {name}: {e}");
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+elements_sdk::export_element!(router);

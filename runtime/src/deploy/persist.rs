@@ -1,0 +1,338 @@
+//! Deployments made through the admin API, kept in the store so they survive
+//! restarts and, on MongoDB, reach every node of a cluster.
+//!
+//! Two core collections: `deployments` (one document per Element name: its
+//! manifest, attribute values, application, enabled flag and component hash)
+//! and `components` (component bytes by SHA-256, base64). Every node applies
+//! the records to its own [`Deployer`] at startup, right after each change it
+//! makes itself, and every [`POLL_INTERVAL`] for changes other nodes made, so
+//! a cluster converges within a few seconds without any node-to-node traffic.
+//!
+//! A name belongs either to the deploy folder or to the store: the API
+//! refuses names deployed from the folder, and the folder watcher ignores
+//! names the store manages.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use elements_store::{CollectionName, DocumentStore, Filter, Namespace, Query, StoreError, Update};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Deployer;
+use crate::element::ElementSource;
+use crate::element::manifest::{Manifest, validate_name};
+
+/// How often a node looks for deployment changes made by other nodes.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A stored deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// The Element's name.
+    #[serde(rename = "_id")]
+    pub name: String,
+    /// SHA-256 of the component (key into `components`).
+    pub hash: String,
+    /// Manifest text, if any.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Attribute values set through the API (over the manifest's). Stored
+    /// as `[name, value]` pairs: attribute names contain dots, which document
+    /// field names may not.
+    #[serde(default, with = "pairs")]
+    pub values: BTreeMap<String, String>,
+    /// The application the Element is deployed for.
+    #[serde(default)]
+    pub application: Option<String>,
+    /// Whether it should serve.
+    pub enabled: bool,
+    /// Store version, so nodes apply each change once.
+    #[serde(rename = "_version", default, skip_serializing)]
+    pub version: i64,
+}
+
+/// A string map as a list of `[key, value]` pairs.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        Ok(Vec::<(String, String)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// What went wrong with a deployment request.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The request is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such deployment.
+    #[error("no deployment named {0:?}")]
+    NotFound(String),
+    /// The name is taken by the deploy folder.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new deployment or a new version of one.
+#[derive(Debug, Default)]
+pub struct Upload {
+    /// Element name.
+    pub name: String,
+    /// Component bytes.
+    pub component: Vec<u8>,
+    /// Manifest text.
+    pub manifest: Option<String>,
+    /// Attribute values.
+    pub values: BTreeMap<String, String>,
+    /// Application it is deployed for.
+    pub application: Option<String>,
+    /// Whether it serves (default true).
+    pub enabled: Option<bool>,
+}
+
+/// A change to a deployment: attribute values (a `None` value removes the
+/// deployment's value) and the enabled flag.
+#[derive(Debug, Default, Deserialize)]
+pub struct Edit {
+    /// Values to set or (with null) remove.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Option<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// A whole-document replacement of a record (the store keeps `_id`).
+fn replacement(mut doc: Value) -> Result<Update, PersistError> {
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("_id");
+    }
+    Ok(Update::parse(&doc)?)
+}
+
+/// The store-backed deployments of one node.
+pub struct Deployments {
+    store: Arc<dyn DocumentStore>,
+    deployer: Arc<Deployer>,
+    records: CollectionName,
+    components: CollectionName,
+    /// The record versions this node has applied, by name.
+    applied: Mutex<BTreeMap<String, i64>>,
+    /// Serializes applying, so a poll and an API change never interleave.
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Deployments {
+    /// Deployments over `store`, applied to `deployer`.
+    pub fn new(
+        store: Arc<dyn DocumentStore>,
+        deployer: Arc<Deployer>,
+    ) -> Result<Arc<Deployments>, StoreError> {
+        let core = Namespace::core();
+        Ok(Arc::new(Deployments {
+            records: core.collection("deployments")?,
+            components: core.collection("components")?,
+            store,
+            deployer,
+            applied: Mutex::default(),
+            applying: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Every stored record, by name.
+    pub async fn list(&self) -> Result<Vec<Record>, PersistError> {
+        let docs = self.store.find(&self.records, &Query::new(Filter::all())).await?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|d| serde_json::from_value(d).ok())
+            .collect())
+    }
+
+    /// One record.
+    pub async fn get(&self, name: &str) -> Result<Option<Record>, PersistError> {
+        let doc = self.store.get(&self.records, name).await?;
+        Ok(doc.and_then(|d| serde_json::from_value(d).ok()))
+    }
+
+    /// Stores a deployment (a new one, or a new version of a stored one) and
+    /// applies it on this node.
+    pub async fn upload(&self, upload: Upload) -> Result<Record, PersistError> {
+        validate_name("name", &upload.name).map_err(PersistError::Invalid)?;
+        if upload.component.is_empty() {
+            return Err(PersistError::Invalid("the component is missing".into()));
+        }
+        if let Some(text) = &upload.manifest {
+            Manifest::parse(text).map_err(|e| PersistError::Invalid(e.to_string()))?;
+        }
+        if let Some(app) = &upload.application {
+            validate_name("application", app).map_err(PersistError::Invalid)?;
+        }
+        if self.deployer.is_from_folder(&upload.name) {
+            return Err(PersistError::Conflict(format!(
+                "{:?} is deployed from the deploy folder; remove the file first",
+                upload.name
+            )));
+        }
+        let source = ElementSource::new(upload.component, upload.manifest.clone());
+        let data = base64::engine::general_purpose::STANDARD.encode(&source.component);
+        match self
+            .store
+            .insert(&self.components, json!({"_id": source.hash, "data": data}))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_duplicate_key() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let previous = self.get(&upload.name).await?;
+        let record = Record {
+            name: upload.name.clone(),
+            hash: source.hash.clone(),
+            manifest: upload.manifest,
+            values: upload.values,
+            application: upload.application,
+            enabled: upload
+                .enabled
+                .or(previous.as_ref().map(|p| p.enabled))
+                .unwrap_or(true),
+            version: 0,
+        };
+        let doc = serde_json::to_value(&record).map_err(|e| PersistError::Invalid(e.to_string()))?;
+        if previous.is_some() {
+            self.store
+                .update_by_id(&self.records, &record.name, &replacement(doc)?, None)
+                .await?;
+        } else {
+            self.store.insert(&self.records, doc).await?;
+        }
+        self.apply_all().await?;
+        self.get(&record.name)
+            .await?
+            .ok_or(PersistError::NotFound(record.name))
+    }
+
+    /// Changes a stored deployment's attributes or enabled flag; applies it.
+    pub async fn edit(&self, name: &str, edit: Edit) -> Result<Record, PersistError> {
+        let mut record = self
+            .get(name)
+            .await?
+            .ok_or_else(|| PersistError::NotFound(name.to_owned()))?;
+        for (key, value) in edit.attributes {
+            match value {
+                Some(v) => record.values.insert(key, v),
+                None => record.values.remove(&key),
+            };
+        }
+        if let Some(enabled) = edit.enabled {
+            record.enabled = enabled;
+        }
+        let doc = serde_json::to_value(&record).map_err(|e| PersistError::Invalid(e.to_string()))?;
+        self.store
+            .update_by_id(&self.records, name, &replacement(doc)?, None)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => PersistError::NotFound(name.to_owned()),
+                e => e.into(),
+            })?;
+        self.apply_all().await?;
+        self.get(name)
+            .await?
+            .ok_or_else(|| PersistError::NotFound(name.to_owned()))
+    }
+
+    /// Removes a stored deployment everywhere.
+    pub async fn remove(&self, name: &str) -> Result<(), PersistError> {
+        if !self.store.delete_by_id(&self.records, name, None).await? {
+            return Err(PersistError::NotFound(name.to_owned()));
+        }
+        self.apply_all().await?;
+        Ok(())
+    }
+
+    /// Brings this node's Elements in line with the stored records.
+    pub async fn apply_all(&self) -> Result<(), PersistError> {
+        let _one_at_a_time = self.applying.lock().await;
+        let records = self.list().await?;
+        let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.name.clone()).collect();
+        let stale: Vec<String> = {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.keys().filter(|n| !names.contains(*n)).cloned().collect()
+        };
+        for name in stale {
+            self.deployer.set_managed(&name, false);
+            self.deployer.undeploy(&name);
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
+        }
+        for record in records {
+            let seen = self
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&record.name)
+                .copied();
+            if seen == Some(record.version) {
+                continue;
+            }
+            self.deployer.set_managed(&record.name, true);
+            if record.enabled {
+                let Some(component) = self.component(&record.hash).await? else {
+                    tracing::error!(element = %record.name, "stored component {} is missing", record.hash);
+                    continue;
+                };
+                let mut source = ElementSource::new(component, record.manifest.clone());
+                source.values = record.values.clone();
+                source.application = record.application.clone();
+                self.deployer.set_disabled(&record.name, false);
+                self.deployer.deploy_if_changed(&record.name, source).await;
+            } else {
+                self.deployer.set_disabled(&record.name, true);
+                self.deployer.undeploy(&record.name);
+            }
+            self.applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(record.name.clone(), record.version);
+        }
+        Ok(())
+    }
+
+    async fn component(&self, hash: &str) -> Result<Option<Vec<u8>>, PersistError> {
+        let Some(doc) = self.store.get(&self.components, hash).await? else {
+            return Ok(None);
+        };
+        let data = doc.get("data").and_then(Value::as_str).unwrap_or_default();
+        Ok(base64::engine::general_purpose::STANDARD.decode(data).ok())
+    }
+
+    /// Applies the records now and then every [`POLL_INTERVAL`], for changes
+    /// made by other nodes. Store outages are logged and retried.
+    pub fn start_polling(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(this) = this.upgrade() else { return };
+                if let Err(e) = this.apply_all().await {
+                    tracing::warn!(error = %e, "could not sync stored deployments; will retry");
+                }
+            }
+        });
+    }
+}

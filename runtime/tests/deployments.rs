@@ -1,0 +1,429 @@
+//! The deployment admin API over real HTTP: upload, list, edit with
+//! redeploy, disable, remove, logs, masking of sensitive attributes,
+//! persistence across restarts, and two nodes sharing one store.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Dirs, Server, guest, json as read_json};
+
+const ROOT_PASSWORD: &str = "deploy-admin-password";
+const SECRET: &str = "s3cr3t-value-that-must-never-leak";
+
+const MANIFEST: &str = r#"
+[attributes.greeting]
+default = "Hello"
+description = "How the Element greets"
+[attributes."api.secret"]
+required = true
+sensitive = true
+"#;
+
+fn start(dirs: &Dirs) -> Server {
+    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+}
+
+async fn login(server: &Server, user: &str, password: &str) -> String {
+    let (status, body) = read_json(
+        server
+            .client
+            .post(server.url("/api/rest/session"))
+            .json(&json!({"userId": user, "password": password}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["sessionSecret"].as_str().unwrap().to_owned()
+}
+
+fn form(name: &str, component: Vec<u8>, manifest: &str, attributes: Value) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("name", name.to_owned())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(component).file_name("element.wasm"),
+        )
+        .text("manifest", manifest.to_owned())
+        .text("attributes", attributes.to_string())
+}
+
+async fn upload(server: &Server, token: &str, form: reqwest::multipart::Form) -> (u16, Value) {
+    read_json(
+        server
+            .client
+            .post(server.url("/api/rest/elements/deployment"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn api(
+    server: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.client.request(method, server.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn greeting(server: &Server, prefix: &str) -> (u16, Value) {
+    read_json(server.get(&format!("/app/rest/{prefix}/greeting")).await).await
+}
+
+#[tokio::test]
+async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let hello = std::fs::read(guest("hello")).unwrap();
+
+    // Only superusers.
+    let response = server
+        .client
+        .get(server.url("/api/rest/elements/deployment"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let (status, body) = read_json(
+        server
+            .client
+            .post(server.url("/api/rest/signup/session"))
+            .json(&json!({"name": "player1", "email": "p1@example.com", "password": "player-password-1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let player = body["sessionSecret"].as_str().unwrap().to_owned();
+    let (status, _) = api(
+        &server,
+        &player,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = upload(
+        &server,
+        &player,
+        form("greeter", hello.clone(), MANIFEST, json!({"api.secret": SECRET})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A required attribute missing: stored, FAILED, with the reason.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form("greeter", hello.clone(), MANIFEST, json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["status"], "FAILED");
+    assert!(
+        view["lastError"].as_str().unwrap().contains("api.secret"),
+        "{view}"
+    );
+
+    // Upload with the secret and a greeting.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form(
+            "greeter",
+            hello.clone(),
+            MANIFEST,
+            json!({"api.secret": SECRET, "greeting": "Hey"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "LOADED", "{view}");
+    assert_eq!(view["version"], 1);
+    assert_eq!(view["mountPath"], "/app/rest/greeter");
+    assert_eq!(view["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Hey");
+
+    // Sensitive values are write-only: masked in every response.
+    let (_, list) = api(
+        &server,
+        &root,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment",
+        None,
+    )
+    .await;
+    let text = list.to_string();
+    assert!(!text.contains(SECRET), "the secret leaked in the list: {text}");
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "greeter")
+        .unwrap()
+        .clone();
+    let secret = entry["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "api.secret")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (secret["value"].as_str(), secret["sensitive"].as_bool()),
+        (Some("********"), Some(true))
+    );
+
+    // Edit: redeploys with the new value.
+    let (status, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/greeter",
+        Some(json!({"attributes": {"greeting": "Ahoy"}})),
+    )
+    .await;
+    assert_eq!((status, &view["version"]), (200, &json!(2)), "{view}");
+    assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Ahoy");
+    assert!(!view.to_string().contains(SECRET));
+
+    // Disable and enable.
+    let (_, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/greeter",
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(view["status"], "DISABLED", "{view}");
+    assert_eq!(greeting(&server, "greeter").await.0, 404);
+    let (_, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/greeter",
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(view["status"], "LOADED", "{view}");
+    assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Ahoy");
+
+    // A broken new version keeps the old one serving and shows FAILED.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form(
+            "greeter",
+            b"not wasm".to_vec(),
+            MANIFEST,
+            json!({"api.secret": SECRET}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "FAILED", "{view}");
+    assert!(
+        view["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component")
+    );
+    assert_eq!(greeting(&server, "greeter").await.0, 200);
+
+    // Logs: the deploys and the failure are there.
+    let (status, lines) = api(
+        &server,
+        &root,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment/greeter/logs",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = lines.to_string();
+    assert!(text.contains("deploy failed"), "{text}");
+    assert!(!text.contains(SECRET));
+
+    // Bad input.
+    let (status, _) = upload(&server, &root, form("../evil", hello.clone(), "", json!({}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/nobody",
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Remove.
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::DELETE,
+        "/api/rest/elements/deployment/greeter",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(greeting(&server, "greeter").await.0, 404);
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment/greeter",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The secret was never logged.
+    assert!(
+        !server.log().contains(SECRET),
+        "the secret appears in the server log"
+    );
+}
+
+#[tokio::test]
+async fn folder_deployments_are_listed_and_protected() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", "[attributes.greeting]\ndefault = \"Hello\"\n");
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let (_, list) = api(
+        &server,
+        &root,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment",
+        None,
+    )
+    .await;
+    let hello = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "hello")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (hello["source"].as_str(), hello["status"].as_str()),
+        (Some("folder"), Some("LOADED"))
+    );
+    let (status, _) = upload(
+        &server,
+        &root,
+        form("hello", std::fs::read(guest("hello")).unwrap(), "", json!({})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::DELETE,
+        "/api/rest/elements/deployment/hello",
+        None,
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn stored_deployments_survive_restarts_and_reach_every_node() {
+    let dirs = Dirs::new();
+    let first = start(&dirs);
+    let root = login(&first, "root", ROOT_PASSWORD).await;
+    let (status, view) = upload(
+        &first,
+        &root,
+        form(
+            "greeter",
+            std::fs::read(guest("hello")).unwrap(),
+            MANIFEST,
+            json!({"api.secret": SECRET, "greeting": "One"}),
+        ),
+    )
+    .await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+
+    // A second node on the same store (SQLite in WAL mode is shared by
+    // processes on one machine; on MongoDB, by any number of machines).
+    let second = start(&dirs);
+    assert_eq!(greeting(&second, "greeter").await.1["greeting"], "One");
+
+    // A change on the first node reaches the second within seconds.
+    let (status, _) = api(
+        &first,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/greeter",
+        Some(json!({"attributes": {"greeting": "Two"}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    while greeting(&second, "greeter").await.1["greeting"] != "Two" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second node never converged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("second node converged in {:?}", started.elapsed());
+    let (status, _) = api(
+        &first,
+        &root,
+        reqwest::Method::DELETE,
+        "/api/rest/elements/deployment/greeter",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let started = Instant::now();
+    while greeting(&second, "greeter").await.0 != 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second node never undeployed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(second);
+
+    // A restart reloads what is stored, from the compiled cache.
+    let (_, _) = upload(
+        &first,
+        &root,
+        form(
+            "again",
+            std::fs::read(guest("hello")).unwrap(),
+            MANIFEST,
+            json!({"api.secret": SECRET}),
+        ),
+    )
+    .await;
+    first.stop();
+    let restarted = start(&dirs);
+    assert_eq!(greeting(&restarted, "again").await.0, 200);
+    assert!(restarted.log().contains("compile=Cached"), "{}", restarted.log());
+}

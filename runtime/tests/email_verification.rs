@@ -1,0 +1,480 @@
+//! The bundled Email Verification Element over HTTP against the real binary,
+//! mounted at its core paths, with a real SMTP server (aiosmtpd) on loopback.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Dirs, Server, SmtpServer};
+
+const PUBLIC_URL: &str = "https://game.test";
+const REQUEST: &str = "/api/rest/user/me/email/verify";
+const VERIFY: &str = "/api/rest/verify";
+const REQUESTED: &str = "dev.getelements.email_verification.requested";
+const COMPLETED: &str = "dev.getelements.email_verification.completed";
+
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = server.client.request(method.parse().unwrap(), server.url(path));
+    if let Some(secret) = bearer {
+        request = request.bearer_auth(secret);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn request_verification(server: &Server, bearer: Option<&str>, email: &str) -> (u16, Value) {
+    call(
+        server,
+        "POST",
+        REQUEST,
+        bearer,
+        Some(&json!({"email": email}).to_string()),
+    )
+    .await
+}
+
+/// Signs up `name` with `email`; returns the session secret.
+async fn signup(server: &Server, name: &str, email: &str) -> String {
+    let body = json!({"name": name, "email": email, "password": "password-123"}).to_string();
+    let (status, created) = call(server, "POST", "/api/rest/signup/session", None, Some(&body)).await;
+    assert_eq!(status, 200, "{created}");
+    created["sessionSecret"].as_str().unwrap().to_owned()
+}
+
+/// The identity as the host has it (through the fixture Element).
+async fn identity(server: &Server, email: &str) -> Value {
+    let (status, found) = call(
+        server,
+        "GET",
+        &format!("/app/rest/probe/identity/email/{email}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    found
+}
+
+/// Events the fixture Element received.
+async fn events(server: &Server, name: &str) -> Vec<Value> {
+    let (_, all) = call(server, "GET", "/app/rest/probe/received", None, None).await;
+    all.as_array()
+        .map(|docs| {
+            docs.iter()
+                .filter(|d| d["name"] == name)
+                .map(|d| d["payload"].clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_for_event(server: &Server, name: &str, count: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = events(server, name).await;
+        if seen.len() >= count {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "event {name} never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn smtp_values(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("dev.getelements.elements.email.smtp.host", "127.0.0.1".into()),
+        ("dev.getelements.elements.email.smtp.port", port.to_string()),
+        ("dev.getelements.elements.email.smtp.starttls", "false".into()),
+        (
+            "dev.getelements.elements.email.default.from",
+            "Game <noreply@game.test>".into(),
+        ),
+    ]
+}
+
+/// Deploys the Element (sending to SMTP `port`, or with mail not configured)
+/// and the probe fixture, which subscribes to the verification events.
+fn deploy(dirs: &Dirs, smtp_port: Option<u16>, extra: &[(&str, &str)]) {
+    let values = smtp_port.map(smtp_values).unwrap_or_default();
+    let mut values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    values.extend_from_slice(extra);
+    dirs.deploy_bundled("email-verification", "email-verification", &values);
+    dirs.deploy(
+        "probe",
+        "misbehave",
+        "[events]\nsubscribe = [\"dev.getelements.email_verification.*\"]\n",
+    );
+}
+
+fn start(dirs: &Dirs, env: &[(&str, &str)], database: Option<&str>) -> Server {
+    let mut env = env.to_vec();
+    env.push(("ELEMENTS_PUBLIC_URL", PUBLIC_URL));
+    Server::start_with(dirs, &[], &env, database)
+}
+
+/// Decodes quoted-printable soft breaks and `=XX` escapes (harmless on
+/// 7-bit text).
+fn unquote(raw: &str) -> String {
+    let raw = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The verification link in a raw message.
+fn link_in(message: &str) -> String {
+    let text = unquote(message);
+    let start = text
+        .find(&format!("{PUBLIC_URL}{VERIFY}?token="))
+        .unwrap_or_else(|| panic!("no verification link in:\n{text}"));
+    text[start..]
+        .split(['"', '<', '\r', '\n', ' '])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The path and query of a link to the public URL.
+fn path_of(link: &str) -> &str {
+    link.strip_prefix(PUBLIC_URL).expect("a link to the public URL")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_complete_verification() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(smtp.port), &[]);
+    let server = start(&dirs, &[], None);
+    let ana = signup(&server, "ana", "Ana@Example.com").await;
+    signup(&server, "bob", "bob@example.com").await;
+    assert_eq!(
+        identity(&server, "ana@example.com").await["verification"],
+        "UNVERIFIED"
+    );
+
+    // Who may ask.
+    let (status, err) = request_verification(&server, None, "ana@example.com").await;
+    assert_eq!(
+        (status, &err["code"]),
+        (403, &json!("forbidden")),
+        "no session: {err}"
+    );
+    let (status, err) = request_verification(&server, Some("not-a-session"), "ana@example.com").await;
+    assert_eq!(status, 403, "an invalid session: {err}");
+    let (status, err) = request_verification(&server, Some(&ana), "bob@example.com").await;
+    assert_eq!(
+        (status, &err["code"]),
+        (403, &json!("forbidden")),
+        "another user's: {err}"
+    );
+    let (status, err) = request_verification(&server, Some(&ana), "nobody@example.com").await;
+    assert_eq!(
+        (status, &err["code"]),
+        (404, &json!("not_found")),
+        "not linked: {err}"
+    );
+    let (status, err) = call(&server, "POST", REQUEST, Some(&ana), Some("{\"mail\": 1}")).await;
+    assert_eq!(status, 400, "malformed: {err}");
+    assert!(smtp.messages().is_empty());
+
+    // The address is trimmed and lower-cased.
+    let (status, pending) = request_verification(&server, Some(&ana), "  ANA@example.COM ").await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(pending["scheme"], "email");
+    assert_eq!(pending["id"], "ana@example.com");
+    assert_eq!(pending["verification"], "PENDING");
+    assert_eq!(
+        identity(&server, "ana@example.com").await["verification"],
+        "PENDING"
+    );
+
+    let message = smtp.wait_for_message(Duration::from_secs(10));
+    assert!(message.contains("To: ana@example.com"), "{message}");
+    assert!(message.contains("Subject: Verify your email"), "{message}");
+    assert!(message.contains("From: Game <noreply@game.test>"), "{message}");
+    let link = link_in(&message);
+    let token = link.rsplit('=').next().unwrap();
+    assert_eq!(token.len(), 36, "a UUID: {token}");
+    assert_eq!(&token[14..15], "4", "a version 4 UUID: {token}");
+
+    let requested = wait_for_event(&server, REQUESTED, 1).await;
+    assert_eq!(requested[0]["verification"], "PENDING");
+    assert_eq!(requested[0]["id"], "ana@example.com");
+
+    // The link completes the verification, once.
+    let (status, verified) = call(&server, "GET", path_of(&link), None, None).await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["verification"], "VERIFIED");
+    assert_eq!(verified["id"], "ana@example.com");
+    assert_eq!(
+        identity(&server, "ana@example.com").await["verification"],
+        "VERIFIED"
+    );
+    let (status, err) = call(&server, "GET", path_of(&link), None, None).await;
+    assert_eq!(
+        (status, &err["code"]),
+        (404, &json!("not_found")),
+        "a second click: {err}"
+    );
+    let completed = wait_for_event(&server, COMPLETED, 1).await;
+    assert_eq!(completed[0]["verification"], "VERIFIED");
+
+    // Unknown tokens, also below the Element's prefix.
+    for path in [
+        format!("{VERIFY}?token=00000000-0000-4000-8000-000000000000"),
+        format!("{VERIFY}?token=not-a-token"),
+        VERIFY.to_owned(),
+        "/app/rest/email-verification/verify?token=00000000-0000-4000-8000-000000000000".to_owned(),
+    ] {
+        let (status, err) = call(&server, "GET", &path, None, None).await;
+        assert_eq!(status, 404, "{path}: {err}");
+    }
+    // The prefix routes work too.
+    let (status, err) = call(
+        &server,
+        "POST",
+        "/app/rest/email-verification/user/me/email/verify",
+        None,
+        Some(r#"{"email": "ana@example.com"}"#),
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_clicks_verify_once() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(smtp.port), &[]);
+    let server = Arc::new(start(&dirs, &[], None));
+    let cy = signup(&server, "cy", "cy@example.com").await;
+    let (status, body) = request_verification(&server, Some(&cy), "cy@example.com").await;
+    assert_eq!(status, 200, "{body}");
+    let link = link_in(&smtp.wait_for_message(Duration::from_secs(10)));
+    let path = path_of(&link).to_owned();
+
+    let clicks: Vec<_> = (0..2)
+        .map(|_| {
+            let (server, path) = (server.clone(), path.clone());
+            tokio::spawn(async move { call(&server, "GET", &path, None, None).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for click in clicks {
+        statuses.push(click.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 404]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refused() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(smtp.port), &[]);
+    let database = format!("test_verify_{}", support::uuid_like());
+    let server = start(&dirs, &[], Some(&database));
+    let dee = signup(&server, "dee", "dee@example.com").await;
+    let (status, body) = request_verification(&server, Some(&dee), "dee@example.com").await;
+    assert_eq!(status, 200, "{body}");
+    let link = link_in(&smtp.wait_for_message(Duration::from_secs(10)));
+    server.stop();
+
+    // 25 hours later, on the same data: the 24-hour token is gone.
+    let server = start(&dirs, &[("ELEMENTS_CLOCK_OFFSET_SECS", "90000")], Some(&database));
+    let (status, err) = call(&server, "GET", path_of(&link), None, None).await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(
+        identity(&server, "dee@example.com").await["verification"],
+        "PENDING"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_changes_nothing() {
+    // SMTP down: nothing listens.
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(support::closed_port()), &[]);
+    let server = start(&dirs, &[], None);
+    let eve = signup(&server, "eve", "eve@example.com").await;
+    let (status, err) = request_verification(&server, Some(&eve), "eve@example.com").await;
+    assert_eq!((status, &err["code"]), (502, &json!("mail_send_failed")), "{err}");
+    assert_eq!(
+        identity(&server, "eve@example.com").await["verification"],
+        "UNVERIFIED"
+    );
+    drop(server);
+
+    // An SMTP server that takes the whole message, then refuses it: the
+    // token it carried must not work.
+    let refusing = RefusingSmtp::start().await;
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(refusing.port), &[]);
+    let server = start(&dirs, &[], None);
+    let fay = signup(&server, "fay", "fay@example.com").await;
+    let (status, err) = request_verification(&server, Some(&fay), "fay@example.com").await;
+    assert_eq!(status, 502, "{err}");
+    assert_eq!(
+        identity(&server, "fay@example.com").await["verification"],
+        "UNVERIFIED"
+    );
+    let data = refusing.data();
+    let link = link_in(&data);
+    let (status, err) = call(&server, "GET", path_of(&link), None, None).await;
+    assert_eq!(status, 404, "the token of a failed send must not work: {err}");
+    assert_eq!(
+        identity(&server, "fay@example.com").await["verification"],
+        "UNVERIFIED"
+    );
+    assert!(events(&server, REQUESTED).await.is_empty());
+}
+
+#[tokio::test]
+async fn mail_not_configured_is_a_400() {
+    let dirs = Dirs::new();
+    deploy(&dirs, None, &[]);
+    let server = start(&dirs, &[], None);
+    let gus = signup(&server, "gus", "gus@example.com").await;
+    let (status, err) = request_verification(&server, Some(&gus), "gus@example.com").await;
+    assert_eq!(
+        (status, &err["code"]),
+        (400, &json!("mail_not_configured")),
+        "{err}"
+    );
+    assert_eq!(
+        identity(&server, "gus@example.com").await["verification"],
+        "UNVERIFIED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_url_subject_and_template_attributes() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(
+        &dirs,
+        Some(smtp.port),
+        &[
+            (
+                "dev.getelements.elements.verification.base_url",
+                "https://proxy.example/",
+            ),
+            (
+                "dev.getelements.elements.verification.email_subject",
+                "Confirm it",
+            ),
+            (
+                "dev.getelements.elements.verification.email_template",
+                "<h1>Confirm</h1><a href=\"{link}\">{link}</a>",
+            ),
+        ],
+    );
+    let server = start(&dirs, &[], None);
+    let hal = signup(&server, "hal", "hal@example.com").await;
+    let (status, body) = request_verification(&server, Some(&hal), "hal@example.com").await;
+    assert_eq!(status, 200, "{body}");
+    let message = unquote(&smtp.wait_for_message(Duration::from_secs(10)));
+    assert!(message.contains("Subject: Confirm it"), "{message}");
+    assert!(message.contains("<h1>Confirm</h1>"), "{message}");
+    assert_eq!(
+        message
+            .matches("https://proxy.example/api/rest/verify?token=")
+            .count(),
+        2,
+        "{message}"
+    );
+    assert!(!message.contains(PUBLIC_URL), "{message}");
+}
+
+/// An SMTP server that reads a whole message and then refuses it (554).
+struct RefusingSmtp {
+    port: u16,
+    data: Arc<Mutex<String>>,
+}
+
+impl RefusingSmtp {
+    async fn start() -> RefusingSmtp {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let data = Arc::new(Mutex::new(String::new()));
+        let captured = data.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let captured = captured.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 refusing ESMTP\r\n").await;
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply: &[u8] = if in_data {
+                            if line == "." {
+                                in_data = false;
+                                b"554 5.7.1 message refused\r\n"
+                            } else {
+                                let mut data = captured.lock().unwrap();
+                                data.push_str(&line);
+                                data.push('\n');
+                                continue;
+                            }
+                        } else {
+                            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                            match verb.as_str() {
+                                "EHLO" | "HELO" => b"250 refusing\r\n",
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    break;
+                                }
+                                _ => b"250 OK\r\n",
+                            }
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        RefusingSmtp { port, data }
+    }
+
+    fn data(&self) -> String {
+        self.data.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,355 @@
+//! The bundled Roblox Kit Element over HTTP against the real binary, with a
+//! stub of the Roblox users API on loopback (never the internet).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use support::roblox::{self, BANNED, FAILING, GARBAGE, PLAYER, UNKNOWN};
+use support::{Dirs, Server};
+
+const ROOT_PASSWORD: &str = "root-password-1";
+const SECRET: &str = "roblox-shared-secret-0123456789";
+const AUTH: &str = "/app/rest/roblox/auth";
+const EXPIRY_SECS: u64 = 3600;
+
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = server.client.request(method.parse().unwrap(), server.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+async fn auth(server: &Server, secret: Option<&str>, body: &str) -> (u16, Value) {
+    auth_at(server, AUTH, secret, body).await
+}
+
+async fn auth_at(server: &Server, path: &str, secret: Option<&str>, body: &str) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = secret.map(|s| ("RobloxKit-Secret", s)).into_iter().collect();
+    call(server, "POST", path, &headers, Some(body)).await
+}
+
+fn login_body(application: &str, id: impl std::fmt::Display, as_string: bool) -> String {
+    if as_string {
+        json!({"application": application, "robloxUserId": id.to_string()}).to_string()
+    } else {
+        format!(r#"{{"application": "{application}", "robloxUserId": {id}}}"#)
+    }
+}
+
+/// Root's session secret.
+async fn root(server: &Server) -> String {
+    let (status, body) = call(
+        server,
+        "POST",
+        "/api/rest/session",
+        &[],
+        Some(&json!({"userId": "root", "password": ROOT_PASSWORD}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["sessionSecret"].as_str().unwrap().to_owned()
+}
+
+async fn create_application(server: &Server, root: &str, name: &str) -> Value {
+    let bearer = format!("Bearer {root}");
+    let (status, app) = call(
+        server,
+        "POST",
+        "/api/rest/application",
+        &[("authorization", &bearer)],
+        Some(&json!({"name": name}).to_string()),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {app}");
+    app
+}
+
+/// The profiles of `user` in `application`, through the core API's search.
+async fn profiles(server: &Server, root: &str, query: &str) -> Value {
+    let bearer = format!("Bearer {root}");
+    let (status, page) = call(
+        server,
+        "GET",
+        &format!("/api/rest/profile?{query}"),
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+/// A server with the Kit deployed against the stub on `port`.
+fn start(dirs: &Dirs, port: u16) -> Server {
+    let api = format!("http://127.0.0.1:{port}/v1");
+    let allow = format!("127.0.0.1:{port}");
+    let expiry = EXPIRY_SECS.to_string();
+    dirs.deploy_bundled(
+        "roblox-kit",
+        "roblox-kit",
+        &[
+            ("dev.getelements.robloxkit.secret", SECRET),
+            ("dev.getelements.robloxkit.roblox.users.api.url", &api),
+            ("dev.getelements.elements.http.allow", &allow),
+            ("dev.getelements.robloxkit.session.expiry.seconds", &expiry),
+        ],
+    );
+    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticates_and_registers_players() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start(&dirs, port);
+    let root = root(&server).await;
+    let app = create_application(&server, &root, "my_game").await;
+    let body = login_body("my_game", PLAYER, false);
+
+    // The secret.
+    let (status, err) = auth(&server, None, &body).await;
+    assert_eq!((status, &err["code"]), (401, &json!("unauthorized")), "{err}");
+    let (status, err) = auth(&server, Some("wrong-secret"), &body).await;
+    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    let (status, _) = auth(&server, Some(&SECRET[..SECRET.len() - 1]), &body).await;
+    assert_eq!(status, 403, "a prefix of the secret is not the secret");
+
+    // Malformed bodies.
+    for bad in [
+        "not json",
+        "{}",
+        r#"{"application": "my_game"}"#,
+        r#"{"robloxUserId": 1001}"#,
+        r#"{"application": "my_game", "robloxUserId": "12ab"}"#,
+        r#"{"application": "my_game", "robloxUserId": -3}"#,
+        r#"{"application": "my_game", "robloxUserId": 1.5}"#,
+        r#"{"application": "my_game", "robloxUserId": null}"#,
+        r#"{"application": 7, "robloxUserId": 1001}"#,
+    ] {
+        let (status, err) = auth(&server, Some(SECRET), bad).await;
+        assert_eq!(
+            (status, &err["code"]),
+            (400, &json!("bad_request")),
+            "{bad}: {err}"
+        );
+        assert!(err["message"].is_string(), "{err}");
+    }
+
+    // Unknown application, unknown / banned players, a broken Roblox.
+    let (status, err) = auth(&server, Some(SECRET), &login_body("no_such_game", PLAYER, false)).await;
+    assert_eq!(status, 404, "{err}");
+    let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", UNKNOWN, false)).await;
+    assert_eq!(status, 404, "{err}");
+    let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", BANNED, true)).await;
+    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    for broken in [FAILING, GARBAGE] {
+        let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", broken, false)).await;
+        assert_eq!(status, 502, "{broken}: {err}");
+        assert!(err["message"].as_str().unwrap().contains("Roblox"), "{err}");
+    }
+
+    // First login, with a numeric id: a user, a profile and a session.
+    let before = now_ms();
+    let (status, first) = auth(&server, Some(SECRET), &body).await;
+    assert_eq!(status, 200, "{first}");
+    let (user, profile, session) = (&first["user"], &first["profile"], &first["session"]);
+    assert_eq!(
+        user["name"], "builderman_x",
+        "named after the Roblox player: {user}"
+    );
+    assert_eq!(profile["userId"], user["id"]);
+    assert_eq!(profile["applicationId"], app["id"]);
+    assert_eq!(profile["displayName"], "Builder X");
+    assert_eq!(profile["metadata"]["robloxProfile"], roblox::user_json(PLAYER));
+    let secret = session["sessionSecret"].as_str().expect("a session secret");
+    assert_eq!(session["session"]["user"]["id"], user["id"]);
+    assert_eq!(session["session"]["profile"]["id"], profile["id"]);
+    assert_eq!(session["session"]["application"]["name"], "my_game");
+    let expiry = session["session"]["expiry"].as_i64().unwrap();
+    let expected = before + EXPIRY_SECS as i64 * 1000;
+    assert!(
+        (expected - 5_000..expected + 60_000).contains(&expiry),
+        "expiry {expiry} is not about {EXPIRY_SECS} s away"
+    );
+    assert!(!server.log().contains(SECRET), "the secret must not be logged");
+
+    // The session works on the core API.
+    let bearer = format!("Bearer {secret}");
+    let (status, me) = call(
+        &server,
+        "GET",
+        "/api/rest/user/me",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!((status, &me["id"]), (200, &user["id"]), "{me}");
+
+    // The profile is found by the core API's profile search.
+    let user_id = user["id"].as_str().unwrap();
+    let page = profiles(&server, &root, &format!("user={user_id}&application=my_game")).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["objects"][0]["id"], profile["id"]);
+    assert_eq!(
+        page["objects"][0]["metadata"]["robloxProfile"]["name"],
+        "builderman_x"
+    );
+
+    // Other metadata survives later logins, which find the same accounts;
+    // the id may be a string.
+    let root_bearer = format!("Bearer {root}");
+    let mut metadata = profile["metadata"].clone();
+    metadata["coins"] = json!(5);
+    let (status, updated) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/profile/{}", profile["id"].as_str().unwrap()),
+        &[("authorization", &root_bearer)],
+        Some(&json!({"metadata": metadata}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    let (status, again) = auth(&server, Some(SECRET), &login_body("my_game", PLAYER, true)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["user"]["id"], user["id"]);
+    assert_eq!(again["profile"]["id"], profile["id"]);
+    assert_eq!(again["profile"]["metadata"]["coins"], 5, "{again}");
+    assert_eq!(
+        again["profile"]["metadata"]["robloxProfile"],
+        roblox::user_json(PLAYER)
+    );
+    assert_ne!(again["session"]["sessionSecret"], session["sessionSecret"]);
+
+    // The application may be named by id; a second application is a second
+    // profile of the same user.
+    create_application(&server, &root, "other_game").await;
+    let (status, other) = auth(&server, Some(SECRET), &login_body("other_game", PLAYER, false)).await;
+    assert_eq!(status, 200, "{other}");
+    assert_eq!(other["user"]["id"], user["id"]);
+    assert_ne!(other["profile"]["id"], profile["id"]);
+    let by_id = login_body(app["id"].as_str().unwrap(), PLAYER, false);
+    let (status, same) = auth(&server, Some(SECRET), &by_id).await;
+    assert_eq!((status, &same["profile"]["id"]), (200, &profile["id"]), "{same}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_logins_make_one_user_and_one_profile() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = std::sync::Arc::new(start(&dirs, port));
+    let root = root(&server).await;
+    create_application(&server, &root, "race").await;
+
+    let logins: Vec<_> = (0..20)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let body = login_body("race", 4242, i % 2 == 0);
+                auth(&server, Some(SECRET), &body).await
+            })
+        })
+        .collect();
+    let (mut users, mut profiles_seen) = (BTreeSet::new(), BTreeSet::new());
+    for login in logins {
+        let (status, body) = login.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        users.insert(body["user"]["id"].as_str().unwrap().to_owned());
+        profiles_seen.insert(body["profile"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(profiles_seen.len(), 1, "{profiles_seen:?}");
+    let page = profiles(&server, &root, "application=race").await;
+    assert_eq!(page["total"], 1, "{page}");
+    let bearer = format!("Bearer {root}");
+    let (_, found) = call(
+        &server,
+        "GET",
+        "/api/rest/user?search=player_4242",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(found["total"], 1, "{found}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_or_disallowed_roblox_is_a_502() {
+    let dirs = Dirs::new();
+    // Roblox down: nothing listens on the port.
+    let closed = support::closed_port();
+    let mut manifest =
+        support::bundled_manifest("roblox-kit").replace("prefix = \"roblox\"", "prefix = \"down\"");
+    manifest.push_str(&format!(
+        "\n[values]\n\"dev.getelements.robloxkit.secret\" = \"{SECRET}\"\n\
+         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{closed}/v1\"\n\
+         \"dev.getelements.elements.http.allow\" = \"127.0.0.1:{closed}\"\n"
+    ));
+    dirs.deploy("down", "roblox-kit", &manifest);
+    // A users API URL whose host is not allowed (the default allow-list).
+    let port = roblox::start().await;
+    let mut manifest =
+        support::bundled_manifest("roblox-kit").replace("prefix = \"roblox\"", "prefix = \"denied\"");
+    manifest.push_str(&format!(
+        "\n[values]\n\"dev.getelements.robloxkit.secret\" = \"{SECRET}\"\n\
+         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{port}/v1\"\n"
+    ));
+    dirs.deploy("denied", "roblox-kit", &manifest);
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let root = root(&server).await;
+    create_application(&server, &root, "my_game").await;
+
+    let body = login_body("my_game", PLAYER, false);
+    let (status, err) = auth_at(&server, "/app/rest/down/auth", Some(SECRET), &body).await;
+    assert_eq!(
+        (status, &err["code"]),
+        (502, &json!("roblox_unavailable")),
+        "{err}"
+    );
+    let (status, err) = auth_at(&server, "/app/rest/denied/auth", Some(SECRET), &body).await;
+    assert_eq!(status, 502, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("dev.getelements.elements.http.allow"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_the_deploy() {
+    let dirs = Dirs::new();
+    dirs.deploy_bundled("roblox-kit", "roblox-kit", &[]);
+    let server = Server::start(&dirs, &[]);
+    server.wait_for_log("Element \"roblox-kit\" refused", Duration::from_secs(10));
+    assert!(
+        server.log().contains("dev.getelements.robloxkit.secret"),
+        "{}",
+        server.log()
+    );
+    let (status, _) = auth(&server, Some(SECRET), &login_body("my_game", PLAYER, false)).await;
+    assert_eq!(status, 404, "not deployed, so not mounted");
+}
