@@ -353,3 +353,28 @@ async fn a_missing_secret_fails_the_deploy() {
     let (status, _) = auth(&server, Some(SECRET), &login_body("my_game", PLAYER, false)).await;
     assert_eq!(status, 404, "not deployed, so not mounted");
 }
+
+/// A player banned on this server (not on Roblox) is refused with 403.
+#[tokio::test]
+async fn a_player_banned_here_is_refused() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start(&dirs, port);
+    let root = root(&server).await;
+    create_application(&server, &root, "banned_game").await;
+    let (status, body) = auth(&server, Some(SECRET), &login_body("banned_game", PLAYER, false)).await;
+    assert_eq!(status, 200, "{body}");
+    let user_id = body["user"]["id"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {root}");
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{user_id}"),
+        &[("Authorization", &bearer)],
+        Some(&json!({"banned": true}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = auth(&server, Some(SECRET), &login_body("banned_game", PLAYER, false)).await;
+    assert_eq!(status, 403, "{body}");
+}

@@ -223,6 +223,8 @@ async fn events_reach_subscribers_and_reserved_names_are_refused() {
         dirs.deploy_dir().join("watcher.wasm"),
     )
     .unwrap();
+    // Deployed in one debounced batch, `late` could load before `watcher`.
+    server.wait_for_log("Element deployed at /app/rest/watcher", Duration::from_secs(10));
     std::fs::copy(support::guest("hello"), dirs.deploy_dir().join("late.wasm")).unwrap();
     let started = Instant::now();
     loop {

@@ -415,6 +415,7 @@ fn from_wit(error: wit::Error) -> Error {
         wit::Error::NotFound(m) => Error::not_found(m),
         wit::Error::Conflict(m) => Error::conflict(m),
         wit::Error::Invalid(m) => Error::bad_request(m),
+        wit::Error::Forbidden(m) => Error::forbidden(m),
         wit::Error::Unavailable(m) => Error::new(503, "unavailable", m),
         wit::Error::Internal(m) => Error::internal(m),
     }
@@ -441,6 +442,7 @@ mod tests {
             (wit::Error::NotFound("x".into()), 404, "not_found"),
             (wit::Error::Conflict("x".into()), 409, "conflict"),
             (wit::Error::Invalid("x".into()), 400, "bad_request"),
+            (wit::Error::Forbidden("x".into()), 403, "forbidden"),
             (wit::Error::Unavailable("x".into()), 503, "unavailable"),
             (wit::Error::Internal("x".into()), 500, "internal"),
         ];

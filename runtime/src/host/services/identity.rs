@@ -69,6 +69,7 @@ fn to_wit(error: IdentityError) -> Error {
         IdentityError::NotFound(m) => Error::NotFound(m),
         IdentityError::AlreadyExists(m) => Error::Conflict(m),
         IdentityError::InvalidArgument(m) => Error::Invalid(m),
+        IdentityError::PermissionDenied(m) => Error::Forbidden(m),
         IdentityError::Unavailable(m) => Error::Unavailable(m),
         other => Error::Internal(other.to_string()),
     }
