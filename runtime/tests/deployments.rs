@@ -427,3 +427,56 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
     assert_eq!(greeting(&restarted, "again").await.0, 200);
     assert!(restarted.log().contains("compile=Cached"), "{}", restarted.log());
 }
+
+/// `component` with a custom section appended: same behaviour, new hash.
+fn variant(component: &[u8], tag: u32) -> Vec<u8> {
+    let name = b"elements-test";
+    let payload = tag.to_le_bytes();
+    let mut out = component.to_vec();
+    out.push(0);
+    out.push((1 + name.len() + payload.len()) as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Issue figure: a restart with 50 stored Elements loads them all from the
+/// compiled cache. Prints the time the server took to load them.
+#[tokio::test]
+async fn a_restart_reloads_fifty_stored_elements_from_the_cache() {
+    let dirs = Dirs::with_own_cache();
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let hello = std::fs::read(guest("hello")).unwrap();
+    for i in 0..50u32 {
+        let (status, view) = upload(
+            &server,
+            &root,
+            form(&format!("el{i}"), variant(&hello, i), "", json!({})),
+        )
+        .await;
+        assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+    }
+    server.stop();
+
+    let started = Instant::now();
+    let restarted = start(&dirs);
+    let listening = started.elapsed();
+    for i in 0..50 {
+        let (status, _) = read_json(restarted.get(&format!("/app/rest/el{i}/hello")).await).await;
+        assert_eq!(status, 200, "el{i} did not come back");
+    }
+    let log = restarted.log();
+    assert_eq!(log.matches("compile=Cached").count(), 50, "{log}");
+    let loaded_ms = log
+        .lines()
+        .find(|l| l.contains("loaded stored deployments"))
+        .and_then(|l| l.split("elapsed_ms=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("?")
+        .to_owned();
+    println!(
+        "restart with 50 stored Elements: loaded in {loaded_ms} ms (server listening after {listening:?}, debug build)"
+    );
+}

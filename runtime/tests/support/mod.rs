@@ -255,6 +255,23 @@ impl Server {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL (`Child::kill` on Unix), as a crash
+    /// would, and reaps it; the log stays readable.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops the server (SIGKILL-free: it is killed, but the tests that care
     /// about graceful shutdown do it themselves).
     pub fn stop(mut self) -> String {
