@@ -287,6 +287,12 @@ async fn bad_components_are_refused_and_the_others_load() {
         "[attributes.secret]\nrequired = true\nsensitive = true\n",
     );
     dirs.deploy("bad-manifest", "hello", "prefix = \"../../etc\"\n");
+    dirs.deploy("impostor", "hello", "core_routes = [\"/api/rest/verify\"]\n");
+    dirs.deploy(
+        "email-verification",
+        "hello",
+        "core_routes = [\"/api/rest/user/me\"]\n",
+    );
     let server = Server::start(&dirs, &[]);
 
     let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
@@ -299,6 +305,8 @@ async fn bad_components_are_refused_and_the_others_load() {
         ("no-handler", "does not export wasi:http/incoming-handler"),
         ("needs-secret", "required attribute \"secret\" has no value"),
         ("bad-manifest", "invalid manifest"),
+        ("impostor", "may not serve core routes"),
+        ("email-verification", "is not an extension point"),
     ] {
         let line = log
             .lines()

@@ -384,3 +384,53 @@ async fn mail_goes_through_a_real_smtp_server() {
             .contains("dev.getelements.elements.email.smtp.port must be a port number")
     );
 }
+
+/// The leaderboard example works as its README says: best scores kept,
+/// ranked, and its own events counted through its subscription.
+#[tokio::test]
+async fn the_leaderboard_example_keeps_best_scores_and_counts_its_events() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "leaderboard",
+        "leaderboard",
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/leaderboard/element.toml"
+        ))
+        .unwrap(),
+    );
+    let server = Server::start(&dirs, &[]);
+    for (player, score) in [("ana", 10), ("bo", 30), ("ana", 25), ("ana", 5)] {
+        let (status, body) = post(
+            &server,
+            "/app/rest/leaderboard/scores",
+            json!({"player": player, "score": score}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, ana) = read_json(server.get("/app/rest/leaderboard/players/ana").await).await;
+    assert_eq!(ana["score"], 25, "{ana}");
+    let (status, _) = read_json(server.get("/app/rest/leaderboard/players/nobody").await).await;
+    assert_eq!(status, 404);
+    let (_, top) = read_json(server.get("/app/rest/leaderboard/top?limit=10").await).await;
+    let ranking: Vec<(&str, i64)> = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["player"].as_str().unwrap(), d["score"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ranking, [("bo", 30), ("ana", 25)]);
+    let started = Instant::now();
+    loop {
+        let (_, stats) = read_json(server.get("/app/rest/leaderboard/stats").await).await;
+        if stats["leaderboard.score_posted"] == 4 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "events not counted: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -12,7 +12,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Guest crates the tests deploy.
-const GUESTS: &[&str] = &["hello", "misbehave", "roblox-kit", "email-verification"];
+const GUESTS: &[&str] = &[
+    "hello",
+    "leaderboard",
+    "misbehave",
+    "roblox-kit",
+    "email-verification",
+];
 
 /// The workspace's target folder (integration tests get `target/tmp`).
 fn target_dir() -> PathBuf {
