@@ -347,6 +347,59 @@ async fn folder_deployments_are_listed_and_protected() {
     )
     .await;
     assert_eq!(status, 409);
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        "/api/rest/elements/deployment/hello",
+        Some(json!({"attributes": {"greeting": "Yo"}})),
+    )
+    .await;
+    assert_eq!(status, 409, "a folder Element's attributes live in its files");
+
+    // An operator can switch a folder Element (e.g. a bundled one) off and on.
+    let path = "/api/rest/elements/deployment/hello";
+    let (status, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        path,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, view["status"].as_str()),
+        (200, Some("DISABLED")),
+        "{view}"
+    );
+    assert_eq!(greeting(&server, "hello").await.0, 404);
+    let (status, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        path,
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("LOADED")), "{view}");
+    assert_eq!(greeting(&server, "hello").await.0, 200);
+
+    // Switched off, it stays off across a restart.
+    let (status, _) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        path,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.stop();
+    let restarted = start(&dirs);
+    assert_eq!(greeting(&restarted, "hello").await.0, 404, "{}", restarted.log());
+    let root = login(&restarted, "root", ROOT_PASSWORD).await;
+    let (_, view) = api(&restarted, &root, reqwest::Method::GET, path, None).await;
+    assert_eq!(view["status"], "DISABLED", "{view}");
 }
 
 #[tokio::test]

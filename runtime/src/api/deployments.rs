@@ -146,7 +146,9 @@ fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentVie
         .or(record.map(|r| r.name.clone()))?;
     let element = status.as_ref().and_then(|s| s.element.clone());
     let failure = status.as_ref().and_then(|s| s.failure.clone());
-    let enabled = record.map(|r| r.enabled).unwrap_or(true);
+    let enabled = record
+        .map(|r| r.enabled)
+        .unwrap_or(!status.as_ref().is_some_and(|s| s.disabled));
     let state = if !enabled {
         "DISABLED"
     } else if failure.is_some() || element.is_none() {
@@ -331,15 +333,25 @@ async fn edit(
     body: axum::body::Bytes,
 ) -> Result<Json<DeploymentView>, ApiError> {
     superuser(&app, &headers).await?;
-    if app.deployer.is_from_folder(&id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "CONFLICT",
-            format!("{id:?} is deployed from the deploy folder; edit its files there"),
-        ));
-    }
     let edit: Edit =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))?;
+    if app.deployer.is_from_folder(&id) {
+        // A folder Element can be switched off and on; its attributes live
+        // in its files.
+        if !edit.attributes.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{id:?} is deployed from the deploy folder; edit its files there"),
+            ));
+        }
+        if let Some(enabled) = edit.enabled {
+            app.deployments.set_folder_enabled(&id, enabled).await?;
+        }
+        return view(app.deployer.status(&id), None)
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("no deployment named {id:?}")));
+    }
     let record = app.deployments.edit(&id, edit).await?;
     view(app.deployer.status(&id), Some(&record))
         .map(Json)

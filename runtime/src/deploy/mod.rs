@@ -68,6 +68,8 @@ pub struct Status {
 /// Deploys Elements into a [`Registry`].
 pub struct Deployer {
     host: Arc<Host>,
+    /// The deploy folder, once [`Deployer::load_dir`] has read it.
+    folder: Mutex<Option<std::path::PathBuf>>,
     registry: Arc<Registry>,
     events: Arc<EventBus>,
     names: Mutex<BTreeMap<String, NameState>>,
@@ -87,6 +89,7 @@ impl Deployer {
     pub fn new(host: Arc<Host>, registry: Arc<Registry>, events: Arc<EventBus>) -> Deployer {
         Deployer {
             host,
+            folder: Mutex::default(),
             registry,
             events,
             names: Mutex::default(),
@@ -123,10 +126,43 @@ impl Deployer {
         self.with_state(name, |s| s.disabled = disabled);
     }
 
+    /// Applies the set of deploy-folder Elements an operator switched off:
+    /// newly disabled ones stop serving, re-enabled ones are deployed from
+    /// the folder again.
+    pub async fn set_folder_disabled(&self, disabled: &std::collections::BTreeSet<String>) {
+        let (to_disable, to_enable): (Vec<String>, Vec<String>) = {
+            let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let off = disabled
+                .iter()
+                .filter(|n| names.get(*n).is_none_or(|s| !s.managed && !s.disabled))
+                .cloned()
+                .collect();
+            let on = names
+                .iter()
+                .filter(|(n, s)| !s.managed && s.disabled && !disabled.contains(*n))
+                .map(|(n, _)| n.clone())
+                .collect();
+            (off, on)
+        };
+        for name in to_disable {
+            self.undeploy(&name);
+            self.with_state(&name, |s| s.disabled = true);
+        }
+        let folder = self.folder.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for name in to_enable {
+            self.with_state(&name, |s| s.disabled = false);
+            if let Some(dir) = &folder {
+                self.sync(dir, &name).await;
+            }
+        }
+    }
+
     /// Whether `name` is currently deployed (or refused) from the folder.
     pub fn is_from_folder(&self, name: &str) -> bool {
         let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        names.get(name).is_some_and(|s| !s.managed && s.source.is_some())
+        names
+            .get(name)
+            .is_some_and(|s| !s.managed && (s.source.is_some() || s.disabled))
     }
 
     /// The status of every name the deployer knows (serving, failed or disabled).
@@ -255,6 +291,13 @@ impl Deployer {
             );
             return None;
         }
+        if self.with_state(name, |s| s.disabled) {
+            tracing::info!(
+                element = name,
+                "not deploying: an operator switched this Element off"
+            );
+            return None;
+        }
         let files = match read_settled(dir, name, settle).await {
             Ok(files) => files,
             Err(e) => {
@@ -295,6 +338,7 @@ impl Deployer {
 
     /// Deploys every `NAME.wasm` in `dir` with its `NAME.toml`, if any.
     pub async fn load_dir(&self, dir: &Path) -> std::io::Result<LoadSummary> {
+        *self.folder.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_owned());
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();

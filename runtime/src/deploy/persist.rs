@@ -128,6 +128,8 @@ pub struct Deployments {
     deployer: Arc<Deployer>,
     records: CollectionName,
     components: CollectionName,
+    /// Names of folder Elements an operator switched off (`{_id: name}`).
+    folder_disabled: CollectionName,
     /// The record versions this node has applied, by name.
     applied: Mutex<BTreeMap<String, i64>>,
     /// Serializes applying, so a poll and an API change never interleave.
@@ -144,6 +146,7 @@ impl Deployments {
         Ok(Arc::new(Deployments {
             records: core.collection("deployments")?,
             components: core.collection("components")?,
+            folder_disabled: core.collection("folder_disabled")?,
             store,
             deployer,
             applied: Mutex::default(),
@@ -261,9 +264,42 @@ impl Deployments {
         Ok(())
     }
 
+    /// Switches a deploy-folder Element off or on, for every node. Off, it
+    /// stops serving and the folder's files are ignored; on, it is deployed
+    /// from the folder again.
+    pub async fn set_folder_enabled(&self, name: &str, enabled: bool) -> Result<(), PersistError> {
+        if enabled {
+            self.store.delete_by_id(&self.folder_disabled, name, None).await?;
+        } else {
+            match self
+                .store
+                .insert(&self.folder_disabled, json!({"_id": name}))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_duplicate_key() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.apply_all().await
+    }
+
+    /// Whether the deploy-folder Element `name` is switched off.
+    pub async fn folder_disabled(&self, name: &str) -> Result<bool, PersistError> {
+        Ok(self.store.get(&self.folder_disabled, name).await?.is_some())
+    }
+
     /// Brings this node's Elements in line with the stored records.
     pub async fn apply_all(&self) -> Result<(), PersistError> {
         let _one_at_a_time = self.applying.lock().await;
+        let disabled: std::collections::BTreeSet<String> = self
+            .store
+            .find(&self.folder_disabled, &Query::new(Filter::all()))
+            .await?
+            .into_iter()
+            .filter_map(|d| d.get("_id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        self.deployer.set_folder_disabled(&disabled).await;
         let records = self.list().await?;
         let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.name.clone()).collect();
         let stale: Vec<String> = {

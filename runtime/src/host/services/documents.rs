@@ -66,7 +66,11 @@ impl HostService for DocumentsService {
 fn to_wit(error: StoreError) -> Error {
     match error {
         StoreError::Conflict(c) => Error::Conflict(c.to_string()),
-        StoreError::Unavailable(m) => Error::Unavailable(m),
+        // The detail names servers and topology: keep it in the server log.
+        StoreError::Unavailable(m) => {
+            tracing::warn!(detail = %m, "document store unavailable");
+            Error::Unavailable("the document store is unavailable; retry later".into())
+        }
         StoreError::NotFound(m) => Error::Invalid(format!("not found: {m}")),
         e @ (StoreError::InvalidFilter(_)
         | StoreError::InvalidUpdate(_)
