@@ -223,6 +223,11 @@ async fn serve_element(
             )
         })?;
     strip_hop_by_hop(&mut parts.headers);
+    // The body is buffered: say exactly how long it is (the guest SDK skips
+    // reading an empty one).
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     // The host resolves the caller from the session credential; the Element
     // asks `identity.caller` and never sees the secret itself.
     let credential: Option<Arc<str>> = crate::api::rest::credential(&parts.headers).map(Into::into);

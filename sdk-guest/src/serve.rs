@@ -55,6 +55,16 @@ fn read_request(request: IncomingRequest) -> Request {
     drop(fields);
 
     let mut body = Vec::new();
+    // The Elements host buffers every request and states its exact length,
+    // so an empty body needs no stream at all (five host calls saved on
+    // every GET). Without the header (another host), read the stream.
+    let empty = headers
+        .iter()
+        .any(|(name, value)| name.eq_ignore_ascii_case("content-length") && value.trim() == "0");
+    if empty {
+        drop(request);
+        return Request::from_parts(method, target, headers, body);
+    }
     if let Ok(incoming) = request.consume() {
         if let Ok(stream) = incoming.stream() {
             // Stops at `closed` (end of body) or a failed read.
