@@ -175,23 +175,19 @@ fn test(args: &[String]) -> Result<(), String> {
     // Every failure, not just the first test binary's.
     status(cargo().args(["test", "--no-fail-fast"]).args(args))?;
 
+    // One cargo invocation over the same packages as above, selecting
+    // test targets: building a package alone would unify features
+    // differently and recompile its dependencies.
     let mongo = MongoServer::start()?;
-    let mut store = cargo();
-    store.args(["test", "-p", "elements-store"]);
-    status(mongo.env(&mut store))?;
-    // The identity suite and the fault tests (SIGKILL of the server on
-    // MongoDB; MongoDB stopped mid-run, which needs SecantusDB and fails
-    // without it here) on MongoDB.
-    let mut runtime_tests = test_files("identity");
-    runtime_tests.extend(test_files("faults"));
-    if !runtime_tests.is_empty() {
-        let mut runtime = cargo();
-        runtime.args(["test", "-p", "elements-runtime"]);
-        for t in &runtime_tests {
-            runtime.args(["--test", t]);
-        }
-        status(mongo.env(&mut runtime))?;
+    let mut targets = test_files("store/tests", "");
+    targets.extend(test_files("runtime/tests", "identity"));
+    targets.extend(test_files("runtime/tests", "faults"));
+    let mut on_mongo = cargo();
+    on_mongo.args(["test", "--no-fail-fast"]);
+    for t in &targets {
+        on_mongo.args(["--test", t]);
     }
+    status(mongo.env(&mut on_mongo))?;
     Ok(())
 }
 
@@ -227,9 +223,9 @@ fn ensure_python_package(requirement: &str) -> Result<(), String> {
     ]))
 }
 
-/// Integration test targets of the runtime whose names start with `prefix`.
-fn test_files(prefix: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("runtime/tests"))
+/// Integration test targets in `dir` whose names start with `prefix`.
+fn test_files(dir: &str, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
         .map(|entries| {
             entries
                 .flatten()
