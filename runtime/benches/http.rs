@@ -9,12 +9,11 @@
 //! native one. A figure, not a pass/fail test: machines here are shared.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::routing::get;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+
+mod loadgen;
 
 use elements_runtime::config::Config;
 use elements_runtime::{Runtime, serve};
@@ -94,9 +93,15 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        client_rt.block_on(load(addr, path, connections, Duration::from_secs(1)));
-        let result = client_rt.block_on(load(addr, path, connections, Duration::from_secs(seconds)));
-        let rps = result.requests as f64 / result.elapsed.as_secs_f64();
+        let make = move |_| loadgen::Request::get(path);
+        client_rt.block_on(loadgen::run(addr, connections, Duration::from_secs(1), make));
+        let result = client_rt.block_on(loadgen::run(
+            addr,
+            connections,
+            Duration::from_secs(seconds),
+            make,
+        ));
+        let rps = result.rate();
         let base = *native_rps.get_or_insert(rps);
         println!(
             "{:<28} {:>10.0} {:>10} {:>10} {:>7.3}x",
@@ -108,81 +113,4 @@ fn main() {
         );
         assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
     }
-}
-
-struct LoadResult {
-    requests: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-}
-
-impl LoadResult {
-    fn percentile(&self, p: f64) -> u32 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let i = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        self.latencies_us[i]
-    }
-}
-
-/// Closed-loop load: each connection sends its next request as soon as the
-/// previous answer is read, until `duration` has passed.
-async fn load(
-    addr: std::net::SocketAddr,
-    path: &'static str,
-    connections: usize,
-    duration: Duration,
-) -> LoadResult {
-    let started = Instant::now();
-    let until = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).ok();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < until {
-                let request = http::Request::get(path)
-                    .header("host", "bench")
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
-                let sent = Instant::now();
-                match sender.send_request(request).await {
-                    Ok(response) => {
-                        let ok = response.status() == 200;
-                        let body = response.into_body().collect().await;
-                        if ok && body.is_ok() {
-                            latencies.push(sent.elapsed().as_micros() as u32);
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    Err(_) => errors += 1,
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await.expect("load task");
-        result.requests += latencies.len() as u64;
-        result.errors += errors;
-        result.latencies_us.extend(latencies);
-    }
-    result.elapsed = started.elapsed();
-    result.latencies_us.sort_unstable();
-    result
 }

@@ -9,11 +9,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+
+mod loadgen;
 
 use elements_runtime::config::{Config, StoreChoice};
 use elements_runtime::{Runtime, serve};
@@ -120,19 +122,24 @@ fn main() {
     );
     let counter = Arc::new(AtomicU64::new(0));
     for (name, make) in scenarios {
-        client_rt.block_on(load(
+        // One counter across runs, so "new account" ids never repeat.
+        let counter = counter.clone();
+        let request = move |_| {
+            let (path, body) = make(counter.fetch_add(1, Ordering::Relaxed));
+            // "defaultkey:" in base64.
+            loadgen::Request::post_json(path, body).header("authorization", "Basic ZGVmYXVsdGtleTo=")
+        };
+        client_rt.block_on(loadgen::run(
             addr,
-            make.clone(),
-            counter.clone(),
             connections,
             Duration::from_secs(1),
+            request.clone(),
         ));
-        let result = client_rt.block_on(load(
+        let result = client_rt.block_on(loadgen::run(
             addr,
-            make,
-            counter.clone(),
             connections,
             Duration::from_secs(seconds),
+            request,
         ));
         println!(
             "{:<28} {:>10.0} {:>10.2} {:>10.2}",
@@ -173,69 +180,4 @@ async fn post(sender: &mut Sender, path: &str, body: String) -> bool {
         }
         Err(_) => false,
     }
-}
-
-struct LoadResult {
-    requests: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-}
-
-impl LoadResult {
-    fn percentile(&self, p: f64) -> u32 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let i = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        self.latencies_us[i]
-    }
-}
-
-/// Closed-loop load: each connection sends its next request as soon as the
-/// previous answer is read, until `duration` has passed.
-async fn load(
-    addr: std::net::SocketAddr,
-    make: MakeRequest,
-    counter: Arc<AtomicU64>,
-    connections: usize,
-    duration: Duration,
-) -> LoadResult {
-    let started = Instant::now();
-    let until = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let make = make.clone();
-        let counter = counter.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await;
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < until {
-                let (path, body) = make(counter.fetch_add(1, Ordering::Relaxed));
-                let sent = Instant::now();
-                if post(&mut sender, &path, body).await {
-                    latencies.push(sent.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await.expect("load task");
-        result.requests += latencies.len() as u64;
-        result.errors += errors;
-        result.latencies_us.extend(latencies);
-    }
-    result.elapsed = started.elapsed();
-    result.latencies_us.sort_unstable();
-    result
 }

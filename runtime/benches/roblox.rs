@@ -15,12 +15,13 @@
 //! (default 16). Prints req/s and p50/p99 latency. A figure, not a pass/fail
 //! test.
 
+mod loadgen;
 #[path = "../tests/support/roblox.rs"]
 #[allow(dead_code)]
 mod roblox;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -150,8 +151,21 @@ fn main() {
         ("existing player, fresh instances", "/app/rest/roblox/auth"),
         ("existing player, reused instances", "/app/rest/roblox-reuse/auth"),
     ] {
-        client_rt.block_on(load(addr, path, &body, connections, Duration::from_secs(1)));
-        let result = client_rt.block_on(load(addr, path, &body, connections, Duration::from_secs(seconds)));
+        let body = body.clone();
+        let request =
+            move |_| loadgen::Request::post_json(path, body.clone()).header("robloxkit-secret", SECRET);
+        client_rt.block_on(loadgen::run(
+            addr,
+            connections,
+            Duration::from_secs(1),
+            request.clone(),
+        ));
+        let result = client_rt.block_on(loadgen::run(
+            addr,
+            connections,
+            Duration::from_secs(seconds),
+            request,
+        ));
         println!(
             "{:<36} {:>10.0} {:>10.2} {:>10.2}",
             name,
@@ -196,72 +210,4 @@ async fn send(sender: &mut Sender, path: &str, headers: &[(&str, &str)], body: S
         }
         Err(_) => (0, Value::Null),
     }
-}
-
-struct LoadResult {
-    requests: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-}
-
-impl LoadResult {
-    fn percentile(&self, p: f64) -> u32 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let i = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        self.latencies_us[i]
-    }
-}
-
-/// Closed-loop load: each connection sends its next request as soon as the
-/// previous answer is read, until `duration` has passed.
-async fn load(
-    addr: std::net::SocketAddr,
-    path: &'static str,
-    body: &str,
-    connections: usize,
-    duration: Duration,
-) -> LoadResult {
-    let started = Instant::now();
-    let until = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let body = body.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await;
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < until {
-                let sent = Instant::now();
-                let (status, _) =
-                    send(&mut sender, path, &[("robloxkit-secret", SECRET)], body.clone()).await;
-                if status == 200 {
-                    latencies.push(sent.elapsed().as_micros() as u32);
-                } else {
-                    errors += 1;
-                    if status == 0 {
-                        sender = connect(addr).await;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await.expect("load task");
-        result.requests += latencies.len() as u64;
-        result.errors += errors;
-        result.latencies_us.extend(latencies);
-    }
-    result.elapsed = started.elapsed();
-    result.latencies_us.sort_unstable();
-    result
 }

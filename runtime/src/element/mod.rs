@@ -173,7 +173,7 @@ impl Element {
             .values
             .extend(source.values.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(app) = &source.application {
-            validate_name("application", app).map_err(|e| DeployError::Mount(e))?;
+            validate_name("application", app).map_err(DeployError::Mount)?;
         }
         let component = &source.component[..];
         if !manifest.core_routes.is_empty() && !host.core_route_elements.contains(name) {
