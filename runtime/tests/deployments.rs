@@ -123,10 +123,17 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     )
     .await;
     assert_eq!(status, 403);
+    // (A small body: the server may answer 403 before reading the upload,
+    // and a client still writing a large one would see its pipe closed.)
     let (status, _) = upload(
         &server,
         &player,
-        form("greeter", hello.clone(), MANIFEST, json!({"api.secret": SECRET})),
+        form(
+            "greeter",
+            b"\0asm".to_vec(),
+            MANIFEST,
+            json!({"api.secret": SECRET}),
+        ),
     )
     .await;
     assert_eq!(status, 403);
@@ -532,4 +539,34 @@ async fn a_restart_reloads_fifty_stored_elements_from_the_cache() {
     println!(
         "restart with 50 stored Elements: loaded in {loaded_ms} ms (server listening after {listening:?}, debug build)"
     );
+}
+
+/// Components larger than axum's default 2 MiB body limit upload fine.
+#[tokio::test]
+async fn large_components_upload() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let mut big = std::fs::read(guest("hello")).unwrap();
+    // A 3 MiB custom section: same behaviour, a much larger file.
+    let payload = vec![7u8; 3 << 20];
+    let name = b"padding";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    big.push(0);
+    let mut len = section.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        big.push(if len == 0 { byte } else { byte | 0x80 });
+        if len == 0 {
+            break;
+        }
+    }
+    big.extend_from_slice(&section);
+    let (status, view) = upload(&server, &root, form("big", big, "", json!({}))).await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+    let (status, _) = read_json(server.get("/app/rest/big/hello").await).await;
+    assert_eq!(status, 200);
 }

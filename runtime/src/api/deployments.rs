@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -24,13 +24,20 @@ use crate::element::manifest::{AttributeSpec, Manifest};
 use crate::error::ApiError;
 use crate::server::{App, ELEMENT_ROOT};
 
+/// Largest upload (component, manifest and fields together): components
+/// are often larger than axum's default 2 MiB body limit.
+pub const MAX_UPLOAD: usize = 64 << 20;
+
 /// Shown instead of a sensitive attribute's value.
 pub const MASK: &str = "********";
 
 /// The routes.
 pub fn router() -> Router<Arc<App>> {
     Router::new()
-        .route("/api/rest/elements/deployment", get(list).post(upload))
+        .route(
+            "/api/rest/elements/deployment",
+            get(list).post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route(
             "/api/rest/elements/deployment/{id}",
             get(read).put(edit).delete(remove),
