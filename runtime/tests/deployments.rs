@@ -362,7 +362,8 @@ async fn folder_deployments_are_listed_and_protected() {
         Some(json!({"attributes": {"greeting": "Yo"}})),
     )
     .await;
-    assert_eq!(status, 409, "a folder Element's attributes live in its files");
+    assert_eq!(status, 200, "an operator sets a folder Element's attributes");
+    assert_eq!(greeting(&server, "hello").await.1["greeting"], "Yo");
 
     // An operator can switch a folder Element (e.g. a bundled one) off and on.
     let path = "/api/rest/elements/deployment/hello";
@@ -389,7 +390,11 @@ async fn folder_deployments_are_listed_and_protected() {
     )
     .await;
     assert_eq!((status, view["status"].as_str()), (200, Some("LOADED")), "{view}");
-    assert_eq!(greeting(&server, "hello").await.0, 200);
+    assert_eq!(
+        greeting(&server, "hello").await.1["greeting"],
+        "Yo",
+        "set values survive a redeploy"
+    );
 
     // Switched off, it stays off across a restart.
     let (status, _) = api(
@@ -569,4 +574,56 @@ async fn large_components_upload() {
     assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
     let (status, _) = read_json(server.get("/app/rest/big/hello").await).await;
     assert_eq!(status, 200);
+}
+
+/// The walk-through: the bundled Roblox Kit, deployed from the folder
+/// without its secret, is FAILED; the operator sets the secret through the
+/// API and it turns LOADED, the secret masked.
+#[tokio::test]
+async fn an_operator_sets_the_roblox_kit_secret_of_a_folder_deployment() {
+    let dirs = Dirs::new();
+    dirs.deploy_bundled("roblox-kit", "roblox-kit", &[]);
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let path = "/api/rest/elements/deployment/roblox-kit";
+    let (_, view) = api(&server, &root, reqwest::Method::GET, path, None).await;
+    assert_eq!(view["status"], "FAILED", "{view}");
+    assert!(
+        view["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("dev.getelements.robloxkit.secret")
+    );
+    let (status, view) = api(
+        &server,
+        &root,
+        reqwest::Method::PUT,
+        path,
+        Some(json!({"attributes": {"dev.getelements.robloxkit.secret": SECRET}})),
+    )
+    .await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("LOADED")), "{view}");
+    assert!(!view.to_string().contains(SECRET), "{view}");
+    let secret = view["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "dev.getelements.robloxkit.secret")
+        .unwrap()
+        .clone();
+    assert_eq!(secret["value"], "********");
+    // The Kit now checks that secret.
+    let (status, _) = read_json(
+        server
+            .client
+            .post(server.url("/app/rest/roblox/auth"))
+            .header("RobloxKit-Secret", "wrong")
+            .json(&json!({"application": "x", "robloxUserId": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!server.log().contains(SECRET));
 }

@@ -343,14 +343,10 @@ async fn edit(
     let edit: Edit =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))?;
     if app.deployer.is_from_folder(&id) {
-        // A folder Element can be switched off and on; its attributes live
-        // in its files.
+        // A folder Element keeps its files; an operator can still switch it
+        // off and on and set attribute values (stored, over its manifest's).
         if !edit.attributes.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "CONFLICT",
-                format!("{id:?} is deployed from the deploy folder; edit its files there"),
-            ));
+            app.deployments.set_folder_values(&id, edit.attributes).await?;
         }
         if let Some(enabled) = edit.enabled {
             app.deployments.set_folder_enabled(&id, enabled).await?;

@@ -45,6 +45,8 @@ struct NameState {
     managed: bool,
     /// A stored deployment switched off.
     disabled: bool,
+    /// Attribute values an operator set on a folder Element.
+    folder_values: BTreeMap<String, String>,
     log: Arc<LogBuffer>,
 }
 
@@ -153,6 +155,35 @@ impl Deployer {
             self.with_state(&name, |s| s.disabled = false);
             if let Some(dir) = &folder {
                 self.sync(dir, &name).await;
+            }
+        }
+    }
+
+    /// Applies operator attribute values of folder Elements: an Element
+    /// whose values changed is redeployed from the folder with them.
+    pub async fn set_folder_values(&self, overrides: BTreeMap<String, BTreeMap<String, String>>) {
+        let changed: Vec<String> = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let mut changed = Vec::new();
+            let all: std::collections::BTreeSet<String> =
+                names.keys().chain(overrides.keys()).cloned().collect();
+            for name in all {
+                let state = names.entry(name.clone()).or_default();
+                if state.managed {
+                    continue;
+                }
+                let wanted = overrides.get(&name).cloned().unwrap_or_default();
+                if state.folder_values != wanted {
+                    state.folder_values = wanted;
+                    changed.push(name);
+                }
+            }
+            changed
+        };
+        let folder = self.folder.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(dir) = folder {
+            for name in changed {
+                self.sync(&dir, &name).await;
             }
         }
     }
@@ -313,8 +344,9 @@ impl Deployer {
             self.undeploy(name);
             return None;
         };
-        self.deploy_if_changed(name, ElementSource::new(component, manifest))
-            .await
+        let mut source = ElementSource::new(component, manifest);
+        source.values = self.with_state(name, |s| s.folder_values.clone());
+        self.deploy_if_changed(name, source).await
     }
 
     /// Deploys `source` unless it is what `name` last deployed (or last

@@ -114,6 +114,19 @@ pub struct Edit {
     pub enabled: Option<bool>,
 }
 
+/// The `values` pairs of a folder-values document.
+fn values_of(doc: &Value) -> BTreeMap<String, String> {
+    doc.get("values")
+        .and_then(Value::as_array)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A whole-document replacement of a record (the store keeps `_id`).
 fn replacement(mut doc: Value) -> Result<Update, PersistError> {
     if let Some(map) = doc.as_object_mut() {
@@ -130,6 +143,9 @@ pub struct Deployments {
     components: CollectionName,
     /// Names of folder Elements an operator switched off (`{_id: name}`).
     folder_disabled: CollectionName,
+    /// Attribute values an operator set on folder Elements
+    /// (`{_id: name, values: [[name, value]...]}`).
+    folder_values: CollectionName,
     /// The record versions this node has applied, by name.
     applied: Mutex<BTreeMap<String, i64>>,
     /// Serializes applying, so a poll and an API change never interleave.
@@ -147,6 +163,7 @@ impl Deployments {
             records: core.collection("deployments")?,
             components: core.collection("components")?,
             folder_disabled: core.collection("folder_disabled")?,
+            folder_values: core.collection("folder_values")?,
             store,
             deployer,
             applied: Mutex::default(),
@@ -284,6 +301,46 @@ impl Deployments {
         self.apply_all().await
     }
 
+    /// Sets (or, with `None`, removes) attribute values of the deploy-folder
+    /// Element `name`, for every node; they apply over its manifest's values
+    /// and the Element is redeployed with them.
+    pub async fn set_folder_values(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(), PersistError> {
+        let mut values = self.folder_values_of(name).await?;
+        for (key, value) in changes {
+            match value {
+                Some(v) => values.insert(key, v),
+                None => values.remove(&key),
+            };
+        }
+        let doc = json!({ "values": values.iter().collect::<Vec<_>>() });
+        let upsert = elements_store::FindAndModify {
+            upsert: true,
+            ..Default::default()
+        };
+        self.store
+            .find_one_and_update(
+                &self.folder_values,
+                &Filter::by_id(name),
+                &Update::parse(&json!({ "$set": doc }))?,
+                &upsert,
+            )
+            .await?;
+        self.apply_all().await
+    }
+
+    async fn folder_values_of(&self, name: &str) -> Result<BTreeMap<String, String>, PersistError> {
+        Ok(self
+            .store
+            .get(&self.folder_values, name)
+            .await?
+            .map(|d| values_of(&d))
+            .unwrap_or_default())
+    }
+
     /// Whether the deploy-folder Element `name` is switched off.
     pub async fn folder_disabled(&self, name: &str) -> Result<bool, PersistError> {
         Ok(self.store.get(&self.folder_disabled, name).await?.is_some())
@@ -299,6 +356,14 @@ impl Deployments {
             .into_iter()
             .filter_map(|d| d.get("_id").and_then(Value::as_str).map(str::to_owned))
             .collect();
+        let overrides: BTreeMap<String, BTreeMap<String, String>> = self
+            .store
+            .find(&self.folder_values, &Query::new(Filter::all()))
+            .await?
+            .into_iter()
+            .filter_map(|d| Some((d.get("_id")?.as_str()?.to_owned(), values_of(&d))))
+            .collect();
+        self.deployer.set_folder_values(overrides).await;
         self.deployer.set_folder_disabled(&disabled).await;
         let records = self.list().await?;
         let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.name.clone()).collect();
