@@ -8,69 +8,42 @@
 //! Prints req/s, p50 and p99 latency per route and each route's ratio to the
 //! native one. A figure, not a pass/fail test: machines here are shared.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
 use axum::routing::get;
-
-mod loadgen;
-
+use common::{Request, env_or, guest, measure, serve_in_process};
 use elements_runtime::config::Config;
-use elements_runtime::{Runtime, serve};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 16) as usize;
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests/wasm32-wasip2/release");
-    let guests = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| Path::new(&t).join("guests/wasm32-wasip2/release"))
-        .unwrap_or(guests);
-    let hello = guests.join("hello.wasm");
-    assert!(
-        hello.exists(),
-        "{} is missing: run `cargo xtask bench`",
-        hello.display()
-    );
+    let hello = guest("hello");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::in_dir(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    std::fs::create_dir_all(&config.deploy_dir).unwrap();
-    std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).unwrap();
-    std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).unwrap();
+    let config = Config::in_dir(dir.path());
+    std::fs::create_dir_all(&config.deploy_dir).expect("deploy dir");
+    std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).expect("copy");
+    std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).expect("copy");
     std::fs::write(
         config.deploy_dir.join("hello-reuse.toml"),
         "[limits]\nisolation = \"reuse\"\n",
     )
-    .unwrap();
+    .expect("manifest");
 
-    // The server gets its own multi-threaded runtime, like the real binary.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let addr = server_rt.block_on(async {
-        let runtime = Runtime::start(&config).await.expect("runtime");
-        println!("instance allocation: {:?}", runtime.allocation);
-        let router = runtime.router().route(
+        .expect("runtime");
+    let addr = serve_in_process(&server_rt, &config, |router| {
+        router.route(
             "/native/hello",
             get(|| async { axum::Json(serde_json::json!({"message": "Hello from an Element!"})) }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _runtime = runtime;
-            serve(listener, router, std::future::pending()).await
-        });
-        addr
+        )
     });
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     println!("{connections} connections, {seconds} s per route, after a 1 s warm-up");
     println!(
@@ -89,18 +62,9 @@ fn main() {
         if !name.contains(only.as_str()) {
             continue;
         }
-        let client_rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let make = move |_| loadgen::Request::get(path);
-        client_rt.block_on(loadgen::run(addr, connections, Duration::from_secs(1), make));
-        let result = client_rt.block_on(loadgen::run(
-            addr,
-            connections,
-            Duration::from_secs(seconds),
-            make,
-        ));
+        let result = measure(&client_rt, addr, connections, seconds, move |_| {
+            Request::get(path)
+        });
         let rps = result.rate();
         let base = *native_rps.get_or_insert(rps);
         println!(

@@ -7,28 +7,21 @@
 //! (per scenario, default 5), `BENCH_CONNECTIONS` (default 16). Prints req/s
 //! and p50/p99 latency per scenario. A figure, not a pass/fail test.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-
-mod loadgen;
-
+use common::{Request, call, env_or, measure, serve_in_process};
 use elements_runtime::config::{Config, StoreChoice};
-use elements_runtime::{Runtime, serve};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// What one request of a scenario sends.
+/// What one request of a scenario sends: path and body.
 type MakeRequest = Arc<dyn Fn(u64) -> (String, String) + Send + Sync>;
+
+/// An authenticate call with the default server key ("defaultkey:" in base64).
+fn authenticate(path: impl Into<String>, body: impl Into<bytes::Bytes>) -> Request {
+    Request::post_json(path, body).header("authorization", "Basic ZGVmYXVsdGtleTo=")
+}
 
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
@@ -45,17 +38,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let addr = server_rt.block_on(async {
-        let runtime = Runtime::start(&config).await.expect("server");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let router = runtime.router();
-        tokio::spawn(async move {
-            let _runtime = runtime;
-            serve(listener, router, std::future::pending()).await
-        });
-        addr
-    });
+    let addr = serve_in_process(&server_rt, &config, |router| router);
     let backend = match &config.store {
         StoreChoice::Sqlite => "sqlite",
         StoreChoice::Mongo { .. } => "mongodb",
@@ -77,11 +60,8 @@ fn main() {
                 r#"{"email":"bench@example.com","password":"bench-password"}"#.to_string(),
             ),
         ] {
-            let mut sender = connect(addr).await;
-            assert!(
-                post(&mut sender, path, body).await,
-                "creating the bench accounts failed"
-            );
+            let (status, answer) = call(addr, authenticate(path, body)).await;
+            assert_eq!(status, 200, "creating the bench accounts failed: {answer}");
         }
     });
 
@@ -126,58 +106,16 @@ fn main() {
         let counter = counter.clone();
         let request = move |_| {
             let (path, body) = make(counter.fetch_add(1, Ordering::Relaxed));
-            // "defaultkey:" in base64.
-            loadgen::Request::post_json(path, body).header("authorization", "Basic ZGVmYXVsdGtleTo=")
+            authenticate(path, body)
         };
-        client_rt.block_on(loadgen::run(
-            addr,
-            connections,
-            Duration::from_secs(1),
-            request.clone(),
-        ));
-        let result = client_rt.block_on(loadgen::run(
-            addr,
-            connections,
-            Duration::from_secs(seconds),
-            request,
-        ));
+        let result = measure(&client_rt, addr, connections, seconds, request);
         println!(
             "{:<28} {:>10.0} {:>10.2} {:>10.2}",
             name,
-            result.requests as f64 / result.elapsed.as_secs_f64(),
+            result.rate(),
             result.percentile(50.0) as f64 / 1000.0,
             result.percentile(99.0) as f64 / 1000.0,
         );
         assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
-    }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: std::net::SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).ok();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    sender
-}
-
-/// One authenticate call with the default server key; true on 200.
-async fn post(sender: &mut Sender, path: &str, body: String) -> bool {
-    let request = http::Request::post(path)
-        .header("host", "bench")
-        // "defaultkey:" in base64.
-        .header("authorization", "Basic ZGVmYXVsdGtleTo=")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
-    match sender.send_request(request).await {
-        Ok(response) => {
-            let ok = response.status() == 200;
-            response.into_body().collect().await.is_ok() && ok
-        }
-        Err(_) => false,
     }
 }

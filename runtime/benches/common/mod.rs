@@ -1,6 +1,7 @@
-//! The benchmarks' closed-loop HTTP load generator: each connection sends
-//! its next request as soon as the previous answer is read, until the time
-//! is up. Shared by the benches with `mod loadgen;`.
+//! What the benchmarks share (`mod common;`): knobs from the environment,
+//! the server started in-process, one-shot setup requests, and a
+//! closed-loop HTTP load generator (each connection sends its next request
+//! as soon as the previous answer is read, until the time is up).
 
 #![allow(dead_code)]
 
@@ -8,8 +9,81 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use elements_runtime::config::Config;
+use elements_runtime::{Runtime, serve};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+
+/// A number from the environment, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A guest component built by `cargo xtask bench` (`target/guests`).
+pub fn guest(name: &str) -> std::path::PathBuf {
+    let root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = root
+        .join("guests/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask bench`",
+        path.display()
+    );
+    path
+}
+
+/// Starts the server for `config` on `server` (a multi-threaded runtime,
+/// like the real binary's), with extra `routes`; returns its address.
+pub fn serve_in_process(
+    server: &tokio::runtime::Runtime,
+    config: &Config,
+    routes: impl FnOnce(axum::Router) -> axum::Router,
+) -> SocketAddr {
+    server.block_on(async {
+        let runtime = Runtime::start(config).await.expect("server");
+        println!("instance allocation: {:?}", runtime.allocation);
+        let router = routes(runtime.router());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _runtime = runtime;
+            serve(listener, router, std::future::pending()).await
+        });
+        addr
+    })
+}
+
+/// One request on a new connection (for setup): its status and JSON body
+/// (`null` when not JSON or the request failed).
+pub async fn call(addr: SocketAddr, request: Request) -> (u16, serde_json::Value) {
+    let mut sender = connect(addr).await;
+    match exchange(&mut sender, request).await {
+        Some((status, body)) => (status, serde_json::from_slice(&body).unwrap_or_default()),
+        None => (0, serde_json::Value::Null),
+    }
+}
+
+/// A 1 s warm-up, then `seconds` of load with `connections` clients, on
+/// the (current-thread) `client` runtime.
+pub fn measure<F>(
+    client: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    make: F,
+) -> LoadResult
+where
+    F: Fn(u64) -> Request + Clone + Send + 'static,
+{
+    client.block_on(run(addr, connections, Duration::from_secs(1), make.clone()));
+    client.block_on(run(addr, connections, Duration::from_secs(seconds), make))
+}
 
 /// One request to send.
 #[derive(Clone, Debug)]
@@ -92,8 +166,8 @@ async fn connect(addr: SocketAddr) -> Sender {
     sender
 }
 
-/// Sends `request`; its status (0 when the connection failed).
-async fn send(sender: &mut Sender, request: Request) -> u16 {
+/// Sends `request` and reads the whole answer; `None` when the connection failed.
+async fn exchange(sender: &mut Sender, request: Request) -> Option<(u16, Bytes)> {
     let mut builder = http::Request::builder()
         .method(request.method)
         .uri(request.path)
@@ -101,19 +175,16 @@ async fn send(sender: &mut Sender, request: Request) -> u16 {
     for (name, value) in request.headers {
         builder = builder.header(name, value);
     }
-    let Ok(request) = builder.body(Full::new(request.body)) else {
-        return 0;
-    };
-    match sender.send_request(request).await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            match response.into_body().collect().await {
-                Ok(_) => status,
-                Err(_) => 0,
-            }
-        }
-        Err(_) => 0,
-    }
+    let request = builder.body(Full::new(request.body)).ok()?;
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, body))
+}
+
+/// Sends `request`; its status (0 when the connection failed).
+async fn send(sender: &mut Sender, request: Request) -> u16 {
+    exchange(sender, request).await.map_or(0, |(status, _)| status)
 }
 
 /// Runs `connections` closed-loop clients against `addr` for `duration`;
