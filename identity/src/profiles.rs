@@ -1,12 +1,12 @@
 //! Profiles (a user in one application) and applications.
 
-use elements_store::{Filter, Query, StoreError, Update};
+use elements_store::{Filter, StoreError, Update};
 use serde_json::{Map, Value, json};
 
 use crate::error::{IdentityError, Result};
 use crate::model::{Application, Level, Page, Profile, User, empty_object};
 use crate::service::{IdentityService, require_self_or_superuser, require_superuser};
-use crate::store_util::{duplicate_in, parse, to_doc};
+use crate::store_util::{duplicate_in, page, parse, to_doc};
 use crate::time::now_ms;
 
 /// A profile to create.
@@ -119,19 +119,15 @@ impl IdentityService {
         count: u64,
     ) -> Result<Page<Application>> {
         require_superuser(actor)?;
-        let total = self.store.count(&self.c.applications, &Filter::all()).await?;
-        let query = Query::new(Filter::all())
-            .sort_asc("name")?
-            .skip(offset)
-            .limit(count.min(100));
-        let items = self
-            .store
-            .find(&self.c.applications, &query)
-            .await?
-            .into_iter()
-            .map(parse)
-            .collect::<Result<Vec<Application>>>()?;
-        Ok(Page { offset, total, items })
+        page(
+            &*self.store,
+            &self.c.applications,
+            Filter::all(),
+            "name",
+            offset,
+            count,
+        )
+        .await
     }
 
     /// Changes an application (superusers only).
@@ -298,19 +294,7 @@ impl IdentityService {
             let application = self.application(a).await?;
             filter = filter.and(Filter::eq("application_id", application.id.as_str())?);
         }
-        let total = self.store.count(&self.c.profiles, &filter).await?;
-        let query = Query::new(filter)
-            .sort_asc("created")?
-            .skip(offset)
-            .limit(count.min(100));
-        let items = self
-            .store
-            .find(&self.c.profiles, &query)
-            .await?
-            .into_iter()
-            .map(parse)
-            .collect::<Result<Vec<Profile>>>()?;
-        Ok(Page { offset, total, items })
+        page(&*self.store, &self.c.profiles, filter, "created", offset, count).await
     }
 
     /// Changes a profile; its owner or a superuser.

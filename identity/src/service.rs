@@ -15,7 +15,7 @@ use crate::error::{IdentityError, Result};
 use crate::model::{Identity, Level, Page, User, VerificationStatus, empty_object, scheme};
 use crate::password::{dummy_hash, hash_password_blocking, verify_password_blocking};
 use crate::secret::{Secret, random_token};
-use crate::store_util::{atomic, duplicate_in, is_precondition, parse, to_doc, update_by_id};
+use crate::store_util::{atomic, duplicate_in, is_precondition, page, parse, to_doc, update_by_id};
 use crate::time::now_ms;
 use crate::token::TokenKeys;
 use crate::validate;
@@ -431,19 +431,7 @@ impl IdentityService {
                 ]}))?
             }
         };
-        let total = self.store.count(&self.c.users, &filter).await?;
-        let query = Query::new(filter)
-            .sort_asc("name")?
-            .skip(offset)
-            .limit(count.min(100));
-        let items = self
-            .store
-            .find(&self.c.users, &query)
-            .await?
-            .into_iter()
-            .map(parse)
-            .collect::<Result<Vec<User>>>()?;
-        Ok(Page { offset, total, items })
+        page(&*self.store, &self.c.users, filter, "name", offset, count).await
     }
 
     /// Changes a user. The user themself or a superuser; only a superuser

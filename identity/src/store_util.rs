@@ -20,6 +20,30 @@ pub(crate) fn parse<T: DeserializeOwned>(doc: Value) -> Result<T> {
         .map_err(|e| IdentityError::internal(format!("malformed stored document: {e}")))
 }
 
+/// One page of `collection` matching `filter`, sorted ascending by `sort`:
+/// the total count and at most `count` (capped at 100) items from `offset`.
+pub(crate) async fn page<T: DeserializeOwned>(
+    store: &dyn DocumentStore,
+    collection: &CollectionName,
+    filter: Filter,
+    sort: &str,
+    offset: u64,
+    count: u64,
+) -> Result<crate::model::Page<T>> {
+    let total = store.count(collection, &filter).await?;
+    let query = elements_store::Query::new(filter)
+        .sort_asc(sort)?
+        .skip(offset)
+        .limit(count.min(100));
+    let items = store
+        .find(collection, &query)
+        .await?
+        .into_iter()
+        .map(parse)
+        .collect::<Result<Vec<T>>>()?;
+    Ok(crate::model::Page { offset, total, items })
+}
+
 /// `value` as a store document.
 pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| IdentityError::internal(format!("serializing a document: {e}")))
