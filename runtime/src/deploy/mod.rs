@@ -65,6 +65,9 @@ pub struct Status {
     pub managed: bool,
     /// Switched off through the admin API.
     pub disabled: bool,
+    /// The source of the latest deploy, serving or not (what an operator
+    /// fixes when it failed).
+    pub attempted: Option<ElementSource>,
 }
 
 /// Deploys Elements into a [`Registry`].
@@ -75,6 +78,10 @@ pub struct Deployer {
     registry: Arc<Registry>,
     events: Arc<EventBus>,
     names: Mutex<BTreeMap<String, NameState>>,
+    /// Held from "is this source new?" to the end of its deploy: the folder
+    /// watcher and an operator's change may sync one Element at the same
+    /// time, and must not both deploy the same source.
+    deploying: tokio::sync::Mutex<()>,
 }
 
 /// A folder load's result.
@@ -95,6 +102,7 @@ impl Deployer {
             registry,
             events,
             names: Mutex::default(),
+            deploying: tokio::sync::Mutex::default(),
         }
     }
 
@@ -224,6 +232,7 @@ impl Deployer {
             failure: state.failure.clone(),
             managed: state.managed,
             disabled: state.disabled,
+            attempted: state.source.clone(),
         })
     }
 
@@ -357,6 +366,7 @@ impl Deployer {
         name: &str,
         source: ElementSource,
     ) -> Option<Result<Arc<Element>, DeployError>> {
+        let _one_at_a_time = self.deploying.lock().await;
         let unchanged = self.with_state(name, |s| s.source.as_ref() == Some(&source));
         if unchanged {
             return None;

@@ -37,6 +37,11 @@ impl AllowList {
     pub fn parse(value: &str) -> Result<AllowList, String> {
         let mut entries = BTreeSet::new();
         for entry in value.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
+            if entry.contains('/') {
+                return Err(format!(
+                    "{ALLOW_ATTRIBUTE}: {entry:?} is not a host or host:port (give no scheme or path)"
+                ));
+            }
             let (host, port) = match entry.rsplit_once(':') {
                 Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
                     let port = port
