@@ -63,7 +63,7 @@ pub mod verifier;
 
 pub use error::{IdentityError, Result};
 pub use model::{Application, Identity, Level, Page, Profile, Session, User, VerificationStatus, scheme};
-pub use profiles::{ApplicationUpdate, NewProfile, ProfileUpdate};
+pub use profiles::{ApplicationUpdate, NewProfile, ProfileQuery, ProfileUpdate};
 pub use secret::Secret;
 pub use service::{
     AuthOutcome, Bootstrap, FindOrCreate, IdentityConfig, IdentityService, NewUser, UserUpdate,

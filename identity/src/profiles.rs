@@ -8,6 +8,17 @@ use crate::model::{Application, Level, Page, Profile, User, empty_object};
 use crate::service::{IdentityService, require_self_or_superuser, require_superuser};
 use crate::store_util::{duplicate_in, page, parse, to_doc};
 use crate::time::now_ms;
+/// Which profiles [`IdentityService::list_profiles`] returns; every given
+/// condition must hold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProfileQuery<'a> {
+    /// Only this user's.
+    pub user_id: Option<&'a str>,
+    /// Only in this application (id or name).
+    pub application: Option<&'a str>,
+    /// Only those whose display name starts with this (case-sensitive).
+    pub display_name: Option<&'a str>,
+}
 
 /// A profile to create.
 #[derive(Debug, Clone, Default)]
@@ -268,17 +279,16 @@ impl IdentityService {
         }
     }
 
-    /// Profiles, optionally of one user and/or one application. Users see
-    /// their own; superusers everyone's.
+    /// Profiles matching `query`, by creation time. Users see their own;
+    /// superusers everyone's.
     pub async fn list_profiles(
         &self,
         actor: &User,
-        user_id: Option<&str>,
-        application: Option<&str>,
+        query: &ProfileQuery<'_>,
         offset: u64,
         count: u64,
     ) -> Result<Page<Profile>> {
-        let user_id = match user_id {
+        let user_id = match query.user_id {
             Some(u) => {
                 require_self_or_superuser(actor, u)?;
                 Some(u.to_owned())
@@ -290,9 +300,16 @@ impl IdentityService {
         if let Some(u) = &user_id {
             filter = filter.and(Filter::eq("user_id", u.as_str())?);
         }
-        if let Some(a) = application {
+        if let Some(a) = query.application.filter(|a| !a.is_empty()) {
             let application = self.application(a).await?;
             filter = filter.and(Filter::eq("application_id", application.id.as_str())?);
+        }
+        if let Some(prefix) = query.display_name.filter(|p| !p.is_empty()) {
+            // Strings compare by UTF-8 bytes: [p, p + U+10FFFF) is "starts with p".
+            let upper = format!("{prefix}\u{10FFFF}");
+            filter = filter.and(Filter::parse(
+                &json!({"display_name": {"$gte": prefix, "$lt": upper}}),
+            )?);
         }
         page(&*self.store, &self.c.profiles, filter, "created", offset, count).await
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use elements_identity::{CallerSession, NewProfile, ProfileUpdate};
+use elements_identity::{CallerSession, NewProfile, ProfileQuery, ProfileUpdate};
 
 use super::{ErrorDto, ProfileDto, ProfilePage, bad_request, caller, page, paging};
 use crate::api::parse_body;
@@ -75,6 +75,7 @@ pub async fn current_profile(
     params(
         ("user" = Option<String>, Query, description = "Only this user's"),
         ("application" = Option<String>, Query, description = "Only in this application (id or name)"),
+        ("displayName" = Option<String>, Query, description = "Only those whose display name starts with this"),
         ("offset" = Option<u64>, Query, description = "Skip this many (default 0)"),
         ("count" = Option<u64>, Query, description = "At most this many (default 20, at most 100)"),
     ),
@@ -95,8 +96,11 @@ pub async fn list_profiles(
         .service
         .list_profiles(
             &caller.user,
-            query.get("user").map(String::as_str),
-            query.get("application").map(String::as_str),
+            &ProfileQuery {
+                user_id: query.get("user").map(String::as_str),
+                application: query.get("application").map(String::as_str),
+                display_name: query.get("displayName").map(String::as_str),
+            },
             offset,
             count,
         )
