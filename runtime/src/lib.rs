@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod portal;
 pub mod registry;
 pub mod server;
 
@@ -117,6 +118,12 @@ impl Runtime {
                 store,
                 identity,
                 deployments,
+                portal: portal::PortalSettings {
+                    secure_cookies: config
+                        .public_url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
+                },
             })),
             allocation,
             events,

@@ -38,7 +38,16 @@ pub struct App {
     pub identity: Arc<crate::api::IdentityApi>,
     /// Deployments made through the admin API.
     pub deployments: Arc<Deployments>,
+    /// Settings of the management portal.
+    pub portal: crate::portal::PortalSettings,
     request_ids: RequestIds,
+}
+
+impl App {
+    /// The operator's view of deployments.
+    pub fn catalog(&self) -> crate::deploy::catalog::Catalog<'_> {
+        crate::deploy::catalog::Catalog::new(&self.deployer, &self.deployments)
+    }
 }
 
 /// What [`App`] is made of.
@@ -53,6 +62,8 @@ pub struct AppParts {
     pub identity: Arc<crate::api::IdentityApi>,
     /// Stored deployments.
     pub deployments: Arc<Deployments>,
+    /// Settings of the management portal.
+    pub portal: crate::portal::PortalSettings,
 }
 
 impl App {
@@ -64,6 +75,7 @@ impl App {
             store: parts.store,
             identity: parts.identity,
             deployments: parts.deployments,
+            portal: parts.portal,
             request_ids: RequestIds::new(),
         }
     }
@@ -103,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
     }
     router
         .merge(crate::api::router())
+        .merge(crate::portal::router())
         .fallback(not_found)
         .with_state(app)
 }

@@ -8,6 +8,7 @@
 //! get the new one. A deploy that fails leaves the previous version serving
 //! and is recorded (status, error, time) and logged.
 
+pub mod catalog;
 pub mod persist;
 pub mod watch;
 

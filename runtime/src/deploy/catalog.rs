@@ -1,0 +1,292 @@
+//! What an operator sees of the deployments and does with them, whatever the
+//! front (the admin API, the portal): one [`DeploymentView`] per Element name,
+//! joining the deployer's live status with the stored record, and the edits
+//! that apply to either kind of Element (stored, or from the deploy folder).
+//! Sensitive attribute values never leave this module unmasked.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::Deployer;
+use super::Status;
+use super::persist::{Deployments, Edit, PersistError, Record, Upload};
+use crate::element::manifest::{AttributeSpec, Manifest};
+use crate::server::ELEMENT_ROOT;
+
+/// Shown instead of a sensitive attribute's value.
+pub const MASK: &str = "********";
+
+/// One deployment as operators see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentView {
+    /// The Element's name (the deployment's id).
+    pub id: String,
+    /// `api` (stored) or `folder` (the deploy folder).
+    pub source: &'static str,
+    /// `LOADED`, `FAILED` or `DISABLED`.
+    pub status: &'static str,
+    /// Successful deploys so far.
+    pub version: u64,
+    /// SHA-256 of the serving (or stored) component.
+    pub hash: Option<String>,
+    /// Where it serves.
+    pub mount_path: Option<String>,
+    /// When the serving version was loaded, epoch milliseconds.
+    pub loaded_at: Option<u64>,
+    /// The latest deploy's error, if it failed.
+    pub last_error: Option<String>,
+    /// When it failed, epoch milliseconds.
+    pub last_error_at: Option<u64>,
+    /// Whether it is switched on.
+    pub enabled: bool,
+    /// The application it is deployed for.
+    pub application: Option<String>,
+    /// Declared and set attributes; sensitive values masked.
+    pub attributes: Vec<AttributeView>,
+}
+
+impl DeploymentView {
+    /// Deployed from the deploy folder (its files are the folder's; only
+    /// attribute values and the on/off switch are the operator's).
+    pub fn from_folder(&self) -> bool {
+        self.source == "folder"
+    }
+}
+
+/// One attribute.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeView {
+    /// Name.
+    pub name: String,
+    /// Effective value (masked when sensitive), if any.
+    pub value: Option<String>,
+    /// Declared default (masked when sensitive).
+    pub default: Option<String>,
+    /// Declared description.
+    pub description: String,
+    /// Deploys fail without a value.
+    pub required: bool,
+    /// Write-only.
+    pub sensitive: bool,
+}
+
+/// The operator's view of deployments over one node's deployer and store.
+pub struct Catalog<'a> {
+    deployer: &'a Deployer,
+    deployments: &'a Deployments,
+}
+
+impl<'a> Catalog<'a> {
+    /// The catalog of `deployer` and its stored `deployments`.
+    pub fn new(deployer: &'a Deployer, deployments: &'a Deployments) -> Catalog<'a> {
+        Catalog {
+            deployer,
+            deployments,
+        }
+    }
+
+    /// Every deployment, by name: live ones and stored ones not (yet) live.
+    pub async fn list(&self) -> Result<Vec<DeploymentView>, PersistError> {
+        let records: BTreeMap<String, Record> = self
+            .deployments
+            .list()
+            .await?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let mut views: BTreeMap<String, DeploymentView> = BTreeMap::new();
+        for status in self.deployer.statuses() {
+            let record = records.get(&status.name);
+            if let Some(v) = view(Some(status), record) {
+                views.insert(v.id.clone(), v);
+            }
+        }
+        for (name, record) in &records {
+            if !views.contains_key(name)
+                && let Some(v) = view(self.deployer.status(name), Some(record))
+            {
+                views.insert(name.clone(), v);
+            }
+        }
+        Ok(views.into_values().collect())
+    }
+
+    /// The deployment `name`.
+    pub async fn get(&self, name: &str) -> Result<DeploymentView, PersistError> {
+        let record = self.deployments.get(name).await?;
+        view(self.deployer.status(name), record.as_ref()).ok_or_else(|| PersistError::NotFound(name.into()))
+    }
+
+    /// Stores and applies a new deployment or a new version; also says
+    /// whether the name is new.
+    pub async fn upload(&self, upload: Upload) -> Result<(DeploymentView, bool), PersistError> {
+        let name = upload.name.clone();
+        let created = self.deployments.get(&name).await?.is_none();
+        let record = self.deployments.upload(upload).await?;
+        let view = view(self.deployer.status(&name), Some(&record)).ok_or(PersistError::NotFound(name))?;
+        Ok((view, created))
+    }
+
+    /// Changes attribute values and the on/off switch; the Element is
+    /// redeployed with the change before this returns.
+    pub async fn edit(&self, name: &str, edit: Edit) -> Result<DeploymentView, PersistError> {
+        if self.deployer.is_from_folder(name) {
+            // A folder Element keeps its files; an operator can still switch
+            // it off and on and set attribute values (stored, over its
+            // manifest's).
+            if !edit.attributes.is_empty() {
+                self.deployments.set_folder_values(name, edit.attributes).await?;
+            }
+            if let Some(enabled) = edit.enabled {
+                self.deployments.set_folder_enabled(name, enabled).await?;
+            }
+            return view(self.deployer.status(name), None).ok_or_else(|| PersistError::NotFound(name.into()));
+        }
+        let record = self.deployments.edit(name, edit).await?;
+        view(self.deployer.status(name), Some(&record)).ok_or_else(|| PersistError::NotFound(name.into()))
+    }
+
+    /// Removes a stored deployment everywhere; a folder Element is removed by
+    /// deleting its file.
+    pub async fn remove(&self, name: &str) -> Result<(), PersistError> {
+        if self.deployer.is_from_folder(name) {
+            return Err(PersistError::Conflict(format!(
+                "{name:?} is deployed from the deploy folder; remove its file there"
+            )));
+        }
+        self.deployments.remove(name).await
+    }
+
+    /// Whether `name` is known at all (live, failed, or stored).
+    pub async fn exists(&self, name: &str) -> Result<bool, PersistError> {
+        Ok(self.deployer.status(name).is_some() || self.deployments.get(name).await?.is_some())
+    }
+}
+
+fn millis(t: SystemTime) -> Option<u64> {
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
+/// Undeclared attributes whose names say they hold a secret are masked too.
+fn looks_sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "token", "key"]
+        .iter()
+        .any(|w| name.ends_with(w))
+}
+
+fn mask(sensitive: bool, value: Option<String>) -> Option<String> {
+    if sensitive {
+        value.map(|_| MASK.to_owned())
+    } else {
+        value
+    }
+}
+
+/// The attribute table: declared ones first, then any other value set.
+fn attributes(
+    specs: &BTreeMap<String, AttributeSpec>,
+    values: &BTreeMap<String, String>,
+) -> Vec<AttributeView> {
+    let mut out: Vec<AttributeView> = specs
+        .iter()
+        .map(|(name, spec)| AttributeView {
+            name: name.clone(),
+            value: mask(spec.sensitive, values.get(name).cloned()),
+            default: mask(spec.sensitive, spec.default.clone()),
+            description: spec.description.clone(),
+            required: spec.required,
+            sensitive: spec.sensitive,
+        })
+        .collect();
+    for (name, value) in values {
+        if !specs.contains_key(name) {
+            let sensitive = looks_sensitive(name);
+            out.push(AttributeView {
+                name: name.clone(),
+                value: mask(sensitive, Some(value.clone())),
+                default: None,
+                description: String::new(),
+                required: false,
+                sensitive,
+            });
+        }
+    }
+    out
+}
+
+/// Builds the view of `name` from the deployer's status and its stored record.
+fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentView> {
+    let name = status
+        .as_ref()
+        .map(|s| s.name.clone())
+        .or(record.map(|r| r.name.clone()))?;
+    let element = status.as_ref().and_then(|s| s.element.clone());
+    let failure = status.as_ref().and_then(|s| s.failure.clone());
+    let enabled = record
+        .map(|r| r.enabled)
+        .unwrap_or(!status.as_ref().is_some_and(|s| s.disabled));
+    let state = if !enabled {
+        "DISABLED"
+    } else if failure.is_some() || element.is_none() {
+        "FAILED"
+    } else {
+        "LOADED"
+    };
+    let attempted = status.as_ref().and_then(|s| s.attempted.as_ref());
+    // Values set for this deployment (through the API, over the manifest's).
+    let set = record.map(|r| &r.values).or(attempted.map(|a| &a.values));
+    // Declared attributes: from the serving version, else from the manifest
+    // stored or last attempted (so a failed Element can be fixed).
+    let (specs, values) = match (
+        &element,
+        record.map(|r| &r.manifest).or(attempted.map(|a| &a.manifest)),
+    ) {
+        (Some(e), _) => (e.attribute_specs.clone(), (*e.attributes).clone()),
+        (None, Some(manifest)) => {
+            let manifest = manifest
+                .as_deref()
+                .and_then(|m| Manifest::parse(m).ok())
+                .unwrap_or_default();
+            let mut values = manifest.values.clone();
+            values.extend(set.cloned().unwrap_or_default());
+            (manifest.attributes, values)
+        }
+        (None, None) => Default::default(),
+    };
+    // Operator-wide attributes (SMTP settings, the public URL...) are the
+    // operator's, not the deployment's: show only what the Element declares
+    // or the deployment sets.
+    let own: BTreeMap<String, String> = values
+        .into_iter()
+        .filter(|(k, _)| specs.contains_key(k) || set.is_some_and(|v| v.contains_key(k)))
+        .collect();
+    Some(DeploymentView {
+        id: name,
+        source: if status.as_ref().is_some_and(|s| s.managed) || record.is_some() {
+            "api"
+        } else {
+            "folder"
+        },
+        status: state,
+        version: status.as_ref().map(|s| s.version).unwrap_or(0),
+        hash: element
+            .as_ref()
+            .map(|e| e.hash.clone())
+            .or(record.map(|r| r.hash.clone()))
+            .or(attempted.map(|a| a.hash.clone())),
+        mount_path: element.as_ref().map(|e| format!("{ELEMENT_ROOT}{}", e.prefix)),
+        loaded_at: element.as_ref().and_then(|e| millis(e.loaded_at)),
+        last_error: failure.as_ref().map(|f| f.error.clone()),
+        last_error_at: failure.as_ref().and_then(|f| millis(f.at)),
+        enabled,
+        application: record
+            .and_then(|r| r.application.clone())
+            .or(element.and_then(|e| e.application.clone())),
+        attributes: attributes(&specs, &own),
+    })
+}
