@@ -6,7 +6,10 @@
 //! - `test [CARGO TEST ARGS...]`: build the Elements the tests use and run the
 //!   whole test suite: everything on SQLite, then the store and identity suites
 //!   against a MongoDB-wire server it starts (needs `python3` with `venv`; the
-//!   server comes from PyPI).
+//!   server comes from PyPI). The browser tests drive Debian's `chromium`
+//!   through `chromedriver`: when `/usr/bin/chromium` or `/usr/bin/chromedriver`
+//!   is missing, it installs the `chromium` and `chromium-driver` packages with
+//!   `apt-get` (through `sudo` when not root) and stops if that fails.
 //! - `elements`: only build the Elements and fill `./deploy`.
 //! - `bench`: run the benchmarks (release build), printing their figures.
 //!
@@ -167,6 +170,7 @@ fn test_guests() -> Vec<String> {
 /// store's conformance suite, the identity suite and the fault tests against a
 /// MongoDB-wire server (SecantusDB, see `scripts/mongodb-test-server`).
 fn test(args: &[String]) -> Result<(), String> {
+    ensure_browser()?;
     build_guests(&test_guests())?;
     // The venv holds the real servers the tests talk to: SecantusDB (MongoDB
     // wire protocol) and aiosmtpd (SMTP).
@@ -189,6 +193,45 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     status(mongo.env(&mut on_mongo))?;
     Ok(())
+}
+
+/// What the browser tests run (`runtime/tests/support/browser.rs`).
+const BROWSER_BINARIES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// Installs Debian's chromium and its WebDriver when either is missing.
+fn ensure_browser() -> Result<(), String> {
+    if BROWSER_BINARIES.iter().all(|b| Path::new(b).exists()) {
+        return Ok(());
+    }
+    let packages = BROWSER_PACKAGES.join(" ");
+    eprintln!("xtask: installing {packages} with apt-get for the browser tests");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        // `env` inside sudo, which would drop the variable otherwise: no
+        // prompts (debconf's included), as CI has no terminal.
+        let mut cmd = Command::new(if root { "env" } else { "sudo" });
+        if !root {
+            cmd.arg("env");
+        }
+        cmd.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]).args(args);
+        status(&mut cmd)
+    };
+    apt(&["update"])
+        .and_then(|()| apt(&["install", "-y", BROWSER_PACKAGES[0], BROWSER_PACKAGES[1]]))
+        .map_err(|e| {
+            format!(
+                "the browser tests need the Debian packages {packages} and installing them failed \
+                 ({e}); install them by hand: sudo apt-get install {packages}"
+            )
+        })?;
+    match BROWSER_BINARIES.iter().find(|b| !Path::new(b).exists()) {
+        Some(missing) => Err(format!("{missing} is still missing after installing {packages}")),
+        None => Ok(()),
+    }
 }
 
 /// The test venv (same default as `scripts/mongodb-test-server`).

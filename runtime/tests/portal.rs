@@ -1,0 +1,630 @@
+//! The management portal at `/admin/`, end to end in a real headless
+//! chromium (see `support/browser.rs`) against the real server, with the
+//! bundled Roblox Kit talking to a stub of the Roblox users API on loopback.
+//! Each test keeps numbered screenshots of the pages it saw under
+//! `target/portal-screenshots/<test>/`.
+
+mod support;
+
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use serde_json::{Value, json};
+use support::browser::Browser;
+use support::roblox::{self, PLAYER};
+use support::{Dirs, Server};
+
+const ROOT_PASSWORD: &str = "root-password-1";
+const SECRET: &str = "roblox-shared-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A server with the Roblox Kit in its deploy folder, pointed at the stub on
+/// `port`; with its secret when `secret` is given.
+fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
+    let api = format!("http://127.0.0.1:{port}/v1");
+    let allow = format!("127.0.0.1:{port}");
+    let mut values = vec![
+        ("dev.getelements.robloxkit.roblox.users.api.url", api.as_str()),
+        ("dev.getelements.elements.http.allow", allow.as_str()),
+    ];
+    if let Some(secret) = secret {
+        values.push(("dev.getelements.robloxkit.secret", secret));
+    }
+    dirs.deploy_bundled("roblox-kit", "roblox-kit", &values);
+    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+}
+
+async fn log_in(b: &mut Browser, server: &Server, login: &str, password: &str) {
+    b.goto(&server.url("/admin/login")).await;
+    b.wait_for_text("The management portal is for superusers.", WAIT)
+        .await;
+    b.fill("Name or email", login).await;
+    b.fill("Password", password).await;
+    b.click_button("Log in").await;
+}
+
+/// Every visible form control of the current page has a label (its own
+/// `<label>`, or an ARIA label): returns the ones that don't.
+async fn unlabelled_controls(b: &Browser) -> Vec<Value> {
+    let found = b
+        .script(
+            r#"return [...document.querySelectorAll('input, select, textarea')]
+                .filter(c => c.type !== 'hidden')
+                .filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label'))
+                .map(c => c.outerHTML);"#,
+            vec![],
+            "finding unlabelled controls",
+        )
+        .await;
+    found.as_array().cloned().unwrap_or_default()
+}
+
+/// Whether the page fits the window's width (tables may scroll inside
+/// their own box). Returns what sticks out (none when it fits).
+async fn wider_than_window(b: &Browser) -> Vec<Value> {
+    let found = b
+        .script(
+            r#"if (document.documentElement.scrollWidth <= window.innerWidth) return [];
+               return [...document.querySelectorAll('body *')]
+                 .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                 .filter(e => !e.closest('.table-wrap'))
+                 .slice(0, 5)
+                 .map(e => e.outerHTML.slice(0, 200));"#,
+            vec![],
+            "measuring the page width",
+        )
+        .await;
+    found.as_array().cloned().unwrap_or_default()
+}
+
+async fn root_session(server: &Server) -> String {
+    let response = server
+        .client
+        .post(server.url("/api/rest/session"))
+        .json(&json!({"userId": "root", "password": ROOT_PASSWORD}))
+        .send()
+        .await
+        .expect("logging in root");
+    let body: Value = response.json().await.expect("session JSON");
+    body["sessionSecret"]
+        .as_str()
+        .expect("a session secret")
+        .to_owned()
+}
+
+/// The walk-through of the Roblox Kit guide: log in to the portal, create an
+/// application, check the Kit is deployed (green light, no errors in its
+/// log, secret set), register a player from a "game server", and find the
+/// player's profile under Profiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roblox_walkthrough_from_login_to_the_players_profile() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start_with_kit(&dirs, port, Some(SECRET));
+    let mut b = Browser::start().await;
+
+    // 1. Log in to the management portal.
+    b.goto(&server.url("/admin/")).await;
+    assert!(b.url().await.contains("/admin/login"), "sent to the login page");
+    b.wait_for_text("The management portal is for superusers.", WAIT)
+        .await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("login").await;
+    b.fill("Name or email", "root").await;
+    b.fill("Password", ROOT_PASSWORD).await;
+    b.click_button("Log in").await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    assert_eq!(b.text_of("#count-applications").await, "0");
+    assert_eq!(b.text_of("#count-users").await, "1");
+    assert_eq!(b.text_of("#count-elements").await, "1");
+    assert_eq!(b.text_of("#version").await, env!("CARGO_PKG_VERSION"));
+    assert!(b.body_text().await.contains("Swagger UI"));
+    b.screenshot("home").await;
+
+    // The session cookie: HttpOnly, SameSite=Strict, scoped to the portal.
+    let cookies = b.client.get_all_cookies().await.expect("reading cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "elements_admin")
+        .expect("a portal session cookie");
+    assert_eq!(session.http_only(), Some(true), "{session:?}");
+    assert_eq!(
+        format!("{:?}", session.same_site()),
+        "Some(Strict)",
+        "{session:?}"
+    );
+    assert_eq!(session.path(), Some("/admin"));
+
+    // 2. Applications → Create Application.
+    b.click_link("Applications").await;
+    b.wait_for_text("Create application", WAIT).await;
+    b.fill("Name", "my_game").await;
+    b.fill("Description", "My Roblox experience").await;
+    b.click_button("Create application").await;
+    b.wait_for_text("Created the application my_game.", WAIT).await;
+    assert!(b.text_of("table").await.contains("My Roblox experience"));
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("applications").await;
+
+    // 3./4. The Roblox Kit: a green light in the left bar, no errors in its
+    // log, and its secret set (shown masked, never in the page).
+    b.click_link("Elements").await;
+    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.green", WAIT)
+        .await;
+    b.find_css("#element-list a[data-element='roblox-kit']")
+        .await
+        .click()
+        .await
+        .expect("opening the Roblox Kit");
+    b.wait_for_text("Save attributes and redeploy", WAIT).await;
+    assert_eq!(b.text_of("#status").await, "LOADED");
+    assert_eq!(b.text_of("#mount-path").await, "/app/rest/roblox");
+    assert_eq!(
+        b.text_of(".masked[data-attribute='dev.getelements.robloxkit.secret']")
+            .await,
+        "********"
+    );
+    let source = b.client.source().await.expect("page source");
+    assert!(!source.contains(SECRET), "the secret never reaches the browser");
+    let log = b
+        .script(
+            "return [document.querySelectorAll('#log-lines tr').length, \
+                     document.querySelectorAll('#log-lines tr.level-ERROR').length];",
+            vec![],
+            "counting log lines",
+        )
+        .await;
+    assert!(
+        log[0].as_u64().unwrap_or(0) >= 1,
+        "the deploy is in the log: {log}"
+    );
+    assert_eq!(log[1], 0, "no errors in the log");
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("roblox-kit").await;
+
+    // 5. A Roblox game server registers a player.
+    let response = server
+        .client
+        .post(server.url("/app/rest/roblox/auth"))
+        .header("RobloxKit-Secret", SECRET)
+        .json(&json!({"application": "my_game", "robloxUserId": PLAYER}))
+        .send()
+        .await
+        .expect("calling the Roblox Kit");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    // 6. Profiles: find the player's profile in my_game.
+    b.click_link("Profiles").await;
+    b.wait_for_text("Search profiles", WAIT).await;
+    b.select("Application", "my_game").await;
+    b.fill("Display name starts with", "Builder").await;
+    b.click_button("Search profiles").await;
+    b.wait_for_text("Showing 1–1 of 1.", WAIT).await;
+    assert!(b.text_of("table").await.contains("builderman_x"));
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("profiles").await;
+    b.click_link("Builder X").await;
+    b.wait_for_text("Metadata", WAIT).await;
+    let metadata: Value = serde_json::from_str(&b.text_of("#metadata").await).expect("metadata is JSON");
+    assert_eq!(metadata["robloxProfile"]["id"], json!(PLAYER), "{metadata}");
+    assert_eq!(metadata["robloxProfile"]["name"], "builderman_x", "{metadata}");
+    b.screenshot("profile").await;
+
+    // Home counts what was made.
+    b.click_link("Home").await;
+    b.wait_for_text("API documentation", WAIT).await;
+    assert_eq!(b.text_of("#count-applications").await, "1");
+    assert_eq!(b.text_of("#count-users").await, "2");
+
+    // Log out: the session ends on the server too.
+    b.click_button("Log out").await;
+    b.wait_for_text("Logged out.", WAIT).await;
+    b.goto(&server.url("/admin/applications")).await;
+    assert!(
+        b.url().await.contains("/admin/login"),
+        "logged out: {}",
+        b.url().await
+    );
+    b.close().await;
+}
+
+/// A Roblox Kit without its secret fails to deploy (red light, the error
+/// shown); setting the secret in the attribute editor redeploys it (green),
+/// and editing another attribute redeploys it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribute_editing_redeploys_the_element() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start_with_kit(&dirs, port, None);
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+
+    b.goto(&server.url("/admin/elements/roblox-kit")).await;
+    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "FAILED");
+    assert!(
+        b.text_of("#last-error-text")
+            .await
+            .contains("required attribute \"dev.getelements.robloxkit.secret\" has no value")
+    );
+    b.screenshot("kit-failed").await;
+
+    // The browser refuses to send the form while the required secret is empty.
+    b.click_button("Save attributes and redeploy").await;
+    let still_here = b
+        .script(
+            "return document.querySelector('#attributes-form input[type=password]').validity.valueMissing;",
+            vec![],
+            "checking the browser's validation",
+        )
+        .await;
+    assert_eq!(still_here, json!(true));
+
+    b.find_css("input[name='value:dev.getelements.robloxkit.secret']")
+        .await
+        .send_keys(SECRET)
+        .await
+        .expect("typing the secret");
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 1.", WAIT)
+        .await;
+    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.green", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "LOADED");
+    assert!(
+        b.find_css("#last-error")
+            .await
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!b.client.source().await.unwrap().contains(SECRET));
+    b.screenshot("kit-secret-set").await;
+
+    // The Kit serves with the secret the operator typed.
+    let login = json!({"application": "nowhere", "robloxUserId": PLAYER});
+    let wrong = server
+        .client
+        .post(server.url("/app/rest/roblox/auth"))
+        .header("RobloxKit-Secret", "not-the-secret")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+
+    // A plain attribute: the value is shown, and saving redeploys (version 2).
+    let expiry = "input[name='value:dev.getelements.robloxkit.session.expiry.seconds']";
+    assert_eq!(
+        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
+        Some("86400")
+    );
+    b.find_css(expiry).await.clear().await.unwrap();
+    b.find_css(expiry).await.send_keys("3600").await.unwrap();
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 2.", WAIT)
+        .await;
+    assert_eq!(b.text_of("#version").await, "2");
+    assert_eq!(
+        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
+        Some("3600")
+    );
+    // Leaving the masked secret blank keeps it: still serving.
+    assert_eq!(b.text_of("#status").await, "LOADED");
+    b.screenshot("kit-expiry-edited").await;
+
+    // The server validates again: a value the deploy refuses fails it, says
+    // why, and the previous version keeps serving.
+    let allow = "input[name='value:dev.getelements.elements.http.allow']";
+    b.find_css(allow).await.clear().await.unwrap();
+    b.find_css(allow)
+        .await
+        .send_keys("http://not-a-host")
+        .await
+        .unwrap();
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("but the deploy failed", WAIT).await;
+    b.wait_for_text("The previous version keeps serving.", WAIT).await;
+    assert_eq!(b.text_of("#status").await, "FAILED");
+    assert!(b.text_of("#last-error-text").await.contains("is not a host"));
+    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
+        .await;
+    b.screenshot("kit-bad-value").await;
+    let still = server
+        .client
+        .post(server.url("/app/rest/roblox/auth"))
+        .header("RobloxKit-Secret", "not-the-secret")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 403, "the previous version still answers");
+    b.close().await;
+}
+
+/// Uploading a component through the portal: a good one serves (its log
+/// refreshes on the open page), a broken new version shows a red light and
+/// its error while the previous version keeps serving, disabling turns the
+/// light grey, and removing it takes it away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_failed_deploys_and_the_live_log() {
+    let dirs = Dirs::new();
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+
+    b.click_link("Elements").await;
+    b.wait_for_text("Deploy a new Element", WAIT).await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    let component = support::guest("misbehave");
+    b.fill("Name", "probe").await;
+    b.find_css("#deploy-component")
+        .await
+        .send_keys(component.to_str().unwrap())
+        .await
+        .expect("choosing the component file");
+    b.click_button("Deploy Element").await;
+    b.wait_for_text("Uploaded probe; probe is serving version 1.", WAIT)
+        .await;
+    b.wait_for_css("#element-list a[data-element='probe'] .light.green", WAIT)
+        .await;
+    assert_eq!(b.text_of("#mount-path").await, "/app/rest/probe");
+    b.screenshot("uploaded").await;
+
+    // The log refreshes while the page is open.
+    let logged = server.get("/app/rest/probe/log").await;
+    assert_eq!(logged.status(), 200);
+    b.wait_for_text("level test info", WAIT).await;
+    b.screenshot("live-log").await;
+
+    // A broken new version: red light and its error; version 1 keeps serving.
+    let broken = dirs.root.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm this is not a component").unwrap();
+    b.find_css("#version-component")
+        .await
+        .send_keys(broken.to_str().unwrap())
+        .await
+        .expect("choosing the broken file");
+    b.click_button("Upload new version").await;
+    b.wait_for_text("but the deploy failed", WAIT).await;
+    b.wait_for_text("The previous version keeps serving.", WAIT).await;
+    b.wait_for_css("#element-list a[data-element='probe'] .light.red", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "FAILED");
+    assert!(!b.text_of("#last-error-text").await.is_empty());
+    b.screenshot("failed-version").await;
+    let ok = server.get("/app/rest/probe/ok").await;
+    assert_eq!(ok.status(), 200, "version 1 still serves");
+
+    // A bad name is refused by the server with its reason, even past the
+    // browser's own check.
+    b.goto(&server.url("/admin/elements")).await;
+    b.wait_for_text("Deploy a new Element", WAIT).await;
+    b.script(
+        "document.getElementById('deploy-name').removeAttribute('pattern');",
+        vec![],
+        "switching off the browser's check",
+    )
+    .await;
+    b.fill("Name", "no spaces allowed").await;
+    b.find_css("#deploy-component")
+        .await
+        .send_keys(component.to_str().unwrap())
+        .await
+        .unwrap();
+    b.click_button("Deploy Element").await;
+    b.wait_for_text("must be 1 to 48 characters", WAIT).await;
+    assert_eq!(b.text_of("#flash").await.is_empty(), false);
+    b.screenshot("bad-name").await;
+
+    // Disable: grey light, no longer served; enable: served again.
+    b.goto(&server.url("/admin/elements/probe")).await;
+    b.click_button("Disable").await;
+    b.wait_for_text("Disabled; probe is disabled.", WAIT).await;
+    b.wait_for_css("#element-list a[data-element='probe'] .light.grey", WAIT)
+        .await;
+    assert_eq!(server.get("/app/rest/probe/ok").await.status(), 404);
+    b.screenshot("disabled").await;
+    b.click_button("Enable").await;
+    b.wait_for_text("Enabled", WAIT).await;
+    assert_eq!(
+        b.text_of("#status").await,
+        "FAILED",
+        "its stored version is the broken one"
+    );
+
+    // Remove (after confirming).
+    b.click_button("Remove Element").await;
+    b.client.accept_alert().await.expect("confirming the removal");
+    b.wait_for_text("Removed probe; it no longer serves.", WAIT).await;
+    assert!(!b.text_of("nav.sidebar").await.contains("probe"));
+    b.close().await;
+}
+
+/// Only superusers get in: a user is refused at login, a demoted superuser
+/// loses the portal at once, forms without the session's CSRF token (or from
+/// another site) are refused, and users can be found, promoted and banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_superusers_and_user_administration() {
+    let dirs = Dirs::new();
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let signup = server
+        .client
+        .post(server.url("/api/rest/signup/session"))
+        .json(&json!({"name": "ana", "email": "ana@example.com", "password": "ana-password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 200);
+    let ana_id = signup.json::<Value>().await.unwrap()["session"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A plain user is refused, and gets no session.
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "ana@example.com", "ana-password-1").await;
+    b.wait_for_text("This account is not a superuser", WAIT).await;
+    b.screenshot("user-refused").await;
+    let cookies = b.client.get_all_cookies().await.unwrap();
+    assert!(
+        cookies.iter().all(|c| c.name() != "elements_admin"),
+        "{cookies:?}"
+    );
+    b.goto(&server.url("/admin/users")).await;
+    assert!(b.url().await.contains("/admin/login"));
+
+    // A wrong password says so.
+    log_in(&mut b, &server, "root", "not-the-password").await;
+    b.wait_for_text("Log in", WAIT).await;
+    assert!(b.text_of("#login-error").await.len() > 5);
+    b.screenshot("wrong-password").await;
+
+    // Keyboard only: the name field has focus, Tab to the password, Enter.
+    b.goto(&server.url("/admin/login")).await;
+    b.wait_for_text("The management portal is for superusers.", WAIT)
+        .await;
+    assert_eq!(
+        b.active_element().await.attr("id").await.unwrap().as_deref(),
+        Some("login")
+    );
+    b.active_element().await.send_keys("root").await.unwrap();
+    b.tab().await;
+    assert_eq!(
+        b.active_element().await.attr("id").await.unwrap().as_deref(),
+        Some("password")
+    );
+    b.active_element().await.send_keys(ROOT_PASSWORD).await.unwrap();
+    b.press_key(Key::Enter).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    // The first Tab reaches the skip link.
+    b.tab().await;
+    assert_eq!(b.active_element_text().await, "Skip to content");
+
+    // Users: search, view, promote.
+    b.click_link("Users").await;
+    b.fill("Name or email starts with", "an").await;
+    b.click_button("Search users").await;
+    b.wait_for_text("Showing 1–1 of 1.", WAIT).await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("users").await;
+    b.click_link("ana").await;
+    b.wait_for_text("ana@example.com", WAIT).await;
+    assert_eq!(b.text_of("#user-level").await, "USER");
+    b.select("Level", "SUPERUSER").await;
+    b.click_button("Change level").await;
+    b.wait_for_text("ana is now SUPERUSER.", WAIT).await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.screenshot("user-promoted").await;
+
+    // Ana, now a superuser, logs in in her own browser.
+    let mut ana = Browser::start_named("only_superusers_and_user_administration/ana").await;
+    log_in(&mut ana, &server, "ana", "ana-password-1").await;
+    ana.wait_for_text("Logged in as ana.", WAIT).await;
+
+    // CSRF: Ana's own cookie, but no token, a wrong token, or another site's
+    // origin: refused, nothing created.
+    let cookie = ana
+        .client
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == "elements_admin")
+        .expect("ana's session cookie");
+    let cookie = format!("elements_admin={}", cookie.value());
+    for (token, origin) in [("", None), ("0123abcd", None), ("", Some("http://evil.example"))] {
+        let mut request = server
+            .client
+            .post(server.url("/admin/applications"))
+            .header("cookie", &cookie)
+            .form(&[("name", "forged"), ("csrf", token)]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "token {token:?} origin {origin:?}");
+    }
+    let root = root_session(&server).await;
+    let apps: Value = server
+        .client
+        .get(server.url("/api/rest/application"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps["total"], 0, "no forged application: {apps}");
+
+    // Demoted (here through the API), Ana loses the portal at once.
+    let demoted = server
+        .client
+        .put(server.url(&format!("/api/rest/user/{ana_id}")))
+        .bearer_auth(&root)
+        .json(&json!({"level": "USER"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demoted.status(), 200);
+    ana.goto(&server.url("/admin/users")).await;
+    ana.wait_for_text("This account is not a superuser", WAIT).await;
+    assert!(ana.url().await.contains("/admin/login"));
+    ana.screenshot("demoted").await;
+    ana.close().await;
+
+    // Ban (after confirming): her sessions end; lift the ban.
+    b.goto(&server.url(&format!("/admin/users/{ana_id}"))).await;
+    b.click_button("Ban user").await;
+    b.client.accept_alert().await.expect("confirming the ban");
+    b.wait_for_text("Banned ana; their sessions are revoked.", WAIT)
+        .await;
+    assert!(b.text_of("#user-status").await.starts_with("Banned"));
+    b.screenshot("user-banned").await;
+    b.click_button("Lift the ban").await;
+    b.wait_for_text("Lifted the ban on ana.", WAIT).await;
+    assert_eq!(b.text_of("#user-status").await, "Active");
+
+    // Root can't lock themselves out.
+    b.goto(&server.url("/admin/users?q=root")).await;
+    b.click_link("root").await;
+    b.wait_for_text("This is your own account", WAIT).await;
+    b.close().await;
+}
+
+/// Every page at a phone's width: nothing is cut off or scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fit_a_phone_width_window() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start_with_kit(&dirs, port, Some(SECRET));
+    let mut b = Browser::start().await;
+    b.set_window_size(390, 844).await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    for (path, name, text) in [
+        ("/admin/", "home", "API documentation"),
+        ("/admin/applications", "applications", "Create application"),
+        ("/admin/elements", "elements", "Deploy a new Element"),
+        (
+            "/admin/elements/roblox-kit",
+            "element",
+            "Save attributes and redeploy",
+        ),
+        ("/admin/users", "users", "Search users"),
+        ("/admin/profiles", "profiles", "Search profiles"),
+    ] {
+        b.goto(&server.url(path)).await;
+        b.wait_for_text(text, WAIT).await;
+        b.screenshot(&format!("phone-{name}")).await;
+        let wide = wider_than_window(&b).await;
+        assert!(wide.is_empty(), "{path} scrolls sideways at 390 px: {wide:?}");
+        assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new(), "{path}");
+    }
+    b.close().await;
+}
