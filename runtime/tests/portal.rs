@@ -77,6 +77,16 @@ async fn wider_than_window(b: &Browser) -> Vec<Value> {
     found.as_array().cloned().unwrap_or_default()
 }
 
+/// Scrolls `css` into view, for a screenshot of what is below the fold.
+async fn scroll_to(b: &Browser, css: &str) {
+    b.script(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});",
+        vec![json!(css)],
+        "scrolling",
+    )
+    .await;
+}
+
 async fn root_session(server: &Server) -> String {
     let response = server
         .client
@@ -181,6 +191,10 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     assert_eq!(log[1], 0, "no errors in the log");
     assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
     b.screenshot("roblox-kit").await;
+    scroll_to(&b, "#attributes-heading").await;
+    b.screenshot("roblox-kit-attributes").await;
+    scroll_to(&b, "#log-heading").await;
+    b.screenshot("roblox-kit-log").await;
 
     // 5. A Roblox game server registers a player.
     let response = server
@@ -316,6 +330,20 @@ async fn attribute_editing_redeploys_the_element() {
     assert_eq!(b.text_of("#status").await, "LOADED");
     b.screenshot("kit-expiry-edited").await;
 
+    // Removing the value set here goes back to the default (version 3).
+    b.find_css("input[name='clear:dev.getelements.robloxkit.session.expiry.seconds']")
+        .await
+        .click()
+        .await
+        .expect("ticking the removal");
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 3.", WAIT)
+        .await;
+    assert_eq!(
+        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
+        Some("86400")
+    );
+
     // The server validates again: a value the deploy refuses fails it, says
     // why, and the previous version keeps serving.
     let allow = "input[name='value:dev.getelements.elements.http.allow']";
@@ -379,6 +407,7 @@ async fn uploads_failed_deploys_and_the_live_log() {
     let logged = server.get("/app/rest/probe/log").await;
     assert_eq!(logged.status(), 200);
     b.wait_for_text("level test info", WAIT).await;
+    scroll_to(&b, "#log-heading").await;
     b.screenshot("live-log").await;
 
     // A broken new version: red light and its error; version 1 keeps serving.
@@ -626,5 +655,102 @@ async fn pages_fit_a_phone_width_window() {
         assert!(wide.is_empty(), "{path} scrolls sideways at 390 px: {wide:?}");
         assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new(), "{path}");
     }
+    b.close().await;
+}
+
+/// Applications: the browser checks the name first, the server again
+/// (duplicates); edit, rename and delete (after confirming); a missing one
+/// is a clear error page. Elements are reachable by keyboard alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_are_created_edited_and_deleted() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start_with_kit(&dirs, port, Some(SECRET));
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+
+    b.click_link("Applications").await;
+    b.wait_for_text("No applications yet", WAIT).await;
+    // The browser refuses a name the server would refuse, before sending.
+    b.fill("Name", "not a name!").await;
+    b.click_button("Create application").await;
+    let invalid = b
+        .script(
+            "return document.getElementById('app-name').validity.patternMismatch;",
+            vec![],
+            "checking the browser's validation",
+        )
+        .await;
+    assert_eq!(invalid, json!(true));
+    assert!(
+        b.body_text().await.contains("No applications yet"),
+        "nothing was sent"
+    );
+
+    b.fill("Name", "game_one").await;
+    b.click_button("Create application").await;
+    b.wait_for_text("Created the application game_one.", WAIT).await;
+    // The server checks again: the name is taken.
+    b.fill("Name", "game_one").await;
+    b.click_button("Create application").await;
+    b.wait_for_text("Application name is already in use.", WAIT).await;
+    assert_eq!(
+        b.find_css("#flash").await.attr("role").await.unwrap().as_deref(),
+        Some("alert")
+    );
+    b.screenshot("duplicate").await;
+
+    // Edit: description, then a rename.
+    b.click_link("game_one").await;
+    b.wait_for_text("Save application", WAIT).await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+    b.fill("Description", "The first game").await;
+    b.click_button("Save application").await;
+    b.wait_for_text("Saved the application game_one.", WAIT).await;
+    b.fill("Name", "game_uno").await;
+    b.click_button("Save application").await;
+    b.wait_for_text("Saved the application game_uno.", WAIT).await;
+    assert_eq!(
+        b.find_css("#app-description")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("The first game")
+    );
+    b.screenshot("application").await;
+
+    // Delete, after confirming (dismissing the question keeps it).
+    b.click_button("Delete application").await;
+    b.client.dismiss_alert().await.expect("declining the deletion");
+    assert!(b.body_text().await.contains("Application game_uno"));
+    b.click_button("Delete application").await;
+    b.client.accept_alert().await.expect("confirming the deletion");
+    b.wait_for_text("Deleted the application game_uno.", WAIT).await;
+    assert!(b.body_text().await.contains("No applications yet"));
+
+    // A missing application: a clear error page, in the portal's frame.
+    b.goto(&server.url("/admin/applications/no-such-app")).await;
+    b.wait_for_text("Application not found.", WAIT).await;
+    assert!(b.body_text().await.contains("404"));
+    b.screenshot("not-found").await;
+
+    // Keyboard alone: Tab to the Roblox Kit in the side bar, Enter opens it.
+    b.goto(&server.url("/admin/elements")).await;
+    b.wait_for_text("Deploy a new Element", WAIT).await;
+    let mut reached = false;
+    for _ in 0..20 {
+        b.tab().await;
+        if b.active_element_text().await.contains("roblox-kit") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the Element in the side bar");
+    b.press_key(Key::Enter).await;
+    b.wait_for_text("Save attributes and redeploy", WAIT).await;
+    assert!(b.url().await.ends_with("/admin/elements/roblox-kit"));
     b.close().await;
 }

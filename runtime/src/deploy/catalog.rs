@@ -72,6 +72,9 @@ pub struct AttributeView {
     pub required: bool,
     /// Write-only.
     pub sensitive: bool,
+    /// The value was set through the admin API or the portal (and can be
+    /// removed there), not by the manifest or a default.
+    pub overridden: bool,
 }
 
 /// The operator's view of deployments over one node's deployer and store.
@@ -191,7 +194,9 @@ fn mask(sensitive: bool, value: Option<String>) -> Option<String> {
 fn attributes(
     specs: &BTreeMap<String, AttributeSpec>,
     values: &BTreeMap<String, String>,
+    set: Option<&BTreeMap<String, String>>,
 ) -> Vec<AttributeView> {
+    let overridden = |name: &str| set.is_some_and(|s| s.contains_key(name));
     let mut out: Vec<AttributeView> = specs
         .iter()
         .map(|(name, spec)| AttributeView {
@@ -201,6 +206,7 @@ fn attributes(
             description: spec.description.clone(),
             required: spec.required,
             sensitive: spec.sensitive,
+            overridden: overridden(name),
         })
         .collect();
     for (name, value) in values {
@@ -213,6 +219,7 @@ fn attributes(
                 description: String::new(),
                 required: false,
                 sensitive,
+                overridden: overridden(name),
             });
         }
     }
@@ -287,6 +294,6 @@ fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentVie
         application: record
             .and_then(|r| r.application.clone())
             .or(element.and_then(|e| e.application.clone())),
-        attributes: attributes(&specs, &own),
+        attributes: attributes(&specs, &own, set),
     })
 }

@@ -63,6 +63,8 @@ struct AttributeRow {
     sensitive: bool,
     /// A sensitive attribute has a value (shown only as the mask).
     is_set: bool,
+    /// An operator's value, which the form can remove.
+    removable: bool,
 }
 
 /// One log line as shown.
@@ -117,6 +119,7 @@ fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
         .map(|(i, a)| AttributeRow {
             field: format!("attribute-{i}"),
             is_set: a.value.is_some(),
+            removable: a.overridden && !a.required,
             value: if a.sensitive {
                 String::new()
             } else {
@@ -343,6 +346,12 @@ fn attribute_edit(current: &DeploymentView, fields: &[(String, String)]) -> Resu
                     "{attribute} is required: set a new value instead of clearing it"
                 )));
             }
+            Some(a) if !a.overridden => {
+                return Err(bad_request(format!(
+                    "{attribute} has no value set here to remove (its value comes from the manifest \
+                     or its default)"
+                )));
+            }
             Some(_) => {
                 attributes.insert(attribute.to_owned(), None);
             }
@@ -517,6 +526,7 @@ mod tests {
             description: String::new(),
             required,
             sensitive,
+            overridden: true,
         }
     }
 
