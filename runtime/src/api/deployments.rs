@@ -4,7 +4,7 @@
 //! [`crate::deploy::persist`]) so they survive restarts and reach every node.
 //! Sensitive attribute values are write-only: every response masks them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
@@ -87,41 +87,12 @@ async fn read(
 async fn upload(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
     superuser(&app, &headers).await?;
-    let mut upload = Upload::default();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad_request(format!("bad form: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| bad_request(format!("bad form field {name:?}: {e}")))?;
-        let text =
-            || String::from_utf8(bytes.to_vec()).map_err(|_| bad_request(format!("{name:?} must be text")));
-        match name.as_str() {
-            "name" => upload.name = text()?.trim().to_owned(),
-            "component" => upload.component = bytes.to_vec(),
-            "manifest" => upload.manifest = Some(text()?).filter(|m| !m.trim().is_empty()),
-            "application" => upload.application = Some(text()?.trim().to_owned()).filter(|a| !a.is_empty()),
-            "enabled" => {
-                upload.enabled = Some(
-                    text()?
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad_request("`enabled` must be true or false"))?,
-                )
-            }
-            "attributes" => {
-                upload.values = serde_json::from_str(&text()?)
-                    .map_err(|e| bad_request(format!("`attributes` must be a JSON object of strings: {e}")))?
-            }
-            other => return Err(bad_request(format!("unknown form field {other:?}"))),
-        }
+    let (upload, others) = read_upload(form).await?;
+    if let Some(other) = others.keys().next() {
+        return Err(bad_request(format!("unknown form field {other:?}")));
     }
     let (view, created) = app.catalog().upload(upload).await?;
     let status = if created {
@@ -173,4 +144,50 @@ async fn logs(
         None => 200,
     };
     Ok(Json(app.deployer.log(&id).recent(limit)))
+}
+
+/// Reads an upload form: `name`, `component`, optional `manifest`,
+/// `application`, `enabled` and `attributes` (a JSON object of strings).
+/// Other fields come back as text, for the caller to use or refuse.
+pub(crate) async fn read_upload(mut form: Multipart) -> Result<(Upload, BTreeMap<String, String>), ApiError> {
+    let mut upload = Upload::default();
+    let mut others = BTreeMap::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad_request(format!("bad form: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| bad_request(format!("bad form field {name:?}: {e}")))?;
+        if name == "component" {
+            upload.component = bytes.to_vec();
+            continue;
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| bad_request(format!("{name:?} must be text")))?
+            .trim()
+            .to_owned();
+        match name.as_str() {
+            "name" => upload.name = text,
+            "manifest" => upload.manifest = Some(text).filter(|m| !m.is_empty()),
+            "application" => upload.application = Some(text).filter(|a| !a.is_empty()),
+            "enabled" => {
+                upload.enabled = Some(
+                    text.parse()
+                        .map_err(|_| bad_request("`enabled` must be true or false"))?,
+                )
+            }
+            "attributes" => {
+                upload.values = serde_json::from_str(&text)
+                    .map_err(|e| bad_request(format!("`attributes` must be a JSON object of strings: {e}")))?
+            }
+            _ => {
+                others.insert(name, text);
+            }
+        }
+    }
+    Ok((upload, others))
 }

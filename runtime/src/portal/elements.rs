@@ -477,32 +477,12 @@ pub async fn upload(State(app): State<Arc<App>>, admin: Admin, form: Multipart) 
     }
 }
 
-async fn read_upload(mut form: Multipart) -> Result<(String, Upload), ApiError> {
-    let mut csrf = String::new();
-    let mut upload = Upload::default();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad_request(format!("The upload could not be read: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| bad_request(format!("The upload could not be read ({name}): {e}")))?;
-        let text = || {
-            String::from_utf8(bytes.to_vec())
-                .map(|t| t.trim().to_owned())
-                .map_err(|_| bad_request(format!("{name} must be text")))
-        };
-        match name.as_str() {
-            "csrf" => csrf = text()?,
-            "name" => upload.name = text()?,
-            "component" => upload.component = bytes.to_vec(),
-            "manifest" => upload.manifest = Some(text()?).filter(|m| !m.is_empty()),
-            "application" => upload.application = Some(text()?).filter(|a| !a.is_empty()),
-            other => return Err(bad_request(format!("Unknown form field {other:?}."))),
-        }
+/// The upload form: the admin API's fields plus the CSRF token.
+async fn read_upload(form: Multipart) -> Result<(String, Upload), ApiError> {
+    let (upload, mut others) = crate::api::deployments::read_upload(form).await?;
+    let csrf = others.remove("csrf").unwrap_or_default();
+    if let Some(other) = others.keys().next() {
+        return Err(bad_request(format!("Unknown form field {other:?}.")));
     }
     if upload.name.is_empty() {
         return Err(bad_request("Give the Element a name."));

@@ -32,6 +32,7 @@ use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::api::deployments::MAX_UPLOAD;
+use crate::element::log_buffer::truncate;
 use crate::error::ApiError;
 use crate::server::App;
 
@@ -162,17 +163,6 @@ impl Flash {
             message: chars.as_str().to_owned(),
         })
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 const FLASH_COOKIE: &str = "elements_admin_flash";
