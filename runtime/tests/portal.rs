@@ -447,7 +447,7 @@ async fn uploads_failed_deploys_and_the_live_log() {
         .unwrap();
     b.click_button("Deploy Element").await;
     b.wait_for_text("must be 1 to 48 characters", WAIT).await;
-    assert_eq!(b.text_of("#flash").await.is_empty(), false);
+    assert!(!b.text_of("#flash").await.is_empty());
     b.screenshot("bad-name").await;
 
     // Disable: grey light, no longer served; enable: served again.

@@ -110,7 +110,7 @@ pub async fn create(
     admin: Admin,
     Form(form): Form<ApplicationForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let description = Some(form.description.trim().to_owned()).filter(|d| !d.is_empty());
@@ -136,7 +136,7 @@ pub async fn update(
     Path(id): Path<String>,
     Form(form): Form<ApplicationForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let update = ApplicationUpdate {
@@ -162,7 +162,7 @@ pub async fn delete(
     Path(id): Path<String>,
     Form(form): Form<super::auth::TokenForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let service = &app.identity.service;

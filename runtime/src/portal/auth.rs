@@ -64,13 +64,10 @@ impl Admin {
         }
     }
 
-    /// Checks a submitted form's CSRF token.
-    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
-        if ct_eq(token, &self.csrf) {
-            Ok(())
-        } else {
-            Err(error_page(Some(self), "home", csrf_error()))
-        }
+    /// The refusal of a submitted form whose CSRF token is not this
+    /// session's; none when the token is right.
+    pub fn refuse_forged(&self, token: &str) -> Option<Response> {
+        (!ct_eq(token, &self.csrf)).then(|| error_page(Some(self), "home", csrf_error()))
     }
 }
 
@@ -343,7 +340,7 @@ pub struct TokenForm {
 /// `POST /admin/logout`: ends the session everywhere (it is deleted from the
 /// store, not only from the browser).
 pub async fn logout(State(app): State<Arc<App>>, admin: Admin, Form(form): Form<TokenForm>) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     if let Err(e) = app.identity.service.delete_session(&admin.secret).await {

@@ -280,7 +280,7 @@ pub async fn attributes(
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
-    if let Err(refused) = admin.check_csrf(csrf) {
+    if let Some(refused) = admin.refuse_forged(csrf) {
         return refused;
     }
     let back = element_url(&name);
@@ -401,7 +401,7 @@ pub async fn enabled(
     Path(name): Path<String>,
     Form(form): Form<EnabledForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let enabled = match form.enabled.as_str() {
@@ -430,7 +430,7 @@ pub async fn delete(
     Path(name): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     match app.catalog().remove(&name).await {
@@ -455,7 +455,7 @@ pub async fn upload(State(app): State<Arc<App>>, admin: Admin, form: Multipart) 
         Ok(read) => read,
         Err(e) => return redirect_with("/admin/elements", Flash::error(e.message), admin.secure),
     };
-    if let Err(refused) = admin.check_csrf(&csrf) {
+    if let Some(refused) = admin.refuse_forged(&csrf) {
         return refused;
     }
     let name = upload.name.clone();

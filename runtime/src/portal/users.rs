@@ -183,7 +183,7 @@ pub async fn level(
     Path(id): Path<String>,
     Form(form): Form<LevelForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let result = async {
@@ -219,7 +219,7 @@ pub async fn ban(
     Path(id): Path<String>,
     Form(form): Form<BanForm>,
 ) -> Response {
-    if let Err(refused) = admin.check_csrf(&form.csrf) {
+    if let Some(refused) = admin.refuse_forged(&form.csrf) {
         return refused;
     }
     let result = async {
