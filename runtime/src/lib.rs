@@ -123,6 +123,7 @@ impl Runtime {
                         .public_url
                         .as_deref()
                         .is_some_and(|u| u.starts_with("https://")),
+                    public_url: config.public_url.clone(),
                 },
             })),
             allocation,

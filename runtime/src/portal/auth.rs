@@ -88,8 +88,10 @@ fn csrf_token(secret: &str) -> String {
 }
 
 /// Whether a state-changing request comes from another site, by the headers
-/// browsers set themselves (absent headers prove nothing either way).
-fn cross_site(headers: &HeaderMap) -> bool {
+/// browsers set themselves (absent headers prove nothing either way). The
+/// page's origin is the request's `Host`, or the server's public URL (a
+/// reverse proxy may rewrite `Host`).
+fn cross_site(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     if headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -100,11 +102,18 @@ fn cross_site(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
         (Some("null"), _) => true,
-        (Some(origin), Some(host)) => {
+        (Some(origin), host) => {
             let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-            !origin_host.eq_ignore_ascii_case(host)
+            let same_host = host.is_some_and(|h| origin_host.eq_ignore_ascii_case(h));
+            let public_origin = public_url.is_some_and(|p| {
+                // The public URL's scheme and authority, without any path.
+                let start = p.find("://").map(|i| i + 3).unwrap_or(0);
+                let end = p[start..].find('/').map(|i| start + i).unwrap_or(p.len());
+                origin.eq_ignore_ascii_case(&p[..end])
+            });
+            !same_host && !public_origin
         }
-        _ => false,
+        (None, _) => false,
     }
 }
 
@@ -151,7 +160,10 @@ impl FromRequestParts<Arc<App>> for Admin {
             // Demoted since logging in: the session no longer opens the portal.
             return Err(to_login(Some(Flash::error(not_superuser()))));
         }
-        if parts.method != Method::GET && parts.method != Method::HEAD && cross_site(&parts.headers) {
+        if parts.method != Method::GET
+            && parts.method != Method::HEAD
+            && cross_site(&parts.headers, app.portal.public_url.as_deref())
+        {
             return Err(error_page(None, "home", csrf_error()));
         }
         Ok(Admin {
@@ -276,7 +288,7 @@ pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): 
         login_form(status, secure, &form.next, form.login.trim(), Some(message), None)
     };
     let token_ok = cookie(&headers, LOGIN_COOKIE).is_some_and(|expected| ct_eq(&form.csrf, expected));
-    if !token_ok || cross_site(&headers) {
+    if !token_ok || cross_site(&headers, app.portal.public_url.as_deref()) {
         return retry(
             StatusCode::FORBIDDEN,
             "The login form expired or came from another site; try again.".into(),
@@ -374,14 +386,22 @@ mod tests {
     fn cross_site_requests_are_recognized() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
-        assert!(!cross_site(&headers));
+        assert!(!cross_site(&headers, None));
         headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(!cross_site(&headers));
+        assert!(!cross_site(&headers, None));
         headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert!(cross_site(&headers));
+        assert!(cross_site(&headers, None));
+        assert!(cross_site(&headers, Some("https://games.example.com/")));
+        // Behind a proxy that rewrote Host: the public URL's origin is ours.
+        headers.insert(header::ORIGIN, "https://games.example.com".parse().unwrap());
+        assert!(!cross_site(&headers, Some("https://games.example.com/elements")));
+        assert!(cross_site(
+            &headers,
+            Some("https://games.example.com.evil.example")
+        ));
         headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(cross_site(&headers));
+        assert!(cross_site(&headers, None));
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct PortalSettings {
     /// Mark cookies `Secure`: the server is reached over HTTPS (its public
     /// URL says so), so browsers must never send them over plain HTTP.
     pub secure_cookies: bool,
+    /// The server's public URL, whose origin forms may come from besides
+    /// the request's `Host` (a reverse proxy may rewrite `Host`).
+    pub public_url: Option<String>,
 }
 
 /// The portal's routes.
