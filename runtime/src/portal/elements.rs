@@ -243,10 +243,10 @@ fn outcome(view: &DeploymentView, done: &str) -> Flash {
     match (view.status, &view.last_error) {
         ("FAILED", Some(error)) => Flash::error(format!(
             "{done}, but the deploy failed: {error}{}",
-            if view.version > 0 {
+            if view.mount_path.is_some() {
                 " The previous version keeps serving."
             } else {
-                ""
+                " Nothing is serving it."
             }
         )),
         ("DISABLED", _) => Flash::ok(format!("{done}; {} is disabled.", view.id)),
