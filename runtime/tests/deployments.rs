@@ -1,6 +1,8 @@
 //! The deployment admin API over real HTTP: upload, list, edit with
 //! redeploy, disable, remove, logs, masking of sensitive attributes,
-//! persistence across restarts, and two nodes sharing one store.
+//! persistence across restarts, and two nodes sharing one store (SQLite, and
+//! MongoDB when `ELEMENTS_MONGODB_URI` is set: `cargo xtask test` runs this
+//! suite on both).
 
 mod support;
 
@@ -21,8 +23,21 @@ required = true
 sensitive = true
 "#;
 
+/// A node on `dirs`: every node started on the same `dirs` shares one store
+/// (the SQLite file in its data folder, or, when the suite runs on MongoDB,
+/// one database named after the folder), as the nodes of a cluster do.
 fn start(dirs: &Dirs) -> Server {
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+    let folder = dirs.root.path().file_name().unwrap_or_default().to_string_lossy();
+    let database: String = format!("deploy_{folder}")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    Server::start_with(
+        dirs,
+        &[],
+        &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)],
+        Some(&database),
+    )
 }
 
 async fn login(server: &Server, user: &str, password: &str) -> String {
@@ -436,6 +451,14 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
     // processes on one machine; on MongoDB, by any number of machines).
     let second = start(&dirs);
     assert_eq!(greeting(&second, "greeter").await.1["greeting"], "One");
+    let backend = if second.log().contains("backend=\"mongodb\"") {
+        "MongoDB"
+    } else {
+        "SQLite"
+    };
+    if std::env::var("ELEMENTS_MONGODB_URI").is_ok_and(|u| !u.is_empty()) {
+        assert_eq!(backend, "MongoDB", "{}", second.log());
+    }
 
     // A change on the first node reaches the second within seconds.
     let (status, _) = api(
@@ -455,7 +478,7 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("second node converged in {:?}", started.elapsed());
+    println!("second node ({backend}) converged in {:?}", started.elapsed());
     let (status, _) = api(
         &first,
         &root,

@@ -4,8 +4,8 @@
 //!   `wasm32-wasip2`, copy them with their manifests into `./deploy`, and run
 //!   the server (add `--release` before the flags for an optimized server).
 //! - `test [CARGO TEST ARGS...]`: build the Elements the tests use and run the
-//!   whole test suite: everything on SQLite, then the store and identity suites
-//!   against a MongoDB-wire server it starts (needs `python3` with `venv`; the
+//!   whole test suite: everything on SQLite, then the store, identity,
+//!   deployment and fault suites against a MongoDB-wire server it starts (needs `python3` with `venv`; the
 //!   server comes from PyPI). The browser tests drive Debian's `chromium`
 //!   through `chromedriver`: when `/usr/bin/chromium` or `/usr/bin/chromedriver`
 //!   is missing, it installs the `chromium` and `chromium-driver` packages with
@@ -186,6 +186,7 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut targets = test_files("store/tests", "");
     targets.extend(test_files("runtime/tests", "identity"));
     targets.extend(test_files("runtime/tests", "faults"));
+    targets.extend(test_files("runtime/tests", "deployments"));
     let mut on_mongo = cargo();
     on_mongo.args(["test", "--no-fail-fast"]);
     for t in &targets {
