@@ -177,7 +177,12 @@ fn test(args: &[String]) -> Result<(), String> {
     status(Command::new(root().join("scripts/mongodb-test-server")).arg("install"))?;
     ensure_python_package("aiosmtpd==1.4.6")?;
     // Every failure, not just the first test binary's.
-    status(cargo().args(["test", "--no-fail-fast"]).args(args))?;
+    let all = status(cargo().args(["test", "--no-fail-fast"]).args(args));
+    let screenshots = target_dir().join("portal-screenshots");
+    if screenshots.is_dir() {
+        eprintln!("xtask: the portal tests' screenshots are in {}", screenshots.display());
+    }
+    all?;
 
     // One cargo invocation over the same packages as above, selecting
     // test targets: building a package alone would unify features
