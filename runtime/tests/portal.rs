@@ -494,6 +494,28 @@ async fn only_superusers_and_user_administration() {
         .unwrap()
         .to_owned();
 
+    // The pages' protective headers: no framing, scripts from the portal
+    // only, never cached; the login form's own token cookie.
+    let login_page = server.get("/admin/login").await;
+    let header = |name: &str| {
+        login_page
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("cache-control"), "no-store");
+    let set_cookie = header("set-cookie");
+    assert!(
+        set_cookie.starts_with("elements_admin_login=") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+
     // A plain user is refused, and gets no session.
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "ana@example.com", "ana-password-1").await;

@@ -180,7 +180,10 @@ fn test(args: &[String]) -> Result<(), String> {
     let all = status(cargo().args(["test", "--no-fail-fast"]).args(args));
     let screenshots = target_dir().join("portal-screenshots");
     if screenshots.is_dir() {
-        eprintln!("xtask: the portal tests' screenshots are in {}", screenshots.display());
+        eprintln!(
+            "xtask: the portal tests' screenshots are in {}",
+            screenshots.display()
+        );
     }
     all?;
 

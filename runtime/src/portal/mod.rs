@@ -426,6 +426,17 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_http_only_strict_and_secure_behind_https() {
+        let plain = set_cookie("a", "b", "/admin", None, false);
+        assert_eq!(plain, "a=b; Path=/admin; HttpOnly; SameSite=Strict");
+        let secure = set_cookie("a", "", "/admin", Some(Duration::ZERO), true);
+        assert_eq!(
+            secure,
+            "a=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        );
+    }
+
+    #[test]
     fn times_are_utc_text() {
         assert_eq!(time_text(0), "1970-01-01 00:00:00 UTC");
     }
