@@ -344,6 +344,41 @@ async fn attribute_editing_redeploys_the_element() {
         Some("86400")
     );
 
+    // A typed attribute: the browser refuses a number out of the declared
+    // range before sending; past it, the deploy refuses it, says why, and
+    // the previous version keeps serving.
+    b.find_css(expiry).await.clear().await.unwrap();
+    b.find_css(expiry).await.send_keys("99999999").await.unwrap();
+    b.click_button("Save attributes and redeploy").await;
+    let overflow = b
+        .script(
+            "return document.querySelector(arguments[0]).validity.rangeOverflow;",
+            vec![json!(expiry)],
+            "checking the browser's range check",
+        )
+        .await;
+    assert_eq!(overflow, json!(true));
+    assert_eq!(b.text_of("#version").await, "3", "nothing was sent");
+    b.script(
+        "document.querySelector(arguments[0]).removeAttribute('max');",
+        vec![json!(expiry)],
+        "switching off the browser's check",
+    )
+    .await;
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("must be at most 7776000", WAIT).await;
+    b.wait_for_text("The previous version keeps serving.", WAIT).await;
+    assert_eq!(b.text_of("#status").await, "FAILED");
+    b.screenshot("kit-out-of-range").await;
+    b.find_css("input[name='clear:dev.getelements.robloxkit.session.expiry.seconds']")
+        .await
+        .click()
+        .await
+        .expect("ticking the removal");
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 4.", WAIT)
+        .await;
+
     // The server validates again: a value the deploy refuses fails it, says
     // why, and the previous version keeps serving.
     let allow = "input[name='value:dev.getelements.elements.http.allow']";

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Deployer;
 use super::Status;
 use super::persist::{Deployments, Edit, PersistError, Record, Upload};
-use crate::element::manifest::{AttributeSpec, Manifest};
+use crate::element::manifest::{AttributeKind, AttributeSpec, Manifest};
 use crate::server::ELEMENT_ROOT;
 
 /// Shown instead of a sensitive attribute's value.
@@ -75,6 +75,15 @@ pub struct AttributeView {
     /// The value was set through the admin API or the portal (and can be
     /// removed there), not by the manifest or a default.
     pub overridden: bool,
+    /// The declared kind of value.
+    #[serde(rename = "type")]
+    pub kind: AttributeKind,
+    /// Smallest allowed value (integers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    /// Largest allowed value (integers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
 }
 
 /// The operator's view of deployments over one node's deployer and store.
@@ -207,6 +216,9 @@ fn attributes(
             required: spec.required,
             sensitive: spec.sensitive,
             overridden: overridden(name),
+            kind: spec.kind,
+            min: spec.min,
+            max: spec.max,
         })
         .collect();
     for (name, value) in values {
@@ -220,6 +232,9 @@ fn attributes(
                 required: false,
                 sensitive,
                 overridden: overridden(name),
+                kind: AttributeKind::Text,
+                min: None,
+                max: None,
             });
         }
     }

@@ -15,6 +15,11 @@
 //! required = false
 //! sensitive = false
 //!
+//! [attributes.max_score]         # typed: "text" (default), "integer",
+//! type = "integer"               # "boolean" or "url"; a value of another
+//! min = 0                        # kind or out of range fails the deploy
+//! max = 1000000
+//!
 //! [values]                       # this deployment's attribute values
 //! greeting = "Hi"
 //!
@@ -86,6 +91,81 @@ pub struct AttributeSpec {
     /// A secret: never shown by the API or written to the log.
     #[serde(default)]
     pub sensitive: bool,
+    /// The kind of value (`type` in the manifest); a value of another kind
+    /// fails the deploy.
+    #[serde(default, rename = "type")]
+    pub kind: AttributeKind,
+    /// Smallest value of an `integer` attribute.
+    pub min: Option<i64>,
+    /// Largest value of an `integer` attribute.
+    pub max: Option<i64>,
+}
+
+/// What an attribute's value must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeKind {
+    /// Any text.
+    #[default]
+    Text,
+    /// A whole number (within `min`..=`max` when given).
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// An absolute `http://` or `https://` URL.
+    Url,
+}
+
+impl AttributeSpec {
+    /// Checks a (non-blank) value against the declared kind and range. The
+    /// reason never repeats the value: it may be a secret.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let value = value.trim();
+        match self.kind {
+            AttributeKind::Text => Ok(()),
+            AttributeKind::Boolean => match value {
+                "true" | "false" => Ok(()),
+                _ => Err("must be true or false".into()),
+            },
+            AttributeKind::Url => {
+                let rest = value
+                    .strip_prefix("https://")
+                    .or_else(|| value.strip_prefix("http://"))
+                    .ok_or("must be an http:// or https:// URL")?;
+                let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if host.is_empty() || value.chars().any(char::is_whitespace) {
+                    return Err("must be an http:// or https:// URL with a host".into());
+                }
+                Ok(())
+            }
+            AttributeKind::Integer => {
+                let n: i64 = value.parse().map_err(|_| "must be a whole number".to_owned())?;
+                match (self.min, self.max) {
+                    (Some(min), _) if n < min => Err(format!("must be at least {min}")),
+                    (_, Some(max)) if n > max => Err(format!("must be at most {max}")),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The declaration itself is sound: a range only on integers, not
+    /// inverted, and a default of the declared kind.
+    fn validate(&self, name: &str) -> Result<(), String> {
+        if (self.min.is_some() || self.max.is_some()) && self.kind != AttributeKind::Integer {
+            return Err(format!("attribute {name:?}: min and max need type = \"integer\""));
+        }
+        if let (Some(min), Some(max)) = (self.min, self.max)
+            && min > max
+        {
+            return Err(format!("attribute {name:?}: min is greater than max"));
+        }
+        if let Some(default) = self.default.as_deref().filter(|d| !d.trim().is_empty()) {
+            self.check(default)
+                .map_err(|why| format!("attribute {name:?}: the default {why}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A manifest that can't be used.
@@ -105,6 +185,9 @@ impl Manifest {
         let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
         if let Some(prefix) = &manifest.prefix {
             validate_name("prefix", prefix).map_err(ManifestError::Invalid)?;
+        }
+        for (name, spec) in &manifest.attributes {
+            spec.validate(name).map_err(ManifestError::Invalid)?;
         }
         for route in &manifest.core_routes {
             if !EXTENSION_ROUTES.contains(&route.as_str()) {
@@ -174,6 +257,50 @@ mod tests {
         assert_eq!(m.limits.timeout_ms, Some(2000));
         assert_eq!(m.attributes["greeting"].default.as_deref(), Some("Hello"));
         assert_eq!(m.values["greeting"], "Hi");
+    }
+
+    #[test]
+    fn typed_attributes() {
+        let m = Manifest::parse(
+            r#"
+            [attributes.expiry]
+            type = "integer"
+            min = 1
+            max = 7776000
+            default = "86400"
+            [attributes.url]
+            type = "url"
+            [attributes.flag]
+            type = "boolean"
+            "#,
+        )
+        .unwrap();
+        let expiry = &m.attributes["expiry"];
+        assert_eq!(expiry.kind, AttributeKind::Integer);
+        assert!(expiry.check("3600").is_ok());
+        assert_eq!(expiry.check("0").unwrap_err(), "must be at least 1");
+        assert_eq!(expiry.check("7776001").unwrap_err(), "must be at most 7776000");
+        assert_eq!(expiry.check("forever").unwrap_err(), "must be a whole number");
+        let url = &m.attributes["url"];
+        assert!(url.check("https://users.roblox.com/v1").is_ok());
+        assert!(url.check("http://127.0.0.1:8080").is_ok());
+        for bad in ["users.roblox.com", "ftp://x", "https://", "https://a b"] {
+            assert!(url.check(bad).is_err(), "{bad}");
+        }
+        let flag = &m.attributes["flag"];
+        assert!(flag.check("true").is_ok() && flag.check("false").is_ok());
+        assert!(flag.check("yes").is_err());
+        assert_eq!(m.attributes["flag"].min, None);
+
+        // The declarations themselves are checked.
+        for bad in [
+            "[attributes.a]\ntype = \"number\"",
+            "[attributes.a]\nmin = 1",
+            "[attributes.a]\ntype = \"integer\"\nmin = 5\nmax = 1",
+            "[attributes.a]\ntype = \"integer\"\ndefault = \"soon\"",
+        ] {
+            assert!(Manifest::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub enum DeployError {
     /// A required attribute has no value.
     #[error("required attribute {0:?} has no value")]
     MissingAttribute(String),
+    /// An attribute's value is not of its declared kind or range.
+    #[error("attribute {0:?} {1}")]
+    InvalidAttribute(String, String),
     /// A host service refused the configuration.
     #[error(transparent)]
     Service(#[from] ServiceConfigError),
@@ -253,7 +256,8 @@ fn compile_note(outcome: &Outcome) -> String {
 
 /// Declared defaults, overridden by operator attributes (all Elements, then
 /// this Element), overridden by the deployment's values. Every required
-/// attribute must end with a non-blank value.
+/// attribute must end with a non-blank value, and every declared one with a
+/// value of its declared kind.
 fn effective_attributes(
     manifest: &Manifest,
     operator_all: &BTreeMap<String, String>,
@@ -270,8 +274,12 @@ fn effective_attributes(
     }
     values.extend(manifest.values.iter().map(|(k, v)| (k.clone(), v.clone())));
     for (name, spec) in &manifest.attributes {
-        if spec.required && values.get(name).is_none_or(|v| v.trim().is_empty()) {
-            return Err(DeployError::MissingAttribute(name.clone()));
+        match values.get(name).filter(|v| !v.trim().is_empty()) {
+            None if spec.required => return Err(DeployError::MissingAttribute(name.clone())),
+            None => {}
+            Some(value) => spec
+                .check(value)
+                .map_err(|why| DeployError::InvalidAttribute(name.clone(), why))?,
         }
     }
     Ok(values)
@@ -315,5 +323,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"secret\""), "{err}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_fail_the_deploy_without_showing_them() {
+        let manifest = Manifest::parse(
+            r#"
+            [attributes.expiry]
+            type = "integer"
+            min = 1
+            max = 100
+            [attributes.pin]
+            type = "integer"
+            sensitive = true
+            [attributes.optional]
+            type = "url"
+            "#,
+        )
+        .unwrap();
+        let deploy = |values: &[(&str, &str)]| {
+            let mut m = manifest.clone();
+            m.values = values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            effective_attributes(&m, &BTreeMap::new(), None).map_err(|e| e.to_string())
+        };
+        assert!(deploy(&[("expiry", "100"), ("pin", "42"), ("optional", "")]).is_ok());
+        assert_eq!(
+            deploy(&[("expiry", "101")]).unwrap_err(),
+            "attribute \"expiry\" must be at most 100"
+        );
+        let err = deploy(&[("pin", "12ab-secret")]).unwrap_err();
+        assert_eq!(err, "attribute \"pin\" must be a whole number");
+        assert!(!err.contains("12ab"), "a sensitive value never reaches the error");
+        assert!(deploy(&[("optional", "ftp://x")]).is_err());
     }
 }

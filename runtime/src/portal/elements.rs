@@ -19,6 +19,7 @@ use crate::api::rest::bad_request;
 use crate::deploy::catalog::{DeploymentView, MASK};
 use crate::deploy::persist::{Edit, Upload};
 use crate::element::log_buffer::LogLine;
+use crate::element::manifest::AttributeKind;
 use crate::error::ApiError;
 use crate::server::App;
 
@@ -65,6 +66,37 @@ struct AttributeRow {
     is_set: bool,
     /// An operator's value, which the form can remove.
     removable: bool,
+    /// The input's `type` (so the browser checks what the deploy will).
+    input_type: &'static str,
+    /// The input's `min`, `max` and `pattern` attributes (empty: none).
+    min: String,
+    max: String,
+    pattern: &'static str,
+    /// What the value must be, for people.
+    rule: String,
+}
+
+/// How the editor asks for a value of `kind`: the input type, a pattern, and
+/// the rule in words.
+fn input_for(
+    kind: AttributeKind,
+    min: Option<i64>,
+    max: Option<i64>,
+) -> (&'static str, &'static str, String) {
+    match kind {
+        AttributeKind::Text => ("text", "", String::new()),
+        AttributeKind::Boolean => ("text", "true|false", "true or false.".into()),
+        AttributeKind::Url => ("url", "https?://.+", "An http:// or https:// URL.".into()),
+        AttributeKind::Integer => {
+            let rule = match (min, max) {
+                (Some(min), Some(max)) => format!("A whole number from {min} to {max}."),
+                (Some(min), None) => format!("A whole number, at least {min}."),
+                (None, Some(max)) => format!("A whole number, at most {max}."),
+                (None, None) => "A whole number.".into(),
+            };
+            ("number", "", rule)
+        }
+    }
 }
 
 /// One log line as shown.
@@ -116,20 +148,28 @@ fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
         .attributes
         .into_iter()
         .enumerate()
-        .map(|(i, a)| AttributeRow {
-            field: format!("attribute-{i}"),
-            is_set: a.value.is_some(),
-            removable: a.overridden && !a.required,
-            value: if a.sensitive {
-                String::new()
-            } else {
-                a.value.unwrap_or_default()
-            },
-            default: a.default.unwrap_or_default(),
-            description: a.description,
-            required: a.required,
-            sensitive: a.sensitive,
-            name: a.name,
+        .map(|(i, a)| {
+            let (input_type, pattern, rule) = input_for(a.kind, a.min, a.max);
+            AttributeRow {
+                field: format!("attribute-{i}"),
+                input_type,
+                pattern,
+                rule,
+                min: a.min.map(|m| m.to_string()).unwrap_or_default(),
+                max: a.max.map(|m| m.to_string()).unwrap_or_default(),
+                is_set: a.value.is_some(),
+                removable: a.overridden && !a.required,
+                value: if a.sensitive {
+                    String::new()
+                } else {
+                    a.value.unwrap_or_default()
+                },
+                default: a.default.unwrap_or_default(),
+                description: a.description,
+                required: a.required,
+                sensitive: a.sensitive,
+                name: a.name,
+            }
         })
         .collect();
     Detail {
@@ -242,7 +282,8 @@ fn element_url(name: &str) -> String {
 fn outcome(view: &DeploymentView, done: &str) -> Flash {
     match (view.status, &view.last_error) {
         ("FAILED", Some(error)) => Flash::error(format!(
-            "{done}, but the deploy failed: {error}{}",
+            "{done}, but the deploy failed: {}.{}",
+            error.trim_end_matches('.'),
             if view.mount_path.is_some() {
                 " The previous version keeps serving."
             } else {
@@ -507,6 +548,9 @@ mod tests {
             required,
             sensitive,
             overridden: true,
+            kind: AttributeKind::Text,
+            min: None,
+            max: None,
         }
     }
 
