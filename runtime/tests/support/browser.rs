@@ -646,10 +646,30 @@ fn delete_session(port: u16, session: &str) {
         "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    if stream.write_all(request.as_bytes()).is_ok() {
-        // chromedriver answers once chromium has quit; the body is `{"value":null}`.
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
+    if stream.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    // chromedriver answers once chromium has quit. It keeps the connection
+    // open regardless of `Connection: close`, so read just the response
+    // (headers, then Content-Length bytes), not to the end of the stream.
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+            let length = headers
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if response.len() >= end + 4 + length {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
