@@ -811,3 +811,107 @@ async fn applications_are_created_edited_and_deleted() {
     assert!(b.url().await.ends_with("/admin/elements/roblox-kit"));
     b.close().await;
 }
+
+/// A session of the portal over plain HTTP (no browser): its cookie header
+/// and the CSRF token of its forms.
+async fn http_session(server: &Server, client: &reqwest::Client) -> (String, String) {
+    let page = client.get(server.url("/admin/login")).send().await.unwrap();
+    let login_cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the login form's cookie")
+        .to_owned();
+    let body = page.text().await.unwrap();
+    let login_csrf = csrf_of(&body);
+    let response = client
+        .post(server.url("/admin/login"))
+        .header("cookie", &login_cookie)
+        .form(&[
+            ("login", "root"),
+            ("password", ROOT_PASSWORD),
+            ("csrf", login_csrf.as_str()),
+            ("next", "/admin/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("elements_admin="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let home = client
+        .get(server.url("/admin/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&home.text().await.unwrap());
+    (session, csrf)
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Names and ids that need escaping (a file name with a space and a `#`, an
+/// id with a newline) give pages and redirects, never a broken link or a
+/// failed response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_names_and_ids_get_pages_not_crashes() {
+    let dirs = Dirs::new();
+    dirs.deploy_bytes("odd name#1", b"not a component");
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (session, csrf) = http_session(&server, &client).await;
+    let get = |path: &str| client.get(server.url(path)).header("cookie", &session).send();
+
+    let list = get("/admin/elements").await.unwrap();
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.unwrap();
+    assert!(list.contains("href=\"/admin/elements/odd%20name%231\""), "{list}");
+    let page = get("/admin/elements/odd%20name%231").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("FAILED"));
+
+    let switched = client
+        .post(server.url("/admin/elements/odd%20name%231/enabled"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("enabled", "false")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 303);
+    assert_eq!(
+        switched.headers()["location"].to_str().unwrap(),
+        "/admin/elements/odd%20name%231"
+    );
+
+    let odd = client
+        .post(server.url("/admin/users/%0A%22x/level"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("level", "USER")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.status(), 303);
+    let location = odd.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/admin/users/%0A%22x");
+    let shown = get(&location).await.unwrap();
+    assert_eq!(shown.status(), 404);
+    assert!(shown.text().await.unwrap().contains("User not found."));
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use elements_identity::{Application, ApplicationUpdate};
 
-use super::{Admin, Layout, PAGE, Pager, after, error_page, render, time_text};
+use super::{Admin, Layout, PAGE, Pager, after, encode_component, error_page, render, time_text};
 use crate::server::App;
 
 /// One row of the listing.
@@ -149,7 +149,7 @@ pub async fn update(
         .update_application(&admin.user, &id, update)
         .await
         .map_err(Into::into);
-    let back = format!("/admin/applications/{id}");
+    let back = format!("/admin/applications/{}", encode_component(&id));
     after(&admin, result, &back, &back, |a| {
         format!("Saved the application {}.", a.name)
     })
@@ -178,7 +178,7 @@ pub async fn delete(
         &admin,
         result,
         "/admin/applications",
-        &format!("/admin/applications/{id}"),
+        &format!("/admin/applications/{}", encode_component(&id)),
         |name| format!("Deleted the application {name}."),
     )
 }

@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::TokenForm;
-use super::{Admin, Flash, Layout, error_page, redirect_with, render, time_text};
+use super::{Admin, Flash, Layout, encode_component, error_page, redirect_with, render, time_text};
 use crate::api::rest::bad_request;
 use crate::deploy::catalog::{DeploymentView, MASK};
 use crate::deploy::persist::{Edit, Upload};
@@ -275,7 +275,7 @@ pub async fn live(State(app): State<Arc<App>>, _admin: Admin, Path(name): Path<S
 }
 
 fn element_url(name: &str) -> String {
-    format!("/admin/elements/{name}")
+    format!("/admin/elements/{}", encode_component(name))
 }
 
 /// The flash after a change that redeployed `view`.

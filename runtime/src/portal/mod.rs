@@ -211,6 +211,13 @@ fn flash_of(headers: &HeaderMap) -> Option<Flash> {
 
 /// A `303 See Other` to `to`, carrying `flash` to the next page.
 pub(crate) fn redirect_with(to: &str, flash: Flash, secure: bool) -> Response {
+    // Paths here are built from percent-encoded parts; should one still not
+    // be a valid header value, go home rather than fail the response.
+    let to = if HeaderValue::from_str(to).is_ok() {
+        to
+    } else {
+        ROOT
+    };
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -342,7 +349,8 @@ pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     out
 }
 
-fn encode_component(s: &str) -> String {
+/// `s` as one percent-encoded URL path segment or query value.
+pub(crate) fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use elements_identity::{Level, ProfileQuery, User, UserUpdate};
 
 use super::profiles::{ProfileRow, profile_rows};
-use super::{Admin, Layout, PAGE, Pager, after, error_page, query_string, render, time_text};
+use super::{
+    Admin, Layout, PAGE, Pager, after, encode_component, error_page, query_string, render, time_text,
+};
 use crate::error::ApiError;
 use crate::server::App;
 
@@ -196,7 +198,7 @@ pub async fn level(
         Ok::<_, ApiError>(app.identity.service.update_user(&admin.user, &id, update).await?)
     }
     .await;
-    let back = format!("/admin/users/{id}");
+    let back = format!("/admin/users/{}", encode_component(&id));
     after(&admin, result, &back, &back, |u| {
         format!("{} is now {}.", u.name, u.level.as_str())
     })
@@ -240,7 +242,7 @@ pub async fn ban(
         Ok(app.identity.service.update_user(&admin.user, &id, update).await?)
     }
     .await;
-    let back = format!("/admin/users/{id}");
+    let back = format!("/admin/users/{}", encode_component(&id));
     after(&admin, result, &back, &back, |u| {
         if u.banned {
             format!("Banned {}; their sessions are revoked.", u.name)
