@@ -187,7 +187,15 @@ fn clear_session(secure: bool) -> http::HeaderValue {
 /// Only portal paths are followed after logging in (no open redirect).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/admin/") && !n.contains("//") && !n.contains('\\') => n,
+        // Visible ASCII only: it goes into a Location header as it is.
+        Some(n)
+            if n.starts_with("/admin/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/admin/",
     }
 }
@@ -377,6 +385,8 @@ mod tests {
             "//evil.example/admin/",
             "/admin/..//x",
             "/api/rest/user",
+            "/admin/\nSet-Cookie: x",
+            "/admin/é",
         ] {
             assert_eq!(safe_next(Some(bad)), "/admin/", "{bad}");
         }
