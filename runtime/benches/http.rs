@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo xtask bench` (builds the Elements first). Knobs:
 //! `BENCH_SECONDS` (per route, default 5), `BENCH_CONNECTIONS` (default 16),
-//! `BENCH_ONLY` (run only the routes whose name contains it).
+//! `BENCH_ONLY` (run only the routes whose name contains it), `BENCH_METRICS`
+//! (0: the server records no metrics; default 1).
 //! Prints req/s, p50 and p99 latency per route and each route's ratio to the
 //! native one. A figure, not a pass/fail test: machines here are shared.
 
@@ -20,7 +21,8 @@ fn main() {
     let hello = guest("hello");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config::in_dir(dir.path());
+    let mut config = Config::in_dir(dir.path());
+    config.metrics = env_or("BENCH_METRICS", 1) != 0;
     std::fs::create_dir_all(&config.deploy_dir).expect("deploy dir");
     std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).expect("copy");
     std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).expect("copy");
@@ -45,7 +47,10 @@ fn main() {
         .build()
         .expect("runtime");
 
-    println!("{connections} connections, {seconds} s per route, after a 1 s warm-up");
+    println!(
+        "{connections} connections, {seconds} s per route, after a 1 s warm-up, metrics {}",
+        if config.metrics { "on" } else { "off" }
+    );
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>8}",
         "route", "req/s", "p50 us", "p99 us", "ratio"

@@ -22,7 +22,7 @@ use serde::Deserialize;
     version,
     about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
     after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
-cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, and a [limits] table (timeout_ms, memory_mib, \
+cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
 max_request_body, max_response_body, isolation, reuse_max_requests). Operator attributes: \
 [attributes] for every Element and [elements.NAME.attributes] for one. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
@@ -119,6 +119,9 @@ pub struct Cli {
     /// Lifetime of an `/api/rest` session, in seconds [default: 86400].
     #[arg(long, env = "ELEMENTS_SESSION_EXPIRY_SECS", value_name = "SECS")]
     pub session_expiry_secs: Option<u64>,
+    /// Serve Prometheus metrics at `/metrics` [default: true].
+    #[arg(long, env = "ELEMENTS_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
 }
 
 /// How the server writes its log.
@@ -236,6 +239,7 @@ struct FileConfig {
     mongodb_database: Option<String>,
     public_url: Option<String>,
     clock_offset_secs: Option<i64>,
+    metrics: Option<bool>,
     core_route_elements: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsOverride,
@@ -348,6 +352,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Seconds added to the wall clock (tests only).
     pub clock_offset_secs: i64,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -370,6 +376,7 @@ impl Default for Config {
             core_route_elements: ["email-verification"].map(String::from).into(),
             public_url: None,
             clock_offset_secs: 0,
+            metrics: true,
         }
     }
 }
@@ -497,6 +504,7 @@ impl Config {
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
             clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
+            metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
         };
         config.validate()?;
         Ok(config)

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod metrics;
 pub mod portal;
 pub mod registry;
 pub mod server;
@@ -125,6 +126,7 @@ impl Runtime {
                         .is_some_and(|u| u.starts_with("https://")),
                     public_url: config.public_url.clone(),
                 },
+                metrics: config.metrics,
             })),
             allocation,
             events,

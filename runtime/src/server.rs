@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use crate::deploy::persist::Deployments;
 use crate::element::manifest::EXTENSION_ROUTES;
 use crate::error::ApiError;
 use crate::host::RequestInfo;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// Where Elements are mounted.
@@ -40,6 +43,8 @@ pub struct App {
     pub deployments: Arc<Deployments>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
+    /// Request metrics, when served.
+    pub metrics: Option<Metrics>,
     request_ids: RequestIds,
 }
 
@@ -64,6 +69,8 @@ pub struct AppParts {
     pub deployments: Arc<Deployments>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
+    /// Record and serve metrics (`/metrics`).
+    pub metrics: bool,
 }
 
 impl App {
@@ -76,6 +83,7 @@ impl App {
             identity: parts.identity,
             deployments: parts.deployments,
             portal: parts.portal,
+            metrics: parts.metrics.then(Metrics::new),
             request_ids: RequestIds::new(),
         }
     }
@@ -113,11 +121,63 @@ pub fn router(app: Arc<App>) -> Router {
     for path in EXTENSION_ROUTES {
         router = router.route(path, any(core_extension));
     }
-    router
+    if app.metrics.is_some() {
+        router = router.route("/metrics", get(metrics));
+    }
+    let router = router
         .merge(crate::api::router())
         .merge(crate::portal::router())
-        .fallback(not_found)
-        .with_state(app)
+        .fallback(not_found);
+    let router = if app.metrics.is_some() {
+        router.layer(middleware::from_fn_with_state(app.clone(), record_request))
+    } else {
+        router
+    };
+    router.with_state(app)
+}
+
+/// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let Some(metrics) = &app.metrics else {
+        return ApiError::not_found("metrics are switched off").into_response();
+    };
+    let (mut loaded, mut failed, mut disabled) = (0, 0, 0);
+    for status in app.deployer.statuses() {
+        if status.disabled {
+            disabled += 1;
+        } else if status.failure.is_some() || status.element.is_none() {
+            failed += 1;
+        } else {
+            loaded += 1;
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(loaded, failed, disabled),
+    )
+        .into_response()
+}
+
+/// Counts every request by its route template (not its raw path: the
+/// series stay few whatever clients send).
+async fn record_request(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    if let Some(metrics) = &app.metrics {
+        metrics.http_request(
+            method.as_str(),
+            &route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    response
 }
 
 async fn health() -> impl IntoResponse {
@@ -150,7 +210,7 @@ async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
         None => (rest, "/"),
     };
     let result = match app.registry.get(prefix) {
-        Some(element) => serve_element(&app, element, request, below, &request_id).await,
+        Some(element) => serve_counted(&app, element, request, below, &request_id).await,
         None => Err(ApiError::not_found(format!(
             "no Element is mounted at {ELEMENT_ROOT}{prefix}"
         ))),
@@ -164,7 +224,7 @@ async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Respon
     let request_id = app.request_ids.next();
     let path = request.uri().path().to_owned();
     let result = match app.registry.core_route(&path) {
-        Some(element) => serve_element(&app, element, request, &path, &request_id).await,
+        Some(element) => serve_counted(&app, element, request, &path, &request_id).await,
         None => Err(ApiError::not_found(format!(
             "nothing serves {path} on this server"
         ))),
@@ -181,6 +241,28 @@ fn with_request_id(result: Result<Response, ApiError>, request_id: &str) -> Resp
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// [`serve_element`], recorded in the Element's metrics.
+async fn serve_counted(
+    app: &App,
+    element: Arc<crate::element::Element>,
+    request: Request,
+    below: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let Some(metrics) = &app.metrics else {
+        return serve_element(app, element, request, below, request_id).await;
+    };
+    let started = Instant::now();
+    let name = element.name.clone();
+    let result = serve_element(app, element, request, below, request_id).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(error) => error.status,
+    };
+    metrics.element_request(&name, status.as_u16(), started.elapsed());
+    result
 }
 
 /// Passes `request` to `element`, which sees the path `below`.

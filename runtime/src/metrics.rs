@@ -1,0 +1,211 @@
+//! Prometheus metrics, served at `GET /metrics` in the OpenMetrics text
+//! format (`prometheus-client`):
+//!
+//! - `elements_http_requests_total{method, route, code}` and
+//!   `elements_http_request_duration_seconds{route}`: every request to the
+//!   server, by route template (`/api/rest/user/{id}`, never the raw path, so
+//!   the series stay few) and status class (`2xx`...);
+//! - `elements_element_requests_total{element, code}` and
+//!   `elements_element_request_duration_seconds{element}`: requests served
+//!   by each Element (including its errors: timeouts, traps, overload);
+//! - `elements_deployments{status}`: Elements `LOADED`, `FAILED` and
+//!   `DISABLED`, counted when scraped.
+//!
+//! Recording is a hash lookup and an atomic add: cheap beside an instance.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ElementLabels {
+    element: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ElementOnly {
+    element: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Request latencies from 0.5 ms to about 8 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Histograms<RouteLabels>,
+    element_requests: Family<ElementLabels, Counter>,
+    element_duration: Histograms<ElementOnly>,
+    deployments: Family<StatusLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// `2xx`, `4xx`...: the label of a status code.
+fn class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl Metrics {
+    /// Empty metrics, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("elements");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration = Histograms::<RouteLabels>::new_with_constructor(latency_histogram as fn() -> _);
+        let element_requests = Family::<ElementLabels, Counter>::default();
+        let element_duration =
+            Histograms::<ElementOnly>::new_with_constructor(latency_histogram as fn() -> _);
+        let deployments = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests, by method, route template and status class",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            http_duration.clone(),
+        );
+        registry.register(
+            "element_requests",
+            "Requests served by an Element, by status class",
+            element_requests.clone(),
+        );
+        registry.register(
+            "element_request_duration_seconds",
+            "Time an Element took to answer a request",
+            element_duration.clone(),
+        );
+        registry.register(
+            "deployments",
+            "Elements by deployment status (LOADED, FAILED, DISABLED)",
+            deployments.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            element_requests,
+            element_duration,
+            deployments,
+        }
+    }
+
+    /// Records one answered HTTP request; `route` is its route template.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                code: class(status),
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one request an Element answered (or failed).
+    pub fn element_request(&self, element: &str, status: u16, took: Duration) {
+        self.element_requests
+            .get_or_create(&ElementLabels {
+                element: element.to_owned(),
+                code: class(status),
+            })
+            .inc();
+        self.element_duration
+            .get_or_create(&ElementOnly {
+                element: element.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The metrics as OpenMetrics text, with the deployment counts given.
+    pub fn render(&self, loaded: usize, failed: usize, disabled: usize) -> String {
+        for (status, n) in [("LOADED", loaded), ("FAILED", failed), ("DISABLED", disabled)] {
+            self.deployments
+                .get_or_create(&StatusLabels { status })
+                .set(n as i64);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("encoding the metrics failed: {e}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::new();
+        m.http_request("GET", "/health", 200, Duration::from_millis(1));
+        m.http_request("GET", "/health", 200, Duration::from_millis(2));
+        m.element_request("hello", 504, Duration::from_secs(3));
+        let text = m.render(2, 1, 0);
+        assert!(
+            text.contains(r#"elements_http_requests_total{method="GET",route="/health",code="2xx"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"elements_element_requests_total{element="hello",code="5xx"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"elements_element_request_duration_seconds_count{element="hello"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"elements_deployments{status="FAILED"} 1"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
