@@ -595,6 +595,7 @@ mod tests {
             r#"
             listen = "127.0.0.1:9000"
             data_dir = "/srv/data"
+            metrics = false
             [limits]
             timeout_ms = 2000
             memory_mib = 32
@@ -620,6 +621,8 @@ mod tests {
         assert_eq!(config.attributes["smtp.host"], "mail.example");
         assert_eq!(config.element_attributes["hello"]["greeting"], "Hi");
         assert_eq!(config.deploy_dir, PathBuf::from("deploy"));
+        assert!(!config.metrics);
+        assert!(Config::default().metrics);
     }
 
     #[test]
