@@ -138,20 +138,25 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     )
     .await;
     assert_eq!(status, 403);
-    // (A small body: the server may answer 403 before reading the upload,
-    // and a client still writing a large one would see its pipe closed.)
-    let (status, _) = upload(
-        &server,
-        &player,
-        form(
+    // The server answers 403 before reading the upload, so it says
+    // `Connection: close` (a client's pool must not reuse the connection for
+    // the next request). A small body: a client still writing a large one
+    // would see its pipe closed.
+    let refused = server
+        .client
+        .post(server.url("/api/rest/elements/deployment"))
+        .bearer_auth(&player)
+        .multipart(form(
             "greeter",
             b"\0asm".to_vec(),
             MANIFEST,
             json!({"api.secret": SECRET}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 403);
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["connection"], "close");
 
     // A required attribute missing: stored, FAILED, with the reason.
     let (status, view) = upload(

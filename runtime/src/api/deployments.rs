@@ -88,8 +88,17 @@ async fn upload(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     form: Multipart,
-) -> Result<impl IntoResponse, ApiError> {
-    superuser(&app, &headers).await?;
+) -> Result<axum::response::Response, ApiError> {
+    if let Err(refused) = superuser(&app, &headers).await {
+        // The upload is left unread, so this connection can't carry another
+        // request: say so, or a client's pool may reuse it and fail.
+        let mut response = refused.into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return Ok(response);
+    }
     let (upload, others) = read_upload(form).await?;
     if let Some(other) = others.keys().next() {
         return Err(bad_request(format!("unknown form field {other:?}")));
@@ -100,7 +109,7 @@ async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view)))
+    Ok((status, Json(view)).into_response())
 }
 
 /// Edit: `{"attributes": {"name": "value" | null}, "enabled": bool}`; the
