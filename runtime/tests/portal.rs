@@ -914,4 +914,24 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
     let shown = get(&location).await.unwrap();
     assert_eq!(shown.status(), 404);
     assert!(shown.text().await.unwrap().contains("User not found."));
+
+    // An upload without a session goes to the login page, unread, and the
+    // answer closes the connection so no client reuses it.
+    let upload = reqwest::multipart::Form::new()
+        .text("name", "x")
+        .part("component", reqwest::multipart::Part::bytes(b"\0asm".to_vec()));
+    let refused = client
+        .post(server.url("/admin/elements"))
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 303);
+    assert!(
+        refused.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/admin/login?next=")
+    );
+    assert_eq!(refused.headers()["connection"], "close");
 }

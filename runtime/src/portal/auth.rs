@@ -121,59 +121,75 @@ impl FromRequestParts<Arc<App>> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Admin, Response> {
-        let secure = app.portal.secure_cookies;
-        let to_login = |flash: Option<Flash>| {
-            let next = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/admin/");
-            let to = format!("/admin/login?{}", super::query_string(&[("next", next)]));
-            let mut response = match flash {
-                Some(f) => redirect_with(&to, f, secure),
-                None => Redirect::to(&to).into_response(),
-            };
-            if cookie(&parts.headers, SESSION_COOKIE).is_some() {
-                response
+        let writes = parts.method != Method::GET && parts.method != Method::HEAD;
+        admin_of(parts, app).await.map_err(|mut refused| {
+            if writes {
+                // The form (perhaps a large upload) is left unread, so this
+                // connection can't carry another request: say so, or the
+                // client may reuse it and fail.
+                refused
                     .headers_mut()
-                    .append(header::SET_COOKIE, clear_session(secure));
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
             }
-            response
-        };
-        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(to_login(None));
-        };
-        let user = match app.identity.service.resolve_session(secret).await {
-            Ok(resolved) => resolved.user,
-            Err(IdentityError::Unavailable(m)) => {
-                tracing::warn!("portal request failed, store unavailable: {m}");
-                return Err(error_page(None, "home", IdentityError::Unavailable(m).into()));
-            }
-            Err(IdentityError::PermissionDenied(m)) => return Err(to_login(Some(Flash::error(m)))),
-            Err(_) => {
-                return Err(to_login(Some(Flash::error(
-                    "Your portal session ended; log in again.",
-                ))));
-            }
-        };
-        if user.level != Level::Superuser {
-            // Demoted since logging in: the session no longer opens the portal.
-            return Err(to_login(Some(Flash::error(not_superuser()))));
-        }
-        if parts.method != Method::GET
-            && parts.method != Method::HEAD
-            && cross_site(&parts.headers, app.portal.public_url.as_deref())
-        {
-            return Err(error_page(None, "home", csrf_error()));
-        }
-        Ok(Admin {
-            csrf: csrf_token(secret),
-            flash: flash_of(&parts.headers),
-            secure,
-            secret: secret.to_owned(),
-            user,
+            refused
         })
     }
+}
+
+/// The logged-in superuser of a request, or the answer refusing it.
+async fn admin_of(parts: &Parts, app: &Arc<App>) -> Result<Admin, Response> {
+    let secure = app.portal.secure_cookies;
+    let to_login = |flash: Option<Flash>| {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/admin/");
+        let to = format!("/admin/login?{}", super::query_string(&[("next", next)]));
+        let mut response = match flash {
+            Some(f) => redirect_with(&to, f, secure),
+            None => Redirect::to(&to).into_response(),
+        };
+        if cookie(&parts.headers, SESSION_COOKIE).is_some() {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, clear_session(secure));
+        }
+        response
+    };
+    let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Err(to_login(None));
+    };
+    let user = match app.identity.service.resolve_session(secret).await {
+        Ok(resolved) => resolved.user,
+        Err(IdentityError::Unavailable(m)) => {
+            tracing::warn!("portal request failed, store unavailable: {m}");
+            return Err(error_page(None, "home", IdentityError::Unavailable(m).into()));
+        }
+        Err(IdentityError::PermissionDenied(m)) => return Err(to_login(Some(Flash::error(m)))),
+        Err(_) => {
+            return Err(to_login(Some(Flash::error(
+                "Your portal session ended; log in again.",
+            ))));
+        }
+    };
+    if user.level != Level::Superuser {
+        // Demoted since logging in: the session no longer opens the portal.
+        return Err(to_login(Some(Flash::error(not_superuser()))));
+    }
+    if parts.method != Method::GET
+        && parts.method != Method::HEAD
+        && cross_site(&parts.headers, app.portal.public_url.as_deref())
+    {
+        return Err(error_page(None, "home", csrf_error()));
+    }
+    Ok(Admin {
+        csrf: csrf_token(secret),
+        flash: flash_of(&parts.headers),
+        secure,
+        secret: secret.to_owned(),
+        user,
+    })
 }
 
 fn not_superuser() -> String {
