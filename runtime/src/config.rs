@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use elements_identity::Secret;
+
+use crate::grants::Grant;
 use serde::Deserialize;
 
 /// Command-line flags. Every flag also reads an `ELEMENTS_*` variable; a flag
@@ -24,7 +26,8 @@ use serde::Deserialize;
     after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
 cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
 max_request_body, max_response_body, isolation, reuse_max_requests). Operator attributes: \
-[attributes] for every Element and [elements.NAME.attributes] for one. Identity: server_key, \
+[attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
+[elements.NAME] grants = [...]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
 session_expiry_secs."
 )]
@@ -122,6 +125,29 @@ pub struct Cli {
     /// Serve Prometheus metrics at `/metrics` [default: true].
     #[arg(long, env = "ELEMENTS_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,
+    /// SMTP host for the mail service; unset means mail is not configured.
+    #[arg(long, env = "ELEMENTS_SMTP_HOST", value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587].
+    #[arg(long, env = "ELEMENTS_SMTP_PORT", value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// Require STARTTLS [default: true].
+    #[arg(long, env = "ELEMENTS_SMTP_STARTTLS", value_name = "BOOL")]
+    pub smtp_starttls: Option<bool>,
+    /// SMTP user name; unset means no authentication.
+    #[arg(long, env = "ELEMENTS_SMTP_USER", value_name = "USER")]
+    pub smtp_user: Option<String>,
+    /// SMTP password.
+    #[arg(
+        long,
+        env = "ELEMENTS_SMTP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// Sender of messages that name none.
+    #[arg(long, env = "ELEMENTS_SMTP_FROM", value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
 }
 
 /// How the server writes its log.
@@ -240,13 +266,14 @@ struct FileConfig {
     public_url: Option<String>,
     clock_offset_secs: Option<i64>,
     metrics: Option<bool>,
-    core_route_elements: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsOverride,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
     #[serde(default)]
     elements: BTreeMap<String, ElementFileConfig>,
+    #[serde(default)]
+    services: ServicesFile,
     server_key: Option<String>,
     root_password: Option<String>,
     token_key: Option<String>,
@@ -254,7 +281,6 @@ struct FileConfig {
     token_expiry_secs: Option<u64>,
     refresh_token_expiry_secs: Option<u64>,
     session_expiry_secs: Option<u64>,
-    reserved_event_publishers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +288,90 @@ struct FileConfig {
 struct ElementFileConfig {
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    /// Approved grants; replaces the default approvals of that name.
+    grants: Option<Vec<String>>,
+}
+
+/// The file's `[services.*]` tables: settings of host services, the
+/// operator's alone (no Element reads them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServicesFile {
+    #[serde(default)]
+    mail: MailFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailFile {
+    host: Option<String>,
+    port: Option<u16>,
+    starttls: Option<bool>,
+    user: Option<String>,
+    password: Option<String>,
+    from: Option<String>,
+    max_per_request: Option<u32>,
+}
+
+/// Settings of the host services: the operator's, typed, never attributes.
+#[derive(Debug, Clone, Default)]
+pub struct ServicesConfig {
+    /// The mail service's SMTP relay.
+    pub mail: MailSettings,
+}
+
+/// The SMTP relay Elements with the `mail.send` grant send through.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// SMTP host; `None` means mail is not configured.
+    pub host: Option<String>,
+    /// SMTP port.
+    pub port: u16,
+    /// Upgrade with STARTTLS (required when true).
+    pub starttls: bool,
+    /// User name; `None` means no authentication.
+    pub user: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// Sender when a message names none.
+    pub from: Option<String>,
+    /// Most messages one request may send.
+    pub max_per_request: u32,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            host: None,
+            port: 587,
+            starttls: true,
+            user: None,
+            password: None,
+            from: None,
+            max_per_request: 10,
+        }
+    }
+}
+
+/// Attribute names that were service settings before 0.2: refused in the
+/// configuration, since as attributes every Element could read them.
+const MOVED_ATTRIBUTES: &[(&str, &str)] = &[
+    ("dev.getelements.elements.email.", "[services.mail]"),
+    ("dev.getelements.elements.http.allow", "grants (http.outbound:HOST)"),
+];
+
+fn refuse_moved_attributes<'a>(
+    where_: &str,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ConfigError> {
+    for name in names {
+        if let Some((_, instead)) = MOVED_ATTRIBUTES.iter().find(|(prefix, _)| name.starts_with(prefix)) {
+            return Err(ConfigError::Invalid(format!(
+                "{where_}: {name:?} is no longer an attribute (Elements could read it); use {instead}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Which document store backend the server uses.
@@ -341,12 +451,10 @@ pub struct Config {
     pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
     /// Identity settings.
     pub identity: IdentitySettings,
-    /// Elements allowed to publish events under `dev.getelements.` (the
-    /// bundled ones by default).
-    pub reserved_event_publishers: BTreeSet<String>,
-    /// Elements allowed to serve the core API's extension routes (see
-    /// `server::CORE_EXTENSION_ROUTES`; the bundled Email Verification by default).
-    pub core_route_elements: BTreeSet<String>,
+    /// Grants the operator approved, by Element name (see
+    /// [`crate::grants`]); by default those of the bundled Elements
+    /// ([`bundled_grants`]).
+    pub element_grants: BTreeMap<String, BTreeSet<Grant>>,
     /// The server's public base URL, without a trailing slash; when not
     /// configured, `http://` and the address the server listens on.
     pub public_url: Option<String>,
@@ -354,6 +462,8 @@ pub struct Config {
     pub clock_offset_secs: i64,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// Settings of the host services.
+    pub services: ServicesConfig,
 }
 
 impl Default for Config {
@@ -372,11 +482,11 @@ impl Default for Config {
             attributes: BTreeMap::new(),
             element_attributes: BTreeMap::new(),
             identity: IdentitySettings::default(),
-            reserved_event_publishers: ["email-verification", "roblox-kit"].map(String::from).into(),
-            core_route_elements: ["email-verification"].map(String::from).into(),
+            element_grants: bundled_grants(),
             public_url: None,
             clock_offset_secs: 0,
             metrics: true,
+            services: ServicesConfig::default(),
         }
     }
 }
@@ -434,6 +544,33 @@ impl Config {
         let secs = |flag: &Option<u64>, file: Option<u64>, default: Duration| {
             flag.or(file).map(Duration::from_secs).unwrap_or(default)
         };
+        refuse_moved_attributes("[attributes]", file.attributes.keys())?;
+        for (name, element) in &file.elements {
+            refuse_moved_attributes(&format!("[elements.{name}.attributes]"), element.attributes.keys())?;
+        }
+        let mail_file = &file.services.mail;
+        let mail_defaults = MailSettings::default();
+        let mail = MailSettings {
+            host: cli
+                .smtp_host
+                .clone()
+                .or(mail_file.host.clone())
+                .filter(|h| !h.trim().is_empty()),
+            port: pick(&cli.smtp_port, mail_file.port, mail_defaults.port),
+            starttls: pick(&cli.smtp_starttls, mail_file.starttls, mail_defaults.starttls),
+            user: cli
+                .smtp_user
+                .clone()
+                .or(mail_file.user.clone())
+                .filter(|u| !u.trim().is_empty()),
+            password: secret(&cli.smtp_password, mail_file.password.clone()),
+            from: cli
+                .smtp_from
+                .clone()
+                .or(mail_file.from.clone())
+                .filter(|f| !f.trim().is_empty()),
+            max_per_request: mail_file.max_per_request.unwrap_or(mail_defaults.max_per_request),
+        };
         let identity_defaults = IdentitySettings::default();
         let identity = IdentitySettings {
             server_key: secret(&cli.server_key, file.server_key).unwrap_or(identity_defaults.server_key),
@@ -485,19 +622,12 @@ impl Config {
                 None => StoreChoice::Sqlite,
             },
             attributes: file.attributes,
+            element_grants: element_grants(&file.elements, defaults.element_grants)?,
             element_attributes: file
                 .elements
                 .into_iter()
                 .map(|(name, e)| (name, e.attributes))
                 .collect(),
-            reserved_event_publishers: file
-                .reserved_event_publishers
-                .map(|names| names.into_iter().collect())
-                .unwrap_or(defaults.reserved_event_publishers),
-            core_route_elements: file
-                .core_route_elements
-                .map(|names| names.into_iter().collect())
-                .unwrap_or(defaults.core_route_elements),
             public_url: cli
                 .public_url
                 .clone()
@@ -505,6 +635,7 @@ impl Config {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
             metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
+            services: ServicesConfig { mail },
         };
         config.validate()?;
         Ok(config)
@@ -566,6 +697,53 @@ pub fn validate_limits(limits: &Limits) -> Result<(), String> {
 /// The largest linear memory any Element may have. The pooling allocator
 /// reserves this much address space per instance slot.
 pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+/// The grants the default configuration approves: exactly what the bundled
+/// Elements request, under their usual names.
+pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
+    let parse = |list: &[&str]| -> BTreeSet<Grant> { list.iter().filter_map(|g| g.parse().ok()).collect() };
+    BTreeMap::from([
+        (
+            "roblox-kit".to_owned(),
+            parse(&[
+                "identity.scheme:dev.getelements.robloxkit.player.id",
+                "identity.session",
+                "http.outbound:users.roblox.com",
+            ]),
+        ),
+        (
+            "email-verification".to_owned(),
+            parse(&[
+                "identity.verify:email",
+                "mail.send",
+                "events.publish:dev.getelements.email_verification.*",
+                "route.core:/api/rest/user/me/email/verify",
+                "route.core:/api/rest/verify",
+            ]),
+        ),
+    ])
+}
+
+/// The file's `[elements.NAME] grants` over the defaults (a name the file
+/// gives grants for gets exactly those).
+fn element_grants(
+    elements: &BTreeMap<String, ElementFileConfig>,
+    mut grants: BTreeMap<String, BTreeSet<Grant>>,
+) -> Result<BTreeMap<String, BTreeSet<Grant>>, ConfigError> {
+    for (name, element) in elements {
+        if let Some(list) = &element.grants {
+            let parsed = list
+                .iter()
+                .map(|g| {
+                    g.parse::<Grant>()
+                        .map_err(|e| ConfigError::Invalid(format!("[elements.{name}] grants: {e}")))
+                })
+                .collect::<Result<BTreeSet<Grant>, ConfigError>>()?;
+            grants.insert(name.clone(), parsed);
+        }
+    }
+    Ok(grants)
+}
 
 fn pick<T: Clone>(flag: &Option<T>, file: Option<T>, default: T) -> T {
     flag.clone().or(file).unwrap_or(default)

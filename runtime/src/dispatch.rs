@@ -32,7 +32,7 @@ pub fn start(bus: &EventBus, registry: Arc<Registry>, host: Arc<Host>) {
                 let (event, host) = (event.clone(), host.clone());
                 let n = deliveries.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let info = RequestInfo::internal(format!("event-{n}"));
+                    let info = RequestInfo::for_event(format!("event-{n}"), &event);
                     let _ = element.deliver(&host.services, &event, info).await;
                 });
             }

@@ -20,6 +20,7 @@ pub mod element;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod grants;
 pub mod host;
 pub mod metrics;
 pub mod portal;
@@ -70,15 +71,15 @@ impl Runtime {
             services: host::services::Services::new(host::services::ServiceDeps {
                 store: store.clone(),
                 events: events.clone(),
-                reserved_event_publishers: config.reserved_event_publishers.clone(),
                 identity: identity.service.clone(),
-            }),
+                settings: config.services.clone(),
+            })?,
             cache: CompileCache::new(&engine, &config.cache_dir),
             engine,
             limits: config.limits.clone(),
             attributes: operator_attributes(config),
             clock: clock::OffsetClock::seconds(config.clock_offset_secs),
-            core_route_elements: config.core_route_elements.clone(),
+            element_grants: config.element_grants.clone(),
             element_attributes: config.element_attributes.clone(),
         });
         let registry = Arc::new(Registry::default());

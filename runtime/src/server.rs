@@ -340,10 +340,7 @@ async fn serve_element(
         parts.headers.remove(header::AUTHORIZATION);
     }
     let request = http::Request::from_parts(parts, body);
-    let info = RequestInfo {
-        request_id: request_id.into(),
-        credential,
-    };
+    let info = RequestInfo::http(request_id, credential);
     match element.serve(&app.deployer.host().services, request, info).await {
         Ok(response) => {
             let (mut parts, body): (_, Bytes) = response.into_parts();

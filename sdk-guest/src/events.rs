@@ -54,9 +54,15 @@ use crate::error::{Error, Result};
 /// Publishes event `name` with `payload` (serialized as JSON) to every
 /// subscriber.
 ///
-/// A name or payload the host refuses (an invalid or reserved name, a
-/// payload over 256 KiB) is a 400 error with the host's message; a payload
-/// that can't be serialized is a 500.
+/// An Element publishes names under its own name (`NAME.`) freely; any
+/// other name needs the grant `events.publish:PATTERN`, which its manifest
+/// requests and the operator approves (`grants = ["events.publish:game.*"]`).
+///
+/// The host's refusals map to errors: an invalid name or a payload over
+/// 256 KiB is 400 `bad_request`; a name outside the Element's grants is 403
+/// `forbidden`; past the budget (a request, with everything its events set
+/// off, publishes at most 100 events, at most 8 deliveries deep) 429
+/// `limit_exceeded`. A payload that can't be serialized is a 500.
 ///
 /// ```no_run
 /// use elements_sdk::prelude::*;
@@ -68,7 +74,11 @@ use crate::error::{Error, Result};
 pub fn publish<T: Serialize + ?Sized>(name: &str, payload: &T) -> Result<()> {
     let payload = serde_json::to_string(payload)
         .map_err(|e| Error::internal(format!("cannot serialize the payload of event {name}: {e}")))?;
-    wit::publish(name, &payload).map_err(Error::bad_request)
+    wit::publish(name, &payload).map_err(|e| match e {
+        wit::Error::Forbidden(m) => Error::forbidden(m),
+        wit::Error::Invalid(m) => Error::bad_request(m),
+        wit::Error::LimitExceeded(m) => Error::new(429, "limit_exceeded", m),
+    })
 }
 
 /// An event delivered to the Element's event handler.

@@ -1,14 +1,15 @@
 //! Outbound HTTP requests, over the standard `wasi:http/outgoing-handler`.
 //!
-//! The server only lets an Element reach the hosts listed in its attribute
-//! `dev.getelements.elements.http.allow` (comma-separated `host` or
-//! `host:port` entries, exact names, no wildcards); a request anywhere else
-//! fails with [`HttpError::Denied`] before any connection is made.
+//! The server only lets an Element reach the hosts it holds a grant for:
+//! its manifest requests `http.outbound:HOST` or `http.outbound:HOST:PORT`
+//! (exact names, no wildcards) and the operator approves them. A request
+//! anywhere else, or to a name that resolves to a private, loopback or
+//! link-local address the operator did not allow, fails with
+//! [`HttpError::Denied`] before any connection is made.
 //!
 //! ```toml
 //! # the Element's manifest
-//! [values]
-//! "dev.getelements.elements.http.allow" = "api.example.com"
+//! grants = ["http.outbound:api.example.com"]
 //! ```
 //!
 //! ```no_run
@@ -411,8 +412,9 @@ impl ClientResponse {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
-    /// The destination (the host named here) is not in the Element's
-    /// allow-list, `dev.getelements.elements.http.allow`.
+    /// The destination (the host named here) is not one the Element holds an
+    /// `http.outbound:` grant for, or resolves to an address the operator
+    /// does not allow.
     Denied(String),
     /// The request could not be made or got no response: DNS, connection
     /// refused, TLS, timeout, a broken response, ...
@@ -442,7 +444,7 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Denied(host) => write!(
                 f,
-                "outbound HTTP to {host} is not allowed (not in dev.getelements.elements.http.allow)"
+                "outbound HTTP to {host} is not allowed (no http.outbound grant for it, or a private address)"
             ),
             HttpError::Failed(m) => write!(f, "outbound HTTP failed: {m}"),
             HttpError::InvalidResponse(m) => write!(f, "unexpected upstream response: {m}"),

@@ -13,11 +13,14 @@
 //! }
 //! ```
 //!
-//! The operator configures the SMTP server with the attributes
-//! `dev.getelements.elements.email.smtp.*`; a message without
-//! [`from`](Message::from) is sent from
-//! `dev.getelements.elements.email.default.from`. Without a configured SMTP
-//! host every send fails with [`MailError::NotConfigured`].
+//! The operator configures the SMTP server (`[services.mail]` in the server
+//! configuration; no Element can read or change it), and approves the
+//! grant `mail.send` that the Element's manifest requests
+//! (`grants = ["mail.send"]`); without it every send fails with
+//! [`MailError::Forbidden`]. A message without [`from`](Message::from) is
+//! sent from the operator's default sender. Without a configured SMTP host
+//! every send fails with [`MailError::NotConfigured`]. One request sends at
+//! most 10 messages (the operator may change that).
 //!
 //! [`send`] calls the host, so its examples are compiled but not run.
 
@@ -187,6 +190,10 @@ impl<T: Recipients + Clone> Recipients for &[T] {
 /// assert_eq!((e.status(), e.code()), (400, "bad_request"));
 /// let e = Error::from(MailError::SendFailed("connection refused".into()));
 /// assert_eq!((e.status(), e.code()), (502, "mail_send_failed"));
+/// let e = Error::from(MailError::Forbidden("lacks the grant mail.send".into()));
+/// assert_eq!((e.status(), e.code()), (403, "forbidden"));
+/// let e = Error::from(MailError::LimitExceeded("at most 10".into()));
+/// assert_eq!((e.status(), e.code()), (429, "limit_exceeded"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailError {
@@ -196,6 +203,10 @@ pub enum MailError {
     Invalid(String),
     /// The SMTP server refused the message or could not be reached.
     SendFailed(String),
+    /// The Element lacks the grant `mail.send`.
+    Forbidden(String),
+    /// The request already sent as many messages as it may.
+    LimitExceeded(String),
 }
 
 impl fmt::Display for MailError {
@@ -204,6 +215,8 @@ impl fmt::Display for MailError {
             MailError::NotConfigured => f.write_str("mail is not configured on this server"),
             MailError::Invalid(m) => write!(f, "invalid message: {m}"),
             MailError::SendFailed(m) => write!(f, "sending failed: {m}"),
+            MailError::Forbidden(m) => write!(f, "not allowed: {m}"),
+            MailError::LimitExceeded(m) => write!(f, "too many messages: {m}"),
         }
     }
 }
@@ -211,7 +224,8 @@ impl fmt::Display for MailError {
 impl std::error::Error for MailError {}
 
 /// `NotConfigured` is 400 `mail_not_configured`, `Invalid` 400
-/// `bad_request`, `SendFailed` 502 `mail_send_failed`.
+/// `bad_request`, `SendFailed` 502 `mail_send_failed`, `Forbidden` 403
+/// `forbidden`, `LimitExceeded` 429 `limit_exceeded`.
 impl From<MailError> for Error {
     fn from(e: MailError) -> Error {
         let message = e.to_string();
@@ -219,6 +233,8 @@ impl From<MailError> for Error {
             MailError::NotConfigured => Error::new(400, "mail_not_configured", message),
             MailError::Invalid(_) => Error::bad_request(message),
             MailError::SendFailed(_) => Error::new(502, "mail_send_failed", message),
+            MailError::Forbidden(_) => Error::forbidden(message),
+            MailError::LimitExceeded(_) => Error::new(429, "limit_exceeded", message),
         }
     }
 }
@@ -248,5 +264,7 @@ pub fn send(message: &Message) -> Result<(), MailError> {
         wit::Error::NotConfigured => MailError::NotConfigured,
         wit::Error::Invalid(m) => MailError::Invalid(m),
         wit::Error::SendFailed(m) => MailError::SendFailed(m),
+        wit::Error::Forbidden(m) => MailError::Forbidden(m),
+        wit::Error::LimitExceeded(m) => MailError::LimitExceeded(m),
     })
 }

@@ -27,15 +27,20 @@
 //! subscribe = ["game.match.ended", "dev.getelements.*"]
 //! ```
 //!
+//! A top-level `grants = ["mail.send", "http.outbound:api.example.com"]`
+//! requests capabilities beyond the Element's own log, attributes and
+//! documents ([`crate::grants`]); the operator approves them.
+//!
 //! A top-level `core_routes = ["/api/rest/verify"]` mounts the Element at
-//! core API extension points too ([`EXTENSION_ROUTES`]), if the operator
-//! allows that Element (`core_route_elements` in the server configuration).
+//! core API extension points too ([`EXTENSION_ROUTES`]); each route implies
+//! the grant `route.core:PATH`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
 use crate::config::LimitsOverride;
+use crate::grants::{self, Grant};
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,9 +61,13 @@ pub struct Manifest {
     #[serde(default)]
     pub events: EventsSpec,
     /// Core API paths the Element serves (each must be one of
-    /// [`EXTENSION_ROUTES`], and the operator must allow the Element).
+    /// [`EXTENSION_ROUTES`]; each implies the grant `route.core:PATH`).
     #[serde(default)]
     pub core_routes: Vec<String>,
+    /// Grants the Element requests (see [`crate::grants`]); the
+    /// operator must approve each before it deploys.
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 /// The core API paths an Element may serve, by declaring them in
@@ -197,18 +206,36 @@ impl Manifest {
                 )));
             }
         }
+        for grant in &manifest.grants {
+            grant
+                .parse::<Grant>()
+                .map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        }
         for pattern in &manifest.events.subscribe {
             let name = pattern
                 .strip_suffix(".*")
                 .or(pattern.strip_suffix('*'))
                 .unwrap_or(pattern);
-            if !(pattern == "*" || crate::host::services::events::validate_event_name(name).is_ok()) {
+            if !(pattern == "*" || grants::validate_event_name(name).is_ok()) {
                 return Err(ManifestError::Invalid(format!(
                     "[events] subscribe: {pattern:?} is not an event name or a prefix ending in '*'"
                 )));
             }
         }
         Ok(manifest)
+    }
+
+    /// Every grant the Element named `element` requests: those listed under
+    /// `grants`, plus those its subscriptions and core routes imply.
+    pub fn requested_grants(&self, element: &str) -> BTreeSet<Grant> {
+        let listed = self.grants.iter().filter_map(|g| g.parse::<Grant>().ok());
+        let subscribed = self
+            .events
+            .subscribe
+            .iter()
+            .filter_map(|p| grants::implied_by_subscription(element, p));
+        let routes = self.core_routes.iter().map(|r| Grant::CoreRoute(r.clone()));
+        listed.chain(subscribed).chain(routes).collect()
     }
 }
 

@@ -7,7 +7,7 @@ pub mod invoke;
 pub mod log_buffer;
 pub mod manifest;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -16,6 +16,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::config::{Limits, validate_limits};
+use crate::grants::{Grant, Grants};
 use crate::host::RequestState;
 use crate::host::services::{DeployContext, DeployedServices, ServiceConfigError, Services};
 use compile::{CompileCache, Outcome};
@@ -40,8 +41,8 @@ pub struct Host {
     pub element_attributes: BTreeMap<String, BTreeMap<String, String>>,
     /// The wall clock Elements see.
     pub clock: crate::clock::OffsetClock,
-    /// Elements the operator allows to serve core API extension routes.
-    pub core_route_elements: std::collections::BTreeSet<String>,
+    /// Grants the operator approved in the configuration, by Element name.
+    pub element_grants: BTreeMap<String, BTreeSet<Grant>>,
 }
 
 /// Why an Element could not be deployed. The message is meant for operators.
@@ -75,6 +76,10 @@ pub enum DeployError {
     /// An attribute's value is not of its declared kind or range.
     #[error("attribute {0:?} {1}")]
     InvalidAttribute(String, String),
+    /// The manifest requests grants the operator has not approved.
+    #[error("requests grants the operator has not approved: {}; approve them in the configuration \
+             ([elements.NAME] grants), the admin API or the portal", .0.join(", "))]
+    GrantsNotApproved(Vec<String>),
     /// A host service refused the configuration.
     #[error(transparent)]
     Service(#[from] ServiceConfigError),
@@ -98,6 +103,9 @@ pub struct ElementSource {
     pub values: BTreeMap<String, String>,
     /// The application the Element is deployed for, if any.
     pub application: Option<String>,
+    /// Grants the operator approved for this deployment (admin API,
+    /// portal), over those of the configuration.
+    pub grants: BTreeSet<Grant>,
 }
 
 impl ElementSource {
@@ -109,6 +117,7 @@ impl ElementSource {
             manifest,
             values: BTreeMap::new(),
             application: None,
+            grants: BTreeSet::new(),
         }
     }
 }
@@ -141,6 +150,8 @@ pub struct Element {
     pub subscriptions: Vec<String>,
     /// Core API extension routes the Element serves.
     pub core_routes: Vec<String>,
+    /// The grants it holds.
+    pub grants: Arc<Grants>,
     clock: crate::clock::OffsetClock,
     pre: ProxyPre<RequestState>,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
@@ -179,12 +190,20 @@ impl Element {
             validate_name("application", app).map_err(DeployError::Mount)?;
         }
         let component = &source.component[..];
-        if !manifest.core_routes.is_empty() && !host.core_route_elements.contains(name) {
-            return Err(DeployError::Mount(format!(
-                "Element {name:?} may not serve core routes; the operator allows it with \
-                 core_route_elements in the server configuration"
-            )));
+        let requested = manifest.requested_grants(name);
+        let approved = host.element_grants.get(name);
+        let missing: Vec<String> = requested
+            .iter()
+            .filter(|g| !source.grants.contains(g) && !approved.is_some_and(|a| a.contains(g)))
+            .map(Grant::to_string)
+            .collect();
+        if !missing.is_empty() {
+            return Err(DeployError::GrantsNotApproved(missing));
         }
+        // An operator may approve more than the manifest asks (e.g. the host
+        // of a URL attribute the operator changed); the Element holds both.
+        let extra = approved.into_iter().flatten().chain(&source.grants).cloned();
+        let grants = Arc::new(Grants::new(name, requested.into_iter().chain(extra)));
         let limits = host.limits.with(&manifest.limits);
         validate_limits(&limits).map_err(DeployError::Limits)?;
         let operator = host.element_attributes.get(name);
@@ -216,6 +235,7 @@ impl Element {
             application: source.application.as_deref(),
             attributes: &attributes,
             log: &log,
+            grants: &grants,
         })?;
         log.push(
             Level::Info,
@@ -237,6 +257,7 @@ impl Element {
             compile: outcome,
             subscriptions: manifest.events.subscribe.clone(),
             core_routes: manifest.core_routes.clone(),
+            grants,
             clock: host.clock,
             pre,
             subscriber,

@@ -30,14 +30,31 @@ pub struct RequestInfo {
     /// `Authorization: Bearer`), which the identity service checks when the
     /// Element asks who is calling.
     pub credential: Option<Arc<str>>,
+    /// The chain the events this request publishes belong to.
+    pub chain: crate::events::Chain,
 }
 
 impl RequestInfo {
-    /// A request with no credentials (events, internal calls).
+    /// An HTTP request with the given session credential.
+    pub fn http(request_id: impl Into<Arc<str>>, credential: Option<Arc<str>>) -> RequestInfo {
+        RequestInfo {
+            request_id: request_id.into(),
+            credential,
+            chain: crate::events::Chain::root(),
+        }
+    }
+
+    /// A request with no credentials (internal calls).
     pub fn internal(request_id: impl Into<Arc<str>>) -> RequestInfo {
+        RequestInfo::http(request_id, None)
+    }
+
+    /// The delivery of `event`: what it publishes continues the event's chain.
+    pub fn for_event(request_id: impl Into<Arc<str>>, event: &crate::events::Event) -> RequestInfo {
         RequestInfo {
             request_id: request_id.into(),
             credential: None,
+            chain: event.chain.next(),
         }
     }
 }

@@ -1,36 +1,35 @@
 //! `elements:platform/events`: Elements publish named JSON events on the
 //! runtime's [`EventBus`]. Delivery to subscribers is asynchronous, so a slow
 //! or failing subscriber never affects the publisher.
+//!
+//! An Element publishes under its own name (`NAME.`) freely and elsewhere
+//! only with an `events.publish:PATTERN` grant. Every request has a budget
+//! of events shared with everything its events set off (see
+//! [`crate::events::Chain`]), so no set of Elements can amplify events
+//! without bound.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::elements::platform::events as wit;
+use super::elements::platform::events::{self as wit, Error};
 use super::{DeployContext, HostService, ServiceConfigError};
-use crate::events::EventBus;
+use crate::events::{Chain, EVENTS_PER_CHAIN, EventBus, MAX_DEPTH};
+use crate::grants::{Grants, validate_event_name};
 use crate::host::{RequestInfo, RequestState};
 
-/// Names under this prefix belong to the server and its bundled Elements.
-pub const RESERVED_PREFIX: &str = "dev.getelements.";
 /// Largest payload an Element may publish, in bytes.
 const MAX_PAYLOAD: usize = 256 * 1024;
 
 /// The events service.
 pub struct EventsService {
     bus: Arc<EventBus>,
-    reserved_publishers: Arc<BTreeSet<String>>,
 }
 
 impl EventsService {
-    /// Publishing on `bus`; only Elements named in `reserved_publishers` may
-    /// publish names under [`RESERVED_PREFIX`].
-    pub fn new(bus: Arc<EventBus>, reserved_publishers: BTreeSet<String>) -> EventsService {
-        EventsService {
-            bus,
-            reserved_publishers: Arc::new(reserved_publishers),
-        }
+    /// Publishing on `bus`.
+    pub fn new(bus: Arc<EventBus>) -> EventsService {
+        EventsService { bus }
     }
 }
 
@@ -38,77 +37,63 @@ impl EventsService {
 #[derive(Clone)]
 pub struct Publisher {
     bus: Arc<EventBus>,
-    may_use_reserved: bool,
+    grants: Arc<Grants>,
+}
+
+/// One instance's publisher: the Element's, in the request's chain.
+pub struct Instance {
+    publisher: Publisher,
+    chain: Chain,
 }
 
 impl HostService for EventsService {
     type Deployed = Publisher;
-    type Instance = Publisher;
+    type Instance = Instance;
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-        wit::add_to_linker::<RequestState, HasSelf<Publisher>>(linker, |state| &mut state.services.events)
+        wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.events)
     }
 
     fn deploy(&self, element: &DeployContext<'_>) -> Result<Publisher, ServiceConfigError> {
         Ok(Publisher {
             bus: self.bus.clone(),
-            may_use_reserved: self.reserved_publishers.contains(&**element.name),
+            grants: element.grants.clone(),
         })
     }
 
-    fn prepare(&self, deployed: &Publisher, _request: &RequestInfo) -> Publisher {
-        deployed.clone()
-    }
-}
-
-/// Checks an event name: dotted segments of lowercase letters, digits, `_`
-/// and `-`, at most 128 bytes.
-pub fn validate_event_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid event name {name:?}: use dotted segments of lowercase letters, digits, '_' and '-'"
-        ))
-    }
-}
-
-impl wit::Host for Publisher {
-    fn publish(&mut self, name: String, payload: String) -> Result<(), String> {
-        validate_event_name(&name)?;
-        if name.starts_with(RESERVED_PREFIX) && !self.may_use_reserved {
-            return Err(format!(
-                "event names under {RESERVED_PREFIX:?} are reserved for the server"
-            ));
+    fn prepare(&self, deployed: &Publisher, request: &RequestInfo) -> Instance {
+        Instance {
+            publisher: deployed.clone(),
+            chain: request.chain.clone(),
         }
+    }
+}
+
+impl wit::Host for Instance {
+    fn publish(&mut self, name: String, payload: String) -> Result<(), Error> {
+        validate_event_name(&name).map_err(Error::Invalid)?;
+        self.publisher
+            .grants
+            .may_publish(&name)
+            .map_err(|e| Error::Forbidden(e.to_string()))?;
         if payload.len() > MAX_PAYLOAD {
-            return Err(format!("the payload is larger than {MAX_PAYLOAD} bytes"));
+            return Err(Error::Invalid(format!(
+                "the payload is larger than {MAX_PAYLOAD} bytes"
+            )));
         }
-        let payload =
-            serde_json::from_str(&payload).map_err(|e| format!("the payload is not valid JSON: {e}"))?;
-        self.bus.publish(&name, payload);
+        let payload = serde_json::from_str(&payload)
+            .map_err(|e| Error::Invalid(format!("the payload is not valid JSON: {e}")))?;
+        if self.chain.depth >= MAX_DEPTH {
+            return Err(Error::LimitExceeded(format!(
+                "this event handler runs {MAX_DEPTH} deliveries deep; events it publishes would loop"
+            )));
+        }
+        if !self.chain.take() {
+            return Err(Error::LimitExceeded(format!(
+                "a request, with everything its events set off, publishes at most {EVENTS_PER_CHAIN} events"
+            )));
+        }
+        self.publisher.bus.publish_in(&name, payload, self.chain.clone());
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_names() {
-        assert!(validate_event_name("game.match.ended").is_ok());
-        assert!(validate_event_name("leaderboard.score_posted").is_ok());
-        for bad in ["", "Game.x", "a..b", ".a", "a.", "a b", "a/b"] {
-            assert!(validate_event_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

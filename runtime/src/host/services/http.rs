@@ -90,17 +90,13 @@ impl HostService for HttpService {
     }
 
     fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<AllowList>, ServiceConfigError> {
-        let value = element
-            .attributes
-            .get(ALLOW_ATTRIBUTE)
-            .map(String::as_str)
-            .unwrap_or("");
-        AllowList::parse(value)
-            .map(Arc::new)
-            .map_err(|message| ServiceConfigError {
-                service: "outbound http",
-                message,
-            })
+        Ok(Arc::new(AllowList {
+            entries: element
+                .grants
+                .http_hosts()
+                .map(|(host, port)| (host.to_owned(), port))
+                .collect(),
+        }))
     }
 
     fn prepare(&self, deployed: &Arc<AllowList>, _request: &RequestInfo) -> OutboundHooks {

@@ -6,13 +6,21 @@
 //! The caller of a request is resolved from the credentials the HTTP layer
 //! took from the request (`Authorization: Bearer` or
 //! `Elements-SessionSecret`), never from anything the Element passes in.
+//!
+//! Every call is scoped by the Element's [`Grants`]: it finds or creates
+//! users only through schemes it was granted (`identity.scheme:SCHEME`),
+//! reaches only the calling user and users who have an identity of one of
+//! those schemes, creates sessions only with `identity.session`, for users
+//! it reaches and never for a SUPERUSER, and changes verification only with
+//! `identity.verify:SCHEME`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use elements_identity::{
-    CallerSession, FindOrCreate, IdentityError, IdentityService, ProfileUpdate, VerificationStatus,
-    VerifiedIdentity,
+    Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, ProfileUpdate,
+    VerificationStatus, VerifiedIdentity,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,6 +29,7 @@ use wasmtime::component::{HasSelf, Linker};
 use super::elements::platform::identity::{self as wit, Error, Verification};
 use super::{DeployContext, HostService, ServiceConfigError};
 use crate::api::rest::{ApplicationDto, ProfileDto, SessionDto, UserDto};
+use crate::grants::{Grant, Grants, MissingGrant};
 use crate::host::{RequestInfo, RequestState};
 
 /// Longest session an Element may create: 90 days.
@@ -38,28 +47,106 @@ impl IdentityHostService {
     }
 }
 
-/// One instance's view: the service and the request's credential.
+/// One instance's view: the service, the request's credential and the
+/// Element's grants.
 pub struct Identities {
     service: Arc<IdentityService>,
     credential: Option<Arc<str>>,
+    grants: Arc<Grants>,
+    /// The calling user, once resolved (`Some(None)`: no valid credential).
+    caller: Option<Option<Caller>>,
+    /// Users this instance already found it may reach.
+    reached: BTreeSet<String>,
 }
 
 impl HostService for IdentityHostService {
-    type Deployed = ();
+    type Deployed = Arc<Grants>;
     type Instance = Identities;
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| &mut state.services.identity)
     }
 
-    fn deploy(&self, _element: &DeployContext<'_>) -> Result<(), ServiceConfigError> {
-        Ok(())
+    fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<Grants>, ServiceConfigError> {
+        Ok(element.grants.clone())
     }
 
-    fn prepare(&self, _deployed: &(), request: &RequestInfo) -> Identities {
+    fn prepare(&self, grants: &Arc<Grants>, request: &RequestInfo) -> Identities {
         Identities {
             service: self.service.clone(),
             credential: request.credential.clone(),
+            grants: grants.clone(),
+            caller: None,
+            reached: BTreeSet::new(),
+        }
+    }
+}
+
+fn forbidden(missing: MissingGrant) -> Error {
+    Error::Forbidden(missing.to_string())
+}
+
+impl Identities {
+    /// The calling user, resolved once per instance.
+    async fn resolve_caller(&mut self) -> Result<Option<&Caller>, Error> {
+        if self.caller.is_none() {
+            let resolved = match &self.credential {
+                None => None,
+                Some(credential) => match self.service.resolve_credential(credential).await {
+                    Ok(caller) => Some(caller),
+                    Err(
+                        IdentityError::Unauthenticated(_)
+                        | IdentityError::NotFound(_)
+                        | IdentityError::PermissionDenied(_),
+                    ) => None,
+                    Err(e) => return Err(to_wit(e)),
+                },
+            };
+            self.caller = Some(resolved);
+        }
+        Ok(self.caller.as_ref().and_then(Option::as_ref))
+    }
+
+    /// `Ok` when the Element may act on user `user_id`: the calling user,
+    /// or one with an identity of a scheme the Element was granted.
+    async fn reach(&mut self, user_id: &str) -> Result<(), Error> {
+        if self.reached.contains(user_id) {
+            return Ok(());
+        }
+        if self
+            .resolve_caller()
+            .await?
+            .is_some_and(|caller| caller.user.id == user_id)
+        {
+            self.reached.insert(user_id.to_owned());
+            return Ok(());
+        }
+        let schemes: BTreeSet<&str> = self.grants.schemes().collect();
+        if !schemes.is_empty() {
+            let identities = match self.service.identities_of(user_id).await {
+                Ok(identities) => identities,
+                Err(IdentityError::NotFound(_)) => Vec::new(),
+                Err(e) => return Err(to_wit(e)),
+            };
+            if identities.iter().any(|i| schemes.contains(i.scheme.as_str())) {
+                self.reached.insert(user_id.to_owned());
+                return Ok(());
+            }
+        }
+        // Same answer whether or not the user exists: nothing to probe.
+        Err(Error::Forbidden(format!(
+            "this Element does not reach user {user_id:?}: it reaches the calling user and users \
+             with an identity of a scheme it was granted (identity.scheme:SCHEME)"
+        )))
+    }
+
+    /// `Ok` when the Element holds `identity.scheme:SCHEME` or `identity.verify:SCHEME`.
+    fn may_read_scheme(&self, scheme: &str) -> Result<(), Error> {
+        let read = Grant::IdentityScheme(scheme.to_owned());
+        if self.grants.has(&read) || self.grants.has(&Grant::IdentityVerify(scheme.to_owned())) {
+            Ok(())
+        } else {
+            Err(forbidden(MissingGrant(read.to_string())))
         }
     }
 }
@@ -109,6 +196,9 @@ impl wit::Host for Identities {
                 "the scheme and id must be 1 to 128 and 1 to 256 bytes".into(),
             ));
         }
+        self.grants
+            .require(Grant::IdentityScheme(scheme.clone()))
+            .map_err(forbidden)?;
         let outcome = self
             .service
             .find_or_create_user(FindOrCreate {
@@ -124,10 +214,12 @@ impl wit::Host for Identities {
             })
             .await
             .map_err(to_wit)?;
+        self.reached.insert(outcome.user.id.clone());
         Ok((to_json(UserDto::from(outcome.user))?, outcome.created))
     }
 
     async fn user(&mut self, user_id: String) -> Result<String, Error> {
+        self.reach(&user_id).await?;
         to_json(UserDto::from(self.service.user(&user_id).await.map_err(to_wit)?))
     }
 
@@ -144,6 +236,7 @@ impl wit::Host for Identities {
         user_id: String,
         application: String,
     ) -> Result<(String, bool), Error> {
+        self.reach(&user_id).await?;
         let application = self.service.application(&application).await.map_err(to_wit)?;
         let (profile, created) = self
             .service
@@ -173,6 +266,13 @@ impl wit::Host for Identities {
             image_url: text("imageUrl")?,
             metadata,
         };
+        let owner = self
+            .service
+            .profile_as_system(&profile_id)
+            .await
+            .map_err(to_wit)?
+            .user_id;
+        self.reach(&owner).await?;
         let profile = self
             .service
             .update_profile_as_system(&profile_id, change)
@@ -194,7 +294,14 @@ impl wit::Host for Identities {
                 MAX_SESSION.as_secs()
             )));
         }
+        self.grants.require(Grant::IdentitySession).map_err(forbidden)?;
+        self.reach(&user_id).await?;
         let user = self.service.user(&user_id).await.map_err(to_wit)?;
+        if user.level == Level::Superuser {
+            return Err(Error::Forbidden(
+                "an Element never creates sessions for a SUPERUSER".into(),
+            ));
+        }
         let profile = match &profile_id {
             Some(id) => Some(self.service.profile_as_system(id).await.map_err(to_wit)?),
             None => None,
@@ -235,14 +342,8 @@ impl wit::Host for Identities {
     }
 
     async fn caller(&mut self) -> Result<Option<String>, Error> {
-        let Some(credential) = &self.credential else {
+        let Some(caller) = self.resolve_caller().await?.cloned() else {
             return Ok(None);
-        };
-        let caller = match self.service.resolve_credential(credential).await {
-            Ok(caller) => caller,
-            Err(IdentityError::Unauthenticated(_) | IdentityError::NotFound(_)) => return Ok(None),
-            Err(IdentityError::PermissionDenied(_)) => return Ok(None),
-            Err(e) => return Err(to_wit(e)),
         };
         let (profile, application) = match caller.session {
             CallerSession::Elements(resolved) => (resolved.profile, resolved.application),
@@ -257,6 +358,7 @@ impl wit::Host for Identities {
     }
 
     async fn get_identity(&mut self, scheme: String, id: String) -> Result<Option<String>, Error> {
+        self.may_read_scheme(&scheme)?;
         let found = self.service.identity(&scheme, &id).await.map_err(to_wit)?;
         found.map(|i| to_json(identity_json(&i))).transpose()
     }
@@ -267,6 +369,9 @@ impl wit::Host for Identities {
         id: String,
         verification: Verification,
     ) -> Result<String, Error> {
+        self.grants
+            .require(Grant::IdentityVerify(scheme.clone()))
+            .map_err(forbidden)?;
         let identity = self
             .service
             .set_verification_status(&scheme, &id, status(verification))
@@ -276,6 +381,10 @@ impl wit::Host for Identities {
     }
 
     async fn link_email(&mut self, user_id: String, email: String) -> Result<(), Error> {
+        self.grants
+            .require(Grant::IdentityScheme("email".into()))
+            .map_err(forbidden)?;
+        self.reach(&user_id).await?;
         self.service
             .link_email(&user_id, &email, None)
             .await

@@ -1,17 +1,8 @@
 //! `elements:platform/mail`: email over the operator's SMTP server, with
-//! `lettre`. Configured by operator attributes (set for every Element in the
-//! server configuration's `[attributes]`, or per Element):
-//!
-//! | attribute | default | meaning |
-//! |---|---|---|
-//! | `dev.getelements.elements.email.smtp.host` | blank | SMTP host; blank means mail is not configured |
-//! | `dev.getelements.elements.email.smtp.port` | 587 | SMTP port |
-//! | `dev.getelements.elements.email.smtp.starttls` | true | upgrade with STARTTLS (required when true) |
-//! | `dev.getelements.elements.email.smtp.user` | blank | user name; blank means no authentication |
-//! | `dev.getelements.elements.email.smtp.password` | blank | password (sensitive) |
-//! | `dev.getelements.elements.email.default.from` | blank | sender when a message names none |
-//!
-//! Bad values fail the Element's deploy, naming the attribute.
+//! `lettre`. The relay is the operator's (`[services.mail]` in the server
+//! configuration, or `ELEMENTS_SMTP_*`): no Element reads or overrides it.
+//! Only Elements with the `mail.send` grant may send, at most
+//! [`MailSettings::max_per_request`] messages per request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,27 +14,20 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::mail::{self as wit, Error, Message as WitMessage};
 use super::{DeployContext, HostService, ServiceConfigError};
+use crate::config::MailSettings;
+use crate::grants::Grant;
 use crate::host::{RequestInfo, RequestState};
-
-const HOST: &str = "dev.getelements.elements.email.smtp.host";
-const PORT: &str = "dev.getelements.elements.email.smtp.port";
-const STARTTLS: &str = "dev.getelements.elements.email.smtp.starttls";
-const USER: &str = "dev.getelements.elements.email.smtp.user";
-const PASSWORD: &str = "dev.getelements.elements.email.smtp.password";
-const DEFAULT_FROM: &str = "dev.getelements.elements.email.default.from";
 
 /// How long one SMTP exchange may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most recipients of one message.
 const MAX_RECIPIENTS: usize = 50;
 
-/// The mail service.
-#[derive(Default)]
-pub struct MailService;
-
-/// One Element's mailer; `None` inside when mail is not configured.
-#[derive(Clone)]
-pub struct Mailer(Option<Arc<Smtp>>);
+/// The mail service: one relay for every Element.
+pub struct MailService {
+    smtp: Option<Arc<Smtp>>,
+    max_per_request: u32,
+}
 
 /// A configured SMTP relay.
 pub struct Smtp {
@@ -51,69 +35,88 @@ pub struct Smtp {
     default_from: Option<Mailbox>,
 }
 
-fn config_error(message: String) -> ServiceConfigError {
-    ServiceConfigError {
-        service: "mail",
-        message,
+/// Mail settings the service can't use.
+#[derive(Debug, thiserror::Error)]
+#[error("[services.mail]: {0}")]
+pub struct MailConfigError(String);
+
+impl MailService {
+    /// The service over the operator's settings.
+    pub fn new(settings: &MailSettings) -> Result<MailService, MailConfigError> {
+        let smtp = match &settings.host {
+            None => None,
+            Some(host) => {
+                let default_from = settings
+                    .from
+                    .as_deref()
+                    .map(|from| {
+                        from.parse::<Mailbox>()
+                            .map_err(|e| MailConfigError(format!("from is not an email address: {e}")))
+                    })
+                    .transpose()?;
+                let mut builder = if settings.starttls {
+                    AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                        .map_err(|e| MailConfigError(format!("host: {e}")))?
+                } else {
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                };
+                builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
+                if let Some(user) = &settings.user {
+                    let password = settings
+                        .password
+                        .as_ref()
+                        .map(|p| p.expose().to_owned())
+                        .unwrap_or_default();
+                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                }
+                Some(Arc::new(Smtp {
+                    transport: builder.build(),
+                    default_from,
+                }))
+            }
+        };
+        Ok(MailService {
+            smtp,
+            max_per_request: settings.max_per_request,
+        })
     }
+}
+
+/// One Element's mailer: the relay, when the Element holds `mail.send`.
+#[derive(Clone)]
+pub struct Mailer {
+    allowed: bool,
+    smtp: Option<Arc<Smtp>>,
+    max_per_request: u32,
+}
+
+/// One instance's mailer, counting what it sent.
+pub struct Instance {
+    mailer: Mailer,
+    sent: u32,
 }
 
 impl HostService for MailService {
     type Deployed = Mailer;
-    type Instance = Mailer;
+    type Instance = Instance;
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-        wit::add_to_linker::<RequestState, HasSelf<Mailer>>(linker, |state| &mut state.services.mail)
+        wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.mail)
     }
 
     fn deploy(&self, element: &DeployContext<'_>) -> Result<Mailer, ServiceConfigError> {
-        let get = |name: &str| {
-            element
-                .attributes
-                .get(name)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(host) = get(HOST) else {
-            return Ok(Mailer(None));
-        };
-        let port = match get(PORT) {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| config_error(format!("{PORT} must be a port number")))?,
-            None => 587,
-        };
-        let starttls = match get(STARTTLS) {
-            Some(v) => v
-                .parse::<bool>()
-                .map_err(|_| config_error(format!("{STARTTLS} must be true or false")))?,
-            None => true,
-        };
-        let default_from = get(DEFAULT_FROM)
-            .map(|from| {
-                from.parse::<Mailbox>()
-                    .map_err(|e| config_error(format!("{DEFAULT_FROM} is not an email address: {e}")))
-            })
-            .transpose()?;
-        let mut builder = if starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| config_error(format!("{HOST}: {e}")))?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        };
-        builder = builder.port(port).timeout(Some(SMTP_TIMEOUT));
-        if let Some(user) = get(USER) {
-            let password = element.attributes.get(PASSWORD).cloned().unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user.to_owned(), password));
-        }
-        Ok(Mailer(Some(Arc::new(Smtp {
-            transport: builder.build(),
-            default_from,
-        }))))
+        Ok(Mailer {
+            allowed: element.grants.has(&Grant::MailSend),
+            smtp: self.smtp.clone(),
+            max_per_request: self.max_per_request,
+        })
     }
 
-    fn prepare(&self, deployed: &Mailer, _request: &RequestInfo) -> Mailer {
-        deployed.clone()
+    fn prepare(&self, deployed: &Mailer, _request: &RequestInfo) -> Instance {
+        Instance {
+            mailer: deployed.clone(),
+            sent: 0,
+        }
     }
 }
 
@@ -134,9 +137,7 @@ impl Smtp {
         let from = match &message.from {
             Some(from) => mailbox(from, "sender")?,
             None => self.default_from.clone().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the message names no sender and {DEFAULT_FROM} is not set"
-                ))
+                Error::Invalid("the message names no sender and the operator set no default".into())
             })?,
         };
         let mut builder = Message::builder().from(from).subject(message.subject);
@@ -155,12 +156,25 @@ impl Smtp {
     }
 }
 
-impl wit::Host for Mailer {
+impl wit::Host for Instance {
     async fn send(&mut self, message: WitMessage) -> Result<(), Error> {
-        let Some(smtp) = &self.0 else {
+        if !self.mailer.allowed {
+            return Err(Error::Forbidden(format!(
+                "this Element lacks the grant {}; the operator approves grants the manifest requests",
+                Grant::MailSend
+            )));
+        }
+        let Some(smtp) = &self.mailer.smtp else {
             return Err(Error::NotConfigured);
         };
+        if self.sent >= self.mailer.max_per_request {
+            return Err(Error::LimitExceeded(format!(
+                "one request sends at most {} messages",
+                self.mailer.max_per_request
+            )));
+        }
         let email = smtp.build(message)?;
+        self.sent += 1;
         smtp.transport
             .send(email)
             .await

@@ -20,15 +20,17 @@ pub mod identity;
 pub mod log;
 pub mod mail;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use elements_store::DocumentStore;
 use wasmtime::component::Linker;
 
 use super::{RequestInfo, RequestState};
+use crate::config::ServicesConfig;
 use crate::element::log_buffer::LogBuffer;
 use crate::events::EventBus;
+use crate::grants::Grants;
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -50,6 +52,8 @@ pub struct DeployContext<'a> {
     pub attributes: &'a Arc<BTreeMap<String, String>>,
     /// The Element's log.
     pub log: &'a Arc<LogBuffer>,
+    /// The grants the Element holds (all requested and approved).
+    pub grants: &'a Arc<Grants>,
 }
 
 /// A service refused an Element's configuration.
@@ -130,24 +134,32 @@ pub struct ServiceDeps {
     pub store: Arc<dyn DocumentStore>,
     /// The event bus.
     pub events: Arc<EventBus>,
-    /// Elements allowed to publish `dev.getelements.*` events.
-    pub reserved_event_publishers: BTreeSet<String>,
     /// Users, profiles and sessions.
     pub identity: Arc<elements_identity::IdentityService>,
+    /// The operator's settings of the services.
+    pub settings: ServicesConfig,
+}
+
+/// Service settings the services can't use.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    /// The mail settings.
+    #[error(transparent)]
+    Mail(#[from] mail::MailConfigError),
 }
 
 impl Services {
     /// Every service, configured.
-    pub fn new(deps: ServiceDeps) -> Services {
-        Services {
+    pub fn new(deps: ServiceDeps) -> Result<Services, ServicesError> {
+        Ok(Services {
             log: log::LogService,
             attributes: attributes::AttributesService,
             documents: documents::DocumentsService::new(deps.store),
-            events: events::EventsService::new(deps.events, deps.reserved_event_publishers),
+            events: events::EventsService::new(deps.events),
             http: http::HttpService,
-            mail: mail::MailService,
+            mail: mail::MailService::new(&deps.settings.mail)?,
             identity: identity::IdentityHostService::new(deps.identity),
-        }
+        })
     }
 
     /// Builds every service's per-Element state; the first refusal fails the deploy.
