@@ -54,9 +54,20 @@ fn main() {
     let stub = server_rt.block_on(roblox::start());
     let values = format!(
         "\n[values]\n\"dev.getelements.robloxkit.secret\" = \"{SECRET}\"\n\
-         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n\
-         \"dev.getelements.elements.http.allow\" = \"127.0.0.1:{stub}\"\n"
+         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n"
     );
+    // The operator approves the Kit's grants and the stub's address.
+    let grants: std::collections::BTreeSet<elements_runtime::grants::Grant> = [
+        "identity.scheme:dev.getelements.robloxkit.player.id",
+        "identity.session",
+        &format!("http.outbound:127.0.0.1:{stub}"),
+    ]
+    .iter()
+    .map(|g| g.parse().expect("grant"))
+    .collect();
+    for name in ["roblox-kit", "roblox-reuse"] {
+        config.element_grants.insert(name.to_owned(), grants.clone());
+    }
     for (name, prefix, limits) in [
         ("roblox-kit", "roblox", ""),
         (

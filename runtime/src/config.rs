@@ -357,7 +357,10 @@ impl Default for MailSettings {
 /// configuration, since as attributes every Element could read them.
 const MOVED_ATTRIBUTES: &[(&str, &str)] = &[
     ("dev.getelements.elements.email.", "[services.mail]"),
-    ("dev.getelements.elements.http.allow", "grants (http.outbound:HOST)"),
+    (
+        "dev.getelements.elements.http.allow",
+        "grants (http.outbound:HOST)",
+    ),
 ];
 
 fn refuse_moved_attributes<'a>(
@@ -365,7 +368,10 @@ fn refuse_moved_attributes<'a>(
     names: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ConfigError> {
     for name in names {
-        if let Some((_, instead)) = MOVED_ATTRIBUTES.iter().find(|(prefix, _)| name.starts_with(prefix)) {
+        if let Some((_, instead)) = MOVED_ATTRIBUTES
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+        {
             return Err(ConfigError::Invalid(format!(
                 "{where_}: {name:?} is no longer an attribute (Elements could read it); use {instead}"
             )));
@@ -546,7 +552,10 @@ impl Config {
         };
         refuse_moved_attributes("[attributes]", file.attributes.keys())?;
         for (name, element) in &file.elements {
-            refuse_moved_attributes(&format!("[elements.{name}.attributes]"), element.attributes.keys())?;
+            refuse_moved_attributes(
+                &format!("[elements.{name}.attributes]"),
+                element.attributes.keys(),
+            )?;
         }
         let mail_file = &file.services.mail;
         let mail_defaults = MailSettings::default();

@@ -94,8 +94,12 @@ impl FromStr for Grant {
             }
         };
         match kind {
-            "identity.scheme" => Ok(Grant::IdentityScheme(scheme(needs("a scheme")?).map_err(|w| err(&w))?)),
-            "identity.verify" => Ok(Grant::IdentityVerify(scheme(needs("a scheme")?).map_err(|w| err(&w))?)),
+            "identity.scheme" => Ok(Grant::IdentityScheme(
+                scheme(needs("a scheme")?).map_err(|w| err(&w))?,
+            )),
+            "identity.verify" => Ok(Grant::IdentityVerify(
+                scheme(needs("a scheme")?).map_err(|w| err(&w))?,
+            )),
             "identity.session" => none().map(|_| Grant::IdentitySession),
             "mail.send" => none().map(|_| Grant::MailSend),
             "events.publish" => {
@@ -184,9 +188,12 @@ impl Grant {
                 "Find or create users by their {s:?} identities, and read and update the users who have one."
             ),
             Grant::IdentitySession => {
-                "Create sessions (log in) for the users it reaches through its schemes; never a superuser.".into()
+                "Create sessions (log in) for the users it reaches through its schemes; never a superuser."
+                    .into()
             }
-            Grant::IdentityVerify(s) => format!("Read {s:?} identities of any user and set their verification status."),
+            Grant::IdentityVerify(s) => {
+                format!("Read {s:?} identities of any user and set their verification status.")
+            }
             Grant::MailSend => "Send email through the server's SMTP settings.".into(),
             Grant::EventsPublish(p) => format!("Publish events named {p}."),
             Grant::EventsSubscribe(p) => format!("Receive events named {p}."),
@@ -434,7 +441,10 @@ mod tests {
             assert_eq!(grant.to_string(), text);
         }
         assert_eq!(
-            "http.outbound:USERS.Roblox.com".parse::<Grant>().unwrap().to_string(),
+            "http.outbound:USERS.Roblox.com"
+                .parse::<Grant>()
+                .unwrap()
+                .to_string(),
             "http.outbound:users.roblox.com"
         );
         for bad in [
@@ -474,10 +484,7 @@ mod tests {
 
     #[test]
     fn event_checks() {
-        let grants = Grants::new(
-            "leaderboard",
-            ["events.publish:game.*".parse::<Grant>().unwrap()],
-        );
+        let grants = Grants::new("leaderboard", ["events.publish:game.*".parse::<Grant>().unwrap()]);
         assert!(grants.may_publish("leaderboard.score").is_ok());
         assert!(grants.may_publish("game.ended").is_ok());
         let err = grants.may_publish("chat.message").unwrap_err();

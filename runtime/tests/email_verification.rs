@@ -98,25 +98,26 @@ async fn wait_for_event(server: &Server, name: &str, count: usize) -> Vec<Value>
     }
 }
 
-fn smtp_values(port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("dev.getelements.elements.email.smtp.host", "127.0.0.1".into()),
-        ("dev.getelements.elements.email.smtp.port", port.to_string()),
-        ("dev.getelements.elements.email.smtp.starttls", "false".into()),
-        (
-            "dev.getelements.elements.email.default.from",
-            "Game <noreply@game.test>".into(),
-        ),
-    ]
-}
-
 /// Deploys the Element (sending to SMTP `port`, or with mail not configured)
-/// and the probe fixture, which subscribes to the verification events.
+/// and the probe fixture, which subscribes to the verification events; the
+/// configuration holds the operator's SMTP settings and the probe's grants.
 fn deploy(dirs: &Dirs, smtp_port: Option<u16>, extra: &[(&str, &str)]) {
-    let values = smtp_port.map(smtp_values).unwrap_or_default();
-    let mut values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    values.extend_from_slice(extra);
-    dirs.deploy_bundled("email-verification", "email-verification", &values);
+    let mut config = String::new();
+    if let Some(port) = smtp_port {
+        config.push_str(&format!(
+            "[services.mail]\nhost = \"127.0.0.1\"\nport = {port}\nstarttls = false\n\
+             from = \"Game <noreply@game.test>\"\n"
+        ));
+    }
+    config.push_str(&support::grants_section(
+        "probe",
+        &[
+            "events.subscribe:dev.getelements.email_verification.*",
+            "identity.verify:email",
+        ],
+    ));
+    dirs.config(&config);
+    dirs.deploy_bundled("email-verification", "email-verification", extra);
     dirs.deploy(
         "probe",
         "misbehave",

@@ -101,15 +101,17 @@ async fn profiles(server: &Server, root: &str, query: &str) -> Value {
 /// A server with the Kit deployed against the stub on `port`.
 fn start(dirs: &Dirs, port: u16) -> Server {
     let api = format!("http://127.0.0.1:{port}/v1");
-    let allow = format!("127.0.0.1:{port}");
+    let stub = format!("http.outbound:127.0.0.1:{port}");
     let expiry = EXPIRY_SECS.to_string();
+    // The operator approves the stub's address for the Kit, beside its own grants.
+    let grants = [support::ROBLOX_KIT_GRANTS, &[stub.as_str()]].concat();
+    dirs.config(&support::grants_section("roblox-kit", &grants));
     dirs.deploy_bundled(
         "roblox-kit",
         "roblox-kit",
         &[
             ("dev.getelements.robloxkit.secret", SECRET),
             ("dev.getelements.robloxkit.roblox.users.api.url", &api),
-            ("dev.getelements.elements.http.allow", &allow),
             ("dev.getelements.robloxkit.session.expiry.seconds", &expiry),
         ],
     );
@@ -304,11 +306,11 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
         support::bundled_manifest("roblox-kit").replace("prefix = \"roblox\"", "prefix = \"down\"");
     manifest.push_str(&format!(
         "\n[values]\n\"dev.getelements.robloxkit.secret\" = \"{SECRET}\"\n\
-         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{closed}/v1\"\n\
-         \"dev.getelements.elements.http.allow\" = \"127.0.0.1:{closed}\"\n"
+         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{closed}/v1\"\n"
     ));
     dirs.deploy("down", "roblox-kit", &manifest);
-    // A users API URL whose host is not allowed (the default allow-list).
+    let down = format!("http.outbound:127.0.0.1:{closed}");
+    // A users API URL whose host the operator did not approve (only the Kit's own grants).
     let port = roblox::start().await;
     let mut manifest =
         support::bundled_manifest("roblox-kit").replace("prefix = \"roblox\"", "prefix = \"denied\"");
@@ -317,6 +319,11 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
          \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{port}/v1\"\n"
     ));
     dirs.deploy("denied", "roblox-kit", &manifest);
+    dirs.config(&format!(
+        "{}{}",
+        support::grants_section("down", &[support::ROBLOX_KIT_GRANTS, &[down.as_str()]].concat()),
+        support::grants_section("denied", support::ROBLOX_KIT_GRANTS)
+    ));
     let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
     let root = root(&server).await;
     create_application(&server, &root, "my_game").await;
@@ -334,7 +341,7 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
         err["message"]
             .as_str()
             .unwrap()
-            .contains("dev.getelements.elements.http.allow"),
+            .contains("no http.outbound grant"),
         "{err}"
     );
 }

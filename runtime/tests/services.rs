@@ -171,6 +171,15 @@ async fn received(server: &Server, element: &str, name: &str) -> Vec<Value> {
 #[tokio::test]
 async fn events_reach_subscribers_and_reserved_names_are_refused() {
     let dirs = Dirs::new();
+    // Publishing and subscribing outside an Element's own name are grants.
+    dirs.config(&format!(
+        "{}{}{}{}{}",
+        support::grants_section("pub", &["events.publish:test.*", "events.subscribe:test.*"]),
+        support::grants_section("sub", &["events.subscribe:test.hello"]),
+        support::grants_section("deaf", &["events.subscribe:other.*"]),
+        support::grants_section("slow", &["events.subscribe:test.*"]),
+        support::grants_section("watcher", &["events.subscribe:dev.getelements.element.*"]),
+    ));
     dirs.deploy("pub", "misbehave", "[events]\nsubscribe = [\"test.*\"]\n");
     dirs.deploy("sub", "misbehave", "[events]\nsubscribe = [\"test.hello\"]\n");
     dirs.deploy("deaf", "misbehave", "[events]\nsubscribe = [\"other.*\"]\n");
@@ -208,8 +217,21 @@ async fn events_reach_subscribers_and_reserved_names_are_refused() {
         json!({}),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("reserved"), "{body}");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("are the server's"),
+        "{body}"
+    );
+    // Outside its grants (and its own name), an Element may not publish.
+    let (status, body) = post(&server, "/app/rest/sub/publish/test.hello", json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("events.publish:test.hello"),
+        "{body}"
+    );
     let (status, _) = post(&server, "/app/rest/pub/publish/Not.Valid", json!({})).await;
     assert_eq!(status, 400);
 
@@ -284,16 +306,25 @@ async fn outbound_http_only_to_allowed_hosts() {
     let (allowed, _) = upstream().await;
     let (forbidden, forbidden_connections) = upstream().await;
     let dirs = Dirs::new();
-    dirs.deploy(
+    // The operator's approvals: svc may call the allowed upstream's exact
+    // address; nothing else is approved for anyone.
+    dirs.config(&support::grants_section(
         "svc",
-        "misbehave",
-        &format!("[values]\n\"dev.getelements.elements.http.allow\" = \"127.0.0.1:{allowed}\"\n"),
-    );
+        &[&format!("http.outbound:127.0.0.1:{allowed}")],
+    ));
+    dirs.deploy("svc", "misbehave", "");
     dirs.deploy("closed", "misbehave", "");
+    // A manifest requesting a wildcard grant is refused, naming it.
     dirs.deploy(
         "broken",
         "misbehave",
-        "[values]\n\"dev.getelements.elements.http.allow\" = \"*.example.com\"\n",
+        "grants = [\"http.outbound:*.example.com\"]\n",
+    );
+    // A manifest requesting a grant nobody approved does not deploy.
+    dirs.deploy(
+        "greedy",
+        "misbehave",
+        &format!("grants = [\"http.outbound:127.0.0.1:{forbidden}\"]\n"),
     );
     let server = Server::start(&dirs, &[]);
 
@@ -330,27 +361,42 @@ async fn outbound_http_only_to_allowed_hosts() {
         "a refused host was connected to"
     );
 
-    // A malformed allow-list fails the deploy, naming the attribute.
+    // A malformed grant fails the deploy, naming it; so does an unapproved one.
     server.wait_for_log("Element \"broken\" refused", Duration::from_secs(5));
-    assert!(server.log().contains("dev.getelements.elements.http.allow"));
+    assert!(
+        server
+            .log()
+            .contains("invalid grant \"http.outbound:*.example.com\""),
+        "{}",
+        server.log()
+    );
+    server.wait_for_log("Element \"greedy\" refused", Duration::from_secs(5));
+    assert!(
+        server.log().contains(&format!(
+            "requests grants the operator has not approved: http.outbound:127.0.0.1:{forbidden}"
+        )),
+        "{}",
+        server.log()
+    );
+    let (status, _) = read_json(server.get("/app/rest/greedy/ok").await).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn mail_goes_through_a_real_smtp_server() {
     let smtp = support::SmtpServer::start();
-    let dirs = Dirs::new();
-    let mail_attrs = |port: u16| {
+    let mail_config = |port: u16| {
         format!(
-            "[values]\n\"dev.getelements.elements.email.smtp.host\" = \"127.0.0.1\"\n\
-             \"dev.getelements.elements.email.smtp.port\" = \"{port}\"\n\
-             \"dev.getelements.elements.email.smtp.starttls\" = \"false\"\n\
-             \"dev.getelements.elements.email.default.from\" = \"Game <noreply@game.test>\"\n"
+            "[services.mail]\nhost = \"127.0.0.1\"\nport = {port}\nstarttls = false\n\
+             from = \"Game <noreply@game.test>\"\nmax_per_request = 3\n{}",
+            support::grants_section("svc", &["mail.send"])
         )
     };
-    dirs.deploy("svc", "misbehave", &mail_attrs(smtp.port));
-    dirs.deploy("nomail", "misbehave", "");
-    dirs.deploy("down", "misbehave", &mail_attrs(support::closed_port()));
-    dirs.deploy("badport", "misbehave", "[values]\n\"dev.getelements.elements.email.smtp.host\" = \"x\"\n\"dev.getelements.elements.email.smtp.port\" = \"nope\"\n");
+    let dirs = Dirs::new();
+    dirs.config(&mail_config(smtp.port));
+    dirs.deploy("svc", "misbehave", "grants = [\"mail.send\"]\n");
+    dirs.deploy("nogrant", "misbehave", "");
+    dirs.deploy("hostile", "hostile", "");
     let server = Server::start(&dirs, &[]);
 
     let message =
@@ -362,14 +408,19 @@ async fn mail_goes_through_a_real_smtp_server() {
     assert!(received.contains("To: Player@Example.com"), "{received}");
     assert!(received.contains("From: Game <noreply@game.test>"), "{received}");
 
-    let (status, body) = post(&server, "/app/rest/nomail/mail", message.clone()).await;
+    // Without the grant: a typed refusal naming it, and nothing sent.
+    let (status, body) = post(&server, "/app/rest/nogrant/mail", message.clone()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("mail_not_configured")),
+        (403, Some("forbidden")),
         "{body}"
     );
-    let (status, body) = post(&server, "/app/rest/down/mail", message.clone()).await;
-    assert_eq!(status, 502, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("mail.send"), "{body}");
+    // The operator's settings are not attributes: no Element reads them.
+    let (status, attrs) = read_json(server.get("/app/rest/hostile/attributes").await).await;
+    assert_eq!(status, 200, "{attrs}");
+    let text = attrs.to_string();
+    assert!(!text.contains("smtp") && !text.contains("game.test"), "{text}");
     let (status, body) = post(
         &server,
         "/app/rest/svc/mail",
@@ -377,12 +428,48 @@ async fn mail_goes_through_a_real_smtp_server() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    server.wait_for_log("Element \"badport\" refused", Duration::from_secs(5));
-    assert!(
-        server
-            .log()
-            .contains("dev.getelements.elements.email.smtp.port must be a port number")
+    let sent_before = smtp.messages().len();
+    drop(server);
+
+    // No SMTP host: a distinct error.
+    let dirs = Dirs::new();
+    dirs.config(&support::grants_section("svc", &["mail.send"]));
+    dirs.deploy("svc", "misbehave", "grants = [\"mail.send\"]\n");
+    let server = Server::start(&dirs, &[]);
+    let (status, body) = post(&server, "/app/rest/svc/mail", message.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("mail_not_configured")),
+        "{body}"
     );
+    drop(server);
+
+    // The SMTP server is down: 502.
+    let dirs = Dirs::new();
+    dirs.config(&mail_config(support::closed_port()));
+    dirs.deploy("svc", "misbehave", "grants = [\"mail.send\"]\n");
+    let server = Server::start(&dirs, &[]);
+    let (status, body) = post(&server, "/app/rest/svc/mail", message.clone()).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(smtp.messages().len(), sent_before);
+}
+
+/// Mail settings are the operator's alone: the old attributes are refused
+/// at startup (as attributes, every Element could read them).
+#[test]
+fn smtp_attributes_are_refused_in_the_configuration() {
+    let dirs = Dirs::new();
+    dirs.config("[attributes]\n\"dev.getelements.elements.email.smtp.password\" = \"x\"\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_elements"))
+        .arg("--config")
+        .arg(dirs.root.path().join("elements.toml"))
+        .arg("--data-dir")
+        .arg(dirs.root.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("[services.mail]"), "{stderr}");
 }
 
 /// The leaderboard example works as its README says: best scores kept,

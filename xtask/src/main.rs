@@ -163,6 +163,7 @@ fn run(args: &[String]) -> Result<(), String> {
 fn test_guests() -> Vec<String> {
     let mut names: Vec<String> = element_crates().into_iter().map(|(n, _)| n).collect();
     names.push("misbehave".into());
+    names.push("hostile".into());
     names
 }
 

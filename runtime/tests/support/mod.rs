@@ -17,6 +17,7 @@ const GUESTS: &[&str] = &[
     "hello",
     "leaderboard",
     "misbehave",
+    "hostile",
     "roblox-kit",
     "email-verification",
 ];
@@ -104,6 +105,17 @@ impl Dirs {
         self.deploy(name, crate_name, &manifest)
     }
 
+    /// Writes the server's configuration file; every server started on
+    /// these folders reads it (`--config`).
+    pub fn config(&self, toml: &str) -> &Self {
+        std::fs::write(self.config_path(), toml).unwrap();
+        self
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.path().join("elements.toml")
+    }
+
     pub fn manifest(&self, name: &str, manifest: &str) -> &Self {
         if !manifest.is_empty() {
             std::fs::write(self.deploy_dir().join(format!("{name}.toml")), manifest).unwrap();
@@ -111,6 +123,38 @@ impl Dirs {
         self
     }
 }
+
+/// One JSON request to `server`: `(status, body)` (body `null` when not JSON).
+pub async fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = server.client.request(method, server.url(path));
+    if let Some(bearer) = bearer {
+        req = req.bearer_auth(bearer);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    json(req.send().await.expect("request")).await
+}
+
+/// A configuration-file section approving `grants` for the Element `name`.
+pub fn grants_section(name: &str, grants: &[&str]) -> String {
+    let list: Vec<String> = grants.iter().map(|g| format!("{g:?}")).collect();
+    format!("[elements.{name:?}]\ngrants = [{}]\n", list.join(", "))
+}
+
+/// The grants the default configuration approves for the Roblox Kit.
+pub const ROBLOX_KIT_GRANTS: &[&str] = &[
+    "identity.scheme:dev.getelements.robloxkit.player.id",
+    "identity.session",
+    "http.outbound:users.roblox.com",
+];
 
 /// The `element.toml` of bundled Element `crate_name` (in `elements/`).
 pub fn bundled_manifest(crate_name: &str) -> String {
@@ -176,6 +220,9 @@ impl Server {
             command.args(["--mongodb-database", &db]);
         }
         command.envs(env.iter().copied());
+        if dirs.config_path().exists() {
+            command.arg("--config").arg(dirs.config_path());
+        }
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
             .arg("--deploy-dir")

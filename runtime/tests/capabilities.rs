@@ -1,0 +1,485 @@
+//! Capabilities: a hostile Element (`runtime/tests/elements/hostile`, written
+//! with the shipped SDK) tries everything issue 11 lists, and each attempt
+//! fails with a typed error naming the missing grant, while what the
+//! operator approved works and a well-behaved Element keeps answering.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Dirs, Server, request};
+
+const ROOT_PASSWORD: &str = "root-password-for-tests";
+
+async fn root(server: &Server) -> String {
+    let (status, body) = request(
+        server,
+        "POST",
+        "/api/rest/session",
+        None,
+        Some(json!({"userId": "root", "password": ROOT_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["sessionSecret"].as_str().unwrap().to_owned()
+}
+
+/// Signs up a user; returns (user id, session secret).
+async fn signup(server: &Server, name: &str, email: &str) -> (String, String) {
+    let (status, body) = request(
+        server,
+        "POST",
+        "/api/rest/signup/session",
+        None,
+        Some(json!({"name": name, "email": email, "password": "password-123"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["session"]["user"]["id"].as_str().unwrap().to_owned(),
+        body["sessionSecret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Asserts that an attempt was refused as forbidden, naming `grant`.
+fn refused(outcome: &Value, grant: &str) {
+    assert_eq!(outcome["ok"], false, "got through: {outcome}");
+    assert_eq!(
+        (outcome["status"].as_u64(), outcome["code"].as_str()),
+        (Some(403), Some("forbidden")),
+        "{outcome}"
+    );
+    let message = outcome["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(grant),
+        "the refusal should name {grant}: {outcome}"
+    );
+}
+
+fn start(dirs: &Dirs) -> Server {
+    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_element_without_grants_reaches_no_one() {
+    let dirs = Dirs::new();
+    dirs.deploy("hostile", "hostile", "");
+    let server = start(&dirs);
+    let (victim, victim_session) = signup(&server, "victim", "victim@corp.test").await;
+    let root = root(&server).await;
+
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/takeover",
+        None,
+        Some(json!({"email": "victim@corp.test"})),
+    )
+    .await;
+    refused(&out, "identity.scheme:email");
+    let (_, out) = request(
+        &server,
+        "POST",
+        &format!("/app/rest/hostile/session/{victim}"),
+        None,
+        None,
+    )
+    .await;
+    refused(&out, "identity.session");
+    let (_, out) = request(
+        &server,
+        "GET",
+        &format!("/app/rest/hostile/user/{victim}"),
+        None,
+        None,
+    )
+    .await;
+    refused(&out, "identity.scheme:SCHEME");
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/verify",
+        None,
+        Some(json!({"email": "victim@corp.test"})),
+    )
+    .await;
+    refused(&out, "identity.verify:email");
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/link",
+        None,
+        Some(json!({"user": victim, "email": "attacker@evil.test"})),
+    )
+    .await;
+    refused(&out, "identity.scheme:email");
+
+    // The calling user is always reachable: their own record, with their credential.
+    let (_, out) = request(
+        &server,
+        "GET",
+        &format!("/app/rest/hostile/user/{victim}"),
+        Some(&victim_session),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (out["ok"].as_bool(), out["id"].as_str()),
+        (Some(true), Some(victim.as_str())),
+        "{out}"
+    );
+    // ... but being called by the victim grants no session for them.
+    let (_, out) = request(
+        &server,
+        "POST",
+        &format!("/app/rest/hostile/session/{victim}"),
+        Some(&victim_session),
+        None,
+    )
+    .await;
+    refused(&out, "identity.session");
+
+    // Nothing changed: the address is still unlinked to the attacker and unverified.
+    let (status, user) = request(
+        &server,
+        "GET",
+        &format!("/api/rest/user/{victim}"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["email"], "victim@corp.test", "{user}");
+    let (status, _) = request(
+        &server,
+        "POST",
+        "/api/rest/session",
+        None,
+        Some(json!({"userId": "attacker@evil.test", "password": "password-123"})),
+    )
+    .await;
+    assert_ne!(status, 200, "the attacker's address was linked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_schemes_reach_their_users_and_never_a_superuser() {
+    let dirs = Dirs::new();
+    // `players` asks for its own scheme and sessions; `greedy` asks for the
+    // email scheme too, and the operator approved both (flagged powerful).
+    dirs.deploy(
+        "players",
+        "hostile",
+        "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
+    );
+    dirs.deploy(
+        "greedy",
+        "hostile",
+        "grants = [\"identity.scheme:email\", \"identity.session\"]\n",
+    );
+    dirs.config(&format!(
+        "{}{}",
+        support::grants_section("players", &["identity.scheme:hostile.player", "identity.session"]),
+        support::grants_section("greedy", &["identity.scheme:email", "identity.session"])
+    ));
+    let server = start(&dirs);
+    let root = root(&server).await;
+    let (victim, _) = signup(&server, "victim", "victim@corp.test").await;
+    let (boss, _) = signup(&server, "boss", "boss@corp.test").await;
+    let (status, body) = request(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{boss}"),
+        Some(&root),
+        Some(json!({"level": "SUPERUSER"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Its own scheme works end to end: the session is real.
+    let (_, out) = request(&server, "POST", "/app/rest/players/player/42", None, None).await;
+    assert_eq!(out["ok"], true, "{out}");
+    let (status, me) = request(&server, "GET", "/api/rest/user/me", out["session"].as_str(), None).await;
+    assert_eq!((status, &me["id"]), (200, &out["user"]), "{me}");
+    // Other users stay out of reach, whoever they are.
+    for user in [&victim, &boss] {
+        let (_, out) = request(
+            &server,
+            "POST",
+            &format!("/app/rest/players/session/{user}"),
+            None,
+            None,
+        )
+        .await;
+        refused(&out, "identity.scheme:SCHEME");
+    }
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/players/takeover",
+        None,
+        Some(json!({"email": "victim@corp.test"})),
+    )
+    .await;
+    refused(&out, "identity.scheme:email");
+
+    // The email scheme, approved, reaches email users: never a superuser.
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/greedy/takeover",
+        None,
+        Some(json!({"email": "boss@corp.test"})),
+    )
+    .await;
+    assert_eq!(
+        (out["ok"].as_bool(), out["status"].as_u64()),
+        (Some(false), Some(403)),
+        "{out}"
+    );
+    assert!(out["message"].as_str().unwrap().contains("SUPERUSER"), "{out}");
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/greedy/takeover",
+        None,
+        Some(json!({"email": "victim@corp.test"})),
+    )
+    .await;
+    assert_eq!(out["ok"], true, "an approved grant works: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unapproved_or_malformed_grants_fail_the_deploy_naming_each() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "asks",
+        "hostile",
+        "grants = [\"mail.send\", \"identity.session\"]\n[events]\nsubscribe = [\"chat.*\"]\n",
+    );
+    dirs.deploy("bad", "hostile", "grants = [\"root\"]\n");
+    dirs.deploy(
+        "server-events",
+        "hostile",
+        "grants = [\"events.publish:dev.getelements.element.loaded\"]\n",
+    );
+    // Approving part of what is asked is not enough.
+    dirs.config(&support::grants_section("asks", &["mail.send"]));
+    let server = start(&dirs);
+    server.wait_for_log("Element \"asks\" refused", Duration::from_secs(10));
+    server.wait_for_log("Element \"bad\" refused", Duration::from_secs(10));
+    server.wait_for_log("Element \"server-events\" refused", Duration::from_secs(10));
+    let log = server.log();
+    assert!(
+        log.contains(
+            "requests grants the operator has not approved: identity.session, events.subscribe:chat.*"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("invalid grant \"root\""), "{log}");
+    assert!(log.contains("published by the server alone"), "{log}");
+    for name in ["asks", "bad", "server-events"] {
+        let (status, _) = request(
+            &server,
+            "GET",
+            &format!("/app/rest/{name}/attributes"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "{name} serves");
+    }
+}
+
+/// Waits until `/echoes` stops growing; returns the final count.
+async fn settled_echoes(server: &Server, element: &str) -> u64 {
+    let mut last = u64::MAX;
+    let mut stable_since = Instant::now();
+    let started = Instant::now();
+    loop {
+        let (_, out) = request(server, "GET", &format!("/app/rest/{element}/echoes"), None, None).await;
+        let count = out["count"].as_u64().unwrap_or_default();
+        if count != last {
+            last = count;
+            stable_since = Instant::now();
+        } else if count > 0 && stable_since.elapsed() > Duration::from_millis(1500) {
+            return count;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "events never settled (at {count})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_need_grants_and_no_loop_amplifies_without_bound() {
+    let dirs = Dirs::new();
+    // Subscribes to its own events and publishes two for each it receives.
+    dirs.deploy("hostile", "hostile", "[events]\nsubscribe = [\"hostile.*\"]\n");
+    dirs.deploy("hello", "hello", "");
+    let server = start(&dirs);
+
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/publish/chat.message",
+        None,
+        None,
+    )
+    .await;
+    refused(&out, "events.publish:chat.message");
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/publish/dev.getelements.element.loaded",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (out["ok"].as_bool(), out["status"].as_u64()),
+        (Some(false), Some(403)),
+        "{out}"
+    );
+
+    // A flood from one request stops at the per-request budget.
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/publish/hostile.flood?n=150",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (out["status"].as_u64(), out["code"].as_str()),
+        (Some(429), Some("limit_exceeded")),
+        "{out}"
+    );
+    let flood = settled_echoes(&server, "hostile").await;
+
+    // A self-feeding loop (two events out for every event in) is bounded by
+    // the budget its first request started, while hello keeps answering.
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/publish/hostile.start",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    let mut latencies = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let (status, _) = request(&server, "GET", "/app/rest/hello/hello", None, None).await;
+        latencies.push(started.elapsed());
+        assert_eq!(status, 200);
+    }
+    let total = settled_echoes(&server, "hostile").await;
+    let looped = total - flood;
+    latencies.sort();
+    println!(
+        "event loop: {looped} deliveries from one request (flood: {flood}); hello p50 {:?}, max {:?} meanwhile",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert!(flood <= 100, "the flood delivered {flood}");
+    assert!((2..=100).contains(&looped), "the loop delivered {looped}");
+    assert!(
+        latencies[latencies.len() - 1] < Duration::from_secs(2),
+        "{latencies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_needs_its_grant_and_is_capped_per_request() {
+    let smtp = support::SmtpServer::start();
+    let dirs = Dirs::new();
+    dirs.deploy("hostile", "hostile", "");
+    dirs.deploy("mailer", "hostile", "grants = [\"mail.send\"]\n");
+    dirs.config(&format!(
+        "[services.mail]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = false\nfrom = \"game@game.test\"\n{}",
+        smtp.port,
+        support::grants_section("mailer", &["mail.send"])
+    ));
+    let server = start(&dirs);
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/hostile/mail",
+        None,
+        Some(json!({"to": "victim@corp.test"})),
+    )
+    .await;
+    refused(&out, "mail.send");
+    let (_, out) = request(
+        &server,
+        "POST",
+        "/app/rest/mailer/mail?n=12",
+        None,
+        Some(json!({"to": "player@game.test"})),
+    )
+    .await;
+    assert_eq!(
+        (out["status"].as_u64(), out["code"].as_str()),
+        (Some(429), Some("limit_exceeded")),
+        "{out}"
+    );
+    let started = Instant::now();
+    while smtp.messages().len() < 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} messages",
+            smtp.messages().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 10, "one request sends at most 10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_needs_a_grant_for_the_host() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = upstream.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let dirs = Dirs::new();
+    dirs.deploy("hostile", "hostile", "");
+    let server = start(&dirs);
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        format!("http://localhost:{port}/"),
+    ] {
+        let (_, out) = request(
+            &server,
+            "GET",
+            &format!(
+                "/app/rest/hostile/fetch?url={}",
+                url.replace(':', "%3A").replace('/', "%2F")
+            ),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(out["ok"], false, "{url}: {out}");
+        assert!(
+            out["message"].as_str().unwrap().contains("not allowed"),
+            "{url}: {out}"
+        );
+    }
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a refused destination was connected to"
+    );
+}
