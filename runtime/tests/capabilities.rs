@@ -483,3 +483,101 @@ async fn outbound_http_needs_a_grant_for_the_host() {
         "a refused destination was connected to"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_approve_and_revoke_grants_through_the_admin_api() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "asks",
+        "hostile",
+        "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
+    );
+    let server = start(&dirs);
+    let root = root(&server).await;
+    let path = "/api/rest/elements/deployment/asks";
+
+    // Requested and approved side by side; powerful ones flagged.
+    let (status, view) = request(&server, "GET", path, Some(&root), None).await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("FAILED")), "{view}");
+    let grants = view["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 2, "{view}");
+    let session = grants.iter().find(|g| g["grant"] == "identity.session").unwrap();
+    assert_eq!(
+        (
+            &session["requested"],
+            &session["approvedBy"],
+            &session["powerful"]
+        ),
+        (&json!(true), &Value::Null, &json!(true)),
+        "{view}"
+    );
+
+    // A malformed grant is a 400 naming it, and changes nothing.
+    let (status, body) = request(
+        &server,
+        "PUT",
+        path,
+        Some(&root),
+        Some(json!({"grants": ["identity.scheme:"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_PARAMETER")),
+        "{body}"
+    );
+    // Approving part is not enough; approving all deploys it at once.
+    let (_, view) = request(
+        &server,
+        "PUT",
+        path,
+        Some(&root),
+        Some(json!({"grants": ["identity.session"]})),
+    )
+    .await;
+    assert_eq!(view["status"], "FAILED", "{view}");
+    assert!(
+        view["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("identity.scheme:hostile.player"),
+        "{view}"
+    );
+    let (_, view) = request(
+        &server,
+        "PUT",
+        path,
+        Some(&root),
+        Some(json!({"grants": ["identity.session", "identity.scheme:hostile.player"]})),
+    )
+    .await;
+    assert_eq!(view["status"], "LOADED", "{view}");
+    assert!(
+        view["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["approvedBy"] == "operator"),
+        "{view}"
+    );
+    let (_, out) = request(&server, "POST", "/app/rest/asks/player/7", None, None).await;
+    assert_eq!(out["ok"], true, "{out}");
+
+    // Revoking stops the Element: no version keeps serving with the grant.
+    let (_, view) = request(&server, "PUT", path, Some(&root), Some(json!({"grants": []}))).await;
+    assert_eq!(view["status"], "FAILED", "{view}");
+    let (status, _) = request(&server, "POST", "/app/rest/asks/player/7", None, None).await;
+    assert_eq!(status, 404);
+
+    // Only superusers approve.
+    let (_, session) = signup(&server, "player", "player@game.test").await;
+    let (status, _) = request(
+        &server,
+        "PUT",
+        path,
+        Some(&session),
+        Some(json!({"grants": ["identity.session"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+}

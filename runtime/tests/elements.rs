@@ -60,7 +60,7 @@ async fn attributes_follow_manifest_operator_and_deployment_values() {
         "hello",
         "prefix = \"hi\"\n[attributes.greeting]\ndefault = \"Hello\"\n[values]\ngreeting = \"Ahoy\"\n",
     );
-    let config = dirs.root.path().join("elements.toml");
+    let config = dirs.root.path().join("attributes.toml");
     std::fs::write(
         &config,
         "[attributes]\ncolour = \"blue\"\n[elements.misbehave.attributes]\ncolour = \"red\"\n",
@@ -305,7 +305,10 @@ async fn bad_components_are_refused_and_the_others_load() {
         ("no-handler", "does not export wasi:http/incoming-handler"),
         ("needs-secret", "required attribute \"secret\" has no value"),
         ("bad-manifest", "invalid manifest"),
-        ("impostor", "may not serve core routes"),
+        (
+            "impostor",
+            "requests grants the operator has not approved: route.core:/api/rest/verify",
+        ),
         ("email-verification", "is not an extension point"),
     ] {
         let line = log

@@ -112,8 +112,10 @@ async fn upload(
     Ok((status, Json(view)).into_response())
 }
 
-/// Edit: `{"attributes": {"name": "value" | null}, "enabled": bool}`; the
-/// Element is redeployed with the change.
+/// Edit: `{"attributes": {"name": "value" | null}, "enabled": bool,
+/// "grants": ["mail.send", ...]}` (`grants` replaces what operators approved
+/// here; the configuration file's approvals stay); the Element is
+/// redeployed with the change.
 async fn edit(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

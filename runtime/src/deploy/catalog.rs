@@ -4,7 +4,7 @@
 //! that apply to either kind of Element (stored, or from the deploy folder).
 //! Sensitive attribute values never leave this module unmasked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -13,6 +13,7 @@ use super::Deployer;
 use super::Status;
 use super::persist::{Deployments, Edit, PersistError, Record, Upload};
 use crate::element::manifest::{AttributeKind, AttributeSpec, Manifest};
+use crate::grants::Grant;
 use crate::server::ELEMENT_ROOT;
 
 /// Shown instead of a sensitive attribute's value.
@@ -46,6 +47,27 @@ pub struct DeploymentView {
     pub application: Option<String>,
     /// Declared and set attributes; sensitive values masked.
     pub attributes: Vec<AttributeView>,
+    /// Every grant the Element requests or an operator approved.
+    pub grants: Vec<GrantView>,
+}
+
+/// One grant, requested and approved side by side.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    /// The grant, e.g. `identity.session`.
+    pub grant: String,
+    /// What it allows.
+    pub description: String,
+    /// Reaches other users' accounts, reserved events, core routes or a
+    /// private address: approve with care.
+    pub powerful: bool,
+    /// The manifest asks for it.
+    pub requested: bool,
+    /// Who approved it: `configuration` (the server's file, changed there
+    /// only), `operator` (the admin API or the portal), or nobody (a deploy
+    /// that requests it fails).
+    pub approved_by: Option<&'static str>,
 }
 
 impl DeploymentView {
@@ -113,13 +135,13 @@ impl<'a> Catalog<'a> {
         let mut views: BTreeMap<String, DeploymentView> = BTreeMap::new();
         for status in self.deployer.statuses() {
             let record = records.get(&status.name);
-            if let Some(v) = view(Some(status), record) {
+            if let Some(v) = self.view(Some(status), record).await? {
                 views.insert(v.id.clone(), v);
             }
         }
         for (name, record) in &records {
             if !views.contains_key(name)
-                && let Some(v) = view(self.deployer.status(name), Some(record))
+                && let Some(v) = self.view(self.deployer.status(name), Some(record)).await?
             {
                 views.insert(name.clone(), v);
             }
@@ -130,7 +152,9 @@ impl<'a> Catalog<'a> {
     /// The deployment `name`.
     pub async fn get(&self, name: &str) -> Result<DeploymentView, PersistError> {
         let record = self.deployments.get(name).await?;
-        view(self.deployer.status(name), record.as_ref()).ok_or_else(|| PersistError::NotFound(name.into()))
+        self.view(self.deployer.status(name), record.as_ref())
+            .await?
+            .ok_or_else(|| PersistError::NotFound(name.into()))
     }
 
     /// Stores and applies a new deployment or a new version; also says
@@ -139,13 +163,23 @@ impl<'a> Catalog<'a> {
         let name = upload.name.clone();
         let created = self.deployments.get(&name).await?.is_none();
         let record = self.deployments.upload(upload).await?;
-        let view = view(self.deployer.status(&name), Some(&record)).ok_or(PersistError::NotFound(name))?;
+        let view = self
+            .view(self.deployer.status(&name), Some(&record))
+            .await?
+            .ok_or(PersistError::NotFound(name))?;
         Ok((view, created))
     }
 
     /// Changes attribute values and the on/off switch; the Element is
     /// redeployed with the change before this returns.
-    pub async fn edit(&self, name: &str, edit: Edit) -> Result<DeploymentView, PersistError> {
+    pub async fn edit(&self, name: &str, mut edit: Edit) -> Result<DeploymentView, PersistError> {
+        if let Some(grants) = edit.grants.take() {
+            if !self.exists(name).await? {
+                return Err(PersistError::NotFound(name.into()));
+            }
+            let grants = super::persist::parse_grants(&grants)?;
+            self.deployments.set_approvals(name, &grants).await?;
+        }
         if self.deployer.is_from_folder(name) {
             // A folder Element keeps its files; an operator can still switch
             // it off and on and set attribute values (stored, over its
@@ -156,10 +190,65 @@ impl<'a> Catalog<'a> {
             if let Some(enabled) = edit.enabled {
                 self.deployments.set_folder_enabled(name, enabled).await?;
             }
-            return view(self.deployer.status(name), None).ok_or_else(|| PersistError::NotFound(name.into()));
+            return self
+                .view(self.deployer.status(name), None)
+                .await?
+                .ok_or_else(|| PersistError::NotFound(name.into()));
         }
-        let record = self.deployments.edit(name, edit).await?;
-        view(self.deployer.status(name), Some(&record)).ok_or_else(|| PersistError::NotFound(name.into()))
+        let record = if edit.attributes.is_empty() && edit.enabled.is_none() {
+            self.deployments
+                .get(name)
+                .await?
+                .ok_or_else(|| PersistError::NotFound(name.into()))?
+        } else {
+            self.deployments.edit(name, edit).await?
+        };
+        self.view(self.deployer.status(name), Some(&record))
+            .await?
+            .ok_or_else(|| PersistError::NotFound(name.into()))
+    }
+
+    /// [`view`], with the grants the Element requests and operators approved.
+    async fn view(
+        &self,
+        status: Option<Status>,
+        record: Option<&Record>,
+    ) -> Result<Option<DeploymentView>, PersistError> {
+        let Some(mut v) = view(status.clone(), record) else {
+            return Ok(None);
+        };
+        let manifest = record
+            .map(|r| r.manifest.clone())
+            .or(status.and_then(|s| s.attempted.map(|a| a.manifest)))
+            .flatten()
+            .and_then(|m| Manifest::parse(&m).ok())
+            .unwrap_or_default();
+        let requested = manifest.requested_grants(&v.id);
+        let configured = self.deployer.configured_grants(&v.id);
+        let stored = self
+            .deployments
+            .approvals()
+            .await?
+            .remove(&v.id)
+            .unwrap_or_default();
+        let all: BTreeSet<&Grant> = requested.iter().chain(&configured).chain(&stored).collect();
+        v.grants = all
+            .into_iter()
+            .map(|g| GrantView {
+                grant: g.to_string(),
+                description: g.describe(),
+                powerful: g.is_powerful(),
+                requested: requested.contains(g),
+                approved_by: if configured.contains(g) {
+                    Some("configuration")
+                } else if stored.contains(g) {
+                    Some("operator")
+                } else {
+                    None
+                },
+            })
+            .collect();
+        Ok(Some(v))
     }
 
     /// Removes a stored deployment everywhere; a folder Element is removed by
@@ -310,5 +399,6 @@ fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentVie
             .and_then(|r| r.application.clone())
             .or(element.and_then(|e| e.application.clone())),
         attributes: attributes(&specs, &own, set),
+        grants: Vec::new(),
     })
 }

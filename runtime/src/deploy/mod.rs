@@ -12,7 +12,7 @@ pub mod catalog;
 pub mod persist;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::element::log_buffer::{Level, LogBuffer, Source};
 use crate::element::{DeployError, Element, ElementSource, Host};
 use crate::events::{EventBus, names};
+use crate::grants::Grant;
 use crate::registry::Registry;
 
 /// A deploy that failed.
@@ -48,6 +49,8 @@ struct NameState {
     disabled: bool,
     /// Attribute values an operator set on a folder Element.
     folder_values: BTreeMap<String, String>,
+    /// Grants an operator approved through the admin API or the portal.
+    approved: BTreeSet<Grant>,
     log: Arc<LogBuffer>,
 }
 
@@ -197,6 +200,40 @@ impl Deployer {
         }
     }
 
+    /// Applies the grants operators approved through the admin API or the
+    /// portal: a folder Element whose approvals changed is redeployed from
+    /// the folder with them (stored deployments get theirs from
+    /// [`persist::Deployments`]).
+    pub async fn set_approvals(&self, approvals: BTreeMap<String, BTreeSet<Grant>>) {
+        let changed: Vec<String> = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let all: BTreeSet<String> = names.keys().chain(approvals.keys()).cloned().collect();
+            let mut changed = Vec::new();
+            for name in all {
+                let state = names.entry(name.clone()).or_default();
+                let wanted = approvals.get(&name).cloned().unwrap_or_default();
+                if state.approved != wanted {
+                    state.approved = wanted;
+                    if !state.managed {
+                        changed.push(name);
+                    }
+                }
+            }
+            changed
+        };
+        let folder = self.folder.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(dir) = folder {
+            for name in changed {
+                self.sync(&dir, &name).await;
+            }
+        }
+    }
+
+    /// The grants the configuration approves for `name`.
+    pub fn configured_grants(&self, name: &str) -> BTreeSet<Grant> {
+        self.host.element_grants.get(name).cloned().unwrap_or_default()
+    }
+
     /// Whether `name` is currently deployed (or refused) from the folder.
     pub fn is_from_folder(&self, name: &str) -> bool {
         let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
@@ -279,6 +316,14 @@ impl Deployer {
                 );
             }
             Err(e) => {
+                // A version whose grants are no longer all approved must not
+                // keep serving with them: revoking a grant takes effect now.
+                if matches!(e, DeployError::GrantsNotApproved(_)) && self.registry.unmount(name).is_some() {
+                    tracing::warn!(
+                        element = name,
+                        "Element stopped: its grants are no longer approved"
+                    );
+                }
                 let failure = Failure {
                     error: e.to_string(),
                     at: SystemTime::now(),
@@ -356,6 +401,7 @@ impl Deployer {
         };
         let mut source = ElementSource::new(component, manifest);
         source.values = self.with_state(name, |s| s.folder_values.clone());
+        source.grants = self.with_state(name, |s| s.approved.clone());
         self.deploy_if_changed(name, source).await
     }
 

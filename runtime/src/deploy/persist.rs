@@ -12,7 +12,7 @@
 //! refuses names deployed from the folder, and the folder watcher ignores
 //! names the store manages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::Deployer;
 use crate::element::ElementSource;
 use crate::element::manifest::{Manifest, validate_name};
+use crate::grants::Grant;
 
 /// How often a node looks for deployment changes made by other nodes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -104,7 +105,8 @@ pub struct Upload {
 }
 
 /// A change to a deployment: attribute values (a `None` value removes the
-/// deployment's value) and the enabled flag.
+/// deployment's value), the enabled flag and the grants the operator
+/// approves.
 #[derive(Debug, Default, Deserialize)]
 pub struct Edit {
     /// Values to set or (with null) remove.
@@ -112,6 +114,20 @@ pub struct Edit {
     pub attributes: BTreeMap<String, Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// The grants approved through the admin API or the portal (replacing
+    /// the earlier ones; those of the configuration file stay).
+    pub grants: Option<Vec<String>>,
+}
+
+/// Parses grants an operator approves; the error names the bad one.
+pub fn parse_grants(list: &[String]) -> Result<BTreeSet<Grant>, PersistError> {
+    list.iter()
+        .map(|g| {
+            g.trim()
+                .parse::<Grant>()
+                .map_err(|e| PersistError::Invalid(e.to_string()))
+        })
+        .collect()
 }
 
 /// The `values` pairs of a folder-values document.
@@ -146,8 +162,11 @@ pub struct Deployments {
     /// Attribute values an operator set on folder Elements
     /// (`{_id: name, values: [[name, value]...]}`).
     folder_values: CollectionName,
-    /// The record versions this node has applied, by name.
-    applied: Mutex<BTreeMap<String, i64>>,
+    /// Grants an operator approved through the admin API or the portal, for
+    /// any Element name (`{_id: name, grants: [...]}`).
+    approvals: CollectionName,
+    /// The record versions (and approvals) this node has applied, by name.
+    applied: Mutex<BTreeMap<String, (i64, BTreeSet<Grant>)>>,
     /// Serializes applying, so a poll and an API change never interleave.
     applying: tokio::sync::Mutex<()>,
 }
@@ -164,6 +183,7 @@ impl Deployments {
             components: core.collection("components")?,
             folder_disabled: core.collection("folder_disabled")?,
             folder_values: core.collection("folder_values")?,
+            approvals: core.collection("grant_approvals")?,
             store,
             deployer,
             applied: Mutex::default(),
@@ -341,6 +361,45 @@ impl Deployments {
             .unwrap_or_default())
     }
 
+    /// Replaces the grants approved through the admin API or the portal for
+    /// the Element `name` (any source), for every node; it is redeployed with them.
+    pub async fn set_approvals(&self, name: &str, grants: &BTreeSet<Grant>) -> Result<(), PersistError> {
+        let list: Vec<String> = grants.iter().map(Grant::to_string).collect();
+        let upsert = elements_store::FindAndModify {
+            upsert: true,
+            ..Default::default()
+        };
+        self.store
+            .find_one_and_update(
+                &self.approvals,
+                &Filter::by_id(name),
+                &Update::parse(&json!({ "$set": { "grants": list } }))?,
+                &upsert,
+            )
+            .await?;
+        self.apply_all().await
+    }
+
+    /// Grants approved through the admin API or the portal, by name.
+    pub async fn approvals(&self) -> Result<BTreeMap<String, BTreeSet<Grant>>, PersistError> {
+        Ok(self
+            .store
+            .find(&self.approvals, &Query::new(Filter::all()))
+            .await?
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.get("_id")?.as_str()?.to_owned();
+                let grants = d
+                    .get("grants")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|g| g.as_str()?.parse::<Grant>().ok())
+                    .collect();
+                Some((name, grants))
+            })
+            .collect())
+    }
+
     /// Whether the deploy-folder Element `name` is switched off.
     pub async fn folder_disabled(&self, name: &str) -> Result<bool, PersistError> {
         Ok(self.store.get(&self.folder_disabled, name).await?.is_some())
@@ -363,6 +422,8 @@ impl Deployments {
             .into_iter()
             .filter_map(|d| Some((d.get("_id")?.as_str()?.to_owned(), values_of(&d))))
             .collect();
+        let approvals = self.approvals().await?;
+        self.deployer.set_approvals(approvals.clone()).await;
         self.deployer.set_folder_values(overrides).await;
         self.deployer.set_folder_disabled(&disabled).await;
         let records = self.list().await?;
@@ -380,13 +441,15 @@ impl Deployments {
                 .remove(&name);
         }
         for record in records {
+            let approved = approvals.get(&record.name).cloned().unwrap_or_default();
+            let wanted = (record.version, approved.clone());
             let seen = self
                 .applied
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&record.name)
-                .copied();
-            if seen == Some(record.version) {
+                .cloned();
+            if seen.as_ref() == Some(&wanted) {
                 continue;
             }
             self.deployer.set_managed(&record.name, true);
@@ -398,6 +461,7 @@ impl Deployments {
                 let mut source = ElementSource::new(component, record.manifest.clone());
                 source.values = record.values.clone();
                 source.application = record.application.clone();
+                source.grants = approved;
                 self.deployer.set_disabled(&record.name, false);
                 self.deployer.deploy_if_changed(&record.name, source).await;
             } else {
@@ -407,7 +471,7 @@ impl Deployments {
             self.applied
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(record.name.clone(), record.version);
+                .insert(record.name.clone(), wanted);
         }
         Ok(())
     }

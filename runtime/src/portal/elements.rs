@@ -423,6 +423,7 @@ fn attribute_edit(current: &DeploymentView, fields: &[(String, String)]) -> Resu
     Ok(Edit {
         attributes,
         enabled: None,
+        grants: None,
     })
 }
 
@@ -456,6 +457,7 @@ pub async fn enabled(
     let edit = Edit {
         attributes: BTreeMap::new(),
         enabled: Some(enabled),
+        grants: None,
     };
     let flash = match app.catalog().edit(&name, edit).await {
         Ok(view) => outcome(&view, if enabled { "Enabled" } else { "Disabled" }),
@@ -572,6 +574,7 @@ mod tests {
                 attribute("kit.url", Some("https://a"), false, false),
                 attribute("kit.note", None, false, false),
             ],
+            grants: vec![],
         }
     }
 
