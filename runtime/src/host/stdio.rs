@@ -9,10 +9,11 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::element::log_buffer::{Level, MAX_MESSAGE, MAX_OUTPUT_PER_REQUEST, RequestLog, Source, clean};
+use crate::element::log_buffer::{Level, MAX_MESSAGE, RequestLog, Source, clean};
 
 /// One of a guest's output streams. Clones share state, since a guest may
-/// open its stdout more than once. Bytes past [`MAX_OUTPUT_PER_REQUEST`] per
+/// open its stdout more than once. Bytes past
+/// [`MAX_OUTPUT_PER_REQUEST`](crate::element::log_buffer::MAX_OUTPUT_PER_REQUEST) per
 /// request are dropped and lines count against the request's log budget
 /// (the guest is not told, so a chatty guest never fails because of it);
 /// a line is cut at [`MAX_MESSAGE`] bytes.
