@@ -25,9 +25,9 @@ use serde::Deserialize;
     about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
     after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
 cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
-max_request_body, max_response_body, isolation, reuse_max_requests). Operator attributes: \
+max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, reuse_max_requests). Operator attributes: \
 [attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
-[elements.NAME] grants = [...]. Identity: server_key, \
+[elements.NAME] grants = [...]; host services: [services.mail]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
 session_expiry_secs."
 )]
@@ -63,9 +63,12 @@ pub struct Cli {
     /// Default wall-clock deadline of one request, in milliseconds [default: 10000].
     #[arg(long, env = "ELEMENTS_TIMEOUT_MS", value_name = "MS")]
     pub timeout_ms: Option<u64>,
-    /// Default linear-memory cap of one instance, in MiB [default: 64].
+    /// Default memory cap of one instance (all its memories and tables), in MiB [default: 64].
     #[arg(long, env = "ELEMENTS_MEMORY_MIB", value_name = "MIB")]
     pub memory_mib: Option<u64>,
+    /// Most instances of one Element alive at once [default: max(1, max_instances / 4)].
+    #[arg(long, env = "ELEMENTS_MAX_CONCURRENCY", value_name = "N")]
+    pub max_concurrency: Option<u32>,
     /// Default maximum request body, in bytes [default: 1048576].
     #[arg(long, env = "ELEMENTS_MAX_REQUEST_BODY", value_name = "BYTES")]
     pub max_request_body: Option<usize>,
@@ -187,12 +190,14 @@ pub enum Isolation {
     Reuse,
 }
 
-/// Per-request limits. Server-wide defaults; a manifest may override each.
+/// Per-request limits. Server-wide defaults; a manifest may override each,
+/// but may not raise a cap above the operator's (see [`Limits::check_ceiling`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock deadline of one request.
     pub timeout: Duration,
-    /// Linear-memory cap of one instance, in bytes.
+    /// Memory cap of one instance, in bytes: all its linear memories and
+    /// tables together.
     pub memory_bytes: u64,
     /// Largest accepted request body, in bytes.
     pub max_request_body: usize,
@@ -202,6 +207,18 @@ pub struct Limits {
     pub isolation: Isolation,
     /// With [`Isolation::Reuse`], how many requests one instance serves.
     pub reuse_max_requests: u32,
+    /// Most instances of one Element alive at once (busy, or idle and warm
+    /// under [`Isolation::Reuse`]), so one Element can't take every slot.
+    pub max_concurrency: u32,
+    /// Most log lines (log calls, stdout and stderr together) one request
+    /// may write; past it lines are dropped and one line says so.
+    pub max_log_lines: u32,
+}
+
+/// The default of [`Limits::max_concurrency`] for a server with
+/// `max_instances` slots: a quarter of them, at least one.
+pub fn fair_concurrency(max_instances: u32) -> u32 {
+    (max_instances / 4).max(1)
 }
 
 impl Default for Limits {
@@ -213,6 +230,8 @@ impl Default for Limits {
             max_response_body: 8 << 20,
             isolation: Isolation::Fresh,
             reuse_max_requests: 10_000,
+            max_concurrency: fair_concurrency(DEFAULT_MAX_INSTANCES),
+            max_log_lines: 1000,
         }
     }
 }
@@ -233,6 +252,10 @@ pub struct LimitsOverride {
     pub isolation: Option<Isolation>,
     /// See [`Limits::reuse_max_requests`].
     pub reuse_max_requests: Option<u32>,
+    /// See [`Limits::max_concurrency`].
+    pub max_concurrency: Option<u32>,
+    /// See [`Limits::max_log_lines`].
+    pub max_log_lines: Option<u32>,
 }
 
 impl Limits {
@@ -245,9 +268,55 @@ impl Limits {
             max_response_body: o.max_response_body.unwrap_or(self.max_response_body),
             isolation: o.isolation.unwrap_or(self.isolation),
             reuse_max_requests: o.reuse_max_requests.unwrap_or(self.reuse_max_requests),
+            max_concurrency: o.max_concurrency.unwrap_or(self.max_concurrency),
+            max_log_lines: o.max_log_lines.unwrap_or(self.max_log_lines),
+        }
+    }
+
+    /// Checks that `o` (a manifest's limits) only lowers the caps of these
+    /// (the operator's) limits; the message names each key set too high.
+    /// `isolation` and `reuse_max_requests` are the Element's choice.
+    pub fn check_ceiling(&self, o: &LimitsOverride) -> Result<(), String> {
+        let mut above = Vec::new();
+        let mut check = |key: &str, asked: Option<u64>, allowed: u64| {
+            if let Some(asked) = asked
+                && asked > allowed
+            {
+                above.push(format!("{key} = {asked} (the operator allows at most {allowed})"));
+            }
+        };
+        check("timeout_ms", o.timeout_ms, self.timeout.as_millis() as u64);
+        check("memory_mib", o.memory_mib, self.memory_bytes >> 20);
+        check(
+            "max_request_body",
+            o.max_request_body.map(|v| v as u64),
+            self.max_request_body as u64,
+        );
+        check(
+            "max_response_body",
+            o.max_response_body.map(|v| v as u64),
+            self.max_response_body as u64,
+        );
+        check(
+            "max_concurrency",
+            o.max_concurrency.map(u64::from),
+            self.max_concurrency.into(),
+        );
+        check(
+            "max_log_lines",
+            o.max_log_lines.map(u64::from),
+            self.max_log_lines.into(),
+        );
+        if above.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("above the server's limits: {}", above.join(", ")))
         }
     }
 }
+
+/// The default of [`Config::max_instances`].
+const DEFAULT_MAX_INSTANCES: u32 = 256;
 
 /// The configuration file's shape.
 #[derive(Debug, Default, Deserialize)]
@@ -482,7 +551,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log: "info".into(),
             pooling: Pooling::Auto,
-            max_instances: 256,
+            max_instances: DEFAULT_MAX_INSTANCES,
             limits: Limits::default(),
             store: StoreChoice::Sqlite,
             attributes: BTreeMap::new(),
@@ -543,6 +612,8 @@ impl Config {
             max_response_body: cli.max_response_body,
             isolation: None,
             reuse_max_requests: None,
+            max_concurrency: cli.max_concurrency,
+            max_log_lines: None,
         };
         let secret = |flag: &Option<String>, file: Option<String>| {
             flag.clone().or(file).filter(|s| !s.is_empty()).map(Secret::new)
@@ -602,6 +673,12 @@ impl Config {
                 identity_defaults.session_expiry,
             ),
         };
+        let max_instances = pick(&cli.max_instances, file.max_instances, defaults.max_instances);
+        // The fair share follows the configured pool unless set explicitly.
+        let base_limits = Limits {
+            max_concurrency: fair_concurrency(max_instances),
+            ..defaults.limits.clone()
+        };
         let config = Config {
             identity,
             listen: pick(&cli.listen, file.listen, defaults.listen),
@@ -611,8 +688,8 @@ impl Config {
             log_format: pick(&cli.log_format, file.log_format, defaults.log_format),
             log: pick(&cli.log, file.log, defaults.log),
             pooling: pick(&cli.pooling, file.pooling, defaults.pooling),
-            max_instances: pick(&cli.max_instances, file.max_instances, defaults.max_instances),
-            limits: defaults.limits.with(&file.limits).with(&flag_limits),
+            max_instances,
+            limits: base_limits.with(&file.limits).with(&flag_limits),
             store: match cli
                 .mongodb_uri
                 .clone()
@@ -699,6 +776,9 @@ pub fn validate_limits(limits: &Limits) -> Result<(), String> {
     }
     if limits.reuse_max_requests == 0 {
         return Err("reuse_max_requests must be at least 1".into());
+    }
+    if limits.max_concurrency == 0 {
+        return Err("max_concurrency must be at least 1".into());
     }
     Ok(())
 }
@@ -827,5 +907,47 @@ mod tests {
         std::fs::write(&path, "[limits]\nmemory_mib = 0\n").unwrap();
         let err = Config::load(&cli).unwrap_err().to_string();
         assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn max_concurrency_defaults_to_a_fair_share_of_the_pool() {
+        let cli = Cli {
+            max_instances: Some(40),
+            ..Cli::default()
+        };
+        assert_eq!(Config::load(&cli).unwrap().limits.max_concurrency, 10);
+        let cli = Cli {
+            max_instances: Some(2),
+            ..Cli::default()
+        };
+        assert_eq!(Config::load(&cli).unwrap().limits.max_concurrency, 1);
+        let cli = Cli {
+            max_instances: Some(40),
+            max_concurrency: Some(3),
+            ..Cli::default()
+        };
+        assert_eq!(Config::load(&cli).unwrap().limits.max_concurrency, 3);
+        assert_eq!(Config::default().limits.max_concurrency, 64);
+        assert_eq!(Config::default().limits.max_log_lines, 1000);
+    }
+
+    #[test]
+    fn a_manifest_may_lower_caps_but_not_raise_them() {
+        let operator = Limits::default();
+        let lower: LimitsOverride =
+            toml::from_str("timeout_ms = 500\nmemory_mib = 16\nmax_concurrency = 2\nisolation = \"reuse\"")
+                .unwrap();
+        assert!(operator.check_ceiling(&lower).is_ok());
+        let higher: LimitsOverride =
+            toml::from_str("timeout_ms = 60000\nmemory_mib = 64\nmax_concurrency = 65\nmax_log_lines = 5000")
+                .unwrap();
+        let err = operator.check_ceiling(&higher).unwrap_err();
+        assert!(err.contains("timeout_ms = 60000"), "{err}");
+        assert!(err.contains("max_concurrency = 65"), "{err}");
+        assert!(err.contains("max_log_lines = 5000"), "{err}");
+        assert!(
+            !err.contains("memory_mib"),
+            "equal to the operator's is allowed: {err}"
+        );
     }
 }

@@ -444,7 +444,19 @@ async fn without_address_space_for_the_pool_the_server_falls_back_to_on_demand()
 async fn when_every_instance_slot_is_busy_requests_get_503() {
     let dirs = Dirs::new();
     dirs.deploy("misbehave", "misbehave", "");
-    let server = std::sync::Arc::new(Server::start(&dirs, &["--max-instances", "2", "--pooling", "on"]));
+    // The Element's own cap (a quarter of the pool by default) set to the
+    // pool's size, so the pool is what refuses.
+    let server = std::sync::Arc::new(Server::start(
+        &dirs,
+        &[
+            "--max-instances",
+            "2",
+            "--max-concurrency",
+            "2",
+            "--pooling",
+            "on",
+        ],
+    ));
     let mut handles = Vec::new();
     for _ in 0..6 {
         let server = server.clone();

@@ -496,7 +496,9 @@ impl Collection {
 
 /// A query being built by [`Collection::find`].
 ///
-/// Without [`limit`](Find::limit) the host returns at most 1000 documents.
+/// The host returns at most 1000 documents, whatever the
+/// [`limit`](Find::limit) (page with [`skip`](Find::skip)), and at most
+/// 8 MiB of JSON in all (a larger result is an error).
 #[derive(Debug)]
 #[must_use = "a query does nothing until `all`, `first` or their `_as` variants run it"]
 pub struct Find {

@@ -9,8 +9,8 @@ use super::Element;
 use super::invoke::InvokeError;
 use super::log_buffer::{Level, Source};
 use crate::events::Event;
-use crate::host::RequestInfo;
 use crate::host::services::Services;
+use crate::host::{RequestInfo, RequestState};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -47,22 +47,10 @@ impl Element {
         let Some(pre) = &self.subscriber else {
             return Ok(());
         };
-        let deadline = Instant::now() + self.limits.timeout;
-        let mut store = self.new_store(services, &info, deadline);
-        let run = async {
-            let subscriber = pre.instantiate_async(&mut store).await?;
-            subscriber
-                .elements_platform_event_handler()
-                .call_handle_event(&mut store, &event.name, &event.payload.to_string())
-                .await
-        };
-        let result = match tokio::time::timeout_at(deadline.into(), run).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(InvokeError::BadResponse(format!(
-                "event handler failed: {message}"
-            ))),
-            Ok(Err(e)) => Err(self.classify(&store, e)),
-            Err(_) => Err(InvokeError::Timeout(self.limits.timeout.as_millis())),
+        // An event handler is an instance like any other: it needs a permit.
+        let result = match self.take_slot() {
+            Ok(_slot) => self.run_handler(pre, services, event, &info).await,
+            Err(e) => Err(e),
         };
         if let Err(e) = &result {
             self.log.push(
@@ -74,6 +62,32 @@ impl Element {
             tracing::warn!(element = %self.name, "event {} not handled: {e}", event.name);
         }
         result
+    }
+
+    async fn run_handler(
+        &self,
+        pre: &SubscriberBindingsPre<RequestState>,
+        services: &Services,
+        event: &Event,
+        info: &RequestInfo,
+    ) -> Result<(), InvokeError> {
+        let deadline = Instant::now() + self.limits.timeout;
+        let mut store = self.new_store(services, info, deadline);
+        let run = async {
+            let subscriber = pre.instantiate_async(&mut store).await?;
+            subscriber
+                .elements_platform_event_handler()
+                .call_handle_event(&mut store, &event.name, &event.payload.to_string())
+                .await
+        };
+        match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(InvokeError::BadResponse(format!(
+                "event handler failed: {message}"
+            ))),
+            Ok(Err(e)) => Err(self.classify(&store, e)),
+            Err(_) => Err(InvokeError::Timeout(self.limits.timeout.as_millis())),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::Proxy;
@@ -28,12 +28,15 @@ pub enum InvokeError {
     /// The request's wall-clock deadline passed.
     #[error("did not answer within its {0} ms deadline")]
     Timeout(u128),
-    /// The guest needed more linear memory than its cap.
-    #[error("exceeded its memory limit of {cap_mib} MiB (asked for {requested} bytes)")]
+    /// The guest needed more memory (linear memories and tables together)
+    /// than its cap.
+    #[error(
+        "exceeded its memory limit of {cap_mib} MiB (its memories and tables would take {requested} bytes)"
+    )]
     MemoryLimit {
         /// The cap, in MiB.
         cap_mib: u64,
-        /// The size the refused growth asked for.
+        /// The total the refused growth asked for.
         requested: u64,
     },
     /// The guest trapped (a Rust panic is a trap).
@@ -50,11 +53,15 @@ pub enum InvokeError {
     Overloaded,
 }
 
-/// A warm instance kept between requests under [`Isolation::Reuse`].
+/// A warm instance kept between requests under [`Isolation::Reuse`]. It
+/// keeps its concurrency permit while idle, so the live instances of one
+/// Element never outnumber its `max_concurrency`.
 pub struct Warm {
     store: Store<RequestState>,
     proxy: Proxy,
     served: u32,
+    // Declared last: released only after the store is gone.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Most idle warm instances an Element keeps.
@@ -70,13 +77,16 @@ impl Element {
     ) -> Result<http::Response<Bytes>, InvokeError> {
         let deadline = Instant::now() + self.limits.timeout;
         let result = match self.limits.isolation {
-            Isolation::Fresh => {
-                let mut store = self.new_store(services, &info, deadline);
-                match self.instantiate(&mut store).await {
-                    Ok(proxy) => self.call(&mut store, &proxy, request, deadline).await,
-                    Err(e) => Err(e),
+            Isolation::Fresh => match self.take_slot() {
+                Ok(_slot) => {
+                    let mut store = self.new_store(services, &info, deadline);
+                    match self.instantiate(&mut store).await {
+                        Ok(proxy) => self.call(&mut store, &proxy, request, deadline).await,
+                        Err(e) => Err(e),
+                    }
                 }
-            }
+                Err(e) => Err(e),
+            },
             Isolation::Reuse => self.serve_reused(services, request, &info, deadline).await,
         };
         if let Err(e) = &result {
@@ -104,19 +114,21 @@ impl Element {
         let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match warm {
             Some(mut warm) => {
-                let state = warm.store.data_mut();
-                state.services = services.prepare(&self.services, info);
-                state.deadline = deadline;
+                warm.store
+                    .data_mut()
+                    .renew(services.prepare(&self.services, info), info, deadline);
                 warm.store.set_epoch_deadline(1);
                 warm
             }
             None => {
+                let slot = self.take_slot()?;
                 let mut store = self.new_store(services, info, deadline);
                 let proxy = self.instantiate(&mut store).await?;
                 Warm {
                     store,
                     proxy,
                     served: 0,
+                    _slot: slot,
                 }
             }
         };
@@ -132,6 +144,23 @@ impl Element {
         result
     }
 
+    /// A permit for one more live instance of this Element, or
+    /// [`InvokeError::Overloaded`] at once when all are taken. Idle warm
+    /// instances hold permits they aren't using: one is retired to make room.
+    pub(super) fn take_slot(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        loop {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            let idle = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match idle {
+                // Dropped outside the lock; its permit returns to the semaphore.
+                Some(warm) => drop(warm),
+                None => return Err(InvokeError::Overloaded),
+            }
+        }
+    }
+
     pub(super) fn new_store(
         &self,
         services: &Services,
@@ -142,7 +171,7 @@ impl Element {
             &self.name,
             &self.log,
             info,
-            self.limits.memory_bytes,
+            &self.limits,
             deadline,
             self.clock,
             services.prepare(&self.services, info),

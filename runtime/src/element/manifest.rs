@@ -5,7 +5,7 @@
 //! ```toml
 //! prefix = "hello"               # mount at /app/rest/hello (default: NAME)
 //!
-//! [limits]                       # any of the server's [limits] keys
+//! [limits]                       # any of the server's [limits] keys; caps only lowered
 //! timeout_ms = 2000
 //! isolation = "reuse"
 //!

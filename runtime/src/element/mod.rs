@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -157,6 +158,8 @@ pub struct Element {
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     services: DeployedServices,
     warm: Mutex<Vec<invoke::Warm>>,
+    /// One permit per live instance (see [`Limits::max_concurrency`]).
+    slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Element {
@@ -204,6 +207,9 @@ impl Element {
         // of a URL attribute the operator changed); the Element holds both.
         let extra = approved.into_iter().flatten().chain(&source.grants).cloned();
         let grants = Arc::new(Grants::new(name, requested.into_iter().chain(extra)));
+        host.limits
+            .check_ceiling(&manifest.limits)
+            .map_err(DeployError::Limits)?;
         let limits = host.limits.with(&manifest.limits);
         validate_limits(&limits).map_err(DeployError::Limits)?;
         let operator = host.element_attributes.get(name);
@@ -249,7 +255,6 @@ impl Element {
             hash,
             version: 0,
             application: source.application.clone(),
-            limits,
             attribute_specs: manifest.attributes,
             attributes,
             log,
@@ -263,6 +268,8 @@ impl Element {
             subscriber,
             services,
             warm: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(limits.max_concurrency as usize)),
+            limits,
         })
     }
 }

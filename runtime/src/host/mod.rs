@@ -17,7 +17,8 @@ use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::element::log_buffer::{LogBuffer, Source};
+use crate::config::Limits;
+use crate::element::log_buffer::{LogBuffer, RequestLog, Source};
 use services::InstanceServices;
 use stdio::GuestOutput;
 
@@ -64,8 +65,10 @@ pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    /// Linear-memory accounting for this instance.
+    /// Memory accounting for this instance.
     pub limiter: MemoryLimiter,
+    /// The log budget of the request being served.
+    log: Arc<RequestLog>,
     /// When the current request must be finished.
     pub deadline: Instant,
     /// Per-request state of every host service.
@@ -78,28 +81,25 @@ impl RequestState {
         element: &Arc<str>,
         log: &Arc<LogBuffer>,
         request: &RequestInfo,
-        memory_cap: u64,
+        limits: &Limits,
         deadline: Instant,
         clock: crate::clock::OffsetClock,
-        services: InstanceServices,
+        mut services: InstanceServices,
     ) -> RequestState {
+        let request_log = Arc::new(RequestLog::new(
+            element.clone(),
+            log.clone(),
+            request.request_id.clone(),
+            limits.max_log_lines,
+        ));
+        services.log.attach(request_log.clone());
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestOutput::new(
-            Source::Stdout,
-            element.clone(),
-            request.request_id.clone(),
-            log.clone(),
-        ))
-        .stderr(GuestOutput::new(
-            Source::Stderr,
-            element.clone(),
-            request.request_id.clone(),
-            log.clone(),
-        ))
-        // Elements reach the network only through host services.
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        wasi.stdout(GuestOutput::new(Source::Stdout, request_log.clone()))
+            .stderr(GuestOutput::new(Source::Stderr, request_log.clone()))
+            // Elements reach the network only through host services.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         if clock.offset_ms != 0 {
             wasi.wall_clock(clock);
         }
@@ -107,10 +107,20 @@ impl RequestState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_cap),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            log: request_log,
             deadline,
             services,
         }
+    }
+
+    /// Readies a warm instance for its next request: that request's host
+    /// services, deadline and log budget.
+    pub fn renew(&mut self, mut services: InstanceServices, request: &RequestInfo, deadline: Instant) {
+        self.log.renew(request.request_id.clone());
+        services.log.attach(self.log.clone());
+        self.services = services;
+        self.deadline = deadline;
     }
 }
 
@@ -133,41 +143,78 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// Caps an instance's linear memory and remembers a breach, so a trap that
-/// follows a refused `memory.grow` is reported as a memory-limit breach.
+/// Bytes a table element is charged against the memory cap: wasmtime
+/// stores a pointer or two per element.
+pub const TABLE_ELEMENT_BYTES: u64 = 16;
+/// Most table elements one instance may have, over all its tables.
+pub const MAX_TABLE_ELEMENTS: u64 = 1_000_000;
+
+/// Caps an instance's memory: every linear memory and table of its store
+/// counted together against one cap (tables at [`TABLE_ELEMENT_BYTES`] per
+/// element), and remembers a breach, so a trap that follows a refused growth
+/// is reported as a memory-limit breach.
+///
+/// wasmtime calls the limiter when it creates a memory or table (from 0 to
+/// the minimum) and before each growth, so the sum of accepted deltas is the
+/// instance's total. A growth the limiter accepted but that failed later (it
+/// passed the memory's own declared maximum) stays counted: the total may
+/// overstate, never understate.
 pub struct MemoryLimiter {
     cap: u64,
-    /// The size a refused growth asked for, if any.
+    memory_bytes: u64,
+    table_elements: u64,
+    /// The total a refused growth asked for, in bytes, if any.
     pub refused: Option<u64>,
 }
 
 impl MemoryLimiter {
-    fn new(cap: u64) -> MemoryLimiter {
-        MemoryLimiter { cap, refused: None }
+    /// A limiter allowing `cap` bytes of memories and tables in all.
+    pub fn new(cap: u64) -> MemoryLimiter {
+        MemoryLimiter {
+            cap,
+            memory_bytes: 0,
+            table_elements: 0,
+            refused: None,
+        }
+    }
+
+    /// Bytes the instance's memories and tables take, as accounted.
+    pub fn total_bytes(&self) -> u64 {
+        self.memory_bytes
+            .saturating_add(self.table_elements.saturating_mul(TABLE_ELEMENT_BYTES))
+    }
+
+    fn admit(&mut self, memory_bytes: u64, table_elements: u64) -> bool {
+        let total = memory_bytes.saturating_add(table_elements.saturating_mul(TABLE_ELEMENT_BYTES));
+        if total > self.cap || table_elements > MAX_TABLE_ELEMENTS {
+            self.refused = Some(total);
+            return false;
+        }
+        self.memory_bytes = memory_bytes;
+        self.table_elements = table_elements;
+        true
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.cap {
-            self.refused = Some(desired as u64);
-            return Ok(false);
-        }
-        Ok(true)
+        let delta = (desired as u64).saturating_sub(current as u64);
+        Ok(self.admit(self.memory_bytes.saturating_add(delta), self.table_elements))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        let delta = (desired as u64).saturating_sub(current as u64);
+        Ok(self.admit(self.memory_bytes, self.table_elements.saturating_add(delta)))
     }
 }
 
@@ -178,4 +225,50 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     services::add_to_linker(&mut linker)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn memories_count_together_against_the_cap() {
+        let mut limiter = MemoryLimiter::new(10 << 20);
+        // Two memories created at 4 MiB each: each fits, and so do both.
+        assert!(limiter.memory_growing(0, 4 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(0, 4 * MIB, None).unwrap());
+        assert_eq!(limiter.total_bytes(), 8 << 20);
+        assert!(limiter.refused.is_none());
+        // Growing either by 3 MiB alone would fit a 10 MiB cap, but not with the other.
+        assert!(!limiter.memory_growing(4 * MIB, 7 * MIB, None).unwrap());
+        assert_eq!(limiter.refused, Some(11 << 20));
+        assert_eq!(limiter.total_bytes(), 8 << 20, "a refused growth is not counted");
+        assert!(limiter.memory_growing(4 * MIB, 6 * MIB, None).unwrap());
+        assert_eq!(limiter.total_bytes(), 10 << 20);
+    }
+
+    #[test]
+    fn tables_count_against_the_same_cap() {
+        let mut limiter = MemoryLimiter::new(2 << 20);
+        assert!(limiter.memory_growing(0, MIB, None).unwrap());
+        let elements = MIB / TABLE_ELEMENT_BYTES as usize;
+        assert!(limiter.table_growing(0, elements, None).unwrap());
+        assert_eq!(limiter.total_bytes(), 2 << 20);
+        assert!(!limiter.table_growing(elements, elements + 1, None).unwrap());
+        assert!(limiter.refused.is_some());
+        assert!(!limiter.memory_growing(MIB, MIB + 65536, None).unwrap());
+    }
+
+    #[test]
+    fn table_elements_have_a_ceiling_of_their_own() {
+        let mut limiter = MemoryLimiter::new(1 << 30);
+        assert!(
+            limiter
+                .table_growing(0, MAX_TABLE_ELEMENTS as usize, None)
+                .unwrap()
+        );
+        assert!(!limiter.table_growing(0, 1, None).unwrap());
+    }
 }

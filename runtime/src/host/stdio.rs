@@ -9,40 +9,30 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::element::log_buffer::{Level, LogBuffer, Source};
-
-/// Most bytes of output one request may log per stream; the rest is dropped
-/// (the guest is not told, so a chatty guest never fails because of it).
-const MAX_OUTPUT_PER_REQUEST: usize = 64 * 1024;
-/// Longest line kept before it is cut.
-const MAX_LINE: usize = 4096;
+use crate::element::log_buffer::{Level, MAX_MESSAGE, RequestLog, Source, clean};
 
 /// One of a guest's output streams. Clones share state, since a guest may
-/// open its stdout more than once.
+/// open its stdout more than once. Bytes past
+/// [`MAX_OUTPUT_PER_REQUEST`](crate::element::log_buffer::MAX_OUTPUT_PER_REQUEST) per
+/// request are dropped and lines count against the request's log budget
+/// (the guest is not told, so a chatty guest never fails because of it);
+/// a line is cut at [`MAX_MESSAGE`] bytes.
 #[derive(Clone)]
 pub struct GuestOutput(Arc<Mutex<Lines>>);
 
 struct Lines {
     source: Source,
-    element: Arc<str>,
-    request_id: Arc<str>,
-    log: Arc<LogBuffer>,
+    log: Arc<RequestLog>,
     pending: Vec<u8>,
-    written: usize,
-    truncated: bool,
 }
 
 impl GuestOutput {
-    /// A stream whose lines go to `log` tagged with `source`.
-    pub fn new(source: Source, element: Arc<str>, request_id: Arc<str>, log: Arc<LogBuffer>) -> Self {
+    /// A stream whose lines go to the request's log tagged with `source`.
+    pub fn new(source: Source, log: Arc<RequestLog>) -> Self {
         GuestOutput(Arc::new(Mutex::new(Lines {
             source,
-            element,
-            request_id,
             log,
             pending: Vec::new(),
-            written: 0,
-            truncated: false,
         })))
     }
 
@@ -54,21 +44,17 @@ impl GuestOutput {
 
 impl Lines {
     fn append(&mut self, mut bytes: &[u8]) {
-        let room = MAX_OUTPUT_PER_REQUEST.saturating_sub(self.written);
-        if bytes.len() > room {
-            bytes = &bytes[..room];
-            if !self.truncated {
-                self.truncated = true;
-                self.emit_text("[output truncated: more than 64 KiB in one request]");
-            }
-        }
-        self.written += bytes.len();
+        let (room, first_cut) = self.log.output_room(self.source, bytes.len());
+        bytes = &bytes[..room];
         for &b in bytes {
             if b == b'\n' {
                 self.emit();
-            } else if self.pending.len() < MAX_LINE {
+            } else if self.pending.len() < MAX_MESSAGE {
                 self.pending.push(b);
             }
+        }
+        if first_cut {
+            self.emit_text("[output truncated: more than 64 KiB in one request]");
         }
     }
 
@@ -79,20 +65,23 @@ impl Lines {
     }
 
     fn emit_text(&self, line: &str) {
-        let level = match self.source {
-            Source::Stderr => Level::Warn,
-            _ => Level::Info,
+        let Some(request_id) = self.log.admit() else {
+            return;
         };
-        let stream = match self.source {
-            Source::Stderr => "stderr",
-            _ => "stdout",
+        let line = clean(line);
+        let element = self.log.element();
+        let (level, stream) = match self.source {
+            Source::Stderr => (Level::Warn, "stderr"),
+            _ => (Level::Info, "stdout"),
         };
         if self.source == Source::Stderr {
-            tracing::warn!(target: "element", element = %self.element, request_id = %self.request_id, stream, "{line}");
+            tracing::warn!(target: "element", element = %element, request_id = %request_id, stream, "{line}");
         } else {
-            tracing::info!(target: "element", element = %self.element, request_id = %self.request_id, stream, "{line}");
+            tracing::info!(target: "element", element = %element, request_id = %request_id, stream, "{line}");
         }
-        self.log.push(level, self.source, Some(&self.request_id), line);
+        self.log
+            .buffer()
+            .push(level, self.source, Some(&request_id), &line);
     }
 }
 
@@ -132,7 +121,7 @@ impl OutputStream for GuestOutput {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(MAX_LINE)
+        Ok(MAX_MESSAGE)
     }
 }
 

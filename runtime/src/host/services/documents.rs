@@ -16,8 +16,13 @@ use super::elements::platform::documents::{self as wit, Error, ModifyOptions, Qu
 use super::{DeployContext, HostService, ServiceConfigError};
 use crate::host::{RequestInfo, RequestState};
 
-/// Most documents one `find` returns when the Element sets no limit.
-const DEFAULT_FIND_LIMIT: u64 = 1000;
+/// Most documents one `find` returns, whatever limit the Element asks for
+/// (also the limit when it sets none).
+pub const MAX_FIND_DOCUMENTS: u64 = 1000;
+/// Most bytes of JSON text one `find` returns; a larger result is an
+/// `invalid` error naming the cap (never a silently shortened list).
+/// One document is at most the store's `MAX_DOCUMENT_BYTES` (16 MiB).
+pub const MAX_FIND_BYTES: usize = 8 << 20;
 
 /// The documents service.
 pub struct DocumentsService {
@@ -125,9 +130,23 @@ impl wit::Host for Documents {
         let mut q = Query::new(filter);
         q.sort = sort_keys(&query.sort)?;
         q.skip = query.skip.unwrap_or(0);
-        q.limit = Some(query.limit.unwrap_or(DEFAULT_FIND_LIMIT));
+        q.limit = Some(query.limit.unwrap_or(MAX_FIND_DOCUMENTS).min(MAX_FIND_DOCUMENTS));
         let found = self.store.find(&collection, &q).await.map_err(to_wit)?;
-        Ok(found.into_iter().map(|d| d.to_string()).collect())
+        let mut total = 0usize;
+        let mut out = Vec::with_capacity(found.len());
+        for doc in found {
+            let text = doc.to_string();
+            total += text.len();
+            if total > MAX_FIND_BYTES {
+                return Err(Error::Invalid(format!(
+                    "the result of find is larger than {} MiB of JSON; ask for fewer documents \
+                     (limit and skip) or narrow the filter",
+                    MAX_FIND_BYTES >> 20
+                )));
+            }
+            out.push(text);
+        }
+        Ok(out)
     }
 
     async fn count(&mut self, collection: String, filter: String) -> Result<u64, Error> {

@@ -1,5 +1,9 @@
 //! `elements:platform/log`: an Element's log lines go to the server's
-//! structured log and to the Element's [`LogBuffer`].
+//! structured log (target `element`, at the server's configured level) and
+//! to the Element's [`LogBuffer`] (info and above always). Each line is one
+//! line: cut to [`MAX_MESSAGE`](crate::element::log_buffer::MAX_MESSAGE)
+//! bytes, control characters escaped, and counted against the request's
+//! [`RequestLog`] budget.
 
 use std::sync::Arc;
 
@@ -7,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::log::{self as wit, Level as WitLevel};
 use super::{DeployContext, HostService, ServiceConfigError};
-use crate::element::log_buffer::{Level, LogBuffer, MAX_MESSAGE, Source, truncate};
+use crate::element::log_buffer::{Level, LogBuffer, RequestLog, Source, clean};
 use crate::host::{RequestInfo, RequestState};
 
 /// The log service.
@@ -25,6 +29,17 @@ pub struct Instance {
     element: Arc<str>,
     buffer: Arc<LogBuffer>,
     request_id: Arc<str>,
+    /// The request's line budget, shared with stdout and stderr; set by
+    /// the instance's state (see [`Instance::attach`]).
+    budget: Option<Arc<RequestLog>>,
+}
+
+impl Instance {
+    /// Counts this request's lines against `budget` (shared with the
+    /// instance's stdout and stderr).
+    pub fn attach(&mut self, budget: Arc<RequestLog>) {
+        self.budget = Some(budget);
+    }
 }
 
 impl HostService for LogService {
@@ -47,6 +62,7 @@ impl HostService for LogService {
             element: deployed.element.clone(),
             buffer: deployed.buffer.clone(),
             request_id: request.request_id.clone(),
+            budget: None,
         }
     }
 }
@@ -71,14 +87,41 @@ fn tracing_level(level: Level) -> tracing::Level {
     }
 }
 
+/// Whether the server log takes `element` lines at `level`.
+fn server_enabled(level: Level) -> bool {
+    // `tracing` macros need a constant level, hence one arm per level.
+    match level {
+        Level::Trace => tracing::enabled!(target: "element", tracing::Level::TRACE),
+        Level::Debug => tracing::enabled!(target: "element", tracing::Level::DEBUG),
+        Level::Info => tracing::enabled!(target: "element", tracing::Level::INFO),
+        Level::Warn => tracing::enabled!(target: "element", tracing::Level::WARN),
+        Level::Error => tracing::enabled!(target: "element", tracing::Level::ERROR),
+    }
+}
+
+/// Whether a line at `level` is kept anywhere: the buffer keeps info and
+/// above, the server log what its filter lets through.
+fn kept(level: Level) -> bool {
+    level >= Level::Info || server_enabled(level)
+}
+
 impl wit::Host for Instance {
     fn write(&mut self, wit_level: WitLevel, message: String) {
         let level = level(wit_level);
-        let message = truncate(&message, MAX_MESSAGE);
-        // `tracing` macros need a constant level, hence one arm per level.
+        if !kept(level) {
+            return;
+        }
+        let request_id = match &self.budget {
+            Some(budget) => match budget.admit() {
+                Some(id) => id,
+                None => return,
+            },
+            None => self.request_id.clone(),
+        };
+        let message = clean(&message);
         macro_rules! emit {
             ($lvl:expr) => {
-                tracing::event!(target: "element", $lvl, element = %self.element, request_id = %self.request_id, "{message}")
+                tracing::event!(target: "element", $lvl, element = %self.element, request_id = %request_id, "{message}")
             };
         }
         match tracing_level(level) {
@@ -89,12 +132,10 @@ impl wit::Host for Instance {
             _ => emit!(tracing::Level::ERROR),
         }
         self.buffer
-            .push(level, Source::Element, Some(&self.request_id), message);
+            .push(level, Source::Element, Some(&request_id), &message);
     }
 
     fn enabled(&mut self, wit_level: WitLevel) -> bool {
-        // The buffer keeps every level, so building the message is never wasted.
-        let _ = wit_level;
-        true
+        kept(level(wit_level))
     }
 }

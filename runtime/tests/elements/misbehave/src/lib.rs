@@ -61,7 +61,29 @@ fn router() -> Router {
             error!("level test error");
             json!({"logged": true})
         })
+        // Quotas: `n` log lines in one request; a line with a newline and a
+        // control character in it.
+        .get("/logflood", |req: Request| {
+            let n: u64 = query_number(&req, "n")?;
+            for i in 0..n {
+                info!("flood line {i}");
+            }
+            Ok::<_, Error>(json!({"logged": n}))
+        })
+        .get("/forge", |_req| {
+            info!("before\nINFO element: FORGED-LINE from log");
+            println!("stdout \u{1b}[31m FORGED-COLOUR");
+            json!({"logged": true})
+        })
         // Documents.
+        .post("/docs/{collection}/fill", |req: Request| -> Result<Response> {
+            let n: u64 = query_number(&req, "n")?;
+            let docs = collection(&req);
+            for i in 0..n {
+                docs.insert(&json!({"i": i}))?;
+            }
+            Ok(Response::empty(204))
+        })
         .post("/docs/{collection}", |req: Request| -> Result<Response> {
             let stored = collection(&req).insert(&req.json::<Value>()?)?;
             Ok(Response::json(&stored).with_status(201))
