@@ -72,6 +72,7 @@ impl Runtime {
                 events: events.clone(),
                 reserved_event_publishers: config.reserved_event_publishers.clone(),
                 identity: identity.service.clone(),
+                http: config.services.http.clone(),
             }),
             cache: CompileCache::new(&engine, &config.cache_dir),
             engine,

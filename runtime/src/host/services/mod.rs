@@ -134,6 +134,8 @@ pub struct ServiceDeps {
     pub reserved_event_publishers: BTreeSet<String>,
     /// Users, profiles and sessions.
     pub identity: Arc<elements_identity::IdentityService>,
+    /// The operator's outbound HTTP settings.
+    pub http: crate::config::HttpSettings,
 }
 
 impl Services {
@@ -144,7 +146,7 @@ impl Services {
             attributes: attributes::AttributesService,
             documents: documents::DocumentsService::new(deps.store),
             events: events::EventsService::new(deps.events, deps.reserved_event_publishers),
-            http: http::HttpService,
+            http: http::HttpService::new(deps.http),
             mail: mail::MailService,
             identity: identity::IdentityHostService::new(deps.identity),
         }
