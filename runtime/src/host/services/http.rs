@@ -313,19 +313,6 @@ pub struct OutboundHooks {
     policy: Arc<Policy>,
 }
 
-impl Default for OutboundHooks {
-    /// Hooks that refuse everything (an empty allow-list).
-    fn default() -> Self {
-        OutboundHooks {
-            element: Arc::new(ElementHttp {
-                element: Arc::from(""),
-                allow: AllowList::default(),
-            }),
-            policy: HttpService::default().policy,
-        }
-    }
-}
-
 impl HostService for HttpService {
     type Deployed = Arc<ElementHttp>;
     type Instance = OutboundHooks;
