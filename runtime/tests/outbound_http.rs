@@ -123,6 +123,68 @@ async fn serve(mut stream: TcpStream, released: Arc<AtomicUsize>) {
     }
 }
 
+/// A TLS server on 127.0.0.1 with a self-signed certificate for
+/// `localhost` (made by the `openssl` command); returns the port and the
+/// number of handshakes that succeeded.
+async fn self_signed_tls_server(dir: &std::path::Path) -> (u16, Arc<AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command");
+    assert!(status.success(), "openssl could not make a certificate");
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_file(&cert).unwrap()],
+                PrivateKeyDer::from_pem_file(&key).unwrap(),
+            )
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counter = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+                    .await;
+            }
+        }
+    });
+    (port, handshakes)
+}
+
 /// A configuration file allowing loopback, with a small cap and timeout.
 fn operator_config(dir: &tempfile::TempDir) -> String {
     let path = dir.path().join("elements.toml");
@@ -294,6 +356,16 @@ async fn operator_networks_caps_and_timeouts() {
         "the Element lengthened the operator's timeout: {took:?}"
     );
     upstream.wait_released(4).await;
+
+    // https: TLS to the checked address, verified against the host name. A
+    // self-signed certificate is refused, so no request is ever sent.
+    let (tls_port, handshakes) = self_signed_tls_server(config_dir.path()).await;
+    dirs.deploy("secure", "misbehave", &allow(&format!("localhost:{tls_port}")));
+    server.wait_for_log("Element deployed at /app/rest/secure", Duration::from_secs(10));
+    let (status, body, _) = fetch(&server, "secure", &format!("https://localhost:{tls_port}/"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(message(&body).contains("TlsCertificateError"), "{body}");
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0);
 
     // The server is fine afterwards.
     let (status, body, _) = fetch(&server, "named", &url("/ping"), None).await;
