@@ -6,7 +6,7 @@
 //! `./data`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, 
 [attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
 [elements.NAME] grants = [...]; host services: [services.mail]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
-session_expiry_secs."
+session_expiry_secs. Operator service settings: [services.http] (allow_networks, connect_timeout_ms, \
+timeout_ms, max_response_bytes)."
 )]
 pub struct Cli {
     /// TOML configuration file.
@@ -151,6 +152,24 @@ pub struct Cli {
     /// Sender of messages that name none.
     #[arg(long, env = "ELEMENTS_SMTP_FROM", value_name = "ADDRESS")]
     pub smtp_from: Option<String>,
+    /// Networks (CIDR) or addresses outbound HTTP may reach although they are
+    /// loopback, private, link-local and so on; comma-separated [default: none].
+    #[arg(
+        long,
+        env = "ELEMENTS_HTTP_ALLOW_NETWORKS",
+        value_name = "CIDR,...",
+        value_delimiter = ','
+    )]
+    pub http_allow_networks: Option<Vec<Network>>,
+    /// Outbound HTTP: most time to connect (DNS, TCP, TLS), in milliseconds [default: 5000].
+    #[arg(long, env = "ELEMENTS_HTTP_CONNECT_TIMEOUT_MS", value_name = "MS")]
+    pub http_connect_timeout_ms: Option<u64>,
+    /// Outbound HTTP: most time for a whole exchange, response body included, in milliseconds [default: 30000].
+    #[arg(long, env = "ELEMENTS_HTTP_TIMEOUT_MS", value_name = "MS")]
+    pub http_timeout_ms: Option<u64>,
+    /// Outbound HTTP: largest response body, in bytes [default: 8388608].
+    #[arg(long, env = "ELEMENTS_HTTP_MAX_RESPONSE_BYTES", value_name = "BYTES")]
+    pub http_max_response_bytes: Option<u64>,
 }
 
 /// How the server writes its log.
@@ -317,6 +336,92 @@ impl Limits {
 
 /// The default of [`Config::max_instances`].
 const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// A network of addresses, written as CIDR (`10.1.0.0/16`, `fd00::/8`) or as
+/// one exact address (`127.0.0.1`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network(ipnet::IpNet);
+
+impl Network {
+    /// Whether `ip` lies in this network. An IPv4-mapped IPv6 address
+    /// (`::ffff:127.0.0.1`) counts as the IPv4 address it maps.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Network, String> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            // `10.1.2.3/8` is almost certainly a typo for `10.0.0.0/8`; the
+            // network it names is the same, so accept it as that network.
+            return Ok(Network(net.trunc()));
+        }
+        s.parse::<IpAddr>()
+            .map(|ip| Network(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("{s:?} is not a CIDR network (e.g. 10.0.0.0/8) or an IP address"))
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Network, String> {
+        s.parse()
+    }
+}
+
+impl From<Network> for String {
+    fn from(n: Network) -> String {
+        n.to_string()
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Operator settings of outbound HTTP (`[services.http]`). No Element can
+/// read or change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Networks Elements may reach although they are loopback, private,
+    /// link-local, ... (every other non-public address is refused).
+    pub allow_networks: Vec<Network>,
+    /// Most time to connect: DNS, TCP and TLS.
+    pub connect_timeout: Duration,
+    /// Most time for a whole exchange, from the request to the last byte of
+    /// the response body.
+    pub timeout: Duration,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            allow_networks: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 8 << 20,
+        }
+    }
+}
+
+/// `[services.http]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFileConfig {
+    allow_networks: Option<Vec<Network>>,
+    connect_timeout_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_response_bytes: Option<u64>,
+}
 
 /// The configuration file's shape.
 #[derive(Debug, Default, Deserialize)]
@@ -368,6 +473,8 @@ struct ElementFileConfig {
 struct ServicesFile {
     #[serde(default)]
     mail: MailFile,
+    #[serde(default)]
+    http: HttpFileConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,6 +494,8 @@ struct MailFile {
 pub struct ServicesConfig {
     /// The mail service's SMTP relay.
     pub mail: MailSettings,
+    /// Outbound HTTP.
+    pub http: HttpSettings,
 }
 
 /// The SMTP relay Elements with the `mail.send` grant send through.
@@ -537,7 +646,7 @@ pub struct Config {
     pub clock_offset_secs: i64,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
-    /// Settings of the host services.
+    /// Operator settings of the host services.
     pub services: ServicesConfig,
 }
 
@@ -651,6 +760,32 @@ impl Config {
                 .filter(|f| !f.trim().is_empty()),
             max_per_request: mail_file.max_per_request.unwrap_or(mail_defaults.max_per_request),
         };
+        let http_defaults = HttpSettings::default();
+        let file_http = &file.services.http;
+        let millis = |flag: &Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map(Duration::from_millis).unwrap_or(default)
+        };
+        let services = ServicesConfig {
+            http: HttpSettings {
+                allow_networks: pick(
+                    &cli.http_allow_networks,
+                    file_http.allow_networks.clone(),
+                    http_defaults.allow_networks,
+                ),
+                connect_timeout: millis(
+                    &cli.http_connect_timeout_ms,
+                    file_http.connect_timeout_ms,
+                    http_defaults.connect_timeout,
+                ),
+                timeout: millis(&cli.http_timeout_ms, file_http.timeout_ms, http_defaults.timeout),
+                max_response_bytes: pick(
+                    &cli.http_max_response_bytes,
+                    file_http.max_response_bytes,
+                    http_defaults.max_response_bytes,
+                ),
+            },
+            mail,
+        };
         let identity_defaults = IdentitySettings::default();
         let identity = IdentitySettings {
             server_key: secret(&cli.server_key, file.server_key).unwrap_or(identity_defaults.server_key),
@@ -721,7 +856,7 @@ impl Config {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
             metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
-            services: ServicesConfig { mail },
+            services,
         };
         config.validate()?;
         Ok(config)
@@ -746,6 +881,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "token_expiry_secs, refresh_token_expiry_secs and session_expiry_secs must be at least 1"
                     .into(),
+            ));
+        }
+        let http = &self.services.http;
+        if http.connect_timeout.is_zero() || http.timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "services.http: connect_timeout_ms and timeout_ms must be at least 1".into(),
             ));
         }
         validate_limits(&self.limits).map_err(ConfigError::Invalid)
@@ -949,5 +1090,89 @@ mod tests {
             !err.contains("memory_mib"),
             "equal to the operator's is allowed: {err}"
         );
+    }
+
+    #[test]
+    fn outbound_http_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(
+            &path,
+            r#"
+            [services.http]
+            allow_networks = ["127.0.0.0/8", "10.1.2.3", "fd00::/8", "::1", "192.168.7.9/16"]
+            connect_timeout_ms = 250
+            timeout_ms = 1500
+            max_response_bytes = 1024
+            "#,
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        let http = Config::load(&cli).unwrap().services.http;
+        assert_eq!(http.connect_timeout, Duration::from_millis(250));
+        assert_eq!(http.timeout, Duration::from_millis(1500));
+        assert_eq!(http.max_response_bytes, 1024);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let allowed = |s: &str| http.allow_networks.iter().any(|n| n.contains(ip(s)));
+        for yes in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "fd12::1",
+            "::1",
+            "192.168.200.1",
+        ] {
+            assert!(allowed(yes), "{yes}");
+        }
+        for no in ["10.1.2.4", "128.0.0.1", "fe80::1", "::2", "192.169.0.1"] {
+            assert!(!allowed(no), "{no}");
+        }
+
+        // Flags (and ELEMENTS_* variables) win over the file.
+        let cli = Cli {
+            config: Some(path.clone()),
+            http_allow_networks: Some(vec!["172.16.0.0/12".parse().unwrap()]),
+            http_timeout_ms: Some(99),
+            ..Cli::default()
+        };
+        let http = Config::load(&cli).unwrap().services.http;
+        assert_eq!(http.allow_networks.len(), 1);
+        assert!(http.allow_networks[0].contains(ip("172.20.0.1")));
+        assert_eq!(http.timeout, Duration::from_millis(99));
+        assert_eq!(http.connect_timeout, Duration::from_millis(250));
+        let parsed = Cli::try_parse_from(["elements", "--http-allow-networks", "127.0.0.0/8,::1"]).unwrap();
+        assert_eq!(parsed.http_allow_networks.unwrap().len(), 2);
+        assert!(Cli::try_parse_from(["elements", "--http-allow-networks", "127.0.0.0/33"]).is_err());
+
+        // Defaults: no exceptions, 5 s to connect, 30 s per exchange, 8 MiB.
+        let defaults = Config::default().services.http;
+        assert!(defaults.allow_networks.is_empty());
+        assert_eq!(defaults.connect_timeout, Duration::from_secs(5));
+        assert_eq!(defaults.timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_response_bytes, 8 << 20);
+
+        // A bad entry, an unknown key or a zero timeout is a configuration error naming it.
+        for (text, needle) in [
+            (
+                "[services.http]\nallow_networks = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n",
+                "10.0.0.0/40",
+            ),
+            ("[services.http]\nallow_networks = [\"intranet\"]\n", "intranet"),
+            ("[services.http]\nallow = [\"x\"]\n", "allow"),
+            ("[services.smtp]\n", "smtp"),
+            ("[services.http]\ntimeout_ms = 0\n", "timeout_ms"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let cli = Cli {
+                config: Some(path.clone()),
+                ..Cli::default()
+            };
+            let err = Config::load(&cli).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 }

@@ -1,29 +1,94 @@
-//! Outbound HTTP through the standard `wasi:http/outgoing-handler`, allowed
-//! only to the hosts in the Element's allow-list attribute
-//! [`ALLOW_ATTRIBUTE`]. Any other destination is refused before a connection
-//! is made.
+//! Outbound HTTP through the standard `wasi:http/outgoing-handler`.
 //!
-//! The allow-list is comma- or space-separated entries, each `host` (any
-//! port) or `host:port`, e.g. `users.roblox.com, 127.0.0.1:8089`. Hosts
-//! compare case-insensitively and exactly: no wildcards, so an allowed name
-//! never admits its subdomains.
+//! Two gates stand in front of every connection:
+//!
+//! 1. the Element's allow-list ([`AllowList`]): entries `host` (any port) or
+//!    `host:port`, compared case-insensitively and exactly (no wildcards, so
+//!    an allowed name never admits its subdomains), made of the Element's
+//!    approved `http.outbound:HOST[:PORT]` grants ([`crate::grants`]);
+//! 2. the address check: the host is resolved here, and every address that is
+//!    not public ([`non_public`]: loopback, private, link-local including
+//!    169.254.169.254, unique-local, CGNAT, unspecified, multicast,
+//!    documentation and benchmark ranges, and their IPv4-mapped, NAT64 and
+//!    6to4 forms) is refused unless the operator allowed its network
+//!    (`[services.http] allow_networks`) or the allow-list names that exact
+//!    address as an IP literal (an operator who approved `127.0.0.1:8089`
+//!    approved that address).
+//!
+//! The connection then goes to an address that passed the check: this module
+//! connects, does TLS (rustls, webpki roots, SNI and verification against the
+//! host name) and HTTP/1.1 itself, so no second DNS lookup can hand a
+//! different (rebound) address to the socket. The operator's connect timeout,
+//! whole-exchange timeout and response size cap ([`HttpSettings`]) bound every
+//! exchange; an Element's request options may only shorten the timeouts.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep, timeout_at};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::{DeployContext, HostService, ServiceConfigError};
+use crate::config::HttpSettings;
 use crate::host::{RequestInfo, RequestState};
-
-/// The attribute holding an Element's allow-list.
-pub const ALLOW_ATTRIBUTE: &str = "dev.getelements.elements.http.allow";
 
 /// The outbound HTTP service (its bindings are WASI's, linked with the rest
 /// of `wasi:http`).
-#[derive(Default)]
-pub struct HttpService;
+pub struct HttpService {
+    policy: Arc<Policy>,
+}
+
+/// What every exchange shares: the operator's settings and the TLS client.
+struct Policy {
+    settings: HttpSettings,
+    /// Built once; an error here only fails `https` requests.
+    tls: Result<Arc<rustls::ClientConfig>, String>,
+}
+
+impl HttpService {
+    /// The service with the operator's settings.
+    pub fn new(settings: HttpSettings) -> HttpService {
+        HttpService {
+            policy: Arc::new(Policy {
+                settings,
+                tls: tls_config().map_err(|e| e.to_string()),
+            }),
+        }
+    }
+}
+
+impl Default for HttpService {
+    fn default() -> Self {
+        HttpService::new(HttpSettings::default())
+    }
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // An explicit provider: the process-wide default is ambiguous when more
+    // than one crypto backend is compiled in.
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
 
 /// Where one Element may connect.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,55 +98,219 @@ pub struct AllowList {
 }
 
 impl AllowList {
-    /// Parses an allow-list attribute value.
+    /// Parses an allow-list attribute value: entries separated by commas or
+    /// white space.
     pub fn parse(value: &str) -> Result<AllowList, String> {
-        let mut entries = BTreeSet::new();
-        for entry in value.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
-            if entry.contains('/') {
-                return Err(format!(
-                    "{ALLOW_ATTRIBUTE}: {entry:?} is not a host or host:port (give no scheme or path)"
-                ));
-            }
-            let (host, port) = match entry.rsplit_once(':') {
-                Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
-                    let port = port
-                        .parse::<u16>()
-                        .map_err(|_| format!("{ALLOW_ATTRIBUTE}: bad port in {entry:?}"))?;
-                    (host, Some(port))
-                }
-                _ => (entry, None),
-            };
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase();
-            if host.is_empty() || host.contains('/') || host.contains('*') || host.contains('@') {
-                return Err(format!("{ALLOW_ATTRIBUTE}: {entry:?} is not a host or host:port"));
-            }
-            entries.insert((host, port));
-        }
+        AllowList::from_entries(value.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()))
+            .map_err(|message| format!("allow-list: {message}"))
+    }
+
+    /// An allow-list of `entries`, each `host` or `host:port` (an IPv6
+    /// address with a port in brackets: `[::1]:8080`).
+    pub fn from_entries<I>(entries: I) -> Result<AllowList, String>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|entry| parse_entry(entry.as_ref().trim()))
+            .collect::<Result<_, _>>()?;
         Ok(AllowList { entries })
     }
 
     /// Whether a connection to `host:port` is allowed.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = unbracket(host).to_ascii_lowercase();
         self.entries.contains(&(host.clone(), Some(port))) || self.entries.contains(&(host, None))
+    }
+
+    /// Whether an entry is the IP literal `ip` (with `port` or any port): the
+    /// operator approved that exact address, whatever kind it is.
+    pub fn names_address(&self, ip: IpAddr, port: u16) -> bool {
+        let ip = ip.to_canonical();
+        self.entries.iter().any(|(host, p)| {
+            p.is_none_or(|p| p == port) && host.parse::<IpAddr>().is_ok_and(|h| h.to_canonical() == ip)
+        })
     }
 }
 
-/// The `wasi:http` hooks of one instance: the allow-list check in front of
-/// wasmtime's default client.
-#[derive(Debug, Default, Clone)]
+fn parse_entry(entry: &str) -> Result<(String, Option<u16>), String> {
+    if entry.contains('/') {
+        return Err(format!(
+            "{entry:?} is not a host or host:port (give no scheme or path)"
+        ));
+    }
+    let (host, port) = match entry.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("bad port in {entry:?}"))?;
+            (host, Some(port))
+        }
+        _ => (entry, None),
+    };
+    let host = unbracket(host).to_ascii_lowercase();
+    if host.is_empty() || host.contains('*') || host.contains('@') || host.contains(char::is_whitespace) {
+        return Err(format!("{entry:?} is not a host or host:port"));
+    }
+    Ok((host, port))
+}
+
+fn unbracket(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Why `ip` is not a public address (a short description of its range), or
+/// `None` when it is one. IPv4-mapped IPv6 addresses count as the IPv4
+/// address they map; NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`) forms
+/// count as the IPv4 address they embed.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => non_public_v6(v6),
+    }
+}
+
+const V4_RANGES: &[(Ipv4Addr, u8, &str)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "unspecified (0.0.0.0/8)"),
+    (Ipv4Addr::new(10, 0, 0, 0), 8, "private (10.0.0.0/8)"),
+    (Ipv4Addr::new(100, 64, 0, 0), 10, "shared/CGNAT (100.64.0.0/10)"),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback (127.0.0.0/8)"),
+    (Ipv4Addr::new(169, 254, 0, 0), 16, "link-local (169.254.0.0/16)"),
+    (Ipv4Addr::new(172, 16, 0, 0), 12, "private (172.16.0.0/12)"),
+    (
+        Ipv4Addr::new(192, 0, 0, 0),
+        24,
+        "IETF protocol assignments (192.0.0.0/24)",
+    ),
+    (Ipv4Addr::new(192, 0, 2, 0), 24, "documentation (192.0.2.0/24)"),
+    (
+        Ipv4Addr::new(192, 88, 99, 0),
+        24,
+        "6to4 relay anycast (192.88.99.0/24)",
+    ),
+    (Ipv4Addr::new(192, 168, 0, 0), 16, "private (192.168.0.0/16)"),
+    (Ipv4Addr::new(198, 18, 0, 0), 15, "benchmarking (198.18.0.0/15)"),
+    (
+        Ipv4Addr::new(198, 51, 100, 0),
+        24,
+        "documentation (198.51.100.0/24)",
+    ),
+    (
+        Ipv4Addr::new(203, 0, 113, 0),
+        24,
+        "documentation (203.0.113.0/24)",
+    ),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast (224.0.0.0/4)"),
+    (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved/broadcast (240.0.0.0/4)"),
+];
+
+const V6_RANGES: &[(Ipv6Addr, u8, &str)] = &[
+    (Ipv6Addr::UNSPECIFIED, 128, "unspecified (::)"),
+    (Ipv6Addr::LOCALHOST, 128, "loopback (::1)"),
+    (
+        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
+        96,
+        "IPv4-compatible (::/96)",
+    ),
+    (
+        Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
+        48,
+        "local-use NAT64 (64:ff9b:1::/48)",
+    ),
+    (
+        Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
+        64,
+        "discard-only (100::/64)",
+    ),
+    (
+        Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+        23,
+        "IETF special-purpose incl. Teredo (2001::/23)",
+    ),
+    (
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+        32,
+        "documentation (2001:db8::/32)",
+    ),
+    (
+        Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
+        20,
+        "documentation (3fff::/20)",
+    ),
+    (
+        Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+        7,
+        "unique-local (fc00::/7)",
+    ),
+    (
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+        10,
+        "link-local (fe80::/10)",
+    ),
+    (
+        Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),
+        10,
+        "site-local (fec0::/10)",
+    ),
+    (
+        Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),
+        8,
+        "multicast (ff00::/8)",
+    ),
+];
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let bits = ip.to_bits();
+    V4_RANGES
+        .iter()
+        .find(|(net, len, _)| bits >> (32 - len) == net.to_bits() >> (32 - len))
+        .map(|(_, _, what)| *what)
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let bits = ip.to_bits();
+    let in_net = |net: Ipv6Addr, len: u8| bits >> (128 - len) == net.to_bits() >> (128 - len);
+    // Forms that reach an IPv4 address through a translator: as public as the
+    // address they embed.
+    if in_net(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
+        return non_public_v4(Ipv4Addr::from_bits(bits as u32))
+            .map(|_| "NAT64 (64:ff9b::/96) of a non-public IPv4 address");
+    }
+    if in_net(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
+        return non_public_v4(Ipv4Addr::from_bits((bits >> 80) as u32))
+            .map(|_| "6to4 (2002::/16) of a non-public IPv4 address");
+    }
+    if let Some((_, _, what)) = V6_RANGES.iter().find(|(net, len, _)| in_net(*net, *len)) {
+        return Some(what);
+    }
+    // Everything public is global unicast; the rest is reserved.
+    if !in_net(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3) {
+        return Some("reserved (outside 2000::/3)");
+    }
+    None
+}
+
+/// One Element's outbound HTTP state.
+#[derive(Debug)]
+pub struct ElementHttp {
+    /// The Element's name, for the log.
+    element: Arc<str>,
+    /// Where it may connect.
+    allow: AllowList,
+}
+
+/// The `wasi:http` hooks of one instance: the allow-list and address checks
+/// in front of this module's own client.
+#[derive(Clone)]
 pub struct OutboundHooks {
-    allow: Arc<AllowList>,
+    element: Arc<ElementHttp>,
+    policy: Arc<Policy>,
 }
 
 impl HostService for HttpService {
-    type Deployed = Arc<AllowList>;
+    type Deployed = Arc<ElementHttp>;
     type Instance = OutboundHooks;
 
     fn add_to_linker(_linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
@@ -89,55 +318,378 @@ impl HostService for HttpService {
         Ok(())
     }
 
-    fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<AllowList>, ServiceConfigError> {
-        Ok(Arc::new(AllowList {
+    fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<ElementHttp>, ServiceConfigError> {
+        // The Element's approved `http.outbound:` grants are its allow-list.
+        let allow = AllowList {
             entries: element
                 .grants
                 .http_hosts()
                 .map(|(host, port)| (host.to_owned(), port))
                 .collect(),
+        };
+        Ok(Arc::new(ElementHttp {
+            element: element.name.clone(),
+            allow,
         }))
     }
 
-    fn prepare(&self, deployed: &Arc<AllowList>, _request: &RequestInfo) -> OutboundHooks {
+    fn prepare(&self, deployed: &Arc<ElementHttp>, _request: &RequestInfo) -> OutboundHooks {
         OutboundHooks {
-            allow: deployed.clone(),
+            element: deployed.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
 
-type SendResult = Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ),
-    HttpError,
->;
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendResult = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+        fut: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        // Request-body errors surface through hyper's error; nothing to report here.
+        drop(fut);
         let uri = request.uri();
-        let host = uri.host().unwrap_or_default().to_owned();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
-        if !self.allow.allows(&host, port) {
-            tracing::warn!(%host, port, "outbound HTTP refused: not in the Element's allow-list");
+        let Some(host) = uri.host().map(|h| unbracket(h).to_ascii_lowercase()) else {
+            return Box::new(async { Err(HttpError::HttpRequestUriInvalid) });
+        };
+        let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if !self.element.allow.allows(&host, port) {
+            tracing::warn!(
+                element = %self.element.element,
+                %host,
+                port,
+                "outbound HTTP refused: not in the Element's allow-list"
+            );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        drop(fut);
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(http_body_util::BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
-        })
+        let exchange = Exchange {
+            element: self.element.clone(),
+            policy: self.policy.clone(),
+            host,
+            port,
+            tls,
+        };
+        Box::new(exchange.run(request, options))
+    }
+}
+
+/// One outbound request that passed the allow-list.
+struct Exchange {
+    element: Arc<ElementHttp>,
+    policy: Arc<Policy>,
+    /// Lower-case, without IPv6 brackets.
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+impl Exchange {
+    async fn run(self, mut request: http::Request<WasiBody>, options: Option<RequestOptions>) -> SendResult {
+        let settings = &self.policy.settings;
+        let started = Instant::now();
+        let deadline = started + settings.timeout;
+        let connect_timeout = shortest(settings.connect_timeout, options.and_then(|o| o.connect_timeout));
+        let connect_deadline = (started + connect_timeout).min(deadline);
+
+        let addresses = timeout_at(connect_deadline, self.resolve())
+            .await
+            .map_err(|_| HttpError::DnsTimeout)??;
+        let addresses = self.checked(addresses)?;
+        let stream = timeout_at(connect_deadline, connect_any(&addresses, self.port))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)??;
+        let stream: Box<dyn Io> = if self.tls {
+            Box::new(
+                timeout_at(connect_deadline, self.tls_handshake(stream))
+                    .await
+                    .map_err(|_| HttpError::ConnectionTimeout)??,
+            )
+        } else {
+            Box::new(stream)
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(hyper_error)?;
+
+        // The request goes to the origin, not a proxy: origin-form target.
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .parse::<http::Uri>()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        *request.uri_mut() = target;
+
+        // The connection is driven until the deadline at most, so a stalled
+        // upstream can't hold a socket after the exchange is over.
+        let mut conn = Box::pin(async move {
+            match timeout_at(deadline, conn).await {
+                Ok(result) => result.map_err(hyper_error),
+                Err(_) => Err(HttpError::HttpResponseTimeout),
+            }
+        });
+        let head_deadline = match options.and_then(|o| o.first_byte_timeout) {
+            Some(first_byte) => deadline.min(Instant::now() + first_byte),
+            None => deadline,
+        };
+        let mut head = Box::pin(timeout_at(head_deadline, sender.send_request(request)));
+        // The connection must make progress while the response head is awaited.
+        let (head, conn) = tokio::select! {
+            head = &mut head => (head, Some(conn)),
+            done = &mut conn => {
+                done?;
+                (head.await, None)
+            }
+        };
+        let response = head
+            .map_err(|_| HttpError::HttpResponseTimeout)?
+            .map_err(hyper_error)?;
+
+        let max = settings.max_response_bytes;
+        if let Some(length) = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && length > max
+        {
+            tracing::debug!(
+                element = %self.element.element,
+                host = %self.host,
+                length,
+                max,
+                "outbound HTTP response over the size cap"
+            );
+            return Err(HttpError::HttpResponseBodySize(Some(length)));
+        }
+        let idle = options.and_then(|o| o.between_bytes_timeout);
+        let response = response.map(|incoming| {
+            CappedBody {
+                incoming,
+                read: 0,
+                max,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+                done: false,
+            }
+            .boxed_unsync()
+        });
+        let io: IoFuture = Box::new(async move {
+            match conn {
+                Some(conn) => conn.await,
+                None => Ok(()),
+            }
+        });
+        Ok((response, io))
+    }
+
+    async fn resolve(&self) -> Result<Vec<IpAddr>, HttpError> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let dns_error = |message: String| HttpError::DnsError {
+            rcode: Some(message),
+            info_code: None,
+        };
+        let mut addresses = Vec::new();
+        for address in tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| dns_error(e.to_string()))?
+        {
+            if !addresses.contains(&address.ip()) {
+                addresses.push(address.ip());
+            }
+        }
+        if addresses.is_empty() {
+            return Err(dns_error(format!("no address for {}", self.host)));
+        }
+        Ok(addresses)
+    }
+
+    /// The addresses that pass the address check, canonical (IPv4-mapped
+    /// addresses as IPv4); a denial when none does.
+    fn checked(&self, addresses: Vec<IpAddr>) -> Result<Vec<IpAddr>, HttpError> {
+        let settings = &self.policy.settings;
+        let mut refused = None;
+        let permitted: Vec<IpAddr> = addresses
+            .into_iter()
+            .map(|ip| ip.to_canonical())
+            .filter(|&ip| match non_public(ip) {
+                None => true,
+                Some(_) if settings.allow_networks.iter().any(|n| n.contains(ip)) => true,
+                Some(_) if self.element.allow.names_address(ip, self.port) => true,
+                Some(why) => {
+                    refused.get_or_insert((ip, why));
+                    false
+                }
+            })
+            .collect();
+        if permitted.is_empty() {
+            if let Some((address, why)) = refused {
+                tracing::warn!(
+                    element = %self.element.element,
+                    host = %self.host,
+                    port = self.port,
+                    %address,
+                    range = why,
+                    "outbound HTTP refused: the host resolves to a non-public address \
+                     (allow it with [services.http] allow_networks)"
+                );
+            }
+            return Err(HttpError::HttpRequestDenied);
+        }
+        Ok(permitted)
+    }
+
+    async fn tls_handshake(&self, stream: TcpStream) -> Result<impl Io, HttpError> {
+        use rustls::pki_types::ServerName;
+
+        let config = self
+            .policy
+            .tls
+            .as_ref()
+            .map_err(|e| HttpError::InternalError(Some(format!("TLS is not available: {e}"))))?;
+        let name = match self.host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(self.host.clone())?,
+        };
+        tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await
+            .map_err(tls_error)
+    }
+}
+
+/// `configured`, or `requested` when that is shorter.
+fn shortest(configured: Duration, requested: Option<Duration>) -> Duration {
+    requested.map_or(configured, |r| r.min(configured))
+}
+
+/// Connects to the first of `addresses` that answers.
+async fn connect_any(addresses: &[IpAddr], port: u16) -> Result<TcpStream, HttpError> {
+    let mut last = HttpError::DestinationUnavailable;
+    for &ip in addresses {
+        match TcpStream::connect(SocketAddr::new(ip, port)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = connect_error(e),
+        }
+    }
+    Err(last)
+}
+
+fn connect_error(e: std::io::Error) -> HttpError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => HttpError::ConnectionTerminated,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => HttpError::DestinationUnavailable,
+        ErrorKind::TimedOut => HttpError::ConnectionTimeout,
+        _ => HttpError::Connect(e),
+    }
+}
+
+fn tls_error(e: std::io::Error) -> HttpError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => HttpError::TlsCertificateError,
+        Some(rustls::Error::AlertReceived(alert)) => HttpError::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        Some(_) => HttpError::TlsProtocolError,
+        None => connect_error(e),
+    }
+}
+
+fn hyper_error(e: hyper::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::HttpResponseTimeout
+    } else if e.is_incomplete_message() {
+        HttpError::HttpResponseIncomplete
+    } else if e.is_parse_too_large() {
+        HttpError::HttpResponseHeaderSectionSize(None)
+    } else {
+        // Keeps the cause: a failed request body carries the guest's error code.
+        HttpError::Hyper(e)
+    }
+}
+
+/// A response body cut at the size cap and the exchange's deadline.
+struct CappedBody {
+    incoming: Incoming,
+    /// Bytes passed on so far.
+    read: u64,
+    max: u64,
+    deadline: Pin<Box<Sleep>>,
+    /// The Element's between-bytes timeout, if it set one.
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// An error was reported; the body ends there.
+    done: bool,
+}
+
+impl Body for CappedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let failed = |this: &mut CappedBody, error| {
+            this.done = true;
+            Poll::Ready(Some(Err(error)))
+        };
+        match Pin::new(&mut this.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read = this.read.saturating_add(data.len() as u64);
+                    if this.read > this.max {
+                        return failed(this, HttpError::HttpResponseBodySize(Some(this.read)));
+                    }
+                }
+                if let Some((idle, sleep)) = &mut this.idle {
+                    sleep.as_mut().reset(Instant::now() + *idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => failed(this, hyper_error(e)),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    return failed(this, HttpError::HttpResponseTimeout);
+                }
+                if let Some((_, sleep)) = &mut this.idle
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    return failed(this, HttpError::ConnectionReadTimeout);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
     }
 }
 
@@ -153,11 +705,177 @@ mod tests {
         assert!(list.allows("127.0.0.1", 8089));
         assert!(!list.allows("127.0.0.1", 8090));
         assert!(list.allows("::1", 9000));
+        assert!(list.allows("[::1]", 9000));
         assert!(!list.allows("evil.users.roblox.com", 443));
         assert!(!list.allows("roblox.com", 443));
         assert!(!AllowList::parse("").unwrap().allows("localhost", 80));
         for bad in ["*.roblox.com", "http://x", "a:notaport", "user@host"] {
-            assert!(AllowList::parse(bad).is_err(), "{bad}");
+            let err = AllowList::parse(bad).unwrap_err();
+            assert!(err.starts_with("allow-list"), "{err}");
+        }
+    }
+
+    #[test]
+    fn allow_list_from_entries() {
+        let list = AllowList::from_entries(["api.example.com:443", "10.0.0.5", "[fd00::1]:8080"]).unwrap();
+        assert!(list.allows("api.example.com", 443));
+        assert!(!list.allows("api.example.com", 80));
+        assert!(list.allows("10.0.0.5", 1234));
+        assert!(list.allows("fd00::1", 8080));
+        assert_eq!(
+            list,
+            AllowList::parse("api.example.com:443 10.0.0.5,[fd00::1]:8080").unwrap()
+        );
+        let err = AllowList::from_entries(vec![String::from("*.example.com")]).unwrap_err();
+        assert!(err.contains("*.example.com"), "{err}");
+        assert!(AllowList::from_entries(Vec::<String>::new()).unwrap() == AllowList::default());
+    }
+
+    #[test]
+    fn literal_entries_name_their_address() {
+        let list = AllowList::parse("127.0.0.1:8089 10.1.2.3 localhost:80 [::1]:9000").unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(list.names_address(ip("127.0.0.1"), 8089));
+        assert!(list.names_address(ip("::ffff:127.0.0.1"), 8089));
+        assert!(
+            !list.names_address(ip("127.0.0.1"), 80),
+            "the port is part of the entry"
+        );
+        assert!(!list.names_address(ip("127.0.0.2"), 8089));
+        assert!(list.names_address(ip("10.1.2.3"), 1));
+        assert!(list.names_address(ip("::1"), 9000));
+        // A name is not an address, even one that resolves to it.
+        assert!(!list.names_address(ip("127.0.0.1"), 80));
+    }
+
+    fn refused(s: &str) -> bool {
+        non_public(s.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn non_public_ipv4() {
+        for ip in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "10.255.255.255",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "127.255.255.254",
+            "169.254.169.254",
+            "169.254.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.170",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.0.1",
+            "192.168.255.255",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "126.255.255.255",
+            "128.0.0.0",
+            "169.253.255.255",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.0.1.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+        ] {
+            assert!(
+                !refused(ip),
+                "{ip} is public: {:?}",
+                non_public(ip.parse().unwrap())
+            );
+        }
+        assert_eq!(
+            non_public("169.254.169.254".parse().unwrap()),
+            Some("link-local (169.254.0.0/16)")
+        );
+    }
+
+    #[test]
+    fn non_public_ipv6() {
+        for ip in [
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "fe80::1",
+            "febf:ffff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
+            "100::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:db8::1",
+            "3fff::1",
+            "64:ff9b:1::1",
+            "4000::1",
+        ] {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+        for ip in [
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
+            "2001:200::1",
+        ] {
+            assert!(
+                !refused(ip),
+                "{ip} is public: {:?}",
+                non_public(ip.parse().unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn embedded_ipv4_forms_are_as_public_as_the_address() {
+        for ip in [
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::ffff:192.168.1.1",
+            "::ffff:0.0.0.0",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:0101::1",
+        ] {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+        for ip in ["::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:0808:0808::1"] {
+            assert!(
+                !refused(ip),
+                "{ip} is public: {:?}",
+                non_public(ip.parse().unwrap())
+            );
         }
     }
 }

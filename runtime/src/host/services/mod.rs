@@ -156,7 +156,7 @@ impl Services {
             attributes: attributes::AttributesService,
             documents: documents::DocumentsService::new(deps.store),
             events: events::EventsService::new(deps.events),
-            http: http::HttpService,
+            http: http::HttpService::new(deps.settings.http.clone()),
             mail: mail::MailService::new(&deps.settings.mail)?,
             identity: identity::IdentityHostService::new(deps.identity),
         })

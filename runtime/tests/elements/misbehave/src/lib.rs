@@ -195,7 +195,17 @@ fn router() -> Router {
             let url = req
                 .query("url")
                 .ok_or_else(|| Error::bad_request("query parameter `url` is required"))?;
-            let res = http::get(&url)?;
+            // `timeout_ms`: the Element's own request options (connect and
+            // first byte), which can only shorten the operator's timeouts.
+            let res = match req.query("timeout_ms") {
+                Some(_) => {
+                    let ms: u64 = query_number(&req, "timeout_ms")?;
+                    http::request(elements_sdk::Method::Get, &url)
+                        .timeout(Duration::from_millis(ms))
+                        .send()?
+                }
+                None => http::get(&url)?,
+            };
             Ok(json!({"status": res.status, "body": String::from_utf8_lossy(&res.body)}))
         })
         // Identity: read an identity (what a test can't see through /api/rest).
