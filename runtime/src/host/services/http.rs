@@ -47,7 +47,9 @@ use crate::host::{RequestInfo, RequestState};
 /// The outbound HTTP service (its bindings are WASI's, linked with the rest
 /// of `wasi:http`).
 pub struct HttpService {
-    policy: Arc<Policy>,
+    /// Swapped whole when an operator changes the settings; an exchange
+    /// keeps the policy it started with.
+    policy: arc_swap::ArcSwap<Policy>,
 }
 
 /// What every exchange shares: the operator's settings and the TLS client.
@@ -61,11 +63,17 @@ impl HttpService {
     /// The service with the operator's settings.
     pub fn new(settings: HttpSettings) -> HttpService {
         HttpService {
-            policy: Arc::new(Policy {
+            policy: arc_swap::ArcSwap::from_pointee(Policy {
                 settings,
                 tls: tls_config().map_err(|e| e.to_string()),
             }),
         }
+    }
+
+    /// Applies new operator settings to every request from now on.
+    pub fn reconfigure(&self, settings: HttpSettings) {
+        let tls = self.policy.load().tls.clone();
+        self.policy.store(Arc::new(Policy { settings, tls }));
     }
 }
 
@@ -336,7 +344,7 @@ impl HostService for HttpService {
     fn prepare(&self, deployed: &Arc<ElementHttp>, _request: &RequestInfo) -> OutboundHooks {
         OutboundHooks {
             element: deployed.clone(),
-            policy: self.policy.clone(),
+            policy: self.policy.load_full(),
         }
     }
 }

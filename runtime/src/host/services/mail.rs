@@ -23,8 +23,14 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most recipients of one message.
 const MAX_RECIPIENTS: usize = 50;
 
-/// The mail service: one relay for every Element.
+/// The mail service: one relay for every Element, swapped whole when an
+/// operator changes the settings.
 pub struct MailService {
+    relay: arc_swap::ArcSwap<Relay>,
+}
+
+/// The relay and its per-request cap.
+pub struct Relay {
     smtp: Option<Arc<Smtp>>,
     max_per_request: u32,
 }
@@ -43,6 +49,22 @@ pub struct MailConfigError(String);
 impl MailService {
     /// The service over the operator's settings.
     pub fn new(settings: &MailSettings) -> Result<MailService, MailConfigError> {
+        Ok(MailService {
+            relay: arc_swap::ArcSwap::from_pointee(Relay::new(settings)?),
+        })
+    }
+
+    /// Applies new operator settings to every message from now on; bad
+    /// settings change nothing.
+    pub fn reconfigure(&self, settings: &MailSettings) -> Result<(), MailConfigError> {
+        self.relay.store(Arc::new(Relay::new(settings)?));
+        Ok(())
+    }
+}
+
+impl Relay {
+    /// Checks the settings and builds the transport (it connects lazily).
+    pub fn new(settings: &MailSettings) -> Result<Relay, MailConfigError> {
         let smtp = match &settings.host {
             None => None,
             Some(host) => {
@@ -75,46 +97,38 @@ impl MailService {
                 }))
             }
         };
-        Ok(MailService {
+        Ok(Relay {
             smtp,
             max_per_request: settings.max_per_request,
         })
     }
 }
 
-/// One Element's mailer: the relay, when the Element holds `mail.send`.
-#[derive(Clone)]
-pub struct Mailer {
-    allowed: bool,
-    smtp: Option<Arc<Smtp>>,
-    max_per_request: u32,
-}
-
-/// One instance's mailer, counting what it sent.
+/// One instance's mailer: the relay as it was when the request started,
+/// whether the Element holds `mail.send`, and what it sent.
 pub struct Instance {
-    mailer: Mailer,
+    allowed: bool,
+    relay: Arc<Relay>,
     sent: u32,
 }
 
 impl HostService for MailService {
-    type Deployed = Mailer;
+    /// Whether the Element holds `mail.send`.
+    type Deployed = bool;
     type Instance = Instance;
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.mail)
     }
 
-    fn deploy(&self, element: &DeployContext<'_>) -> Result<Mailer, ServiceConfigError> {
-        Ok(Mailer {
-            allowed: element.grants.has(&Grant::MailSend),
-            smtp: self.smtp.clone(),
-            max_per_request: self.max_per_request,
-        })
+    fn deploy(&self, element: &DeployContext<'_>) -> Result<bool, ServiceConfigError> {
+        Ok(element.grants.has(&Grant::MailSend))
     }
 
-    fn prepare(&self, deployed: &Mailer, _request: &RequestInfo) -> Instance {
+    fn prepare(&self, allowed: &bool, _request: &RequestInfo) -> Instance {
         Instance {
-            mailer: deployed.clone(),
+            allowed: *allowed,
+            relay: self.relay.load_full(),
             sent: 0,
         }
     }
@@ -158,19 +172,19 @@ impl Smtp {
 
 impl wit::Host for Instance {
     async fn send(&mut self, message: WitMessage) -> Result<(), Error> {
-        if !self.mailer.allowed {
+        if !self.allowed {
             return Err(Error::Forbidden(format!(
                 "this Element lacks the grant {}; the operator approves grants the manifest requests",
                 Grant::MailSend
             )));
         }
-        let Some(smtp) = &self.mailer.smtp else {
+        let Some(smtp) = &self.relay.smtp else {
             return Err(Error::NotConfigured);
         };
-        if self.sent >= self.mailer.max_per_request {
+        if self.sent >= self.relay.max_per_request {
             return Err(Error::LimitExceeded(format!(
                 "one request sends at most {} messages",
-                self.mailer.max_per_request
+                self.relay.max_per_request
             )));
         }
         let email = smtp.build(message)?;

@@ -162,6 +162,17 @@ impl Services {
         })
     }
 
+    /// Applies new operator settings to every service, for requests from
+    /// now on; settings a service refuses change nothing.
+    pub fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
+        // Check everything first, so a refusal leaves every service as it was.
+        let relay = mail::Relay::new(&settings.mail)?;
+        drop(relay);
+        self.mail.reconfigure(&settings.mail)?;
+        self.http.reconfigure(settings.http.clone());
+        Ok(())
+    }
+
     /// Builds every service's per-Element state; the first refusal fails the deploy.
     pub fn deploy(&self, element: &DeployContext<'_>) -> Result<DeployedServices, ServiceConfigError> {
         Ok(DeployedServices {
