@@ -126,7 +126,10 @@ pub fn bundled_manifest(crate_name: &str) -> String {
 /// A running `elements` process.
 pub struct Server {
     child: Child,
+    /// The public listener (Element content, client APIs).
     pub addr: String,
+    /// The admin listener (portal, deployment admin API).
+    pub admin_addr: String,
     output: Arc<Mutex<String>>,
     pub client: reqwest::Client,
 }
@@ -177,7 +180,8 @@ impl Server {
         }
         command.envs(env.iter().copied());
         let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--log", "info"])
             .arg("--deploy-dir")
             .arg(dirs.deploy_dir())
             .arg("--data-dir")
@@ -206,14 +210,23 @@ impl Server {
             });
         }
         let started = Instant::now();
-        let addr = loop {
-            if let Some(addr) = output.lock().unwrap().lines().find_map(|l| {
-                l.split("listening on http://")
+        // The server logs the admin address, then the public one.
+        let after = |log: &str, marker: &str| {
+            log.lines().find_map(|l| {
+                l.split(marker)
                     .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.split(['/', ' ']).next())
                     .map(str::to_owned)
-            }) {
-                break addr;
+            })
+        };
+        let (addr, admin_addr) = loop {
+            {
+                let log = output.lock().unwrap();
+                if let Some(addr) = after(&log, "listening on http://") {
+                    let admin = after(&log, "admin API on http://")
+                        .unwrap_or_else(|| panic!("no admin listener in the log:\n{log}"));
+                    break (addr, admin);
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
@@ -231,13 +244,20 @@ impl Server {
         Server {
             child,
             addr,
+            admin_addr,
             output,
             client: reqwest::Client::new(),
         }
     }
 
+    /// `path` on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` on the admin listener (portal, deployment admin API).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
     }
 
     /// Everything the server printed so far.
