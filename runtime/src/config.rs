@@ -24,10 +24,10 @@ use serde::Deserialize;
     version,
     about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
     after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
-cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
+cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, admin_listen, admin_public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
 max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, reuse_max_requests). Operator attributes: \
 [attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
-[elements.NAME] grants = [...]; host services: [services.mail]. Identity: server_key, \
+[elements.NAME] grants = [...]; host services: [services.mail], [services.http]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
 session_expiry_secs. Operator service settings: [services.http] (allow_networks, connect_timeout_ms, \
 timeout_ms, max_response_bytes)."
@@ -39,6 +39,16 @@ pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
     #[arg(long, env = "ELEMENTS_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Address of the operators' listener: the management portal, the
+    /// deployment admin API and `/health` [default: 127.0.0.1:8081]. Port 0
+    /// picks a free port. Must differ from `--listen`.
+    #[arg(long, env = "ELEMENTS_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// The admin listener's public base URL when operators reach it through
+    /// a proxy: the portal's origin for its cross-site checks, and `https://`
+    /// makes its cookies `Secure` [default: http:// and the admin address].
+    #[arg(long, env = "ELEMENTS_ADMIN_PUBLIC_URL", value_name = "URL")]
+    pub admin_public_url: Option<String>,
     /// Folder holding `NAME.wasm` Elements and their `NAME.toml` manifests [default: ./deploy].
     #[arg(long, env = "ELEMENTS_DEPLOY_DIR", value_name = "DIR")]
     pub deploy_dir: Option<PathBuf>,
@@ -438,6 +448,8 @@ struct FileConfig {
     mongodb_uri: Option<String>,
     mongodb_database: Option<String>,
     public_url: Option<String>,
+    admin_listen: Option<SocketAddr>,
+    admin_public_url: Option<String>,
     clock_offset_secs: Option<i64>,
     metrics: Option<bool>,
     #[serde(default)]
@@ -609,8 +621,14 @@ impl Default for IdentitySettings {
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address to listen on: Element content and the client APIs.
     pub listen: SocketAddr,
+    /// Address of the operators' listener (portal, deployment admin API):
+    /// never the same origin as Element content.
+    pub admin_listen: SocketAddr,
+    /// The admin listener's public base URL, without a trailing slash, when
+    /// a proxy stands in front of it.
+    pub admin_public_url: Option<String>,
     /// Folder the Elements are loaded from.
     pub deploy_dir: PathBuf,
     /// Folder for the server's data.
@@ -654,6 +672,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_public_url: None,
             deploy_dir: PathBuf::from("deploy"),
             data_dir: PathBuf::from("data"),
             cache_dir: PathBuf::from("data").join("cache"),
@@ -817,6 +837,13 @@ impl Config {
         let config = Config {
             identity,
             listen: pick(&cli.listen, file.listen, defaults.listen),
+            admin_listen: pick(&cli.admin_listen, file.admin_listen, defaults.admin_listen),
+            admin_public_url: cli
+                .admin_public_url
+                .clone()
+                .or(file.admin_public_url)
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_owned()),
             deploy_dir: pick(&cli.deploy_dir, file.deploy_dir, defaults.deploy_dir),
             data_dir,
             cache_dir,
@@ -863,11 +890,33 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+        for (key, url) in [
+            ("public_url", &self.public_url),
+            ("admin_public_url", &self.admin_public_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} {url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        if let Some(url) = &self.admin_public_url
+            && origin_of(url).is_none()
         {
             return Err(ConfigError::Invalid(format!(
-                "public_url {url:?} must start with http:// or https://"
+                "admin_public_url {url:?} is not a valid URL"
+            )));
+        }
+        // One listener would put the portal on the Elements' origin, which
+        // is what the second listener exists to prevent. Port 0 picks two
+        // different free ports.
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "listen and admin_listen are both {}: the portal and the admin API need a listener of \
+                 their own, away from Element content",
+                self.listen
             )));
         }
         if self.max_instances == 0 {
@@ -973,6 +1022,32 @@ fn element_grants(
         }
     }
     Ok(grants)
+}
+
+/// The origin (`scheme://host[:port]`, lowercase, without a default port)
+/// of an `http`/`https` URL, as browsers send it in `Origin`; none when it
+/// isn't such a URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    // User info has no place in an origin (and would fool a comparison).
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = authority.host().to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    Some(match authority.port_u16() {
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
 }
 
 fn pick<T: Clone>(flag: &Option<T>, file: Option<T>, default: T) -> T {
@@ -1174,5 +1249,62 @@ mod tests {
             let err = Config::load(&cli).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn admin_listener_is_separate_and_configurable() {
+        let defaults = Config::load(&Cli::default()).unwrap();
+        assert_eq!(defaults.admin_listen, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(defaults.admin_public_url, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(
+            &path,
+            "admin_listen = \"127.0.0.1:9100\"\nadmin_public_url = \"https://ops.example/\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.admin_listen.port(), 9100);
+        assert_eq!(config.admin_public_url.as_deref(), Some("https://ops.example"));
+
+        let same = Cli {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            admin_listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Cli::default()
+        };
+        let err = Config::load(&same).unwrap_err().to_string();
+        assert!(err.contains("admin_listen"), "{err}");
+        let both_free = Cli {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Cli::default()
+        };
+        assert!(Config::load(&both_free).is_ok());
+        let bad = Cli {
+            admin_public_url: Some("ops.example".into()),
+            ..Cli::default()
+        };
+        assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            origin_of("HTTPS://Ops.Example:443/portal").as_deref(),
+            Some("https://ops.example")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8081").as_deref(),
+            Some("http://127.0.0.1:8081")
+        );
+        assert_eq!(origin_of("http://[::1]:80/").as_deref(), Some("http://[::1]"));
+        assert_eq!(origin_of("ftp://x"), None);
+        assert_eq!(origin_of("http://user@evil.example"), None);
+        assert_eq!(origin_of("not a url"), None);
     }
 }

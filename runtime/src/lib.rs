@@ -120,13 +120,7 @@ impl Runtime {
                 store,
                 identity,
                 deployments,
-                portal: portal::PortalSettings {
-                    secure_cookies: config
-                        .public_url
-                        .as_deref()
-                        .is_some_and(|u| u.starts_with("https://")),
-                    public_url: config.public_url.clone(),
-                },
+                portal: portal_settings(config),
                 metrics: config.metrics,
             })),
             allocation,
@@ -136,23 +130,57 @@ impl Runtime {
         })
     }
 
-    /// The server's routes.
-    pub fn router(&self) -> axum::Router {
-        server::router(self.app.clone())
+    /// The public listener's routes: Element content, the client APIs,
+    /// the API documentation, metrics and `/health`.
+    pub fn public_router(&self) -> axum::Router {
+        server::public_router(self.app.clone())
     }
+
+    /// The admin listener's routes: the management portal, the deployment
+    /// admin API and `/health`. Served on an origin of their own, so no
+    /// page an Element serves can reach them with an operator's cookies.
+    pub fn admin_router(&self) -> axum::Router {
+        server::admin_router(self.app.clone())
+    }
+}
+
+/// How the portal knows its own origin and whether it is reached over HTTPS
+/// (the admin public URL, else the admin listener's address).
+fn portal_settings(config: &Config) -> portal::PortalSettings {
+    let origin = match &config.admin_public_url {
+        Some(url) => config::origin_of(url),
+        // An unspecified address (0.0.0.0) names no origin a browser sends;
+        // the request's Host stands in for it then.
+        None => {
+            (!config.admin_listen.ip().is_unspecified()).then(|| format!("http://{}", config.admin_listen))
+        }
+    };
+    portal::PortalSettings {
+        secure_cookies: config
+            .admin_public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
+        origin,
+        behind_proxy: config.admin_public_url.is_some(),
+        public_url: public_url(config),
+    }
+}
+
+/// The public listener's base URL: configured, or `http://` and its address.
+fn public_url(config: &Config) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen))
 }
 
 /// The operator attributes every Element gets: the configured ones, plus
 /// the server's public URL under [`PUBLIC_URL_ATTRIBUTE`] unless configured.
 fn operator_attributes(config: &Config) -> std::collections::BTreeMap<String, String> {
     let mut attributes = config.attributes.clone();
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
     attributes
         .entry(PUBLIC_URL_ATTRIBUTE.to_owned())
-        .or_insert(public_url);
+        .or_insert_with(|| public_url(config));
     attributes
 }
 

@@ -27,16 +27,36 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(&cli)?;
     init_tracing(&config)?;
-    // Bind first, so the public URL can name the real port when the
+    // Bind first, so the public URLs can name the real ports when the
     // configuration asked for port 0.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("listening on {} (the admin listener)", config.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
     config.listen = addr;
+    config.admin_listen = admin_addr;
     let runtime = Runtime::start(&config).await?;
+    // Both listeners stop on the one signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    // The admin line first: whoever waits for the public one (tests,
+    // scripts) then finds both.
+    tracing::info!(%admin_addr, "management portal and admin API on http://{admin_addr}/admin/");
     tracing::info!(%addr, "listening on http://{addr}");
-    serve(listener, runtime.router(), shutdown_signal()).await?;
+    tokio::try_join!(
+        serve(listener, runtime.public_router(), until_stopped(stopped.clone())),
+        serve(admin_listener, runtime.admin_router(), until_stopped(stopped)),
+    )?;
     tracing::info!("stopped");
     Ok(())
 }

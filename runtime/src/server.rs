@@ -20,6 +20,7 @@ use elements_store::DocumentStore;
 
 use crate::deploy::Deployer;
 use crate::deploy::persist::Deployments;
+use crate::element::log_buffer::{Level, Source};
 use crate::element::manifest::EXTENSION_ROUTES;
 use crate::error::ApiError;
 use crate::host::RequestInfo;
@@ -113,8 +114,11 @@ impl RequestIds {
     }
 }
 
-/// The server's routes.
-pub fn router(app: Arc<App>) -> Router {
+/// The public listener's routes: Element content, the client APIs, their
+/// documentation, metrics and `/health`. Never the portal or the deployment
+/// admin API: those are on the admin listener ([`admin_router`]), an origin
+/// Element pages can't read or post to.
+pub fn public_router(app: Arc<App>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/app/rest/{*path}", any(element));
@@ -124,10 +128,42 @@ pub fn router(app: Arc<App>) -> Router {
     if app.metrics.is_some() {
         router = router.route("/metrics", get(metrics));
     }
-    let router = router
-        .merge(crate::api::router())
+    for path in ADMIN_ONLY {
+        router = router.route(path, any(on_admin_listener));
+    }
+    let router = router.merge(crate::api::public_router()).fallback(not_found);
+    finish_router(router, app)
+}
+
+/// The admin listener's routes: the management portal, the deployment
+/// admin API and `/health`.
+pub fn admin_router(app: Arc<App>) -> Router {
+    let router = Router::new()
+        .route("/health", get(health))
+        .merge(crate::api::deployments::router())
         .merge(crate::portal::router())
         .fallback(not_found);
+    finish_router(router, app)
+}
+
+/// Paths served only on the admin listener; the public one says where they went.
+const ADMIN_ONLY: &[&str] = &[
+    "/admin",
+    "/admin/",
+    "/admin/{*rest}",
+    "/api/rest/elements/deployment",
+    "/api/rest/elements/deployment/{*rest}",
+];
+
+async fn on_admin_listener(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "nothing is served at {} on this listener: the management portal and the deployment \
+         admin API are on the admin listener (--admin-listen)",
+        request.uri().path()
+    ))
+}
+
+fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
     let router = if app.metrics.is_some() {
         router.layer(middleware::from_fn_with_state(app.clone(), record_request))
     } else {
@@ -345,6 +381,19 @@ async fn serve_element(
         Ok(response) => {
             let (mut parts, body): (_, Bytes) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            for name in strip_portal_cookies(&mut parts.headers) {
+                element.log.push(
+                    Level::Warn,
+                    Source::Host,
+                    Some(request_id),
+                    &format!(
+                        "dropped the response's Set-Cookie for {name:?}: that cookie belongs to the \
+                         management portal"
+                    ),
+                );
+                tracing::warn!(element = %element.name, request_id, cookie = %name,
+                    "dropped an Element's Set-Cookie for a portal cookie");
+            }
             parts.headers.remove(header::CONTENT_LENGTH);
             Ok(Response::from_parts(parts, Body::from(body)))
         }
@@ -355,9 +404,82 @@ async fn serve_element(
     }
 }
 
+/// Removes every `Set-Cookie` that would set one of the portal's cookies
+/// (which the browser would send to the admin listener too: cookies don't
+/// isolate ports); returns the names removed. A header that isn't text or
+/// has no name is dropped as well, since no browser cookie could come of it
+/// and it can't be checked.
+fn strip_portal_cookies(headers: &mut HeaderMap) -> Vec<String> {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for value in headers.get_all(header::SET_COOKIE) {
+        let name = value
+            .to_str()
+            .ok()
+            .map(|v| v.split(';').next().unwrap_or_default())
+            .and_then(|pair| pair.split_once('='))
+            .map(|(name, _)| name.trim());
+        match name {
+            Some(name) if !crate::portal::is_portal_cookie(name) => kept.push(value.clone()),
+            Some(name) => removed.push(name.to_owned()),
+            // Never repeat the value: it may be a secret.
+            None => removed.push("(no name)".to_owned()),
+        }
+    }
+    if !removed.is_empty() {
+        headers.remove(header::SET_COOKIE);
+        for value in kept {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    removed
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let names: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     for name in names {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_portal_cookies_are_stripped_from_element_responses() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "theme=dark; Path=/",
+            "elements_admin=forged; Path=/admin; HttpOnly",
+            "__Host-Elements_Admin=forged; Path=/; Secure",
+            " ELEMENTS_ADMIN_FLASH =x",
+            "__Secure-elements_admin_login=y; Secure",
+            "garbage-without-a-name",
+            "session=abc",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        let removed = strip_portal_cookies(&mut headers);
+        assert_eq!(
+            removed,
+            [
+                "elements_admin",
+                "__Host-Elements_Admin",
+                "ELEMENTS_ADMIN_FLASH",
+                "__Secure-elements_admin_login",
+                "(no name)"
+            ]
+        );
+        let kept: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(kept, ["theme=dark; Path=/", "session=abc"]);
+
+        let mut none = HeaderMap::new();
+        none.insert(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        assert!(strip_portal_cookies(&mut none).is_empty());
+        assert_eq!(none.get(header::SET_COOKIE).unwrap(), "a=b");
     }
 }

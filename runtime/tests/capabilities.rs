@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, request};
+use support::{Dirs, Server, admin_request, request};
 
 const ROOT_PASSWORD: &str = "root-password-for-tests";
 
@@ -497,7 +497,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
     let path = "/api/rest/elements/deployment/asks";
 
     // Requested and approved side by side; powerful ones flagged.
-    let (status, view) = request(&server, "GET", path, Some(&root), None).await;
+    let (status, view) = admin_request(&server, "GET", path, Some(&root), None).await;
     assert_eq!((status, view["status"].as_str()), (200, Some("FAILED")), "{view}");
     let grants = view["grants"].as_array().unwrap();
     assert_eq!(grants.len(), 2, "{view}");
@@ -527,7 +527,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
         "{body}"
     );
     // Approving part is not enough; approving all deploys it at once.
-    let (_, view) = request(
+    let (_, view) = admin_request(
         &server,
         "PUT",
         path,
@@ -543,7 +543,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
             .contains("identity.scheme:hostile.player"),
         "{view}"
     );
-    let (_, view) = request(
+    let (_, view) = admin_request(
         &server,
         "PUT",
         path,
@@ -564,7 +564,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
     assert_eq!(out["ok"], true, "{out}");
 
     // Revoking stops the Element: no version keeps serving with the grant.
-    let (_, view) = request(&server, "PUT", path, Some(&root), Some(json!({"grants": []}))).await;
+    let (_, view) = admin_request(&server, "PUT", path, Some(&root), Some(json!({"grants": []}))).await;
     assert_eq!(view["status"], "FAILED", "{view}");
     let (status, _) = request(&server, "POST", "/app/rest/asks/player/7", None, None).await;
     assert_eq!(status, 404);

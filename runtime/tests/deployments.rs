@@ -70,7 +70,7 @@ async fn upload(server: &Server, token: &str, form: reqwest::multipart::Form) ->
     read_json(
         server
             .client
-            .post(server.url("/api/rest/elements/deployment"))
+            .post(server.admin_url("/api/rest/elements/deployment"))
             .bearer_auth(token)
             .multipart(form)
             .send()
@@ -87,7 +87,10 @@ async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = server.client.request(method, server.url(path)).bearer_auth(token);
+    let mut request = server
+        .client
+        .request(method, server.admin_url(path))
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -111,7 +114,7 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     // Only superusers.
     let response = server
         .client
-        .get(server.url("/api/rest/elements/deployment"))
+        .get(server.admin_url("/api/rest/elements/deployment"))
         .send()
         .await
         .unwrap();
@@ -144,7 +147,7 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     // would see its pipe closed.
     let refused = server
         .client
-        .post(server.url("/api/rest/elements/deployment"))
+        .post(server.admin_url("/api/rest/elements/deployment"))
         .bearer_auth(&player)
         .multipart(form(
             "greeter",
@@ -331,6 +334,84 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         !server.log().contains(SECRET),
         "the secret appears in the server log"
     );
+}
+
+/// The portal and the deployment admin API live on the admin listener only:
+/// the public one (where Element content is served) answers 404 JSON for
+/// them, even to a superuser, and the admin one serves nothing else.
+#[tokio::test]
+async fn the_public_listener_serves_neither_the_portal_nor_the_admin_api() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", "");
+    let server = start(&dirs);
+    let root = login(&server, "root", ROOT_PASSWORD).await;
+    assert_ne!(server.addr, server.admin_addr);
+    for (method, path) in [
+        (reqwest::Method::GET, "/admin"),
+        (reqwest::Method::GET, "/admin/"),
+        (reqwest::Method::GET, "/admin/login"),
+        (reqwest::Method::POST, "/admin/login"),
+        (reqwest::Method::GET, "/admin/assets/portal.css"),
+        (reqwest::Method::POST, "/admin/applications"),
+        (reqwest::Method::GET, "/api/rest/elements/deployment"),
+        (reqwest::Method::POST, "/api/rest/elements/deployment"),
+        (reqwest::Method::GET, "/api/rest/elements/deployment/hello"),
+        (reqwest::Method::PUT, "/api/rest/elements/deployment/hello"),
+        (reqwest::Method::DELETE, "/api/rest/elements/deployment/hello"),
+        (reqwest::Method::GET, "/api/rest/elements/deployment/hello/logs"),
+    ] {
+        let response = server
+            .client
+            .request(method.clone(), server.url(path))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().get("set-cookie").is_none(), "{method} {path}");
+        let (status, body) = read_json(response).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["code"], "NOT_FOUND", "{method} {path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("admin listener"),
+            "{body}"
+        );
+    }
+    // Nothing above reached the Element's deployment.
+    assert_eq!(greeting(&server, "hello").await.0, 200);
+
+    // The admin listener serves them, and /health, and nothing else.
+    let (status, list) = api(
+        &server,
+        &root,
+        reqwest::Method::GET,
+        "/api/rest/elements/deployment",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let login_page = server
+        .client
+        .get(server.admin_url("/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_page.status(), 200);
+    for (path, status) in [
+        ("/health", 200),
+        ("/app/rest/hello/greeting", 404),
+        ("/api/rest/user/me", 404),
+        ("/v2/account", 404),
+        ("/doc/swagger/", 404),
+    ] {
+        let response = server
+            .client
+            .get(server.admin_url(path))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path} on the admin listener");
+    }
 }
 
 #[tokio::test]

@@ -22,11 +22,11 @@ const WAIT: Duration = Duration::from_secs(30);
 /// `port`; with its secret when `secret` is given.
 fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
     let api = format!("http://127.0.0.1:{port}/v1");
-    let allow = format!("127.0.0.1:{port}");
-    let mut values = vec![
-        ("dev.getelements.robloxkit.roblox.users.api.url", api.as_str()),
-        ("dev.getelements.elements.http.allow", allow.as_str()),
-    ];
+    // The operator approves the Kit's grants and the stub's address.
+    let stub = format!("http.outbound:127.0.0.1:{port}");
+    let grants = [support::ROBLOX_KIT_GRANTS, &[stub.as_str()]].concat();
+    dirs.config(&support::grants_section("roblox-kit", &grants));
+    let mut values = vec![("dev.getelements.robloxkit.roblox.users.api.url", api.as_str())];
     if let Some(secret) = secret {
         values.push(("dev.getelements.robloxkit.secret", secret));
     }
@@ -35,7 +35,7 @@ fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
 }
 
 async fn log_in(b: &mut Browser, server: &Server, login: &str, password: &str) {
-    b.goto(&server.url("/admin/login")).await;
+    b.goto(&server.admin_url("/admin/login")).await;
     b.wait_for_text("The management portal is for superusers.", WAIT)
         .await;
     b.fill("Name or email", login).await;
@@ -114,7 +114,7 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     let mut b = Browser::start().await;
 
     // 1. Log in to the management portal.
-    b.goto(&server.url("/admin/")).await;
+    b.goto(&server.admin_url("/admin/")).await;
     assert!(b.url().await.contains("/admin/login"), "sent to the login page");
     b.wait_for_text("The management portal is for superusers.", WAIT)
         .await;
@@ -129,6 +129,15 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     assert_eq!(b.text_of("#count-elements").await, "1");
     assert_eq!(b.text_of("#version").await, env!("CARGO_PKG_VERSION"));
     assert!(b.body_text().await.contains("Swagger UI"));
+    // The API documentation is served on the public listener, not here.
+    let swagger = b
+        .script(
+            "return document.querySelector('a[href$=\"/doc/swagger/\"]').href;",
+            vec![],
+            "reading the Swagger UI link",
+        )
+        .await;
+    assert_eq!(swagger, json!(server.url("/doc/swagger/")));
     b.screenshot("home").await;
 
     // The session cookie: HttpOnly, SameSite=Strict, scoped to the portal.
@@ -233,7 +242,7 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     // Log out: the session ends on the server too.
     b.click_button("Log out").await;
     b.wait_for_text("Logged out.", WAIT).await;
-    b.goto(&server.url("/admin/applications")).await;
+    b.goto(&server.admin_url("/admin/applications")).await;
     assert!(
         b.url().await.contains("/admin/login"),
         "logged out: {}",
@@ -254,7 +263,7 @@ async fn attribute_editing_redeploys_the_element() {
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
 
-    b.goto(&server.url("/admin/elements/roblox-kit")).await;
+    b.goto(&server.admin_url("/admin/elements/roblox-kit")).await;
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
         .await;
     assert_eq!(b.text_of("#status").await, "FAILED");
@@ -381,18 +390,24 @@ async fn attribute_editing_redeploys_the_element() {
 
     // The server validates again: a value the deploy refuses fails it, says
     // why, and the previous version keeps serving.
-    let allow = "input[name='value:dev.getelements.elements.http.allow']";
-    b.find_css(allow).await.clear().await.unwrap();
-    b.find_css(allow)
-        .await
-        .send_keys("http://not-a-host")
-        .await
-        .unwrap();
+    let url = "input[name='value:dev.getelements.robloxkit.roblox.users.api.url']";
+    b.script(
+        "document.querySelector(arguments[0]).type = 'text';",
+        vec![json!(url)],
+        "switching off the browser's URL check",
+    )
+    .await;
+    b.find_css(url).await.clear().await.unwrap();
+    b.find_css(url).await.send_keys("not-a-url").await.unwrap();
     b.click_button("Save attributes and redeploy").await;
     b.wait_for_text("but the deploy failed", WAIT).await;
     b.wait_for_text("The previous version keeps serving.", WAIT).await;
     assert_eq!(b.text_of("#status").await, "FAILED");
-    assert!(b.text_of("#last-error-text").await.contains("is not a host"));
+    assert!(
+        b.text_of("#last-error-text")
+            .await
+            .contains("must be an http:// or https:// URL")
+    );
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
         .await;
     b.screenshot("kit-bad-value").await;
@@ -466,7 +481,7 @@ async fn uploads_failed_deploys_and_the_live_log() {
 
     // A bad name is refused by the server with its reason, even past the
     // browser's own check.
-    b.goto(&server.url("/admin/elements")).await;
+    b.goto(&server.admin_url("/admin/elements")).await;
     b.wait_for_text("Deploy a new Element", WAIT).await;
     b.script(
         "document.getElementById('deploy-name').removeAttribute('pattern');",
@@ -486,7 +501,7 @@ async fn uploads_failed_deploys_and_the_live_log() {
     b.screenshot("bad-name").await;
 
     // Disable: grey light, no longer served; enable: served again.
-    b.goto(&server.url("/admin/elements/probe")).await;
+    b.goto(&server.admin_url("/admin/elements/probe")).await;
     b.click_button("Disable").await;
     b.wait_for_text("Disabled; probe is disabled.", WAIT).await;
     b.wait_for_css("#element-list a[data-element='probe'] .light.grey", WAIT)
@@ -531,7 +546,12 @@ async fn only_superusers_and_user_administration() {
 
     // The pages' protective headers: no framing, scripts from the portal
     // only, never cached; the login form's own token cookie.
-    let login_page = server.get("/admin/login").await;
+    let login_page = server
+        .client
+        .get(server.admin_url("/admin/login"))
+        .send()
+        .await
+        .unwrap();
     let header = |name: &str| {
         login_page
             .headers()
@@ -561,7 +581,7 @@ async fn only_superusers_and_user_administration() {
         cookies.iter().all(|c| c.name() != "elements_admin"),
         "{cookies:?}"
     );
-    b.goto(&server.url("/admin/users")).await;
+    b.goto(&server.admin_url("/admin/users")).await;
     assert!(b.url().await.contains("/admin/login"));
 
     // A wrong password says so.
@@ -571,7 +591,7 @@ async fn only_superusers_and_user_administration() {
     b.screenshot("wrong-password").await;
 
     // Keyboard only: the name field has focus, Tab to the password, Enter.
-    b.goto(&server.url("/admin/login")).await;
+    b.goto(&server.admin_url("/admin/login")).await;
     b.wait_for_text("The management portal is for superusers.", WAIT)
         .await;
     assert_eq!(
@@ -626,7 +646,7 @@ async fn only_superusers_and_user_administration() {
     for (token, origin) in [("", None), ("0123abcd", None), ("", Some("http://evil.example"))] {
         let mut request = server
             .client
-            .post(server.url("/admin/applications"))
+            .post(server.admin_url("/admin/applications"))
             .header("cookie", &cookie)
             .form(&[("name", "forged"), ("csrf", token)]);
         if let Some(origin) = origin {
@@ -658,14 +678,14 @@ async fn only_superusers_and_user_administration() {
         .await
         .unwrap();
     assert_eq!(demoted.status(), 200);
-    ana.goto(&server.url("/admin/users")).await;
+    ana.goto(&server.admin_url("/admin/users")).await;
     ana.wait_for_text("This account is not a superuser", WAIT).await;
     assert!(ana.url().await.contains("/admin/login"));
     ana.screenshot("demoted").await;
     ana.close().await;
 
     // Ban (after confirming): her sessions end; lift the ban.
-    b.goto(&server.url(&format!("/admin/users/{ana_id}"))).await;
+    b.goto(&server.admin_url(&format!("/admin/users/{ana_id}"))).await;
     b.click_button("Ban user").await;
     b.client.accept_alert().await.expect("confirming the ban");
     b.wait_for_text("Banned ana; their sessions are revoked.", WAIT)
@@ -677,7 +697,7 @@ async fn only_superusers_and_user_administration() {
     assert_eq!(b.text_of("#user-status").await, "Active");
 
     // Root can't lock themselves out.
-    b.goto(&server.url("/admin/users?q=root")).await;
+    b.goto(&server.admin_url("/admin/users?q=root")).await;
     b.click_link("root").await;
     b.wait_for_text("This is your own account", WAIT).await;
     b.close().await;
@@ -705,7 +725,7 @@ async fn pages_fit_a_phone_width_window() {
         ("/admin/users", "users", "Search users"),
         ("/admin/profiles", "profiles", "Search profiles"),
     ] {
-        b.goto(&server.url(path)).await;
+        b.goto(&server.admin_url(path)).await;
         b.wait_for_text(text, WAIT).await;
         b.screenshot(&format!("phone-{name}")).await;
         let wide = wider_than_window(&b).await;
@@ -789,13 +809,13 @@ async fn applications_are_created_edited_and_deleted() {
     assert!(b.body_text().await.contains("No applications yet"));
 
     // A missing application: a clear error page, in the portal's frame.
-    b.goto(&server.url("/admin/applications/no-such-app")).await;
+    b.goto(&server.admin_url("/admin/applications/no-such-app")).await;
     b.wait_for_text("Application not found.", WAIT).await;
     assert!(b.body_text().await.contains("404"));
     b.screenshot("not-found").await;
 
     // Keyboard alone: Tab to the Roblox Kit in the side bar, Enter opens it.
-    b.goto(&server.url("/admin/elements")).await;
+    b.goto(&server.admin_url("/admin/elements")).await;
     b.wait_for_text("Deploy a new Element", WAIT).await;
     let mut reached = false;
     for _ in 0..20 {
@@ -815,7 +835,7 @@ async fn applications_are_created_edited_and_deleted() {
 /// A session of the portal over plain HTTP (no browser): its cookie header
 /// and the CSRF token of its forms.
 async fn http_session(server: &Server, client: &reqwest::Client) -> (String, String) {
-    let page = client.get(server.url("/admin/login")).send().await.unwrap();
+    let page = client.get(server.admin_url("/admin/login")).send().await.unwrap();
     let login_cookie = page
         .headers()
         .get("set-cookie")
@@ -826,7 +846,7 @@ async fn http_session(server: &Server, client: &reqwest::Client) -> (String, Str
     let body = page.text().await.unwrap();
     let login_csrf = csrf_of(&body);
     let response = client
-        .post(server.url("/admin/login"))
+        .post(server.admin_url("/admin/login"))
         .header("cookie", &login_cookie)
         .form(&[
             ("login", "root"),
@@ -848,7 +868,7 @@ async fn http_session(server: &Server, client: &reqwest::Client) -> (String, Str
         .expect("a session cookie")
         .to_owned();
     let home = client
-        .get(server.url("/admin/"))
+        .get(server.admin_url("/admin/"))
         .header("cookie", &session)
         .send()
         .await
@@ -878,7 +898,12 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
         .build()
         .unwrap();
     let (session, csrf) = http_session(&server, &client).await;
-    let get = |path: &str| client.get(server.url(path)).header("cookie", &session).send();
+    let get = |path: &str| {
+        client
+            .get(server.admin_url(path))
+            .header("cookie", &session)
+            .send()
+    };
 
     let list = get("/admin/elements").await.unwrap();
     assert_eq!(list.status(), 200);
@@ -889,7 +914,7 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
     assert!(page.text().await.unwrap().contains("FAILED"));
 
     let switched = client
-        .post(server.url("/admin/elements/odd%20name%231/enabled"))
+        .post(server.admin_url("/admin/elements/odd%20name%231/enabled"))
         .header("cookie", &session)
         .form(&[("csrf", csrf.as_str()), ("enabled", "false")])
         .send()
@@ -902,7 +927,7 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
     );
 
     let odd = client
-        .post(server.url("/admin/users/%0A%22x/level"))
+        .post(server.admin_url("/admin/users/%0A%22x/level"))
         .header("cookie", &session)
         .form(&[("csrf", csrf.as_str()), ("level", "USER")])
         .send()
@@ -921,7 +946,7 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
         .text("name", "x")
         .part("component", reqwest::multipart::Part::bytes(b"\0asm".to_vec()));
     let refused = client
-        .post(server.url("/admin/elements"))
+        .post(server.admin_url("/admin/elements"))
         .multipart(upload)
         .send()
         .await
@@ -934,4 +959,180 @@ async fn odd_names_and_ids_get_pages_not_crashes() {
             .starts_with("/admin/login?next=")
     );
     assert_eq!(refused.headers()["connection"], "close");
+}
+
+/// The page title of the Element's attack page once its script has tried
+/// to read the portal: what each fetch got, by path.
+async fn attack_outcome(b: &mut Browser) -> serde_json::Map<String, Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let title = b
+            .script("return document.title;", vec![], "reading the title")
+            .await;
+        if let Some(json) = title.as_str().and_then(|t| t.strip_prefix("read:")) {
+            let outcome: Value = serde_json::from_str(json).expect("the outcome as JSON");
+            return outcome.as_object().cloned().expect("an object");
+        }
+        if started.elapsed() > WAIT {
+            b.screenshot("attack-timeout").await;
+            panic!("the attack page never recorded its outcome: {title}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Origin separation (issue 11): a superuser is logged in to the portal and
+/// opens a page an Element serves (public listener, same host, another
+/// port: same-site for the browser, so its SameSite=Strict cookie goes
+/// along). The page's script can't read any portal page or the admin API,
+/// and its cross-origin form posts (without a token, and even with the
+/// session's real CSRF token) are refused: nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
+    let dirs = Dirs::new();
+    dirs.deploy("evil", "misbehave", "");
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    b.goto(&server.admin_url("/admin/applications")).await;
+    b.wait_for_text("Create application", WAIT).await;
+    let csrf = b
+        .script(
+            "return document.querySelector('input[name=csrf]').value;",
+            vec![],
+            "reading the CSRF token",
+        )
+        .await;
+    let csrf = csrf.as_str().expect("a CSRF token").to_owned();
+    assert!(!csrf.is_empty());
+    let session = b
+        .client
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == "elements_admin")
+        .expect("the portal session cookie")
+        .value()
+        .to_owned();
+
+    // The Element tries to overwrite the portal's cookies: the server drops
+    // those, its own arrive.
+    b.goto(&server.url("/app/rest/evil/cookies")).await;
+    b.wait_for_text("cookies", WAIT).await;
+    // WebDriver lists the cookies the current page would send: the
+    // portal's (Path=/admin) and the Element's (Path=/), ports aside.
+    b.goto(&server.admin_url("/admin/applications")).await;
+    b.wait_for_text("Create application", WAIT).await;
+    let cookies = b.client.get_all_cookies().await.unwrap();
+    let value_of = |name: &str| {
+        cookies
+            .iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    };
+    assert_eq!(value_of("theme").as_deref(), Some("dark"), "{cookies:?}");
+    assert_eq!(value_of("elements_admin"), Some(session), "{cookies:?}");
+    assert!(
+        cookies.iter().all(|c| !c.value().contains("forged")),
+        "{cookies:?}"
+    );
+
+    // Reading: every fetch with the operator's cookies is blocked.
+    let admin = server.admin_url("");
+    let attack = server.url(&format!("/app/rest/evil/attack?admin={admin}"));
+    b.goto(&attack).await;
+    let outcome = attack_outcome(&mut b).await;
+    b.screenshot("attack-read").await;
+    assert_eq!(outcome.len(), 4, "{outcome:?}");
+    for (path, got) in &outcome {
+        assert!(
+            got.as_str().is_some_and(|g| g.starts_with("blocked:")),
+            "the Element's page read {path}: {got}"
+        );
+    }
+
+    // Posting: a forged form without the token, then with the stolen one.
+    for token in ["", csrf.as_str()] {
+        b.goto(&format!("{attack}&post=1&csrf={token}")).await;
+        b.wait_for_text("This form is not from your current portal session", WAIT)
+            .await;
+        assert!(
+            b.url()
+                .await
+                .starts_with(&server.admin_url("/admin/applications")),
+            "{}",
+            b.url().await
+        );
+        b.screenshot("attack-post-refused").await;
+    }
+
+    // Nothing was created, seen through the API and the portal, and the
+    // operator is still logged in.
+    let root = root_session(&server).await;
+    let apps: Value = server
+        .client
+        .get(server.url("/api/rest/application"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps["total"], 0, "no forged application: {apps}");
+    b.goto(&server.admin_url("/admin/applications")).await;
+    b.wait_for_text("Create application", WAIT).await;
+    assert!(!b.body_text().await.contains("forged_by_element"));
+    b.close().await;
+}
+
+/// An Element's `Set-Cookie` for any of the portal's cookies (any case,
+/// `__Host-`/`__Secure-` forms) never reaches the client, and the Element's
+/// log says so; its other cookies pass.
+#[tokio::test]
+async fn an_element_cannot_set_the_portals_cookies() {
+    let dirs = Dirs::new();
+    dirs.deploy("evil", "misbehave", "");
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let response = server.get("/app/rest/evil/cookies").await;
+    assert_eq!(response.status(), 200);
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies, ["theme=dark; Path=/", "session=abc123; HttpOnly"]);
+
+    let root = root_session(&server).await;
+    let logs: Value = server
+        .client
+        .get(server.admin_url("/api/rest/elements/deployment/evil/logs"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dropped: Vec<&str> = logs
+        .as_array()
+        .expect("log lines")
+        .iter()
+        .filter(|l| l["level"] == "WARN")
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("belongs to the management portal"))
+        .collect();
+    assert_eq!(dropped.len(), 4, "{logs}");
+    for name in [
+        "\"elements_admin\"",
+        "\"__Host-elements_admin\"",
+        "\"Elements_Admin_Flash\"",
+        "\"__Secure-elements_admin_login\"",
+    ] {
+        assert!(dropped.iter().any(|m| m.contains(name)), "{name}: {dropped:?}");
+    }
+    assert!(!dropped.iter().any(|m| m.contains("forged")), "{dropped:?}");
 }

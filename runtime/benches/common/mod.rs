@@ -48,7 +48,7 @@ pub fn serve_in_process(
     server.block_on(async {
         let runtime = Runtime::start(config).await.expect("server");
         println!("instance allocation: {:?}", runtime.allocation);
-        let router = routes(runtime.router());
+        let router = routes(runtime.public_router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         tokio::spawn(async move {

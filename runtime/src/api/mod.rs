@@ -76,11 +76,11 @@ impl IdentityApi {
     }
 }
 
-/// Every route of the core APIs.
-pub fn router() -> Router<Arc<App>> {
+/// The core APIs served to clients on the public listener. The deployment
+/// admin API ([`deployments::router`]) is served on the admin listener.
+pub fn public_router() -> Router<Arc<App>> {
     Router::new()
         .merge(rest::router())
-        .merge(deployments::router())
         .merge(nakama::router())
         .merge(openapi::swagger())
 }

@@ -2,13 +2,15 @@
 //!
 //! - Logging in opens an ordinary Elements session for a SUPERUSER (anyone
 //!   else is refused before a session exists); its secret lives only in an
-//!   HttpOnly, SameSite=Strict cookie scoped to `/admin`, so page scripts
-//!   never see it and other sites never send it. Every request resolves it
+//!   HttpOnly, SameSite=Strict cookie scoped to `/admin` (over HTTPS a
+//!   `__Host-` cookie for `/`, which no other origin can set), so page
+//!   scripts never see it and other sites never send it. Every request resolves it
 //!   again, so logging out, a ban or a demotion takes effect at once.
 //! - State-changing forms carry a CSRF token derived from the session secret
 //!   (the synchronizer-token pattern without server state), checked in
-//!   constant time; cross-site `Origin`/`Sec-Fetch-Site` headers are refused
-//!   too. The login form, which has no session yet, uses a double-submit
+//!   constant time; an `Origin` other than the portal's exact origin, or a
+//!   `Sec-Fetch-Site` other than `same-origin`, is refused too (Element
+//!   content on another port of the same host is same-site). The login form, which has no session yet, uses a double-submit
 //!   token in its own cookie.
 
 use std::sync::Arc;
@@ -27,14 +29,38 @@ use sha2::{Digest, Sha256};
 use elements_identity::secret::{ct_eq, random_token};
 use elements_identity::{IdentityError, Level, User};
 
-use super::{Flash, Layout, cookie, error_page, flash_of, redirect_with, render, set_cookie};
+use super::{Flash, Layout, PortalSettings, cookie, error_page, flash_of, redirect_with, render, set_cookie};
 use crate::error::ApiError;
 use crate::server::App;
 
-/// The cookie holding the portal session's secret.
-const SESSION_COOKIE: &str = "elements_admin";
+/// The cookie holding the portal session's secret (over plain HTTP).
+pub(super) const SESSION_COOKIE: &str = "elements_admin";
+/// The session cookie over HTTPS: the `__Host-` prefix makes browsers
+/// accept it only from a secure origin, host-only and for `Path=/`, so no
+/// other origin (an Element's page on another port or subdomain) can set it.
+const HOST_SESSION_COOKIE: &str = "__Host-elements_admin";
 /// The login form's double-submit token.
-const LOGIN_COOKIE: &str = "elements_admin_login";
+pub(super) const LOGIN_COOKIE: &str = "elements_admin_login";
+
+/// The session cookie's name and path.
+fn session_cookie(secure: bool) -> (&'static str, &'static str) {
+    if secure {
+        (HOST_SESSION_COOKIE, "/")
+    } else {
+        (SESSION_COOKIE, "/admin")
+    }
+}
+
+/// The session cookie of a request.
+fn session_of(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    cookie(headers, session_cookie(secure).0)
+}
+
+/// `Set-Cookie` for the session `secret` (a browser-session cookie).
+fn set_session(secret: &str, secure: bool) -> http::HeaderValue {
+    let (name, path) = session_cookie(secure);
+    set_cookie(name, secret, path, None, secure)
+}
 /// How long a portal session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
@@ -87,34 +113,42 @@ fn csrf_token(secret: &str) -> String {
     hex::encode(hash.finalize())
 }
 
-/// Whether a state-changing request comes from another site, by the headers
-/// browsers set themselves (absent headers prove nothing either way). The
-/// page's origin is the request's `Host`, or the server's public URL (a
-/// reverse proxy may rewrite `Host`).
-fn cross_site(headers: &HeaderMap, public_url: Option<&str>) -> bool {
+/// Whether a state-changing request comes from anywhere but the portal's
+/// own origin, by the headers browsers set themselves (absent headers prove
+/// nothing either way). Same-*site* is not enough: Element content is
+/// served on the same host (another port, or a sibling subdomain), which
+/// browsers count as same-site and send `SameSite=Strict` cookies from.
+/// The portal's origin must match exactly (scheme, host and port): the
+/// configured one, else the admin listener's address or the request's
+/// `Host` (it reached the admin listener, so it names it).
+fn cross_site(headers: &HeaderMap, settings: &PortalSettings) -> bool {
     if headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site")
+        .is_some_and(|v| !matches!(v, "same-origin" | "none"))
     {
         return true;
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
-        (Some("null"), _) => true,
-        (Some(origin), host) => {
-            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-            let same_host = host.is_some_and(|h| origin_host.eq_ignore_ascii_case(h));
-            let public_origin = public_url.is_some_and(|p| {
-                // The public URL's scheme and authority, without any path.
-                let start = p.find("://").map(|i| i + 3).unwrap_or(0);
-                let end = p[start..].find('/').map(|i| start + i).unwrap_or(p.len());
-                origin.eq_ignore_ascii_case(&p[..end])
-            });
-            !same_host && !public_origin
-        }
-        (None, _) => false,
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if origin == "null" {
+        return true;
     }
+    let Some(origin) = crate::config::origin_of(origin) else {
+        return true;
+    };
+    if settings.origin.as_deref() == Some(origin.as_str()) {
+        return false;
+    }
+    if settings.behind_proxy {
+        return true;
+    }
+    let host_origin = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| crate::config::origin_of(&format!("http://{h}")));
+    host_origin.as_deref() != Some(origin.as_str())
 }
 
 impl FromRequestParts<Arc<App>> for Admin {
@@ -150,14 +184,14 @@ async fn admin_of(parts: &Parts, app: &Arc<App>) -> Result<Admin, Response> {
             Some(f) => redirect_with(&to, f, secure),
             None => Redirect::to(&to).into_response(),
         };
-        if cookie(&parts.headers, SESSION_COOKIE).is_some() {
+        if session_of(&parts.headers, secure).is_some() {
             response
                 .headers_mut()
                 .append(header::SET_COOKIE, clear_session(secure));
         }
         response
     };
-    let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+    let Some(secret) = session_of(&parts.headers, secure) else {
         return Err(to_login(None));
     };
     let user = match app.identity.service.resolve_session(secret).await {
@@ -177,9 +211,7 @@ async fn admin_of(parts: &Parts, app: &Arc<App>) -> Result<Admin, Response> {
         // Demoted since logging in: the session no longer opens the portal.
         return Err(to_login(Some(Flash::error(not_superuser()))));
     }
-    if parts.method != Method::GET
-        && parts.method != Method::HEAD
-        && cross_site(&parts.headers, app.portal.public_url.as_deref())
+    if parts.method != Method::GET && parts.method != Method::HEAD && cross_site(&parts.headers, &app.portal)
     {
         return Err(error_page(None, "home", csrf_error()));
     }
@@ -197,7 +229,8 @@ fn not_superuser() -> String {
 }
 
 fn clear_session(secure: bool) -> http::HeaderValue {
-    set_cookie(SESSION_COOKIE, "", "/admin", Some(Duration::ZERO), secure)
+    let (name, path) = session_cookie(secure);
+    set_cookie(name, "", path, Some(Duration::ZERO), secure)
 }
 
 /// Only portal paths are followed after logging in (no open redirect).
@@ -278,7 +311,7 @@ pub async fn login_page(
 ) -> Response {
     let secure = app.portal.secure_cookies;
     // Already logged in as a superuser: nothing to do here.
-    if let Some(secret) = cookie(&headers, SESSION_COOKIE)
+    if let Some(secret) = session_of(&headers, secure)
         && let Ok(resolved) = app.identity.service.resolve_session(secret).await
         && resolved.user.level == Level::Superuser
     {
@@ -312,7 +345,7 @@ pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): 
         login_form(status, secure, &form.next, form.login.trim(), Some(message), None)
     };
     let token_ok = cookie(&headers, LOGIN_COOKIE).is_some_and(|expected| ct_eq(&form.csrf, expected));
-    if !token_ok || cross_site(&headers, app.portal.public_url.as_deref()) {
+    if !token_ok || cross_site(&headers, &app.portal) {
         return retry(
             StatusCode::FORBIDDEN,
             "The login form expired or came from another site; try again.".into(),
@@ -354,10 +387,7 @@ pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): 
         secure,
     );
     let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &secret, "/admin", None, secure),
-    );
+    headers.append(header::SET_COOKIE, set_session(&secret, secure));
     headers.append(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, "", "/admin/login", Some(Duration::ZERO), secure),
@@ -408,26 +438,108 @@ mod tests {
         }
     }
 
+    fn settings(origin: Option<&str>, behind_proxy: bool) -> PortalSettings {
+        PortalSettings {
+            origin: origin.map(str::to_owned),
+            behind_proxy,
+            ..PortalSettings::default()
+        }
+    }
+
+    fn with(headers: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
     #[test]
-    fn cross_site_requests_are_recognized() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
-        assert!(!cross_site(&headers, None));
-        headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(!cross_site(&headers, None));
-        headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert!(cross_site(&headers, None));
-        assert!(cross_site(&headers, Some("https://games.example.com/")));
-        // Behind a proxy that rewrote Host: the public URL's origin is ours.
-        headers.insert(header::ORIGIN, "https://games.example.com".parse().unwrap());
-        assert!(!cross_site(&headers, Some("https://games.example.com/elements")));
-        assert!(cross_site(
-            &headers,
-            Some("https://games.example.com.evil.example")
+    fn only_the_portals_exact_origin_may_post() {
+        let portal = settings(Some("http://127.0.0.1:8081"), false);
+        let host = ("host", "127.0.0.1:8081");
+        assert!(!cross_site(&with(&[host]), &portal));
+        assert!(!cross_site(
+            &with(&[host, ("origin", "http://127.0.0.1:8081")]),
+            &portal
         ));
-        headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(cross_site(&headers, None));
+        assert!(!cross_site(
+            &with(&[
+                host,
+                ("origin", "http://127.0.0.1:8081"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            &portal
+        ));
+        // Element content on the public port: same site, another origin.
+        assert!(cross_site(
+            &with(&[host, ("origin", "http://127.0.0.1:8080")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("sec-fetch-site", "same-site")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("sec-fetch-site", "cross-site")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("origin", "http://evil.example")]),
+            &portal
+        ));
+        assert!(cross_site(&with(&[host, ("origin", "null")]), &portal));
+        assert!(cross_site(
+            &with(&[host, ("origin", "https://127.0.0.1:8081")]),
+            &portal
+        ));
+        // The listener reached by another name: its Host, port included.
+        let localhost = ("host", "localhost:8081");
+        assert!(!cross_site(
+            &with(&[localhost, ("origin", "http://localhost:8081")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[localhost, ("origin", "http://localhost:8080")]),
+            &portal
+        ));
+    }
+
+    #[test]
+    fn behind_a_proxy_only_the_configured_origin_counts() {
+        let portal = settings(Some("https://ops.example"), true);
+        let host = ("host", "ops.example");
+        assert!(!cross_site(
+            &with(&[host, ("origin", "https://ops.example")]),
+            &portal
+        ));
+        assert!(!cross_site(
+            &with(&[host, ("origin", "https://OPS.example:443")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("origin", "http://ops.example")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("origin", "https://games.ops.example")]),
+            &portal
+        ));
+        assert!(cross_site(
+            &with(&[host, ("origin", "https://ops.example.evil.example")]),
+            &portal
+        ));
+    }
+
+    #[test]
+    fn the_session_cookie_is_host_prefixed_over_https() {
+        assert_eq!(session_cookie(false), ("elements_admin", "/admin"));
+        assert_eq!(session_cookie(true), ("__Host-elements_admin", "/"));
+        let value = set_session("s3cret", true);
+        assert_eq!(
+            value,
+            "__Host-elements_admin=s3cret; Path=/; HttpOnly; SameSite=Strict; Secure"
+        );
     }
 
     #[test]

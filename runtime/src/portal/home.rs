@@ -16,6 +16,8 @@ use crate::server::App;
 struct HomePage {
     layout: Layout,
     version: &'static str,
+    /// The public listener, which serves the API documentation.
+    api_base: String,
     applications: u64,
     users: u64,
     elements: usize,
@@ -41,6 +43,7 @@ async fn counts(app: &App, admin: &Admin) -> Result<HomePage, ApiError> {
     Ok(HomePage {
         layout: admin.layout("Home", "home"),
         version: env!("CARGO_PKG_VERSION"),
+        api_base: app.portal.public_url.clone(),
         applications,
         users,
         elements: deployments.len(),

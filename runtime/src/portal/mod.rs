@@ -44,12 +44,37 @@ pub const ROOT: &str = "/admin/";
 /// Portal settings.
 #[derive(Debug, Clone, Default)]
 pub struct PortalSettings {
-    /// Mark cookies `Secure`: the server is reached over HTTPS (its public
-    /// URL says so), so browsers must never send them over plain HTTP.
+    /// Mark cookies `Secure` and name the session cookie `__Host-...`: the
+    /// portal is reached over HTTPS (its admin public URL says so), so
+    /// browsers must never send them over plain HTTP, and no other origin
+    /// may set the session cookie.
     pub secure_cookies: bool,
-    /// The server's public URL, whose origin forms may come from besides
-    /// the request's `Host` (a reverse proxy may rewrite `Host`).
-    pub public_url: Option<String>,
+    /// The portal's own origin (`scheme://host[:port]`): the admin public
+    /// URL's when configured, else the admin listener's address (none when
+    /// it listens on an unspecified address such as `0.0.0.0`).
+    pub origin: Option<String>,
+    /// The origin was configured (a proxy is in front): only it counts. Else
+    /// the request's `Host` on the admin listener (e.g. `localhost:8081`
+    /// for `127.0.0.1:8081`) names the portal's origin too.
+    pub behind_proxy: bool,
+    /// Base URL of the public listener, for links to the API documentation
+    /// (served there, not on the admin listener).
+    pub public_url: String,
+}
+
+/// The names of every cookie the portal reads. Element responses may not
+/// set them (see `server`), in any case or with a `__Host-`/`__Secure-` prefix.
+pub const COOKIE_NAMES: &[&str] = &[auth::SESSION_COOKIE, auth::LOGIN_COOKIE, FLASH_COOKIE];
+
+/// Whether a cookie named `name` is one the portal reads (compared
+/// case-insensitively, with any `__Host-`/`__Secure-` prefix removed).
+pub fn is_portal_cookie(name: &str) -> bool {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
+    COOKIE_NAMES.contains(&bare)
 }
 
 /// The portal's routes.
@@ -377,6 +402,16 @@ async fn finish(request: Request, next: Next) -> Response {
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // No other origin may embed the portal's responses (`<script src>`,
+    // `<img>`) or keep a handle on its windows.
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -442,6 +477,22 @@ mod tests {
             secure,
             "a=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
         );
+    }
+
+    #[test]
+    fn portal_cookies_are_recognized_in_any_form() {
+        for name in [
+            "elements_admin",
+            "ELEMENTS_ADMIN",
+            "__Host-elements_admin",
+            "__secure-Elements_Admin_Flash",
+            "elements_admin_login",
+        ] {
+            assert!(is_portal_cookie(name), "{name}");
+        }
+        for name in ["elements_admin2", "session", "__Host-other", "x-elements_admin"] {
+            assert!(!is_portal_cookie(name), "{name}");
+        }
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Dirs {
     }
 }
 
-/// One JSON request to `server`: `(status, body)` (body `null` when not JSON).
+/// One JSON request to `server`'s public listener: `(status, body)`.
 pub async fn request(
     server: &Server,
     method: &str,
@@ -132,8 +132,29 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    request_to(server, &server.url(path), method, bearer, body).await
+}
+
+/// One JSON request to `server`'s admin listener: `(status, body)`.
+pub async fn admin_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    request_to(server, &server.admin_url(path), method, bearer, body).await
+}
+
+async fn request_to(
+    server: &Server,
+    url: &str,
+    method: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = server.client.request(method, server.url(path));
+    let mut req = server.client.request(method, url);
     if let Some(bearer) = bearer {
         req = req.bearer_auth(bearer);
     }
@@ -170,7 +191,10 @@ pub fn bundled_manifest(crate_name: &str) -> String {
 /// A running `elements` process.
 pub struct Server {
     child: Child,
+    /// The public listener (Element content, client APIs).
     pub addr: String,
+    /// The admin listener (portal, deployment admin API).
+    pub admin_addr: String,
     output: Arc<Mutex<String>>,
     pub client: reqwest::Client,
 }
@@ -224,7 +248,8 @@ impl Server {
             command.arg("--config").arg(dirs.config_path());
         }
         let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--log", "info"])
             .arg("--deploy-dir")
             .arg(dirs.deploy_dir())
             .arg("--data-dir")
@@ -253,14 +278,23 @@ impl Server {
             });
         }
         let started = Instant::now();
-        let addr = loop {
-            if let Some(addr) = output.lock().unwrap().lines().find_map(|l| {
-                l.split("listening on http://")
+        // The server logs the admin address, then the public one.
+        let after = |log: &str, marker: &str| {
+            log.lines().find_map(|l| {
+                l.split(marker)
                     .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.split(['/', ' ']).next())
                     .map(str::to_owned)
-            }) {
-                break addr;
+            })
+        };
+        let (addr, admin_addr) = loop {
+            {
+                let log = output.lock().unwrap();
+                if let Some(addr) = after(&log, "listening on http://") {
+                    let admin = after(&log, "admin API on http://")
+                        .unwrap_or_else(|| panic!("no admin listener in the log:\n{log}"));
+                    break (addr, admin);
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
@@ -278,13 +312,20 @@ impl Server {
         Server {
             child,
             addr,
+            admin_addr,
             output,
             client: reqwest::Client::new(),
         }
     }
 
+    /// `path` on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` on the admin listener (portal, deployment admin API).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
     }
 
     /// Everything the server printed so far.

@@ -19,6 +19,17 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 fn router() -> Router {
     Router::new()
         .get("/ok", |_req| json!({"ok": true}))
+        // Origin separation: try to set the portal's cookies, and a page
+        // that attacks the portal from the browser of a logged-in operator.
+        .get("/cookies", |_req| {
+            PORTAL_COOKIES
+                .iter()
+                .chain(OWN_COOKIES)
+                .fold(Response::json(&json!({"cookies": true})), |r, c| {
+                    r.append_header("set-cookie", *c)
+                })
+        })
+        .get("/attack", attack_page)
         .get("/loop", |_req| -> Response { spin() })
         .get("/alloc", |_req| -> Response { exhaust_memory() })
         .get("/panic", |_req| -> Response {
@@ -219,6 +230,63 @@ fn router() -> Router {
                 None => Err(Error::not_found(format!("no identity {scheme}:{id}"))),
             }
         })
+}
+
+/// `Set-Cookie` values naming the portal's cookies, which the server must drop.
+const PORTAL_COOKIES: &[&str] = &[
+    "elements_admin=forged-by-an-element; Path=/admin; HttpOnly",
+    "__Host-elements_admin=forged; Path=/; Secure",
+    "Elements_Admin_Flash=forged; Path=/admin",
+    "__Secure-elements_admin_login=forged; Secure",
+];
+/// The Element's own cookies, which must reach the client.
+const OWN_COOKIES: &[&str] = &["theme=dark; Path=/", "session=abc123; HttpOnly"];
+
+/// An HTML page whose inline script tries to read portal pages at the
+/// `admin` URL with the browser's cookies and records what it got in its
+/// title (`read:` then JSON); with `post=1` it then submits a portal form
+/// (create an application) from this origin, with the `csrf` token given.
+fn attack_page(req: Request) -> Result<Response> {
+    let admin = req
+        .query("admin")
+        .ok_or_else(|| Error::bad_request("query parameter `admin` is required"))?;
+    let post = req.query("post").is_some_and(|v| v == "1");
+    let csrf = req.query("csrf").unwrap_or_default();
+    // JSON-encoded, so the values are inert inside the script.
+    let config = json!({"admin": admin, "post": post, "csrf": csrf})
+        .to_string()
+        .replace('<', "\\u003c");
+    let html = format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>attacking</title></head>
+<body>
+<form id="forge" method="post"><input name="name" value="forged_by_element">
+<input name="description" value="posted from an Element page"><input name="csrf" id="csrf"></form>
+<script>
+const config = {config};
+(async () => {{
+  const outcome = {{}};
+  for (const path of ['/admin/', '/admin/elements', '/admin/applications', '/api/rest/elements/deployment']) {{
+    try {{
+      const response = await fetch(config.admin + path, {{credentials: 'include'}});
+      const text = await response.text();
+      outcome[path] = 'read ' + response.status + ': ' + text.slice(0, 200);
+    }} catch (e) {{
+      outcome[path] = 'blocked: ' + e.name;
+    }}
+  }}
+  document.title = 'read:' + JSON.stringify(outcome);
+  if (config.post) {{
+    const form = document.getElementById('forge');
+    form.action = config.admin + '/admin/applications';
+    document.getElementById('csrf').value = config.csrf;
+    form.submit();
+  }}
+}})();
+</script>
+</body></html>"#
+    );
+    Ok(Response::text(html).with_header("content-type", "text/html; charset=utf-8"))
 }
 
 /// Where [`on_event`] stores what it receives.
