@@ -84,6 +84,15 @@ impl Runtime {
         });
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
+        // Stored service settings (admin API, portal) over the configuration's.
+        let settings =
+            deploy::settings::ServiceSettings::new(store.clone(), host.clone(), config.services.clone())
+                .context("opening the service settings")?;
+        settings
+            .apply()
+            .await
+            .context("applying the stored service settings")?;
+        settings.start_polling();
         dispatch::start(&events, registry.clone(), host);
         // Stored deployments first: a name the store manages is not taken
         // from the folder.
@@ -120,6 +129,7 @@ impl Runtime {
                 store,
                 identity,
                 deployments,
+                settings,
                 portal: portal_settings(config),
                 metrics: config.metrics,
             })),

@@ -42,6 +42,8 @@ pub struct App {
     pub identity: Arc<crate::api::IdentityApi>,
     /// Deployments made through the admin API.
     pub deployments: Arc<Deployments>,
+    /// The operator's settings of the host services.
+    pub settings: Arc<crate::deploy::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Request metrics, when served.
@@ -68,6 +70,8 @@ pub struct AppParts {
     pub identity: Arc<crate::api::IdentityApi>,
     /// Stored deployments.
     pub deployments: Arc<Deployments>,
+    /// The operator's settings of the host services.
+    pub settings: Arc<crate::deploy::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Record and serve metrics (`/metrics`).
@@ -83,6 +87,7 @@ impl App {
             store: parts.store,
             identity: parts.identity,
             deployments: parts.deployments,
+            settings: parts.settings,
             portal: parts.portal,
             metrics: parts.metrics.then(Metrics::new),
             request_ids: RequestIds::new(),
@@ -141,6 +146,7 @@ pub fn admin_router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
         .merge(crate::api::deployments::router())
+        .merge(crate::api::services::router())
         .merge(crate::portal::router())
         .fallback(not_found);
     finish_router(router, app)
@@ -153,6 +159,8 @@ const ADMIN_ONLY: &[&str] = &[
     "/admin/{*rest}",
     "/api/rest/elements/deployment",
     "/api/rest/elements/deployment/{*rest}",
+    "/api/rest/services",
+    "/api/rest/services/{*rest}",
 ];
 
 async fn on_admin_listener(request: Request) -> ApiError {

@@ -513,7 +513,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
     );
 
     // A malformed grant is a 400 naming it, and changes nothing.
-    let (status, body) = request(
+    let (status, body) = admin_request(
         &server,
         "PUT",
         path,
@@ -571,7 +571,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
 
     // Only superusers approve.
     let (_, session) = signup(&server, "player", "player@game.test").await;
-    let (status, _) = request(
+    let (status, _) = admin_request(
         &server,
         "PUT",
         path,
@@ -580,4 +580,170 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
     )
     .await;
     assert_eq!(status, 403);
+}
+
+/// A tiny HTTP server on loopback answering 200 "pong" to everything.
+async fn pong_server() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_change_service_settings_through_the_admin_api() {
+    let first = support::SmtpServer::start();
+    let second = support::SmtpServer::start();
+    let pong = pong_server().await;
+    let dirs = Dirs::new();
+    dirs.deploy("mailer", "hostile", "grants = [\"mail.send\"]\n");
+    let fetch_grant = format!("http.outbound:localhost:{pong}");
+    dirs.deploy("fetcher", "hostile", &format!("grants = [{fetch_grant:?}]\n"));
+    dirs.config(&format!(
+        "[services.mail]\nhost = \"127.0.0.1\"\nport = {}\nstarttls = false\nfrom = \"game@game.test\"\n{}{}",
+        first.port,
+        support::grants_section("mailer", &["mail.send"]),
+        support::grants_section("fetcher", &[&fetch_grant]),
+    ));
+    let server = start(&dirs);
+    let root = root(&server).await;
+    let send = || {
+        request(
+            &server,
+            "POST",
+            "/app/rest/mailer/mail",
+            None,
+            Some(json!({"to": "player@game.test"})),
+        )
+    };
+    let delivered = |smtp: &support::SmtpServer, n: usize| {
+        let started = Instant::now();
+        while smtp.messages().len() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} of {n} messages",
+                smtp.messages().len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (_, out) = send().await;
+    assert_eq!(out["ok"], true, "{out}");
+    delivered(&first, 1);
+
+    // Settings are the admin listener's, and superusers' only.
+    let (status, _) = request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    assert_eq!(status, 404, "served on the public listener");
+    let (_, player) = signup(&server, "player", "player@game.test").await;
+    let (status, _) = admin_request(&server, "GET", "/api/rest/services", Some(&player), None).await;
+    assert_eq!(status, 403);
+    let (status, view) = admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    assert_eq!(
+        (status, &view["mail"]["source"]),
+        (200, &json!("configuration")),
+        "{view}"
+    );
+
+    // A change applies at once; the password is write-only.
+    let (status, view) = admin_request(
+        &server,
+        "PUT",
+        "/api/rest/services/mail",
+        Some(&root),
+        Some(json!({"port": second.port, "password": "smtp-pass-7x"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (&view["mail"]["passwordSet"], &view["mail"]["source"]),
+        (&json!(true), &json!("operator")),
+        "{view}"
+    );
+    assert!(!view.to_string().contains("smtp-pass-7x"));
+    let (_, out) = send().await;
+    assert_eq!(out["ok"], true, "{out}");
+    delivered(&second, 1);
+    assert_eq!(first.messages().len(), 1);
+    // Bad settings are refused and change nothing.
+    let (status, body) = admin_request(
+        &server,
+        "PUT",
+        "/api/rest/services/mail",
+        Some(&root),
+        Some(json!({"from": "not an address"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = admin_request(
+        &server,
+        "PUT",
+        "/api/rest/services/mail",
+        Some(&root),
+        Some(json!({"colour": "red"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, view) = admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    assert_eq!(view["mail"]["port"], second.port, "{view}");
+    assert!(!server.log().contains("smtp-pass-7x"));
+    // Back to the configuration file's.
+    let (_, view) = admin_request(&server, "DELETE", "/api/rest/services/mail", Some(&root), None).await;
+    assert_eq!(view["mail"]["source"], "configuration", "{view}");
+    send().await;
+    delivered(&first, 2);
+
+    // Outbound HTTP: a name resolving to loopback is refused until the
+    // operator allows that network.
+    let url = format!("http%3A%2F%2Flocalhost%3A{pong}%2F");
+    let (_, out) = request(
+        &server,
+        "GET",
+        &format!("/app/rest/fetcher/fetch?url={url}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(out["ok"], false, "{out}");
+    let (status, view) = admin_request(
+        &server,
+        "PUT",
+        "/api/rest/services/http",
+        Some(&root),
+        Some(json!({"allowNetworks": ["127.0.0.0/8", "::1"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    let (_, out) = request(
+        &server,
+        "GET",
+        &format!("/app/rest/fetcher/fetch?url={url}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (out["ok"].as_bool(), out["status"].as_u64()),
+        (Some(true), Some(200)),
+        "{out}"
+    );
+    let (status, body) = admin_request(
+        &server,
+        "PUT",
+        "/api/rest/services/http",
+        Some(&root),
+        Some(json!({"allowNetworks": ["10.0.0.0/33"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
 }

@@ -392,7 +392,7 @@ async fn attribute_editing_redeploys_the_element() {
     // why, and the previous version keeps serving.
     let url = "input[name='value:dev.getelements.robloxkit.roblox.users.api.url']";
     b.script(
-        "document.querySelector(arguments[0]).type = 'text';",
+        "const input = document.querySelector(arguments[0]); input.type = 'text'; input.removeAttribute('pattern');",
         vec![json!(url)],
         "switching off the browser's URL check",
     )
@@ -1135,4 +1135,115 @@ async fn an_element_cannot_set_the_portals_cookies() {
         assert!(dropped.iter().any(|m| m.contains(name)), "{name}: {dropped:?}");
     }
     assert!(!dropped.iter().any(|m| m.contains("forged")), "{dropped:?}");
+}
+
+/// Grants in the portal: requested and approved side by side, powerful ones
+/// flagged, approving deploys the Element, revoking stops it; the Services
+/// page changes the SMTP settings, the password staying write-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_and_service_settings_are_managed_in_the_portal() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "asks",
+        "hostile",
+        "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
+    );
+    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let mut b = Browser::start_named("grants").await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Elements runtime version", WAIT).await;
+
+    b.goto(&server.admin_url("/admin/elements/asks")).await;
+    b.wait_for_text("Requested and approved grants", WAIT).await;
+    assert_eq!(b.text_of("#status").await, "FAILED");
+    let session_row = "tr[data-grant='identity.session']";
+    assert!(
+        b.text_of(session_row).await.contains("powerful"),
+        "identity.session is flagged"
+    );
+    assert!(
+        !b.text_of("tr[data-grant='identity.scheme:hostile.player']")
+            .await
+            .contains("powerful")
+    );
+    assert!(
+        unlabelled_controls(&b).await.is_empty(),
+        "{:?}",
+        unlabelled_controls(&b).await
+    );
+    scroll_to(&b, "#grants-heading").await;
+    b.screenshot("grants-requested").await;
+    for grant in ["identity.session", "identity.scheme:hostile.player"] {
+        b.find_css(&format!("tr[data-grant='{grant}'] input[type=checkbox]"))
+            .await
+            .click()
+            .await
+            .expect("ticking a grant");
+    }
+    b.click_button("Save grants and redeploy").await;
+    b.wait_for_text("Saved the grants; asks is serving version 1.", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "LOADED");
+    let (status, _) = support::request(&server, "POST", "/app/rest/asks/player/1", None, None).await;
+    assert_eq!(status, 200);
+    scroll_to(&b, "#grants-heading").await;
+    b.screenshot("grants-approved").await;
+
+    // Revoking one stops the Element.
+    b.find_css(&format!("{session_row} input[type=checkbox]"))
+        .await
+        .click()
+        .await
+        .expect("unticking a grant");
+    b.click_button("Save grants and redeploy").await;
+    b.wait_for_text("but the deploy failed", WAIT).await;
+    b.wait_for_text("Nothing is serving it.", WAIT).await;
+    let (status, _) = support::request(&server, "POST", "/app/rest/asks/player/1", None, None).await;
+    assert_eq!(status, 404);
+    // A malformed grant is refused with the reason.
+    b.fill("Approve another grant", "root").await;
+    b.click_button("Save grants and redeploy").await;
+    b.wait_for_text("invalid grant \"root\"", WAIT).await;
+
+    // Services: SMTP settings, the password write-only.
+    b.goto(&server.admin_url("/admin/services")).await;
+    b.wait_for_text("Mail (SMTP)", WAIT).await;
+    assert_eq!(b.text_of("#mail-source").await, "the configuration");
+    assert!(
+        unlabelled_controls(&b).await.is_empty(),
+        "{:?}",
+        unlabelled_controls(&b).await
+    );
+    b.fill("SMTP host", "smtp.example.test").await;
+    b.fill("User", "game").await;
+    b.fill("Password", "smtp-pass-9f3k").await;
+    b.fill("Default sender", "Game <noreply@game.test>").await;
+    b.click_button("Save mail settings").await;
+    b.wait_for_text("Saved the mail settings", WAIT).await;
+    assert_eq!(b.text_of("#mail-source").await, "this portal");
+    assert_eq!(b.text_of("#password-state").await, "a password is set");
+    let page = b
+        .script(
+            "return document.documentElement.outerHTML;",
+            vec![],
+            "reading the page",
+        )
+        .await;
+    assert!(
+        !page.as_str().unwrap().contains("smtp-pass-9f3k"),
+        "the password is shown"
+    );
+    b.screenshot("services-saved").await;
+    // A bad sender is refused; nothing changes.
+    b.fill("Default sender", "not an address").await;
+    b.click_button("Save mail settings").await;
+    b.wait_for_text("from is not an email address", WAIT).await;
+    let root = root_session(&server).await;
+    let (_, settings) = support::admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    assert_eq!(settings["mail"]["from"], "Game <noreply@game.test>", "{settings}");
+    assert!(!settings.to_string().contains("smtp-pass-9f3k"));
+    b.click_button("Use the configuration file's mail settings").await;
+    b.wait_for_text("are the configuration file's again", WAIT).await;
+    assert_eq!(b.text_of("#mail-source").await, "the configuration");
+    b.close().await;
 }

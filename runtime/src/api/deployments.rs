@@ -39,7 +39,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/api/rest/elements/deployment/{id}/logs", get(logs))
 }
 
-async fn superuser(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn superuser(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let caller = caller(app, headers).await?;
     require_superuser(&caller.user)?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod nakama;
 pub mod openapi;
 pub mod rest;
+pub mod services;
 
 use std::sync::Arc;
 

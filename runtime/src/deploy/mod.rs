@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod persist;
+pub mod settings;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};

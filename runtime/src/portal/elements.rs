@@ -139,7 +139,19 @@ struct Detail {
     last_error: String,
     last_error_at: String,
     attributes: Vec<AttributeRow>,
+    grants: Vec<GrantRow>,
     log: Vec<LogRow>,
+}
+
+/// One grant in the grants table.
+struct GrantRow {
+    field: String,
+    grant: String,
+    description: String,
+    powerful: bool,
+    requested: bool,
+    approved: bool,
+    from_configuration: bool,
 }
 
 fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
@@ -172,6 +184,20 @@ fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
             }
         })
         .collect();
+    let grants = view
+        .grants
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| GrantRow {
+            field: format!("grant-{i}"),
+            approved: g.approved_by.is_some(),
+            from_configuration: g.approved_by == Some("configuration"),
+            grant: g.grant,
+            description: g.description,
+            powerful: g.powerful,
+            requested: g.requested,
+        })
+        .collect();
     Detail {
         name: view.id,
         status: view.status,
@@ -190,6 +216,7 @@ fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
             .map(|t| time_text(t as i64))
             .unwrap_or_default(),
         attributes,
+        grants,
         log: log.into_iter().map(LogRow::from).collect(),
     }
 }
@@ -425,6 +452,39 @@ fn attribute_edit(current: &DeploymentView, fields: &[(String, String)]) -> Resu
         enabled: None,
         grants: None,
     })
+}
+
+/// `POST /admin/elements/{name}/grants`: every ticked `grant`, plus
+/// `new-grant` when given, is what operators approve here from now on (the
+/// configuration file's approvals stay); the Element is redeployed.
+pub async fn grants(
+    State(app): State<Arc<App>>,
+    admin: Admin,
+    Path(name): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
+    if let Some(refused) = admin.refuse_forged(field("csrf").unwrap_or_default()) {
+        return refused;
+    }
+    let mut approved: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "grant")
+        .map(|(_, v)| v.trim().to_owned())
+        .collect();
+    if let Some(new) = field("new-grant").filter(|g| !g.is_empty()) {
+        approved.push(new.to_owned());
+    }
+    let edit = Edit {
+        attributes: BTreeMap::new(),
+        enabled: None,
+        grants: Some(approved),
+    };
+    let flash = match app.catalog().edit(&name, edit).await {
+        Ok(view) => outcome(&view, "Saved the grants"),
+        Err(e) => Flash::error(ApiError::from(e).message),
+    };
+    redirect_with(&element_url(&name), flash, admin.secure)
 }
 
 /// The on/off form.

@@ -16,6 +16,7 @@ mod auth;
 mod elements;
 mod home;
 mod profiles;
+mod services;
 mod users;
 
 use std::sync::Arc;
@@ -104,7 +105,11 @@ pub fn router() -> Router<Arc<App>> {
         .route("/admin/elements/{name}/live", get(elements::live))
         .route("/admin/elements/{name}/attributes", post(elements::attributes))
         .route("/admin/elements/{name}/enabled", post(elements::enabled))
+        .route("/admin/elements/{name}/grants", post(elements::grants))
         .route("/admin/elements/{name}/delete", post(elements::delete))
+        .route("/admin/services", get(services::page))
+        .route("/admin/services/{service}", post(services::save))
+        .route("/admin/services/{service}/reset", post(services::reset))
         .route("/admin/users", get(users::list))
         .route("/admin/users/{id}", get(users::page))
         .route("/admin/users/{id}/level", post(users::level))
