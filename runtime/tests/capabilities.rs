@@ -42,6 +42,11 @@ async fn signup(server: &Server, name: &str, email: &str) -> (String, String) {
     )
 }
 
+/// One attempt of the hostile Element, without credentials: its outcome.
+async fn attempt(server: &Server, method: &str, path: &str, body: Option<Value>) -> Value {
+    request(server, method, path, None, body).await.1
+}
+
 /// Asserts that an attempt was refused as forbidden, naming `grant`.
 fn refused(outcome: &Value, grant: &str) {
     assert_eq!(outcome["ok"], false, "got through: {outcome}");
@@ -69,47 +74,36 @@ async fn an_element_without_grants_reaches_no_one() {
     let (victim, victim_session) = signup(&server, "victim", "victim@corp.test").await;
     let root = root(&server).await;
 
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/takeover",
-        None,
         Some(json!({"email": "victim@corp.test"})),
     )
     .await;
     refused(&out, "identity.scheme:email");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         &format!("/app/rest/hostile/session/{victim}"),
         None,
-        None,
     )
     .await;
     refused(&out, "identity.session");
-    let (_, out) = request(
-        &server,
-        "GET",
-        &format!("/app/rest/hostile/user/{victim}"),
-        None,
-        None,
-    )
-    .await;
+    let out = attempt(&server, "GET", &format!("/app/rest/hostile/user/{victim}"), None).await;
     refused(&out, "identity.scheme:SCHEME");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/verify",
-        None,
         Some(json!({"email": "victim@corp.test"})),
     )
     .await;
     refused(&out, "identity.verify:email");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/link",
-        None,
         Some(json!({"user": victim, "email": "attacker@evil.test"})),
     )
     .await;
@@ -203,32 +197,29 @@ async fn granted_schemes_reach_their_users_and_never_a_superuser() {
     assert_eq!((status, &me["id"]), (200, &out["user"]), "{me}");
     // Other users stay out of reach, whoever they are.
     for user in [&victim, &boss] {
-        let (_, out) = request(
+        let out = attempt(
             &server,
             "POST",
             &format!("/app/rest/players/session/{user}"),
-            None,
             None,
         )
         .await;
         refused(&out, "identity.scheme:SCHEME");
     }
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/players/takeover",
-        None,
         Some(json!({"email": "victim@corp.test"})),
     )
     .await;
     refused(&out, "identity.scheme:email");
 
     // The email scheme, approved, reaches email users: never a superuser.
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/greedy/takeover",
-        None,
         Some(json!({"email": "boss@corp.test"})),
     )
     .await;
@@ -238,11 +229,10 @@ async fn granted_schemes_reach_their_users_and_never_a_superuser() {
         "{out}"
     );
     assert!(out["message"].as_str().unwrap().contains("SUPERUSER"), "{out}");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/greedy/takeover",
-        None,
         Some(json!({"email": "victim@corp.test"})),
     )
     .await;
@@ -321,20 +311,12 @@ async fn events_need_grants_and_no_loop_amplifies_without_bound() {
     dirs.deploy("hello", "hello", "");
     let server = start(&dirs);
 
-    let (_, out) = request(
-        &server,
-        "POST",
-        "/app/rest/hostile/publish/chat.message",
-        None,
-        None,
-    )
-    .await;
+    let out = attempt(&server, "POST", "/app/rest/hostile/publish/chat.message", None).await;
     refused(&out, "events.publish:chat.message");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/publish/dev.getelements.element.loaded",
-        None,
         None,
     )
     .await;
@@ -345,11 +327,10 @@ async fn events_need_grants_and_no_loop_amplifies_without_bound() {
     );
 
     // A flood from one request stops at the per-request budget.
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/publish/hostile.flood?n=150",
-        None,
         None,
     )
     .await;
@@ -362,14 +343,7 @@ async fn events_need_grants_and_no_loop_amplifies_without_bound() {
 
     // A self-feeding loop (two events out for every event in) is bounded by
     // the budget its first request started, while hello keeps answering.
-    let (_, out) = request(
-        &server,
-        "POST",
-        "/app/rest/hostile/publish/hostile.start",
-        None,
-        None,
-    )
-    .await;
+    let out = attempt(&server, "POST", "/app/rest/hostile/publish/hostile.start", None).await;
     assert_eq!(out["ok"], true, "{out}");
     let mut latencies = Vec::new();
     for _ in 0..50 {
@@ -406,20 +380,18 @@ async fn mail_needs_its_grant_and_is_capped_per_request() {
         support::grants_section("mailer", &["mail.send"])
     ));
     let server = start(&dirs);
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/hostile/mail",
-        None,
         Some(json!({"to": "victim@corp.test"})),
     )
     .await;
     refused(&out, "mail.send");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "POST",
         "/app/rest/mailer/mail?n=12",
-        None,
         Some(json!({"to": "player@game.test"})),
     )
     .await;
@@ -706,11 +678,10 @@ async fn operators_change_service_settings_through_the_admin_api() {
     // Outbound HTTP: a name resolving to loopback is refused until the
     // operator allows that network.
     let url = format!("http%3A%2F%2Flocalhost%3A{pong}%2F");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "GET",
         &format!("/app/rest/fetcher/fetch?url={url}"),
-        None,
         None,
     )
     .await;
@@ -724,11 +695,10 @@ async fn operators_change_service_settings_through_the_admin_api() {
     )
     .await;
     assert_eq!(status, 200, "{view}");
-    let (_, out) = request(
+    let out = attempt(
         &server,
         "GET",
         &format!("/app/rest/fetcher/fetch?url={url}"),
-        None,
         None,
     )
     .await;

@@ -487,17 +487,31 @@ impl Deployments {
     /// Applies the records now and then every [`POLL_INTERVAL`], for changes
     /// made by other nodes. Store outages are logged and retried.
     pub fn start_polling(self: &Arc<Self>) {
-        let this = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(this) = this.upgrade() else { return };
-                if let Err(e) = this.apply_all().await {
-                    tracing::warn!(error = %e, "could not sync stored deployments; will retry");
-                }
-            }
+        poll(self, "stored deployments", |this| async move {
+            this.apply_all().await
         });
     }
+}
+
+/// Calls `apply` on `target` every [`POLL_INTERVAL`] while it lives, for
+/// changes other nodes stored; a failure (a store outage) is logged and
+/// retried at the next tick.
+pub(crate) fn poll<T, F, Fut>(target: &Arc<T>, what: &'static str, apply: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), PersistError>> + Send,
+{
+    let target = Arc::downgrade(target);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(target) = target.upgrade() else { return };
+            if let Err(e) = apply(target).await {
+                tracing::warn!(error = %e, "could not apply {what}; will retry");
+            }
+        }
+    });
 }

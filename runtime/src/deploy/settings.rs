@@ -16,7 +16,7 @@ use elements_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::persist::{POLL_INTERVAL, PersistError};
+use super::persist::PersistError;
 use crate::config::{HttpSettings, MailSettings, Network, ServicesConfig};
 use crate::element::Host;
 
@@ -329,19 +329,10 @@ impl ServiceSettings {
         Ok(())
     }
 
-    /// Applies changes other nodes made, every [`POLL_INTERVAL`].
+    /// Applies changes other nodes made, every [`super::persist::POLL_INTERVAL`].
     pub fn start_polling(self: &Arc<Self>) {
-        let this = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(this) = this.upgrade() else { return };
-                if let Err(e) = this.apply().await {
-                    tracing::warn!(error = %e, "could not apply stored service settings; will retry");
-                }
-            }
+        super::persist::poll(self, "stored service settings", |this| async move {
+            this.apply().await
         });
     }
 }
