@@ -137,7 +137,7 @@ impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 route: route.to_owned(),
                 code: class(status),
             })
@@ -176,6 +176,15 @@ impl Metrics {
             tracing::error!("encoding the metrics failed: {e}");
         }
         out
+    }
+}
+
+/// A method as a label: the standard ones as they are, anything else
+/// `OTHER`, so clients can't create series at will.
+fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => method,
+        _ => "OTHER",
     }
 }
 

@@ -338,6 +338,18 @@ async fn compiled_cache_is_used_on_restart_and_a_corrupt_entry_is_recompiled() {
     assert_eq!(status, 200);
     second.stop();
 
+    // The cache holds native code the server runs: the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dirs.cache), 0o700);
+        for entry in std::fs::read_dir(&dirs.cache).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+
     // Flip bytes in the middle of every entry.
     let mut corrupted = 0;
     for entry in std::fs::read_dir(&dirs.cache).unwrap() {

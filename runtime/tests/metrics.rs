@@ -76,6 +76,32 @@ async fn requests_and_deployments_are_counted() {
     }
     // The raw path of a request never becomes a label.
     assert!(!text.contains("nobody"), "{text}");
+    // Nor does a made-up method: every one counts as OTHER.
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    // A scrape counts itself: count the series after one more.
+    let _ = server.get("/metrics").await.text().await.unwrap();
+    let before = series(&server.get("/metrics").await.text().await.unwrap());
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let status = server
+            .client
+            .request(method, server.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("FOO"), "{text}");
+    let other = text
+        .lines()
+        .filter(|l| l.starts_with("elements_http_requests_total{method=\"OTHER\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum::<f64>();
+    assert_eq!(other, 20.0, "{text}");
+    // One new series: OTHER on /health, 4xx.
+    assert_eq!(series(&text), before + 1, "series grew from {before}:\n{text}");
     assert!(text.ends_with("# EOF\n"));
 }
 

@@ -535,6 +535,25 @@ impl Tx<'_, '_> {
     }
 }
 
+/// Creates `dir` (and its parents) readable by the owner only (`0700`);
+/// an existing folder keeps its mode.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the file `path` when missing, readable by the owner only (`0600`).
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file. Prefer [`crate::open`].
     pub async fn open(config: SqliteConfig, options: OpenOptions) -> Result<SqliteStore> {
@@ -543,10 +562,15 @@ impl SqliteStore {
             if let Some(dir) = path.parent()
                 && !dir.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                private_dir(dir).map_err(|e| {
                     StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
                 })?;
             }
+            // The database holds password hashes and signing keys: owner
+            // only. SQLite gives its -wal and -shm files the same mode.
+            private_file(&path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create database file {}: {e}", path.display()))
+            })?;
             let conn = open_conn(&path, true)?;
             let mut tables = HashSet::new();
             {

@@ -134,3 +134,28 @@ async fn background_sweep_deletes_expired() {
     }
     assert_eq!(left, 0, "the background sweep did not delete the expired row");
 }
+
+/// The data folder and the database (password hashes, signing keys) are
+/// the owner's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = SqliteConfig::in_data_dir(dir.path().join("data"));
+    let store = open(StoreConfig::Sqlite(cfg.clone())).await.expect("open");
+    let c = Namespace::core().collection("things").expect("name");
+    store.insert(&c, json!({"k": 1})).await.expect("insert");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(cfg.path.parent().unwrap()), 0o700);
+    let db = cfg.path.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(cfg.path.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap().starts_with(&db) {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "the database and its write-ahead log");
+}

@@ -88,12 +88,21 @@ impl CompileCache {
         let mut code = component.serialize()?;
         let digest = Sha256::digest(&code);
         code.extend_from_slice(&digest);
-        std::fs::create_dir_all(&self.dir)?;
+        // Owner only: the cache holds native code the server will run.
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&self.dir)?;
         // Write then rename, so a reader never sees half an entry.
         let tmp = self
             .dir
             .join(format!(".{}.{}.tmp", uuid::Uuid::new_v4(), std::process::id()));
-        std::fs::write(&tmp, &code)?;
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        std::io::Write::write_all(&mut file.open(&tmp)?, &code)?;
         std::fs::rename(&tmp, path).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
