@@ -94,9 +94,43 @@ fn no_such_table(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table"))
 }
 
+/// A table or index name as SQL: encoded (see [`encode_name`]) and quoted.
 fn qi(name: &str) -> String {
     // Names are validated (no quotes), quoting is for the `.` they contain.
-    format!("\"{}\"", name.replace('"', "\"\""))
+    format!("\"{}\"", encode_name(name).replace('"', "\"\""))
+}
+
+/// SQLite compares table names case-insensitively, MongoDB collection names
+/// exactly: an upper-case letter becomes `^` and its lower-case form (`^`
+/// is never in a valid name), so `el.Game.x` and `el.game.x` stay apart,
+/// as they do on MongoDB.
+fn encode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('^');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The physical name a table was created for (the inverse of [`encode_name`]).
+fn decode_name(table: &str) -> String {
+    let mut out = String::with_capacity(table.len());
+    let mut chars = table.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '^') {
+            (_, true) => match chars.next() {
+                Some(next) => out.push(next.to_ascii_uppercase()),
+                None => out.push(c),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 fn json_path(p: &FieldPath) -> String {
@@ -586,6 +620,24 @@ impl SqliteStore {
                     tables.insert(r.map_err(|e| map_err(e, "sqlite_master"))?);
                 }
             }
+            // Tables made before names were encoded keep their upper-case
+            // letters: give them their encoded names, keeping their data.
+            let legacy: Vec<String> = tables
+                .iter()
+                .filter(|t| !t.contains('^') && t.chars().any(|c| c.is_ascii_uppercase()))
+                .cloned()
+                .collect();
+            for table in legacy {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE \"{}\" RENAME TO {}",
+                    table.replace('"', "\"\""),
+                    qi(&table)
+                ))
+                .map_err(|e| map_err(e, &table))?;
+                tables.remove(&table);
+                tables.insert(encode_name(&table));
+            }
+            let tables = tables.iter().map(|t| decode_name(t)).collect();
             Ok(Writer { conn, tables })
         })
         .await

@@ -1042,13 +1042,31 @@ async fn namespaces_are_isolated(h: &Harness) {
         .expect("ns")
         .collection("data")
         .expect("name");
-    for (c, tag) in [(&core, "core"), (&a, "a"), (&a1, "a1"), (&b, "b")] {
+    // Names differing only in case are different Elements and collections
+    // (SQLite compares table names case-insensitively; the store must not).
+    let upper = Namespace::element("Alpha", None)
+        .expect("ns")
+        .collection("data")
+        .expect("name");
+    let upper_collection = Namespace::element("alpha", None)
+        .expect("ns")
+        .collection("Data")
+        .expect("name");
+    let all = [
+        (&core, "core"),
+        (&a, "a"),
+        (&a1, "a1"),
+        (&b, "b"),
+        (&upper, "upper"),
+        (&upper_collection, "upper_collection"),
+    ];
+    for (c, tag) in all {
         h.store
             .insert(c, json!({"_id": "same", "tag": tag}))
             .await
             .expect("insert");
     }
-    for (c, tag) in [(&core, "core"), (&a, "a"), (&a1, "a1"), (&b, "b")] {
+    for (c, tag) in all {
         assert_eq!(
             h.store.get(c, "same").await.expect("get").expect("doc")["tag"],
             json!(tag)

@@ -159,3 +159,34 @@ async fn the_database_is_private_to_its_owner() {
     }
     assert!(seen >= 2, "the database and its write-ahead log");
 }
+
+/// A database written before table names were encoded (upper-case letters
+/// as they are) opens with its data under the same names.
+#[tokio::test]
+async fn tables_from_before_the_name_encoding_keep_their_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = SqliteConfig::in_data_dir(dir.path().join("data"));
+    let game = Namespace::element("Game", None)
+        .expect("ns")
+        .collection("Scores")
+        .expect("name");
+    let lower = Namespace::element("game", None)
+        .expect("ns")
+        .collection("scores")
+        .expect("name");
+    {
+        let store = open(StoreConfig::Sqlite(cfg.clone())).await.expect("open");
+        store
+            .insert(&game, json!({"_id": "a", "n": 1}))
+            .await
+            .expect("insert");
+    }
+    // As the old code named it.
+    let conn = rusqlite_connection(&cfg.path);
+    conn.execute_batch(r#"ALTER TABLE "el.^game.^scores" RENAME TO "el.Game.Scores""#)
+        .expect("rename to the old name");
+    drop(conn);
+    let store = open(StoreConfig::Sqlite(cfg.clone())).await.expect("reopen");
+    assert_eq!(store.get(&game, "a").await.expect("get").expect("kept")["n"], 1);
+    assert_eq!(store.count(&lower, &Filter::all()).await.expect("count"), 0);
+}
