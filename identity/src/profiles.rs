@@ -72,8 +72,10 @@ fn application_name(name: &str) -> Result<String> {
 fn object(metadata: Option<Value>) -> Result<Value> {
     match metadata {
         None => Ok(empty_object()),
-        Some(v) if v.is_object() => Ok(v),
-        Some(_) => Err(IdentityError::invalid("metadata must be a JSON object")),
+        Some(v) => {
+            crate::validate::metadata(&v)?;
+            Ok(v)
+        }
     }
 }
 

@@ -469,10 +469,30 @@ impl IdentityService {
             }
         }
         if let Some(metadata) = update.metadata {
-            if !metadata.is_object() {
-                return Err(IdentityError::invalid("metadata must be a JSON object"));
-            }
+            validate::metadata(&metadata)?;
             set.insert("metadata".into(), metadata);
+        }
+        // The server must always keep a superuser who can log in: a restart
+        // creates none once one ever existed.
+        let stays_superuser =
+            update.level.is_none_or(|l| l == Level::Superuser) && update.banned != Some(true);
+        if current.level == Level::Superuser && !current.banned && !stays_superuser {
+            let others = self
+                .store
+                .count(
+                    &self.c.users,
+                    &Filter::parse(&json!({
+                        "level": Level::Superuser.as_str(),
+                        "banned": {"$ne": true},
+                        "_id": {"$ne": id},
+                    }))?,
+                )
+                .await?;
+            if others == 0 {
+                return Err(IdentityError::PermissionDenied(
+                    "This is the last superuser: promote another user before demoting or banning it.".into(),
+                ));
+            }
         }
         if let Some(p) = update.password {
             validate::password(&p)?;

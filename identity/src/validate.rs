@@ -79,6 +79,39 @@ pub fn email(email: &str) -> Result<String> {
     Ok(email.to_lowercase())
 }
 
+/// Checks a metadata object: stored as document fields, its keys (at every
+/// depth) may not be empty, start with `$`, or contain `.` or NUL, which the
+/// store refuses; the error names the key.
+pub fn metadata(value: &serde_json::Value) -> Result<()> {
+    fn keys(value: &serde_json::Value, depth: usize) -> Result<()> {
+        if depth > 32 {
+            return Err(IdentityError::invalid(
+                "metadata is nested too deeply (at most 32 levels)",
+            ));
+        }
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    if key.is_empty() || key.starts_with('$') || key.contains(['.', '\0']) {
+                        return Err(IdentityError::invalid(format!(
+                            "metadata key {key:?} is not allowed: keys must be non-empty, not start with '$' \
+                             and contain no '.' or NUL"
+                        )));
+                    }
+                    keys(inner, depth + 1)?;
+                }
+                Ok(())
+            }
+            serde_json::Value::Array(items) => items.iter().try_for_each(|i| keys(i, depth + 1)),
+            _ => Ok(()),
+        }
+    }
+    if !value.is_object() {
+        return Err(IdentityError::invalid("metadata must be a JSON object"));
+    }
+    keys(value, 0)
+}
+
 /// A password: at least 8 characters.
 pub fn password(password: &str) -> Result<()> {
     if password.is_empty() {
@@ -126,6 +159,23 @@ mod tests {
 
     fn msg(r: Result<String>) -> String {
         r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn metadata_keys() {
+        use serde_json::json;
+        assert!(metadata(&json!({"a": {"b": [ {"c": 1} ]}, "x_y-z": null})).is_ok());
+        for bad in [
+            json!({"": 1}),
+            json!({"$set": 1}),
+            json!({"a.b": 1}),
+            json!({"a\u{0}b": 1}),
+            json!({"a": [{"$x": 1}]}),
+        ] {
+            let err = metadata(&bad).unwrap_err().to_string();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+        assert!(metadata(&json!([1])).is_err());
     }
 
     #[test]

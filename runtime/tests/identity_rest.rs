@@ -862,3 +862,103 @@ async fn openapi_document_and_swagger_ui_are_served() {
     let response = server.get("/doc/swagger/swagger-ui-bundle.js").await;
     assert_eq!(response.status(), 200, "assets are served by the runtime");
 }
+
+/// The server always keeps a superuser: the last one can't be demoted or
+/// banned through the API (it could through no other route either).
+#[tokio::test]
+async fn the_last_superuser_stays_a_superuser() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    let (_, body) = login(&server, "root", ROOT_PASSWORD).await;
+    let root = secret(&body);
+    let (_, me) = call(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
+    let root_id = me["id"].as_str().unwrap().to_owned();
+    for change in [json!({"level": "USER"}), json!({"banned": true})] {
+        let (status, body) = call(
+            &server,
+            "PUT",
+            &format!("/api/rest/user/{root_id}"),
+            Some(&root),
+            Some(change),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("last superuser"),
+            "{body}"
+        );
+    }
+    let (status, _) = call(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
+    assert_eq!(status, 200, "root is still in");
+    // With a second superuser, one may step down.
+    let (_, created) = call(
+        &server,
+        "POST",
+        "/api/rest/signup/session",
+        None,
+        Some(json!({"name": "ops", "email": "ops@example.test", "password": "password-123"})),
+    )
+    .await;
+    let ops_id = created["session"]["user"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{ops_id}"),
+        Some(&root),
+        Some(json!({"level": "SUPERUSER"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{root_id}"),
+        Some(&root),
+        Some(json!({"level": "USER"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Metadata keys the store can't hold are a 400 naming the key, never a 500.
+#[tokio::test]
+async fn invalid_metadata_keys_are_refused() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    let (_, created) = call(
+        &server,
+        "POST",
+        "/api/rest/signup/session",
+        None,
+        Some(json!({"name": "meta", "password": "password-123"})),
+    )
+    .await;
+    let session = secret(&created);
+    let id = created["session"]["user"]["id"].as_str().unwrap().to_owned();
+    for (metadata, key) in [
+        (json!({"": 1}), "\"\""),
+        (json!({"$where": 1}), "$where"),
+        (json!({"a.b": 1}), "a.b"),
+        (json!({"ok": {"x\u{0}y": 1}}), "x\\0y"),
+    ] {
+        let (status, body) = call(
+            &server,
+            "PUT",
+            &format!("/api/rest/user/{id}"),
+            Some(&session),
+            Some(json!({"metadata": metadata})),
+        )
+        .await;
+        assert_eq!(status, 400, "{metadata}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(key), "{key}: {body}");
+    }
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{id}"),
+        Some(&session),
+        Some(json!({"metadata": {"fine": {"nested": [1, 2]}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
