@@ -172,12 +172,83 @@ async fn on_admin_listener(request: Request) -> ApiError {
 }
 
 fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
+    let router = router.layer(middleware::from_fn(json_errors));
     let router = if app.metrics.is_some() {
         router.layer(middleware::from_fn_with_state(app.clone(), record_request))
     } else {
         router
     };
     router.with_state(app)
+}
+
+/// Marks a response an Element produced: its errors are the Element's own
+/// and pass through untouched.
+#[derive(Debug, Clone, Copy)]
+struct FromElement;
+
+/// Every error the server itself answers is JSON: framework rejections
+/// (a body over the limit, a malformed JSON body or query, a wrong method)
+/// come as plain text and are rewritten here, in the `/api/rest` shape, or
+/// in Nakama's on `/v2`.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let nakama = request.uri().path().starts_with("/v2/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<FromElement>().is_some()
+        || response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"))
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Framework rejections are short texts; cap what is read anyway.
+    let text = match Limited::new(body, 16 * 1024).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut rewritten = if nakama {
+        let code = match status {
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY => 3,
+            StatusCode::UNAUTHORIZED => 16,
+            StatusCode::FORBIDDEN => 7,
+            StatusCode::NOT_FOUND => 5,
+            StatusCode::CONFLICT => 6,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => 12,
+            StatusCode::TOO_MANY_REQUESTS => 8,
+            StatusCode::SERVICE_UNAVAILABLE => 14,
+            _ => 13,
+        };
+        axum::Json(serde_json::json!({"code": code, "message": message, "details": []})).into_response()
+    } else {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "REQUEST_TOO_LARGE",
+            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            StatusCode::FORBIDDEN => "FORBIDDEN",
+            s if s.is_client_error() => "BAD_REQUEST",
+            _ => "INTERNAL",
+        };
+        axum::Json(serde_json::json!({"code": code, "message": message})).into_response()
+    };
+    *rewritten.status_mut() = status;
+    // Keep what the original said beyond its body (Allow, WWW-Authenticate, Connection...).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rewritten
 }
 
 /// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
@@ -403,7 +474,9 @@ async fn serve_element(
                     "dropped an Element's Set-Cookie for a portal cookie");
             }
             parts.headers.remove(header::CONTENT_LENGTH);
-            Ok(Response::from_parts(parts, Body::from(body)))
+            let mut response = Response::from_parts(parts, Body::from(body));
+            response.extensions_mut().insert(FromElement);
+            Ok(response)
         }
         Err(e) => {
             tracing::error!(element = %element.name, request_id, "Element request failed: {e}");

@@ -259,13 +259,37 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     assert_eq!(view["status"], "LOADED", "{view}");
     assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Ahoy");
 
+    // Something that is not a component at all is refused before it is
+    // stored (a core module too); the old version keeps serving.
+    for bytes in [b"not wasm".to_vec(), b"\0asm\x01\x00\x00\x00".to_vec()] {
+        let (status, body) = upload(
+            &server,
+            &root,
+            form("greeter", bytes, MANIFEST, json!({"api.secret": SECRET})),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["code"]),
+            (400, &json!("INVALID_PARAMETER")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a WebAssembly component"),
+            "{body}"
+        );
+    }
+    assert_eq!(greeting(&server, "greeter").await.0, 200);
+
     // A broken new version keeps the old one serving and shows FAILED.
     let (status, view) = upload(
         &server,
         &root,
         form(
             "greeter",
-            b"not wasm".to_vec(),
+            b"\0asm\x0d\x00\x01\x00 broken".to_vec(),
             MANIFEST,
             json!({"api.secret": SECRET}),
         ),

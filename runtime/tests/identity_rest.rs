@@ -962,3 +962,44 @@ async fn invalid_metadata_keys_are_refused() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Every error the server answers is JSON, framework rejections included:
+/// the `/api/rest` shape, Nakama's on `/v2`.
+#[tokio::test]
+async fn framework_rejections_are_json_errors() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    let big = "x".repeat(3 << 20);
+    let response = server
+        .client
+        .post(server.url("/api/rest/session"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["code"], "REQUEST_TOO_LARGE", "{body}");
+    let response = server
+        .client
+        .post(server.url("/v2/account/authenticate/device"))
+        .basic_auth("defaultkey", Some(""))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        (&body["code"], &body["details"]),
+        (&json!(3), &json!([])),
+        "{body}"
+    );
+    let response = server.client.delete(server.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert!(response.headers().contains_key("allow"));
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["code"], "METHOD_NOT_ALLOWED", "{body}");
+}

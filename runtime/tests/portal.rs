@@ -462,7 +462,8 @@ async fn uploads_failed_deploys_and_the_live_log() {
 
     // A broken new version: red light and its error; version 1 keeps serving.
     let broken = dirs.root.path().join("broken.wasm");
-    std::fs::write(&broken, b"\0asm this is not a component").unwrap();
+    // A component's header, then garbage: accepted, and the deploy fails.
+    std::fs::write(&broken, b"\0asm\x0d\x00\x01\x00 this is not a component").unwrap();
     b.find_css("#version-component")
         .await
         .send_keys(broken.to_str().unwrap())

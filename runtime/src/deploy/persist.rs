@@ -130,6 +130,23 @@ pub fn parse_grants(list: &[String]) -> Result<BTreeSet<Grant>, PersistError> {
         .collect()
 }
 
+/// Whether `bytes` can be a component: the binary format's header with the
+/// component layer, or the text format. Anything else is refused before it is
+/// stored (compiling tells the rest).
+fn looks_like_component(bytes: &[u8]) -> bool {
+    const MAGIC: &[u8] = b"\0asm";
+    const COMPONENT_LAYER: &[u8] = &[0x01, 0x00];
+    if bytes.starts_with(MAGIC) {
+        return bytes.len() >= 8 && &bytes[6..8] == COMPONENT_LAYER;
+    }
+    std::str::from_utf8(bytes).is_ok_and(|text| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with(";;"))
+            .is_some_and(|l| l.starts_with("(component"))
+    })
+}
+
 /// The `values` pairs of a folder-values document.
 fn values_of(doc: &Value) -> BTreeMap<String, String> {
     doc.get("values")
@@ -212,6 +229,13 @@ impl Deployments {
         validate_name("name", &upload.name).map_err(PersistError::Invalid)?;
         if upload.component.is_empty() {
             return Err(PersistError::Invalid("the component is missing".into()));
+        }
+        if !looks_like_component(&upload.component) {
+            return Err(PersistError::Invalid(
+                "the upload is not a WebAssembly component (a core module, or not WebAssembly at all); \
+                 build it for wasm32-wasip2"
+                    .into(),
+            ));
         }
         if let Some(text) = &upload.manifest {
             Manifest::parse(text).map_err(|e| PersistError::Invalid(e.to_string()))?;
