@@ -181,21 +181,19 @@ fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
     router.with_state(app)
 }
 
-/// Marks a response an Element produced: its errors are the Element's own
-/// and pass through untouched.
-#[derive(Debug, Clone, Copy)]
-struct FromElement;
-
 /// Every error the server itself answers is JSON: framework rejections
 /// (a body over the limit, a malformed JSON body or query, a wrong method)
 /// come as plain text and are rewritten here, in the `/api/rest` shape, or
 /// in Nakama's on `/v2`.
 async fn json_errors(request: Request, next: Next) -> Response {
-    let nakama = request.uri().path().starts_with("/v2/");
+    let path = request.uri().path();
+    let nakama = path.starts_with("/v2/");
+    // An Element's own answers pass untouched (its errors are its own).
+    let element = path.starts_with(ELEMENT_ROOT) || EXTENSION_ROUTES.contains(&path);
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.extensions().get::<FromElement>().is_some()
+    if element
+        || !(status.is_client_error() || status.is_server_error())
         || response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -474,9 +472,7 @@ async fn serve_element(
                     "dropped an Element's Set-Cookie for a portal cookie");
             }
             parts.headers.remove(header::CONTENT_LENGTH);
-            let mut response = Response::from_parts(parts, Body::from(body));
-            response.extensions_mut().insert(FromElement);
-            Ok(response)
+            Ok(Response::from_parts(parts, Body::from(body)))
         }
         Err(e) => {
             tracing::error!(element = %element.name, request_id, "Element request failed: {e}");

@@ -31,8 +31,10 @@ pub struct RequestInfo {
     /// `Authorization: Bearer`), which the identity service checks when the
     /// Element asks who is calling.
     pub credential: Option<Arc<str>>,
-    /// The chain the events this request publishes belong to.
-    pub chain: crate::events::Chain,
+    /// The chain the events this request publishes continue: the handled
+    /// event's; none for a request, whose first event starts a chain (made
+    /// then, so requests that publish nothing cost nothing).
+    pub chain: Option<crate::events::Chain>,
 }
 
 impl RequestInfo {
@@ -41,7 +43,7 @@ impl RequestInfo {
         RequestInfo {
             request_id: request_id.into(),
             credential,
-            chain: crate::events::Chain::root(),
+            chain: None,
         }
     }
 
@@ -55,7 +57,7 @@ impl RequestInfo {
         RequestInfo {
             request_id: request_id.into(),
             credential: None,
-            chain: event.chain.next(),
+            chain: Some(event.chain.next()),
         }
     }
 }

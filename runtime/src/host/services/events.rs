@@ -43,7 +43,8 @@ pub struct Publisher {
 /// One instance's publisher: the Element's, in the request's chain.
 pub struct Instance {
     publisher: Publisher,
-    chain: Chain,
+    /// Made at the first publish when the request starts the chain.
+    chain: Option<Chain>,
 }
 
 impl HostService for EventsService {
@@ -83,17 +84,18 @@ impl wit::Host for Instance {
         }
         let payload = serde_json::from_str(&payload)
             .map_err(|e| Error::Invalid(format!("the payload is not valid JSON: {e}")))?;
-        if self.chain.depth >= MAX_DEPTH {
+        let chain = self.chain.get_or_insert_with(Chain::root);
+        if chain.depth >= MAX_DEPTH {
             return Err(Error::LimitExceeded(format!(
                 "this event handler runs {MAX_DEPTH} deliveries deep; events it publishes would loop"
             )));
         }
-        if !self.chain.take() {
+        if !chain.take() {
             return Err(Error::LimitExceeded(format!(
                 "a request, with everything its events set off, publishes at most {EVENTS_PER_CHAIN} events"
             )));
         }
-        self.publisher.bus.publish_in(&name, payload, self.chain.clone());
+        self.publisher.bus.publish_in(&name, payload, chain.clone());
         Ok(())
     }
 }
