@@ -3,6 +3,7 @@
 //!
 //! The pieces, in dependency order:
 //! - [`config`]: what the server runs with (file, environment, flags);
+//! - [`grants`]: the capabilities an Element requests and an operator approves;
 //! - [`engine`]: the wasmtime engine and the epoch ticker that bounds guests;
 //! - [`host`]: what an instance can reach: WASI, `wasi:http`, host services;
 //! - [`element`]: a compiled, validated Element and how it serves a request;
