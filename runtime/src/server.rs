@@ -190,8 +190,15 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let nakama = path.starts_with("/v2/");
     // An Element's own answers pass untouched (its errors are its own).
     let element = path.starts_with(ELEMENT_ROOT) || EXTENSION_ROUTES.contains(&path);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was never read: the connection can't carry
+        // another request, and a client must not reuse it.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if element
         || !(status.is_client_error() || status.is_server_error())
         || response

@@ -219,7 +219,10 @@ async fn body_size_limits() {
     let (status, body) = json(post(vec![b'a'; 1024]).send().await.unwrap()).await;
     assert_eq!((status, &body["len"]), (200, &serde_json::json!(1024)));
 
-    let (status, body) = json(post(vec![b'a'; 1025]).send().await.unwrap()).await;
+    let refused = post(vec![b'a'; 1025]).send().await.unwrap();
+    // Answered before the body was read: the connection is not reused.
+    assert_eq!(refused.headers()["connection"], "close");
+    let (status, body) = json(refused).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (413, Some("REQUEST_TOO_LARGE")),

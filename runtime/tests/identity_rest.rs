@@ -979,6 +979,8 @@ async fn framework_rejections_are_json_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    // The unread body leaves the connection unusable: the server says so.
+    assert_eq!(response.headers()["connection"], "close");
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["code"], "REQUEST_TOO_LARGE", "{body}");
     let response = server
@@ -991,6 +993,7 @@ async fn framework_rejections_are_json_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["connection"], "close");
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(
         (&body["code"], &body["details"]),

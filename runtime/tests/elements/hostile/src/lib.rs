@@ -72,11 +72,15 @@ fn router() -> Router {
                 Ok(json!({"published": n}))
             })())
         })
-        // How many events its loop handler saw.
-        .get("/echoes", |_req| {
+        // How many events its loop handler saw (of one name, when given).
+        .get("/echoes", |req: Request| {
+            let filter = match req.query("name") {
+                Some(name) => json!({"name": name}),
+                None => json!({}),
+            };
             outcome(
                 documents::collection("echoes")
-                    .count(json!({}))
+                    .count(filter)
                     .map(|n| json!({"count": n})),
             )
         })
