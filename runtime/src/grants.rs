@@ -176,7 +176,7 @@ impl Grant {
             Grant::EventsPublish(p) | Grant::EventsSubscribe(p) => pattern_overlaps(p, RESERVED_EVENT_PREFIX),
             Grant::HttpOutbound { host, .. } => host
                 .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| !is_public_literal(ip)),
+                .is_ok_and(|ip| crate::address::non_public(ip).is_some()),
             Grant::MailSend => false,
         }
     }
@@ -202,29 +202,6 @@ impl Grant {
                 None => format!("Call {host} over HTTP on any port."),
             },
             Grant::CoreRoute(p) => format!("Serve the core API path {p}."),
-        }
-    }
-}
-
-/// An IP literal that is a public address (not loopback, private, link-local...).
-fn is_public_literal(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast())
-        }
-        std::net::IpAddr::V6(v6) => {
-            let seg0 = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00
-                || (seg0 & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some())
         }
     }
 }

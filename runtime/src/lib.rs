@@ -2,6 +2,7 @@
 //! component "Elements" and serves their HTTP routes under `/app/rest/`.
 //!
 //! The pieces, in dependency order:
+//! - [`address`]: which IP addresses are public;
 //! - [`config`]: what the server runs with (file, environment, flags);
 //! - [`grants`]: the capabilities an Element requests and an operator approves;
 //! - [`engine`]: the wasmtime engine and the epoch ticker that bounds guests;
@@ -12,6 +13,7 @@
 //! - [`api`]: the core APIs over `elements-identity` (`/api/rest` identity,
 //!   Nakama-compatible `/v2`, OpenAPI and Swagger UI).
 
+pub mod address;
 pub mod api;
 pub mod clock;
 pub mod config;
