@@ -460,6 +460,8 @@ struct FileConfig {
     elements: BTreeMap<String, ElementFileConfig>,
     #[serde(default)]
     services: ServicesFile,
+    #[serde(default)]
+    connections: crate::connections::ConnectionLimits,
     server_key: Option<String>,
     root_password: Option<String>,
     token_key: Option<String>,
@@ -666,6 +668,8 @@ pub struct Config {
     pub metrics: bool,
     /// Operator settings of the host services.
     pub services: ServicesConfig,
+    /// Limits on client connections, per listener.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -691,6 +695,7 @@ impl Default for Config {
             clock_offset_secs: 0,
             metrics: true,
             services: ServicesConfig::default(),
+            connections: Default::default(),
         }
     }
 }
@@ -884,12 +889,14 @@ impl Config {
             clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
             metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
             services,
+            connections: file.connections,
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.connections.validate().map_err(ConfigError::Invalid)?;
         for (key, url) in [
             ("public_url", &self.public_url),
             ("admin_public_url", &self.admin_public_url),

@@ -4,6 +4,7 @@
 //! The pieces, in dependency order:
 //! - [`address`]: which IP addresses are public;
 //! - [`config`]: what the server runs with (file, environment, flags);
+//! - [`connections`]: accepting clients within connection limits and timeouts;
 //! - [`grants`]: the capabilities an Element requests and an operator approves;
 //! - [`engine`]: the wasmtime engine and the epoch ticker that bounds guests;
 //! - [`host`]: what an instance can reach: WASI, `wasi:http`, host services;
@@ -17,6 +18,8 @@ pub mod address;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod connections;
+pub use connections::serve;
 pub mod deploy;
 pub mod dispatch;
 pub mod element;
@@ -216,16 +219,4 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::D
         .context("opening the document store")?;
     tracing::info!(backend = store.backend(), "document store ready");
     Ok(store)
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -39,6 +39,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin_addr = admin_listener.local_addr()?;
     config.listen = addr;
     config.admin_listen = admin_addr;
+    config.connections.max_connections =
+        elements_runtime::connections::fit_to_descriptor_limit(config.connections.max_connections);
     let runtime = Runtime::start(&config).await?;
     // Both listeners stop on the one signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -54,8 +56,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(%admin_addr, "management portal and admin API on http://{admin_addr}/admin/");
     tracing::info!(%addr, "listening on http://{addr}");
     tokio::try_join!(
-        serve(listener, runtime.public_router(), until_stopped(stopped.clone())),
-        serve(admin_listener, runtime.admin_router(), until_stopped(stopped)),
+        serve(
+            listener,
+            runtime.public_router(),
+            &config.connections,
+            until_stopped(stopped.clone())
+        ),
+        serve(
+            admin_listener,
+            runtime.admin_router(),
+            &config.connections,
+            until_stopped(stopped)
+        ),
     )?;
     tracing::info!("stopped");
     Ok(())

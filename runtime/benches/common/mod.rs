@@ -51,9 +51,10 @@ pub fn serve_in_process(
         let router = routes(runtime.public_router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
+        let limits = config.connections.clone();
         tokio::spawn(async move {
             let _runtime = runtime;
-            serve(listener, router, std::future::pending()).await
+            serve(listener, router, &limits, std::future::pending()).await
         });
         addr
     })
