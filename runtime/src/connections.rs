@@ -212,6 +212,11 @@ pub async fn serve(
                 let response = router.clone().oneshot(request);
                 async move {
                     let response = response.await;
+                    if let Ok(response) = &response
+                        && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        started.upgraded();
+                    }
                     drop(started);
                     // Whatever the handler made of the failed read, the
                     // client hears why (and the half-read connection ends).
@@ -264,6 +269,9 @@ fn refuse(stream: &TcpStream) {
 struct InFlight {
     count: AtomicUsize,
     reader: Mutex<Option<Waker>>,
+    /// The connection switched protocols (WebSocket): the deadlines of
+    /// HTTP requests no longer apply; the new protocol keeps its own.
+    upgraded: AtomicBool,
 }
 
 impl InFlight {
@@ -292,6 +300,12 @@ impl InFlight {
 
 /// Ends a request's turn when its response is ready (or it is dropped).
 struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn upgraded(&self) {
+        self.0.upgraded.store(true, Ordering::Release);
+    }
+}
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
@@ -349,6 +363,9 @@ impl GuardedIo {
 impl AsyncRead for GuardedIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.requests.upgraded.load(Ordering::Acquire) {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        }
         if this.requests.busy(cx.waker()) {
             this.phase = Phase::Busy;
             return Pin::new(&mut this.stream).poll_read(cx, buf);
@@ -502,5 +519,100 @@ impl HttpBody for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An upgraded connection (as a WebSocket will be) is no longer held to
+    /// the HTTP deadlines: it outlives the idle and head deadlines many
+    /// times over while its protocol is active.
+    #[tokio::test]
+    async fn upgraded_connections_leave_the_http_deadlines() {
+        async fn upgrade(mut request: axum::extract::Request) -> axum::response::Response {
+            let upgraded = hyper::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgraded.await else { return };
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 64];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            axum::response::Response::builder()
+                .status(http::StatusCode::SWITCHING_PROTOCOLS)
+                .header(http::header::CONNECTION, "upgrade")
+                .header(http::header::UPGRADE, "echo")
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
+        let limits = ConnectionLimits {
+            idle_timeout_ms: 200,
+            header_read_timeout_ms: 200,
+            ..ConnectionLimits::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let router = Router::new().route("/echo", axum::routing::get(upgrade));
+        tokio::spawn(async move { serve(listener, router, &limits, std::future::pending()).await });
+
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .expect("write");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                stream.read(&mut byte).await.expect("read"),
+                1,
+                "closed before 101"
+            );
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        // Ten times the deadlines, one byte at a time with pauses longer
+        // than either.
+        for i in 0..8u8 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            stream.write_all(&[b'a' + i]).await.expect("write");
+            let mut echoed = [0u8; 1];
+            stream
+                .read_exact(&mut echoed)
+                .await
+                .expect("the upgraded connection was cut");
+            assert_eq!(echoed[0], b'a' + i);
+        }
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(ConnectionLimits::default().validate().is_ok());
+        for bad in [
+            ConnectionLimits {
+                max_connections: 0,
+                ..Default::default()
+            },
+            ConnectionLimits {
+                idle_timeout_ms: 0,
+                ..Default::default()
+            },
+            ConnectionLimits {
+                max_header_bytes: 1024,
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }
