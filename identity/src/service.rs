@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use elements_store::{
-    CollectionName, DocumentStore, Filter, FindAndModify, IndexSpec, Namespace, Query, StoreError, Update,
-    WriteOp,
+    CollectionName, Conflict, DocumentStore, Filter, FindAndModify, IndexSpec, Namespace, Query, StoreError,
+    Update, WriteOp,
 };
 use serde_json::{Map, Value, json};
 
@@ -181,6 +181,10 @@ const TOKEN_KEYS_DOC: &str = "identity-token-keys";
 /// what names are unique by and looked up by. A storage detail, like the
 /// password hash: [`User`] doesn't carry it.
 const NAME_KEY: &str = "name_key";
+
+/// Id of the settings document every batch that takes a superuser's rights
+/// away writes, so that concurrent ones conflict (see `update_user`).
+const SUPERUSER_GUARD_DOC: &str = "identity-superuser-guard";
 
 impl IdentityService {
     /// Opens the service over `store`: creates its indexes (idempotent) and
@@ -513,23 +517,32 @@ impl IdentityService {
         // creates none once one ever existed.
         let stays_superuser =
             update.level.is_none_or(|l| l == Level::Superuser) && update.banned != Some(true);
-        if current.level == Level::Superuser && !current.banned && !stays_superuser {
-            let others = self
-                .store
-                .count(
-                    &self.c.users,
-                    &Filter::parse(&json!({
-                        "level": Level::Superuser.as_str(),
-                        "banned": {"$ne": true},
-                        "_id": {"$ne": id},
-                    }))?,
-                )
-                .await?;
-            if others == 0 {
-                return Err(IdentityError::PermissionDenied(
-                    "This is the last superuser: promote another user before demoting or banning it.".into(),
-                ));
+        let steps_down = current.level == Level::Superuser && !current.banned && !stays_superuser;
+        if steps_down {
+            let others = Filter::parse(&json!({
+                "level": Level::Superuser.as_str(),
+                "banned": {"$ne": true},
+                "_id": {"$ne": id},
+            }))?;
+            if self.store.count(&self.c.users, &others).await? == 0 {
+                return Err(last_superuser());
             }
+            // Checked again in the batch (op 0), so two superusers demoting
+            // each other at once can't both pass. Both batches also write
+            // one guard document: a transaction that only read the other
+            // superuser would not conflict with the other's (write skew).
+            ops.push(WriteOp::Require {
+                collection: self.c.users.clone(),
+                filter: others,
+                exists: true,
+            });
+            ops.push(WriteOp::Update {
+                collection: self.c.settings.clone(),
+                filter: Filter::by_id(SUPERUSER_GUARD_DOC),
+                update: Update::parse(&json!({"$inc": {"changes": 1}}))?,
+                upsert: true,
+                require_match: false,
+            });
         }
         if let Some(p) = update.password {
             validate::password(&p)?;
@@ -579,6 +592,9 @@ impl IdentityService {
                 // Only a changed name can collide on the name index.
                 let changed_name = if name != current.name { name.as_str() } else { "" };
                 return Err(self.explain_duplicate(&e, changed_name, "Email").await?);
+            }
+            Err(StoreError::Conflict(Conflict::Precondition { op_index: 0, .. })) if steps_down => {
+                return Err(last_superuser());
             }
             Err(e) if is_precondition(&e) => return Err(IdentityError::not_found("User not found.")),
             Err(e) => return Err(e.into()),
@@ -959,6 +975,13 @@ fn split_hash(doc: Value) -> Result<(User, Option<String>)> {
         .and_then(Value::as_str)
         .map(str::to_owned);
     Ok((parse(doc)?, hash))
+}
+
+/// Why the last superuser can't step down.
+fn last_superuser() -> IdentityError {
+    IdentityError::PermissionDenied(
+        "This is the last superuser: promote another user before demoting or banning it.".into(),
+    )
 }
 
 /// Fails unless `actor` is a superuser.

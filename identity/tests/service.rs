@@ -262,3 +262,50 @@ async fn users_stored_before_name_keys_still_log_in() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn two_superusers_demoting_each_other_leave_one() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let service = service(&dirs).await;
+    let superuser = |name: &str| NewUser {
+        name: name.into(),
+        level: Level::Superuser,
+        ..NewUser::default()
+    };
+    let a = service.create_user(superuser("boss-a")).await.expect("a");
+    let b = service.create_user(superuser("boss-b")).await.expect("b");
+    let demote = || elements_identity::UserUpdate {
+        level: Some(Level::User),
+        ..Default::default()
+    };
+    for _ in 0..20 {
+        let (s1, s2) = (service.clone(), service.clone());
+        let (a1, b1) = (a.clone(), b.clone());
+        let first = tokio::spawn(async move { s1.update_user(&a1, &b1.id, demote()).await });
+        let (a2, b2) = (a.clone(), b.clone());
+        let second = tokio::spawn(async move { s2.update_user(&b2, &a2.id, demote()).await });
+        let results = [first.await.expect("task"), second.await.expect("task")];
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(IdentityError::PermissionDenied(m)) if m.contains("last superuser")))
+            .count();
+        assert_eq!(refused, 1, "{results:?}");
+        let mut superusers = 0;
+        for id in [&a.id, &b.id] {
+            let user = service.user(id).await.expect("user");
+            superusers += usize::from(user.level == Level::Superuser);
+        }
+        assert_eq!(superusers, 1);
+        // Promote the demoted one back for the next round.
+        let promote = elements_identity::UserUpdate {
+            level: Some(Level::Superuser),
+            ..Default::default()
+        };
+        for id in [&a.id, &b.id] {
+            service
+                .update_user(&a, id, promote.clone())
+                .await
+                .expect("promote");
+        }
+    }
+}
