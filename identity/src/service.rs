@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use elements_store::{
-    CollectionName, DocumentStore, Filter, IndexSpec, Namespace, Query, StoreError, Update, WriteOp,
+    CollectionName, Conflict, DocumentStore, Filter, FindAndModify, IndexSpec, Namespace, Query, StoreError,
+    Update, WriteOp,
 };
 use serde_json::{Map, Value, json};
 
@@ -176,6 +177,15 @@ impl std::fmt::Debug for IdentityService {
 /// Id of the settings document holding generated token keys.
 const TOKEN_KEYS_DOC: &str = "identity-token-keys";
 
+/// Field of a user document holding [`validate::username_key`] of its name:
+/// what names are unique by and looked up by. A storage detail, like the
+/// password hash: [`User`] doesn't carry it.
+const NAME_KEY: &str = "name_key";
+
+/// Id of the settings document every batch that takes a superuser's rights
+/// away writes, so that concurrent ones conflict (see `update_user`).
+const SUPERUSER_GUARD_DOC: &str = "identity-superuser-guard";
+
 impl IdentityService {
     /// Opens the service over `store`: creates its indexes (idempotent) and
     /// loads or generates the token keys. Registers the `device`, `custom`
@@ -192,6 +202,8 @@ impl IdentityService {
         };
         let mut indexes = vec![
             (&c.users, index(&["name"], true)?),
+            // Names are unique by their key (case- and spelling-insensitive).
+            (&c.users, index(&[NAME_KEY], true)?),
             (&c.users, index(&["email"], true)?),
             (&c.users, index(&["level"], false)?),
             (&c.identities, index(&["user_id"], false)?),
@@ -207,6 +219,7 @@ impl IdentityService {
         for (collection, spec) in indexes {
             store.ensure_index(collection, &spec).await?;
         }
+        backfill_name_keys(&store, &c).await?;
         let keys = load_token_keys(&store, &c, &config).await?;
         let service = IdentityService {
             store,
@@ -297,38 +310,62 @@ impl IdentityService {
         }
     }
 
-    /// The user with this unique name.
+    /// The user with this name, in any case or spelling (`ROOT` finds
+    /// `root`; see [`validate::username_key`]).
     pub async fn find_user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let doc = self
-            .store
-            .find_one(&self.c.users, &Filter::eq("name", name)?)
-            .await?;
-        doc.map(parse).transpose()
+        self.user_doc_by_name(name).await?.map(parse).transpose()
     }
 
-    /// The user with this email (lower-cased before the lookup).
-    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let doc = self
+    /// The user document named `name`. The exact name first: an account
+    /// made before names were unique by key may share its key with another
+    /// (its own key then has a suffix), and its exact name still finds it.
+    async fn user_doc_by_name(&self, name: &str) -> Result<Option<Value>> {
+        if let Some(doc) = self
             .store
-            .find_one(&self.c.users, &Filter::eq("email", email.to_lowercase())?)
-            .await?;
-        doc.map(parse).transpose()
+            .find_one(&self.c.users, &Filter::eq("name", name)?)
+            .await?
+        {
+            return Ok(Some(doc));
+        }
+        let key = validate::username_key(name);
+        Ok(self
+            .store
+            .find_one(&self.c.users, &Filter::eq(NAME_KEY, key)?)
+            .await?)
+    }
+
+    /// The user document with this email, normalized as on sign-up (none for
+    /// an invalid address).
+    async fn user_doc_by_email(&self, email: &str) -> Result<Option<Value>> {
+        let Ok(email) = validate::email(email) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .find_one(&self.c.users, &Filter::eq("email", email)?)
+            .await?)
+    }
+
+    /// The user with this email, in any spelling (see [`validate::email`]).
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        self.user_doc_by_email(email).await?.map(parse).transpose()
+    }
+
+    /// The user document a password login names: a login with `@` is an
+    /// email and only an email (no name has one), anything else a name.
+    async fn user_doc_by_login(&self, login: &str) -> Result<Option<Value>> {
+        if login.contains('@') {
+            self.user_doc_by_email(login).await
+        } else {
+            self.user_doc_by_name(login).await
+        }
     }
 
     /// Logs in with a name or email and a password (the `/api/rest` session
     /// login). Unknown logins and wrong passwords fail alike, in about the
     /// same time.
     pub async fn login_password(&self, login: &str, password: &str) -> Result<User> {
-        let mut doc = self
-            .store
-            .find_one(&self.c.users, &Filter::eq("name", login)?)
-            .await?;
-        if doc.is_none() && login.contains('@') {
-            doc = self
-                .store
-                .find_one(&self.c.users, &Filter::eq("email", login.to_lowercase())?)
-                .await?;
-        }
+        let doc = self.user_doc_by_login(login).await?;
         let found = doc.map(split_hash).transpose()?;
         let phc = found
             .as_ref()
@@ -423,10 +460,13 @@ impl IdentityService {
             Some(p) => {
                 // Strings compare by UTF-8 bytes: [p, p + U+10FFFF) is "starts with p".
                 let upper = format!("{p}\u{10FFFF}");
+                let key = validate::username_key(p);
+                let upper_key = format!("{key}\u{10FFFF}");
                 let lower_email = p.to_lowercase();
                 let upper_email = format!("{lower_email}\u{10FFFF}");
                 Filter::parse(&json!({"$or": [
                     {"name": {"$gte": p, "$lt": upper}},
+                    {NAME_KEY: {"$gte": key, "$lt": upper_key}},
                     {"email": {"$gte": lower_email, "$lt": upper_email}},
                 ]}))?
             }
@@ -452,6 +492,7 @@ impl IdentityService {
         if let Some(n) = &update.name {
             name = validate::username(n)?;
             set.insert("name".into(), json!(name));
+            set.insert(NAME_KEY.into(), json!(validate::username_key(&name)));
         }
         for (field, value) in [
             ("display_name", &update.display_name),
@@ -476,23 +517,32 @@ impl IdentityService {
         // creates none once one ever existed.
         let stays_superuser =
             update.level.is_none_or(|l| l == Level::Superuser) && update.banned != Some(true);
-        if current.level == Level::Superuser && !current.banned && !stays_superuser {
-            let others = self
-                .store
-                .count(
-                    &self.c.users,
-                    &Filter::parse(&json!({
-                        "level": Level::Superuser.as_str(),
-                        "banned": {"$ne": true},
-                        "_id": {"$ne": id},
-                    }))?,
-                )
-                .await?;
-            if others == 0 {
-                return Err(IdentityError::PermissionDenied(
-                    "This is the last superuser: promote another user before demoting or banning it.".into(),
-                ));
+        let steps_down = current.level == Level::Superuser && !current.banned && !stays_superuser;
+        if steps_down {
+            let others = Filter::parse(&json!({
+                "level": Level::Superuser.as_str(),
+                "banned": {"$ne": true},
+                "_id": {"$ne": id},
+            }))?;
+            if self.store.count(&self.c.users, &others).await? == 0 {
+                return Err(last_superuser());
             }
+            // Checked again in the batch (op 0), so two superusers demoting
+            // each other at once can't both pass. Both batches also write
+            // one guard document: a transaction that only read the other
+            // superuser would not conflict with the other's (write skew).
+            ops.push(WriteOp::Require {
+                collection: self.c.users.clone(),
+                filter: others,
+                exists: true,
+            });
+            ops.push(WriteOp::Update {
+                collection: self.c.settings.clone(),
+                filter: Filter::by_id(SUPERUSER_GUARD_DOC),
+                update: Update::parse(&json!({"$inc": {"changes": 1}}))?,
+                upsert: true,
+                require_match: false,
+            });
         }
         if let Some(p) = update.password {
             validate::password(&p)?;
@@ -543,6 +593,9 @@ impl IdentityService {
                 let changed_name = if name != current.name { name.as_str() } else { "" };
                 return Err(self.explain_duplicate(&e, changed_name, "Email").await?);
             }
+            Err(StoreError::Conflict(Conflict::Precondition { op_index: 0, .. })) if steps_down => {
+                return Err(last_superuser());
+            }
             Err(e) if is_precondition(&e) => return Err(IdentityError::not_found("User not found.")),
             Err(e) => return Err(e.into()),
         }
@@ -580,9 +633,7 @@ impl IdentityService {
     /// have it, and a new account gets it.
     pub async fn find_or_create_user(&self, request: FindOrCreate) -> Result<AuthOutcome> {
         let v = &request.identity;
-        if let Some(name) = &request.username {
-            validate::username(name)?;
-        }
+        let username = request.username.as_deref().map(validate::username).transpose()?;
         let key = Identity::key_of(&v.scheme, &v.id);
         let mut password_hash: Option<String> = None;
         for _ in 0..8 {
@@ -610,7 +661,7 @@ impl IdentityService {
             {
                 password_hash = Some(hash_password_blocking(password.clone()).await?);
             }
-            let name = match &request.username {
+            let name = match &username {
                 Some(n) => n.clone(),
                 None => validate::generate_username()?,
             };
@@ -643,7 +694,7 @@ impl IdentityService {
                 Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => continue,
                 Err(e) if duplicate_in(&e).is_some() => {
                     if self.find_user_by_name(&user.name).await?.is_some() {
-                        if request.username.is_some() {
+                        if username.is_some() {
                             return Err(IdentityError::username_in_use());
                         }
                         // A generated name collided: draw another.
@@ -856,10 +907,65 @@ impl IdentityService {
 /// A user as a store document, with its password hash.
 fn user_doc(user: &User, password_hash: Option<&str>) -> Result<Value> {
     let mut doc = to_doc(user)?;
-    if let (Some(hash), Some(m)) = (password_hash, doc.as_object_mut()) {
-        m.insert("password_hash".into(), json!(hash));
+    if let Some(m) = doc.as_object_mut() {
+        m.insert(NAME_KEY.into(), json!(validate::username_key(&user.name)));
+        if let Some(hash) = password_hash {
+            m.insert("password_hash".into(), json!(hash));
+        }
     }
     Ok(doc)
+}
+
+/// Gives every user stored before names were unique by key its
+/// [`NAME_KEY`], so old accounts are found in any case too (run at every
+/// start; a no-op once done, and safe on several nodes at once). Two old
+/// accounts whose names now share a key (`ROOT` and `root`) both keep
+/// working: the later one gets `<key>@<id>`, which no new name's key can
+/// equal (names have no `@`), and its exact name still finds it.
+async fn backfill_name_keys(store: &Arc<dyn DocumentStore>, c: &Collections) -> Result<()> {
+    let missing = Filter::parse(&json!({NAME_KEY: {"$exists": false}}))?;
+    loop {
+        let batch = store
+            .find(&c.users, &Query::new(missing.clone()).sort_asc("_id")?.limit(100))
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut progress = false;
+        for doc in batch {
+            let (Some(id), Some(name)) = (
+                doc.get("_id").and_then(Value::as_str),
+                doc.get("name").and_then(Value::as_str),
+            ) else {
+                return Err(IdentityError::internal("a stored user lacks _id or name"));
+            };
+            let key = validate::username_key(name);
+            // Only where still missing: another node may be at it too.
+            let filter = Filter::by_id(id).and(missing.clone());
+            let set = |key: &str| Update::parse(&json!({"$set": {NAME_KEY: key}}));
+            match store
+                .find_one_and_update(&c.users, &filter, &set(&key)?, &FindAndModify::default())
+                .await
+            {
+                Ok(_) => progress = true,
+                Err(e) if e.is_duplicate_key() => {
+                    tracing::warn!(
+                        user_id = id,
+                        "user's name differs only in case or spelling from another's; keeping both"
+                    );
+                    let apart = format!("{key}@{id}");
+                    store
+                        .find_one_and_update(&c.users, &filter, &set(&apart)?, &FindAndModify::default())
+                        .await?;
+                    progress = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !progress {
+            return Err(IdentityError::internal("could not backfill user name keys"));
+        }
+    }
 }
 
 /// A user document split into the user and its password hash.
@@ -869,6 +975,13 @@ fn split_hash(doc: Value) -> Result<(User, Option<String>)> {
         .and_then(Value::as_str)
         .map(str::to_owned);
     Ok((parse(doc)?, hash))
+}
+
+/// Why the last superuser can't step down.
+fn last_superuser() -> IdentityError {
+    IdentityError::PermissionDenied(
+        "This is the last superuser: promote another user before demoting or banning it.".into(),
+    )
 }
 
 /// Fails unless `actor` is a superuser.

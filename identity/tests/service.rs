@@ -148,3 +148,164 @@ async fn host_service_operations() {
         Err(IdentityError::last_identifier())
     );
 }
+
+#[tokio::test]
+async fn names_are_unique_by_key_even_in_a_race() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+    let spellings = [
+        "Jos\u{e9}",
+        "Jose\u{301}",
+        "JOS\u{c9}",
+        "jose\u{301}",
+        "\u{ff2a}os\u{e9}",
+    ];
+    let mut tasks = Vec::new();
+    for (i, name) in spellings.iter().cycle().take(20).enumerate() {
+        let service = service.clone();
+        let name = name.to_string();
+        tasks.push(tokio::spawn(async move {
+            service
+                .create_user(NewUser {
+                    name,
+                    email: Some(format!("jose{i}@example.com")),
+                    ..NewUser::default()
+                })
+                .await
+        }));
+    }
+    let (mut created, mut in_use) = (0, 0);
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(IdentityError::AlreadyExists(m)) if m == "Username is already in use." => in_use += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((created, in_use), (1, 19));
+    let found = service
+        .find_user_by_name("jos\u{e9}")
+        .await
+        .expect("find")
+        .expect("user");
+    assert_eq!(
+        elements_identity::validate::username_key(&found.name),
+        "jos\u{e9}"
+    );
+    assert!(!found.name.contains('\u{301}'), "stored in NFC: {:?}", found.name);
+}
+
+#[tokio::test]
+async fn users_stored_before_name_keys_still_log_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = elements_store::open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
+        .await
+        .expect("store");
+    // Users as an earlier version stored them: no name key, and names that
+    // now share one (`ROOT`, `root`) or have an `@`.
+    let users = elements_store::Namespace::core()
+        .collection("users")
+        .expect("collection");
+    for (id, name) in [
+        ("u1", "root"),
+        ("u2", "ROOT"),
+        ("u3", "Ana"),
+        ("u4", "old@corp.com"),
+    ] {
+        store
+            .insert(
+                &users,
+                serde_json::json!({"_id": id, "name": name, "level": "USER", "created": 1, "updated": 1}),
+            )
+            .await
+            .expect("legacy user");
+    }
+    let open = || async {
+        IdentityService::new(store.clone(), IdentityConfig::default())
+            .await
+            .expect("service")
+    };
+    let service = open().await;
+    // Twice: the backfill is a no-op once done.
+    let service2 = open().await;
+    let id_of = |name: &'static str| {
+        let service = &service2;
+        async move {
+            service
+                .find_user_by_name(name)
+                .await
+                .expect("find")
+                .map(|u| u.id)
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(id_of("root").await, "u1");
+    assert_eq!(id_of("ROOT").await, "u2");
+    assert_eq!(id_of("Root").await, "u1");
+    assert_eq!(id_of("ANA").await, "u3");
+    assert_eq!(id_of("old@corp.com").await, "u4");
+    let taken = service
+        .create_user(NewUser {
+            name: "aNa".into(),
+            ..NewUser::default()
+        })
+        .await;
+    assert!(matches!(taken, Err(IdentityError::AlreadyExists(_))), "{taken:?}");
+    // A key with `@` (the apart key of u2) can't be claimed by a new name.
+    assert!(
+        service
+            .create_user(NewUser {
+                name: "Root".into(),
+                ..NewUser::default()
+            })
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn two_superusers_demoting_each_other_leave_one() {
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let service = service(&dirs).await;
+    let superuser = |name: &str| NewUser {
+        name: name.into(),
+        level: Level::Superuser,
+        ..NewUser::default()
+    };
+    let a = service.create_user(superuser("boss-a")).await.expect("a");
+    let b = service.create_user(superuser("boss-b")).await.expect("b");
+    let demote = || elements_identity::UserUpdate {
+        level: Some(Level::User),
+        ..Default::default()
+    };
+    for _ in 0..20 {
+        let (s1, s2) = (service.clone(), service.clone());
+        let (a1, b1) = (a.clone(), b.clone());
+        let first = tokio::spawn(async move { s1.update_user(&a1, &b1.id, demote()).await });
+        let (a2, b2) = (a.clone(), b.clone());
+        let second = tokio::spawn(async move { s2.update_user(&b2, &a2.id, demote()).await });
+        let results = [first.await.expect("task"), second.await.expect("task")];
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(IdentityError::PermissionDenied(m)) if m.contains("last superuser")))
+            .count();
+        assert_eq!(refused, 1, "{results:?}");
+        let mut superusers = 0;
+        for id in [&a.id, &b.id] {
+            let user = service.user(id).await.expect("user");
+            superusers += usize::from(user.level == Level::Superuser);
+        }
+        assert_eq!(superusers, 1);
+        // Promote the demoted one back for the next round.
+        let promote = elements_identity::UserUpdate {
+            level: Some(Level::Superuser),
+            ..Default::default()
+        };
+        for id in [&a.id, &b.id] {
+            service
+                .update_user(&a, id, promote.clone())
+                .await
+                .expect("promote");
+        }
+    }
+}

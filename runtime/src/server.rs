@@ -190,7 +190,16 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let nakama = path.starts_with("/v2/");
     // An Element's own answers pass untouched (its errors are its own).
     let element = path.starts_with(ELEMENT_ROOT) || EXTENSION_ROUTES.contains(&path);
-    let mut response = next.run(request).await;
+    let lossy_query = !element && request.uri().query().is_some_and(|q| !query_is_utf8(q));
+    let mut response = if lossy_query {
+        (
+            StatusCode::BAD_REQUEST,
+            "The query string is not valid UTF-8 once percent-decoded.",
+        )
+            .into_response()
+    } else {
+        next.run(request).await
+    };
     let status = response.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         // The rest of the body was never read: the connection can't carry
@@ -254,6 +263,16 @@ async fn json_errors(request: Request, next: Next) -> Response {
         }
     }
     rewritten
+}
+
+/// True if `query` percent-decodes to UTF-8. The form decoder behind axum's
+/// `Query` replaces invalid bytes with U+FFFD, so `username=%FF%FE` would
+/// become a name nobody typed; the server's own routes refuse such a query
+/// instead (an Element reads its query itself). Decoding the whole string
+/// at once is the same as pair by pair: `&` and `=` are ASCII and can't
+/// split a multi-byte character.
+fn query_is_utf8(query: &str) -> bool {
+    percent_encoding::percent_decode_str(query).decode_utf8().is_ok()
 }
 
 /// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).

@@ -895,3 +895,174 @@ async fn twenty_concurrent_first_logins_create_one_user() {
     }
     assert_eq!((uids.len(), created), (1, 1));
 }
+
+/// Usernames and emails have one spelling: case, NFD/NFC and invisible or
+/// bidi characters can't make a second account that looks like the first,
+/// `@` can't shadow an email, and a query that isn't UTF-8 is refused, not
+/// decoded lossily.
+#[tokio::test]
+async fn identifiers_have_one_spelling() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let path = "/v2/account/authenticate/device";
+    let in_use = "Username is already in use.";
+
+    let (status, body) = auth(
+        &server,
+        &format!("{path}?username=Gamer_1"),
+        json!({"id": "device-one-001"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for (i, twin) in ["gamer_1", "GAMER_1", "%EF%BC%A7amer_1"].iter().enumerate() {
+        assert_status(
+            auth(
+                &server,
+                &format!("{path}?username={twin}"),
+                json!({"id": format!("device-twin-00{i}")}),
+            )
+            .await,
+            409,
+            6,
+            in_use,
+        );
+    }
+    // "José" decomposed (e + U+0301) and precomposed (U+00E9) are one name,
+    // kept in NFC.
+    let (status, body) = auth(
+        &server,
+        &format!("{path}?username=Jose%CC%81"),
+        json!({"id": "device-jose-01"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(&token(&body))["usn"], "Jos\u{e9}");
+    let (_, me) = account(&server, &token(&body)).await;
+    assert_eq!(me["user"]["username"], "Jos\u{e9}", "{me}");
+    assert_status(
+        auth(
+            &server,
+            &format!("{path}?username=jos%C3%A9"),
+            json!({"id": "device-jose-02"}),
+        )
+        .await,
+        409,
+        6,
+        in_use,
+    );
+
+    let invisible = "Username invalid, no invisible, formatting or bidirectional control characters allowed.";
+    for (name, message) in [
+        (
+            "victim%40corp.com",
+            "Username invalid, no '@' allowed (a login with '@' is an email address).",
+        ),
+        ("ad%E2%80%AEnimda", invisible),
+        ("ad%E2%80%8Bmin", invisible),
+        ("%E3%85%A4", invisible),
+        ("ad%EF%BF%BDmin", invisible),
+        (
+            "ana%20silva",
+            "Username invalid, no spaces or control characters allowed.",
+        ),
+    ] {
+        assert_status(
+            auth(
+                &server,
+                &format!("{path}?username={name}"),
+                json!({"id": "device-bad-name-1"}),
+            )
+            .await,
+            400,
+            3,
+            message,
+        );
+    }
+    for query in [
+        "username=%FF%FE",
+        "username=ok&create=%C0%AF",
+        "%FF=1",
+        "username=%ED%A0%80",
+    ] {
+        assert_status(
+            auth(
+                &server,
+                &format!("{path}?{query}"),
+                json!({"id": "device-bad-utf8-1"}),
+            )
+            .await,
+            400,
+            3,
+            "The query string is not valid UTF-8 once percent-decoded.",
+        );
+    }
+    let oversized = "x".repeat(8 * 1024);
+    assert_status(
+        auth(
+            &server,
+            &format!("{path}?username={oversized}"),
+            json!({"id": "device-big-name"}),
+        )
+        .await,
+        400,
+        3,
+        "Username invalid, must be 1-128 bytes.",
+    );
+    // None of the refused attempts made an account.
+    assert_status(
+        auth(
+            &server,
+            &format!("{path}?create=false"),
+            json!({"id": "device-bad-name-1"}),
+        )
+        .await,
+        404,
+        5,
+        "User account not found.",
+    );
+
+    // Emails: one address in any case or normalization form.
+    let email = "/v2/account/authenticate/email";
+    let (status, created) = auth(
+        &server,
+        email,
+        json!({"email": "JOSE\u{301}@Example.COM", "password": "password-123"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["created"], true);
+    let (status, again) = auth(
+        &server,
+        email,
+        json!({"email": "jos\u{e9}@example.com", "password": "password-123"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["created"], false);
+    assert_eq!(claims(&token(&again))["uid"], claims(&token(&created))["uid"]);
+    // Nor can another account link it in another spelling.
+    let (_, other) = auth(&server, path, json!({"id": "device-linker-1"})).await;
+    assert_status(
+        bearer_post(
+            &server,
+            "/v2/account/link/email",
+            &token(&other),
+            json!({"email": "Jos\u{e9}@EXAMPLE.com", "password": "password-123"}),
+        )
+        .await,
+        409,
+        6,
+        "Email is already in use.",
+    );
+    assert_status(
+        auth(
+            &server,
+            email,
+            json!({"email": "jose\u{200b}@example.com", "password": "password-123"}),
+        )
+        .await,
+        400,
+        3,
+        "Invalid email address format.",
+    );
+}

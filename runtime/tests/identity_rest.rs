@@ -888,6 +888,20 @@ async fn the_last_superuser_stays_a_superuser() {
             "{body}"
         );
     }
+    // No route deletes a user, the last superuser included.
+    let (status, body) = call(
+        &server,
+        "DELETE",
+        &format!("/api/rest/user/{root_id}"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (405, &json!("METHOD_NOT_ALLOWED")),
+        "{body}"
+    );
     let (status, _) = call(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
     assert_eq!(status, 200, "root is still in");
     // With a second superuser, one may step down.
@@ -1005,4 +1019,103 @@ async fn framework_rejections_are_json_errors() {
     assert!(response.headers().contains_key("allow"));
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["code"], "METHOD_NOT_ALLOWED", "{body}");
+}
+
+async fn put_user(server: &Server, id: &str, secret: &str, body: Value) -> (u16, Value) {
+    call(
+        server,
+        "PUT",
+        &format!("/api/rest/user/{id}"),
+        Some(secret),
+        Some(body),
+    )
+    .await
+}
+
+/// One spelling per name and email: a name can't shadow an email (`@`),
+/// differ only in case, normalization or invisible characters; logins find
+/// the account in any case; a query that isn't UTF-8 is a 400.
+#[tokio::test]
+async fn names_and_emails_have_one_spelling() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    let signup = |name: &str, email: Option<&str>| {
+        let mut body = json!({"name": name, "password": "password-123"});
+        if let Some(email) = email {
+            body["email"] = json!(email);
+        }
+        call(&server, "POST", "/api/rest/signup/session", None, Some(body))
+    };
+    let (status, body) = signup("victim@corp.com", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "INVALID_PARAMETER");
+    assert!(body["message"].as_str().unwrap().contains("'@'"), "{body}");
+
+    let (status, victim) = signup("Victim", Some("Victim@Corp.com")).await;
+    assert_eq!(status, 200, "{victim}");
+    let victim_id = victim["session"]["user"]["id"].as_str().unwrap().to_owned();
+    for twin in ["victim", "VICTIM", "\u{ff36}ictim"] {
+        let (status, body) = signup(twin, None).await;
+        assert_eq!(status, 409, "{twin}: {body}");
+        assert_eq!(body["code"], "DUPLICATE");
+    }
+    let (status, body) = signup("other", Some("VICTIM@corp.COM")).await;
+    assert_eq!(status, 409, "{body}");
+    // `root` can't be registered again in another case either.
+    let (status, _) = signup("ROOT", None).await;
+    assert_eq!(status, 409);
+    for login_as in ["Victim", "victim", "VICTIM", "victim@corp.com", "VICTIM@CORP.COM"] {
+        let (status, body) = login(&server, login_as, "password-123").await;
+        assert_eq!(status, 200, "{login_as}: {body}");
+        assert_eq!(
+            body["session"]["user"]["id"],
+            json!(victim_id),
+            "{login_as}: {body}"
+        );
+    }
+
+    // NFD and NFC "José": one name, stored in NFC.
+    let (status, jose) = signup("Jose\u{301}", None).await;
+    assert_eq!(status, 200, "{jose}");
+    assert_eq!(jose["session"]["user"]["name"], "Jos\u{e9}");
+    let (status, _) = signup("jos\u{e9}", None).await;
+    assert_eq!(status, 409);
+    let jose_secret = secret(&jose);
+    let jose_id = jose["session"]["user"]["id"].as_str().unwrap().to_owned();
+
+    for bad in [
+        "ad\u{202e}nimda",
+        "ad\u{200b}min",
+        "\u{feff}admin",
+        "ad\u{2066}min\u{2069}",
+        "\u{3164}",
+        "ana silva",
+        "",
+    ] {
+        let (status, body) = signup(bad, None).await;
+        assert_eq!(status, 400, "{bad:?}: {body}");
+        assert_eq!(body["code"], "INVALID_PARAMETER", "{body}");
+    }
+    let (status, body) = signup(&"\u{e9}".repeat(50_000), None).await;
+    assert_eq!(status, 400, "{body}");
+
+    // Renaming follows the same rules.
+    let rename = |name: &str| put_user(&server, &jose_id, &jose_secret, json!({"name": name}));
+    let (status, body) = rename("VICTIM").await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = rename("x@y.example").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = rename("JOSE\u{301}").await;
+    assert_eq!(status, 200, "its own name in another case: {body}");
+    assert_eq!(body["name"], "JOS\u{c9}");
+
+    // A search finds names in any case; a query that isn't UTF-8 is refused.
+    let (_, root) = login(&server, "root", ROOT_PASSWORD).await;
+    let root = secret(&root);
+    let (status, found) = call(&server, "GET", "/api/rest/user?search=VIC", Some(&root), None).await;
+    assert_eq!(status, 200, "{found}");
+    assert!(found.to_string().contains(&victim_id), "{found}");
+    let (status, body) = call(&server, "GET", "/api/rest/user?search=%FF%FE", Some(&root), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "BAD_REQUEST", "{body}");
 }
