@@ -207,15 +207,6 @@ impl Element {
         if let Some(app) = &source.application {
             validate_name("application", app).map_err(DeployError::Mount)?;
         }
-        let component = compile::within_bounds(
-            &source.component,
-            host.deploy.max_component_bytes,
-            host.deploy.max_function_bytes,
-        )
-        .map_err(|e| match e {
-            compile::BoundsError::TooLarge(why) => DeployError::TooLarge(why),
-            compile::BoundsError::Invalid(why) => DeployError::Compile(why),
-        })?;
         let requested = manifest.requested_grants(name);
         let approved = host.element_grants.get(name);
         let missing: Vec<String> = requested
@@ -239,6 +230,17 @@ impl Element {
         let attributes = effective_attributes(&manifest, &host.attributes, operator)?;
 
         let hash = source.hash.clone();
+        // Configuration errors first (cheap, and what an operator fixes);
+        // then the bounds, before anything is compiled.
+        let component = compile::within_bounds(
+            &source.component,
+            host.deploy.max_component_bytes,
+            host.deploy.max_function_bytes,
+        )
+        .map_err(|e| match e {
+            compile::BoundsError::TooLarge(why) => DeployError::TooLarge(why),
+            compile::BoundsError::Invalid(why) => DeployError::Compile(why),
+        })?;
         let (compiled, outcome) = host
             .cache
             .load_or_compile(&host.engine, &component, &hash)
