@@ -30,7 +30,8 @@ max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, 
 [elements.NAME] grants = [...]; host services: [services.mail], [services.http]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
 session_expiry_secs. Operator service settings: [services.http] (allow_networks, connect_timeout_ms, \
-timeout_ms, max_response_bytes)."
+timeout_ms, max_response_bytes). Deploys: [deploy] (compile_timeout_ms, max_compiles, \
+max_component_bytes, max_function_bytes, gc_grace_secs)."
 )]
 pub struct Cli {
     /// TOML configuration file.
@@ -180,6 +181,25 @@ pub struct Cli {
     /// Outbound HTTP: largest response body, in bytes [default: 8388608].
     #[arg(long, env = "ELEMENTS_HTTP_MAX_RESPONSE_BYTES", value_name = "BYTES")]
     pub http_max_response_bytes: Option<u64>,
+    /// Longest a deploy may spend compiling and validating an Element, in
+    /// milliseconds; a slower one fails [default: 60000].
+    #[arg(long, env = "ELEMENTS_COMPILE_TIMEOUT_MS", value_name = "MS")]
+    pub compile_timeout_ms: Option<u64>,
+    /// Most deploys compiling at once; others wait for a turn, at most the
+    /// compile timeout [default: 2].
+    #[arg(long, env = "ELEMENTS_MAX_COMPILES", value_name = "N")]
+    pub max_compiles: Option<u32>,
+    /// Largest component a deploy accepts, in bytes; at most 12533760 (a
+    /// stored component is one document of at most 16 MiB, base64) [default: 11534336].
+    #[arg(long, env = "ELEMENTS_MAX_COMPONENT_BYTES", value_name = "BYTES")]
+    pub max_component_bytes: Option<usize>,
+    /// Largest function body a deploy compiles, in bytes [default: 4194304].
+    #[arg(long, env = "ELEMENTS_MAX_FUNCTION_BYTES", value_name = "BYTES")]
+    pub max_function_bytes: Option<usize>,
+    /// How long a stored component or compiled-cache entry no deployment
+    /// needs is kept before it is removed, in seconds [default: 3600].
+    #[arg(long, env = "ELEMENTS_DEPLOY_GC_GRACE_SECS", value_name = "SECS")]
+    pub deploy_gc_grace_secs: Option<u64>,
 }
 
 /// How the server writes its log.
@@ -462,6 +482,8 @@ struct FileConfig {
     services: ServicesFile,
     #[serde(default)]
     connections: crate::connections::ConnectionLimits,
+    #[serde(default)]
+    deploy: DeployFile,
     server_key: Option<String>,
     root_password: Option<String>,
     token_key: Option<String>,
@@ -586,6 +608,51 @@ pub enum StoreChoice {
     },
 }
 
+/// The file's `[deploy]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployFile {
+    compile_timeout_ms: Option<u64>,
+    max_compiles: Option<u32>,
+    max_component_bytes: Option<usize>,
+    max_function_bytes: Option<usize>,
+    gc_grace_secs: Option<u64>,
+}
+
+/// The largest component the store holds: one document of at most 16 MiB,
+/// the bytes in base64 (4 for 3), with room for the other fields.
+pub const MAX_STORABLE_COMPONENT: usize = ((16 << 20) - (64 << 10)) / 4 * 3;
+
+/// Bounds on deploys and the clean-up after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploySettings {
+    /// Longest a deploy may spend compiling and validating (a cache hit
+    /// included); also the longest it waits for a compile slot.
+    pub compile_timeout: Duration,
+    /// Most deploys compiling at once.
+    pub max_compiles: u32,
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// Largest function body compiled, in bytes: the compiler's memory grows
+    /// with the function it works on.
+    pub max_function_bytes: usize,
+    /// Age under which an unneeded stored component or cache entry is
+    /// kept: it may belong to an upload another node is making.
+    pub gc_grace: Duration,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        DeploySettings {
+            compile_timeout: Duration::from_secs(60),
+            max_compiles: 2,
+            max_component_bytes: 11 << 20,
+            max_function_bytes: 4 << 20,
+            gc_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Identity settings: the Nakama server key, the bootstrap superuser's
 /// password, token keys and lifetimes. Secrets never print (`Secret`).
 #[derive(Debug, Clone)]
@@ -670,6 +737,8 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Limits on client connections, per listener.
     pub connections: crate::connections::ConnectionLimits,
+    /// Bounds on deploys.
+    pub deploy: DeploySettings,
 }
 
 impl Default for Config {
@@ -696,6 +765,7 @@ impl Default for Config {
             metrics: true,
             services: ServicesConfig::default(),
             connections: Default::default(),
+            deploy: DeploySettings::default(),
         }
     }
 }
@@ -811,6 +881,34 @@ impl Config {
             },
             mail,
         };
+        let deploy_defaults = DeploySettings::default();
+        let deploy = DeploySettings {
+            compile_timeout: millis(
+                &cli.compile_timeout_ms,
+                file.deploy.compile_timeout_ms,
+                deploy_defaults.compile_timeout,
+            ),
+            max_compiles: pick(
+                &cli.max_compiles,
+                file.deploy.max_compiles,
+                deploy_defaults.max_compiles,
+            ),
+            max_component_bytes: pick(
+                &cli.max_component_bytes,
+                file.deploy.max_component_bytes,
+                deploy_defaults.max_component_bytes,
+            ),
+            max_function_bytes: pick(
+                &cli.max_function_bytes,
+                file.deploy.max_function_bytes,
+                deploy_defaults.max_function_bytes,
+            ),
+            gc_grace: secs(
+                &cli.deploy_gc_grace_secs,
+                file.deploy.gc_grace_secs,
+                deploy_defaults.gc_grace,
+            ),
+        };
         let identity_defaults = IdentitySettings::default();
         let identity = IdentitySettings {
             server_key: secret(&cli.server_key, file.server_key).unwrap_or(identity_defaults.server_key),
@@ -890,6 +988,7 @@ impl Config {
             metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
             services,
             connections: file.connections,
+            deploy,
         };
         config.validate()?;
         Ok(config)
@@ -944,6 +1043,24 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "services.http: connect_timeout_ms and timeout_ms must be at least 1".into(),
             ));
+        }
+        let deploy = &self.deploy;
+        if deploy.compile_timeout.is_zero()
+            || deploy.max_compiles == 0
+            || deploy.max_component_bytes == 0
+            || deploy.max_function_bytes == 0
+        {
+            return Err(ConfigError::Invalid(
+                "deploy: compile_timeout_ms, max_compiles, max_component_bytes and max_function_bytes \
+                 must be at least 1"
+                    .into(),
+            ));
+        }
+        if deploy.max_component_bytes > MAX_STORABLE_COMPONENT {
+            return Err(ConfigError::Invalid(format!(
+                "deploy: max_component_bytes may be at most {MAX_STORABLE_COMPONENT}: a stored component \
+                 is one document of at most 16 MiB, in base64"
+            )));
         }
         validate_limits(&self.limits).map_err(ConfigError::Invalid)
     }

@@ -59,6 +59,13 @@ fn base_config() -> WasmConfig {
     // A guest that recurses too deeply traps instead of overflowing the host stack.
     config.max_wasm_stack(1 << 20);
     config.async_stack_size(2 << 20);
+    // One thread per compile: deploys compile side by side (at most
+    // `max_compiles`, each on its own blocking thread) instead of queueing
+    // in one shared thread pool, where a huge component's thousands of
+    // functions would hold up every other Element's deploy. This also
+    // bounds the compiler's CPU and memory to `max_compiles` functions
+    // at a time.
+    config.parallel_compilation(false);
     config
 }
 

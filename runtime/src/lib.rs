@@ -80,12 +80,14 @@ impl Runtime {
                 identity: identity.service.clone(),
                 settings: config.services.clone(),
             })?,
-            cache: CompileCache::new(&engine, &config.cache_dir),
+            cache: CompileCache::open(&engine, &config.cache_dir)
+                .with_context(|| format!("opening the compiled-code cache {}", config.cache_dir.display()))?,
             engine,
             limits: config.limits.clone(),
             attributes: operator_attributes(config),
             clock: clock::OffsetClock::seconds(config.clock_offset_secs),
             element_grants: config.element_grants.clone(),
+            deploy: config.deploy.clone(),
             element_attributes: config.element_attributes.clone(),
         });
         let registry = Arc::new(Registry::default());
@@ -126,6 +128,7 @@ impl Runtime {
             "loaded Elements from {}",
             config.deploy_dir.display()
         );
+        deployments.start_collecting().await;
         let watcher = deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {

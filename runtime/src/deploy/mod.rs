@@ -7,6 +7,18 @@
 //! atomically: requests already running finish on the old version, new ones
 //! get the new one. A deploy that fails leaves the previous version serving
 //! and is recorded (status, error, time) and logged.
+//!
+//! Compiling is the slow part of a deploy, and is bounded: it runs on a
+//! blocking thread, at most `max_compiles` at once, and a deploy that has not
+//! finished compiling within `compile_timeout` fails (the thread can't be
+//! stopped, but it keeps its compile slot until it ends, so a flood of slow
+//! compiles can't pile up threads). No lock is held while compiling: deploys
+//! of different Elements proceed side by side, and only the swap at the end
+//! takes the deployer's lock. Every deploy of a name gets the next
+//! *generation* of that name when it begins, and an undeploy takes one too;
+//! a deploy whose generation is no longer the latest when it finishes is
+//! discarded ([`DeployError::Superseded`]), so however compiles race, the
+//! latest deploy begun is the one that serves.
 
 pub mod catalog;
 pub mod persist;
@@ -48,6 +60,11 @@ struct NameState {
     managed: bool,
     /// A stored deployment switched off.
     disabled: bool,
+    /// Taken by every deploy begun and every undeploy; only a deploy of the
+    /// latest generation may commit.
+    generation: u64,
+    /// Deploys begun and not yet finished.
+    in_flight: u32,
     /// Attribute values an operator set on a folder Element.
     folder_values: BTreeMap<String, String>,
     /// Grants an operator approved through the admin API or the portal.
@@ -82,11 +99,26 @@ pub struct Deployer {
     folder: Mutex<Option<std::path::PathBuf>>,
     registry: Arc<Registry>,
     events: Arc<EventBus>,
+    /// The lock of deploys: held for "is this source new?" when a deploy
+    /// begins and for the swap when it ends, never while compiling.
     names: Mutex<BTreeMap<String, NameState>>,
-    /// Held from "is this source new?" to the end of its deploy: the folder
-    /// watcher and an operator's change may sync one Element at the same
-    /// time, and must not both deploy the same source.
-    deploying: tokio::sync::Mutex<()>,
+    /// One permit per compile running.
+    compiles: Arc<tokio::sync::Semaphore>,
+    /// Woken whenever a deploy finishes.
+    finished: tokio::sync::Notify,
+}
+
+/// A deploy begun by [`Deployer::begin`], running on a task of its own.
+#[derive(Debug)]
+pub struct Deploying(tokio::task::JoinHandle<Result<Arc<Element>, DeployError>>);
+
+impl Deploying {
+    /// Waits for the deploy's outcome.
+    pub async fn wait(self) -> Result<Arc<Element>, DeployError> {
+        self.0
+            .await
+            .unwrap_or_else(|e| Err(DeployError::Compile(format!("deploy task failed: {e}"))))
+    }
 }
 
 /// A folder load's result.
@@ -102,12 +134,13 @@ impl Deployer {
     /// A deployer for `registry`, announcing changes on `events`.
     pub fn new(host: Arc<Host>, registry: Arc<Registry>, events: Arc<EventBus>) -> Deployer {
         Deployer {
-            host,
             folder: Mutex::default(),
             registry,
             events,
             names: Mutex::default(),
-            deploying: tokio::sync::Mutex::default(),
+            compiles: Arc::new(tokio::sync::Semaphore::new(host.deploy.max_compiles as usize)),
+            finished: tokio::sync::Notify::new(),
+            host,
         }
     }
 
@@ -144,7 +177,7 @@ impl Deployer {
     /// Applies the set of deploy-folder Elements an operator switched off:
     /// newly disabled ones stop serving, re-enabled ones are deployed from
     /// the folder again.
-    pub async fn set_folder_disabled(&self, disabled: &std::collections::BTreeSet<String>) {
+    pub async fn set_folder_disabled(self: &Arc<Self>, disabled: &std::collections::BTreeSet<String>) {
         let (to_disable, to_enable): (Vec<String>, Vec<String>) = {
             let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let off = disabled
@@ -174,7 +207,7 @@ impl Deployer {
 
     /// Applies operator attribute values of folder Elements: an Element
     /// whose values changed is redeployed from the folder with them.
-    pub async fn set_folder_values(&self, overrides: BTreeMap<String, BTreeMap<String, String>>) {
+    pub async fn set_folder_values(self: &Arc<Self>, overrides: BTreeMap<String, BTreeMap<String, String>>) {
         let changed: Vec<String> = {
             let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let mut changed = Vec::new();
@@ -205,7 +238,7 @@ impl Deployer {
     /// portal: a folder Element whose approvals changed is redeployed from
     /// the folder with them (stored deployments get theirs from
     /// [`persist::Deployments`]).
-    pub async fn set_approvals(&self, approvals: BTreeMap<String, BTreeSet<Grant>>) {
+    pub async fn set_approvals(self: &Arc<Self>, approvals: BTreeMap<String, BTreeSet<Grant>>) {
         let changed: Vec<String> = {
             let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let all: BTreeSet<String> = names.keys().chain(approvals.keys()).cloned().collect();
@@ -256,6 +289,20 @@ impl Deployer {
         names.iter().filter_map(|n| self.status(n)).collect()
     }
 
+    /// Content hashes of the components this node serves, deploys or last
+    /// tried to deploy: their compiled code stays in the cache.
+    pub fn hashes_in_use(&self) -> BTreeSet<String> {
+        let mut hashes: BTreeSet<String> = {
+            let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            names
+                .values()
+                .filter_map(|s| s.source.as_ref().map(|src| src.hash.clone()))
+                .collect()
+        };
+        hashes.extend(self.registry.all().iter().map(|e| e.hash.clone()));
+        hashes
+    }
+
     /// The status of `name`, if the deployer knows it.
     pub fn status(&self, name: &str) -> Option<Status> {
         let element = self.registry.by_name(name);
@@ -275,21 +322,91 @@ impl Deployer {
         })
     }
 
-    /// Compiles, validates and mounts one Element, replacing its previous
-    /// version atomically. On failure the previous version keeps serving.
-    pub async fn deploy(&self, name: &str, source: ElementSource) -> Result<Arc<Element>, DeployError> {
-        let log = self.log(name);
+    /// Begins deploying `source` as `name` unless it is what `name` last
+    /// deployed or is deploying (or last failed to deploy: the same bad
+    /// source is not retried on every event, but any change to it is). The
+    /// deploy runs on a task of its own, so it completes and commits even if
+    /// whoever began it stops waiting.
+    pub fn begin(self: &Arc<Self>, name: &str, source: ElementSource) -> Option<Deploying> {
+        let generation = self.with_state(name, |s| {
+            if s.source.as_ref() == Some(&source) {
+                return None;
+            }
+            s.generation += 1;
+            s.in_flight += 1;
+            s.source = Some(source.clone());
+            Some(s.generation)
+        })?;
+        let this = self.clone();
+        let name = name.to_owned();
+        Some(Deploying(tokio::spawn(async move {
+            let result = this.compile(&name, &source).await;
+            let result = this.commit(&name, generation, result);
+            this.with_state(&name, |s| s.in_flight -= 1);
+            this.finished.notify_waiters();
+            result
+        })))
+    }
+
+    /// Waits until no deploy of `name` is in flight.
+    pub async fn settled(&self, name: &str) {
+        loop {
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            // Registered before the check, so a deploy finishing in between
+            // is not missed.
+            finished.as_mut().enable();
+            if self.with_state(name, |s| s.in_flight == 0) {
+                return;
+            }
+            finished.await;
+        }
+    }
+
+    /// Compiles and validates `source` within the deploy's bounds: a compile
+    /// slot, then the time limit.
+    async fn compile(&self, name: &str, source: &ElementSource) -> Result<Element, DeployError> {
+        let limit = self.host.deploy.compile_timeout;
+        let permit = match tokio::time::timeout(limit, self.compiles.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => return Err(DeployError::Busy(limit)),
+        };
+        tracing::info!(
+            element = name,
+            hash = %&source.hash[..12],
+            "compiling Element {name} (or loading it from the cache)"
+        );
         let host = self.host.clone();
         let owned_name = name.to_owned();
-        let task_log = log.clone();
-        let task_source = source.clone();
-        let result =
-            tokio::task::spawn_blocking(move || Element::deploy(&host, &owned_name, &task_source, task_log))
-                .await
-                .unwrap_or_else(|e| Err(DeployError::Compile(format!("deploy task failed: {e}"))));
+        let log = self.log(name);
+        let source = source.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // The slot is the thread's until the compile ends, timed out or not.
+            let _permit = permit;
+            Element::deploy(&host, &owned_name, &source, log)
+        });
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(DeployError::Compile(format!("deploy task failed: {e}"))),
+            Err(_) => Err(DeployError::CompileTimeout(limit)),
+        }
+    }
 
+    /// Swaps a compiled Element in (or records why it failed), unless a newer
+    /// deploy or an undeploy of `name` began since `generation`.
+    fn commit(
+        &self,
+        name: &str,
+        generation: u64,
+        result: Result<Element, DeployError>,
+    ) -> Result<Arc<Element>, DeployError> {
+        let log = self.log(name);
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let state = names.entry(name.to_owned()).or_default();
+        if state.generation != generation {
+            tracing::info!(element = name, "deploy superseded by a newer one; discarded");
+            return Err(DeployError::Superseded);
+        }
         let result = result.and_then(|mut element| {
             element.version = state.version + 1;
             let element = Arc::new(element);
@@ -301,7 +418,6 @@ impl Deployer {
         match &result {
             Ok(element) => {
                 state.version = element.version;
-                state.source = Some(source);
                 state.failure = None;
                 tracing::info!(
                     element = name,
@@ -344,10 +460,12 @@ impl Deployer {
     /// Takes the Element named `name` out of service; requests it is serving
     /// finish first. Returns whether it was serving.
     pub fn undeploy(&self, name: &str) -> bool {
-        let removed = self.registry.unmount(name).is_some();
-        self.with_state(name, |s| {
+        // A deploy of `name` still compiling must not mount it afterwards.
+        let removed = self.with_state(name, |s| {
+            s.generation += 1;
             s.source = None;
             s.failure = None;
+            self.registry.unmount(name).is_some()
         });
         if removed {
             tracing::info!(element = name, "Element undeployed");
@@ -361,12 +479,12 @@ impl Deployer {
     /// Brings Element `name` in line with the files in `dir`: deploys a new
     /// or changed `NAME.wasm`/`NAME.toml`, undeploys when `NAME.wasm` is gone,
     /// does nothing when nothing changed. Returns the deploy's outcome, if one ran.
-    pub async fn sync(&self, dir: &Path, name: &str) -> Option<Result<Arc<Element>, DeployError>> {
+    pub async fn sync(self: &Arc<Self>, dir: &Path, name: &str) -> Option<Result<Arc<Element>, DeployError>> {
         self.sync_settled(dir, name, SETTLE).await
     }
 
     async fn sync_settled(
-        &self,
+        self: &Arc<Self>,
         dir: &Path,
         name: &str,
         settle: Duration,
@@ -410,24 +528,15 @@ impl Deployer {
     /// failed to deploy: the same bad source is not retried on every event,
     /// but any change to it is).
     pub async fn deploy_if_changed(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         source: ElementSource,
     ) -> Option<Result<Arc<Element>, DeployError>> {
-        let _one_at_a_time = self.deploying.lock().await;
-        let unchanged = self.with_state(name, |s| s.source.as_ref() == Some(&source));
-        if unchanged {
-            return None;
-        }
-        let result = self.deploy(name, source.clone()).await;
-        if result.is_err() {
-            self.with_state(name, |s| s.source = Some(source));
-        }
-        Some(result)
+        Some(self.begin(name, source)?.wait().await)
     }
 
     /// Deploys every `NAME.wasm` in `dir` with its `NAME.toml`, if any.
-    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<LoadSummary> {
+    pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> std::io::Result<LoadSummary> {
         *self.folder.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_owned());
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir)? {

@@ -8,6 +8,14 @@
 //! makes itself, and every [`POLL_INTERVAL`] for changes other nodes made, so
 //! a cluster converges within a few seconds without any node-to-node traffic.
 //!
+//! Component versions are garbage-collected ([`Deployments::collect_garbage`],
+//! after every deploy that succeeds and at startup): a record keeps its
+//! component (`hash`) and the one it replaced (`previous`); a component no
+//! record keeps is deleted once it is older than the grace period
+//! (`gc_grace_secs`), which spares the upload another node is making between
+//! storing its component and its record. The compiled-code cache is swept
+//! likewise, also keeping what this node serves or deploys from its folder.
+//!
 //! A name belongs either to the deploy folder or to the store: the API
 //! refuses names deployed from the folder, and the folder watcher ignores
 //! names the store manages.
@@ -37,6 +45,10 @@ pub struct Record {
     pub name: String,
     /// SHA-256 of the component (key into `components`).
     pub hash: String,
+    /// SHA-256 of the component this version replaced, kept as well (for a
+    /// rollback) until the next version replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
     /// Manifest text, if any.
     #[serde(default)]
     pub manifest: Option<String>,
@@ -185,7 +197,14 @@ pub struct Deployments {
     /// The record versions (and approvals) this node has applied, by name.
     applied: Mutex<BTreeMap<String, (i64, BTreeSet<Grant>)>>,
     /// Serializes applying, so a poll and an API change never interleave.
+    /// Held while deciding what to deploy, not while it compiles.
     applying: tokio::sync::Mutex<()>,
+    /// Components this node is uploading (stored, their record not yet):
+    /// never collected, whatever the grace period.
+    uploading: Mutex<BTreeMap<String, usize>>,
+    /// Set once the deploy folder is loaded too ([`Deployments::start_collecting`]):
+    /// until then the cache sweep can't tell what the folder needs.
+    collecting: std::sync::atomic::AtomicBool,
 }
 
 impl Deployments {
@@ -205,6 +224,8 @@ impl Deployments {
             deployer,
             applied: Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
+            uploading: Mutex::default(),
+            collecting: Default::default(),
         }))
     }
 
@@ -230,6 +251,13 @@ impl Deployments {
         if upload.component.is_empty() {
             return Err(PersistError::Invalid("the component is missing".into()));
         }
+        let max = self.deployer.host().deploy.max_component_bytes;
+        if upload.component.len() > max {
+            return Err(PersistError::Invalid(format!(
+                "the component is {} bytes, over the limit of {max} (max_component_bytes)",
+                upload.component.len()
+            )));
+        }
         if !looks_like_component(&upload.component) {
             return Err(PersistError::Invalid(
                 "the upload is not a WebAssembly component (a core module, or not WebAssembly at all); \
@@ -250,20 +278,41 @@ impl Deployments {
             )));
         }
         let source = ElementSource::new(upload.component, upload.manifest.clone());
+        let _uploading = Uploading::new(&self.uploading, &source.hash);
         let data = base64::engine::general_purpose::STANDARD.encode(&source.component);
+        let stored_at = now_millis();
         match self
             .store
-            .insert(&self.components, json!({"_id": source.hash, "data": data}))
+            .insert(
+                &self.components,
+                json!({"_id": source.hash, "data": data, "storedAt": stored_at}),
+            )
             .await
         {
             Ok(_) => {}
-            Err(e) if e.is_duplicate_key() => {}
+            Err(e) if e.is_duplicate_key() => {
+                // Stored already, perhaps unneeded and about to be collected
+                // by another node: fresh again.
+                self.store
+                    .update_by_id(
+                        &self.components,
+                        &source.hash,
+                        &Update::parse(&json!({"$set": {"storedAt": stored_at}}))?,
+                        None,
+                    )
+                    .await?;
+            }
             Err(e) => return Err(e.into()),
         }
         let previous = self.get(&upload.name).await?;
         let record = Record {
             name: upload.name.clone(),
             hash: source.hash.clone(),
+            previous: match &previous {
+                Some(p) if p.hash != source.hash => Some(p.hash.clone()),
+                Some(p) => p.previous.clone(),
+                None => None,
+            },
             manifest: upload.manifest,
             values: upload.values,
             application: upload.application,
@@ -282,6 +331,8 @@ impl Deployments {
             self.store.insert(&self.records, doc).await?;
         }
         self.apply_all().await?;
+        // A poll may have begun this deploy first: the answer reflects it.
+        self.deployer.settled(&record.name).await;
         self.get(&record.name)
             .await?
             .ok_or(PersistError::NotFound(record.name))
@@ -311,6 +362,7 @@ impl Deployments {
                 e => e.into(),
             })?;
         self.apply_all().await?;
+        self.deployer.settled(name).await;
         self.get(name)
             .await?
             .ok_or_else(|| PersistError::NotFound(name.to_owned()))
@@ -431,7 +483,26 @@ impl Deployments {
 
     /// Brings this node's Elements in line with the stored records.
     pub async fn apply_all(&self) -> Result<(), PersistError> {
+        // Deploys are begun under the lock and waited for after it: one
+        // Element compiling doesn't hold up another's deploy.
+        let deploying = self.begin_all().await?;
+        let mut loaded = false;
+        for deploy in deploying {
+            loaded |= deploy.wait().await.is_ok();
+        }
+        if loaded
+            && self.collecting.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.collect_garbage().await
+        {
+            tracing::warn!(error = %e, "could not collect unneeded components; will retry");
+        }
+        Ok(())
+    }
+
+    /// Applies what is quick and begins the deploys of changed records.
+    async fn begin_all(&self) -> Result<Vec<super::Deploying>, PersistError> {
         let _one_at_a_time = self.applying.lock().await;
+        let mut deploying = Vec::new();
         let disabled: std::collections::BTreeSet<String> = self
             .store
             .find(&self.folder_disabled, &Query::new(Filter::all()))
@@ -487,7 +558,7 @@ impl Deployments {
                 source.application = record.application.clone();
                 source.grants = approved;
                 self.deployer.set_disabled(&record.name, false);
-                self.deployer.deploy_if_changed(&record.name, source).await;
+                deploying.extend(self.deployer.begin(&record.name, source));
             } else {
                 self.deployer.set_disabled(&record.name, true);
                 self.deployer.undeploy(&record.name);
@@ -496,6 +567,72 @@ impl Deployments {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(record.name.clone(), wanted);
+        }
+        Ok(deploying)
+    }
+
+    /// Collects garbage now and after every deploy that succeeds from now
+    /// on; called at startup once the deploy folder is loaded.
+    pub async fn start_collecting(&self) {
+        self.collecting.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = self.collect_garbage().await {
+            tracing::warn!(error = %e, "could not collect unneeded components; will retry");
+        }
+    }
+
+    /// Deletes stored components no record keeps (as its version or the
+    /// previous one) and older than the grace period, then sweeps the
+    /// compiled-code cache of entries for components neither kept nor
+    /// deployed on this node. Safe with many nodes on one store: a record's
+    /// two versions are never deleted, whichever node stored them.
+    pub async fn collect_garbage(&self) -> Result<(), PersistError> {
+        let grace = self.deployer.host().deploy.gc_grace;
+        let mut keep: BTreeSet<String> = self
+            .list()
+            .await?
+            .into_iter()
+            .flat_map(|r| std::iter::once(r.hash).chain(r.previous))
+            .collect();
+        keep.extend(
+            self.uploading
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        let cutoff = now_millis().saturating_sub(grace.as_millis() as u64);
+        let filter = Filter::parse(&json!({
+            "_id": {"$nin": keep.iter().collect::<Vec<_>>()},
+            "$or": [{"storedAt": {"$lt": cutoff}}, {"storedAt": {"$exists": false}}],
+        }))?;
+        let doomed: Vec<String> = self
+            .store
+            .find(&self.components, &Query::new(filter.clone()))
+            .await?
+            .iter()
+            .filter_map(|d| d.get("_id")?.as_str().map(str::to_owned))
+            .collect();
+        for hash in &doomed {
+            // One by one with the same filter, so a component made fresh
+            // again meanwhile (re-uploaded) stays.
+            let one = Filter::by_id(hash).and(filter.clone());
+            if self.store.delete_many(&self.components, &one).await? > 0 {
+                tracing::info!(hash = %hash, "removed unneeded stored component");
+            }
+        }
+        keep.extend(self.deployer.hashes_in_use());
+        let cache = self.deployer.host().clone();
+        let swept = tokio::task::spawn_blocking(move || cache.cache.retain(&keep, grace))
+            .await
+            .map_err(|e| PersistError::Invalid(format!("cache sweep failed: {e}")))?;
+        match swept {
+            Ok(swept) if swept.entries > 0 => tracing::info!(
+                entries = swept.entries,
+                bytes = swept.bytes,
+                "removed unneeded compiled-code cache entries"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sweep the compiled-code cache"),
         }
         Ok(())
     }
@@ -514,6 +651,45 @@ impl Deployments {
         poll(self, "stored deployments", |this| async move {
             this.apply_all().await
         });
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Marks a component as being uploaded by this node while it lives.
+struct Uploading<'a> {
+    set: &'a Mutex<BTreeMap<String, usize>>,
+    hash: String,
+}
+
+impl<'a> Uploading<'a> {
+    fn new(set: &'a Mutex<BTreeMap<String, usize>>, hash: &str) -> Uploading<'a> {
+        *set.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(hash.to_owned())
+            .or_default() += 1;
+        Uploading {
+            set,
+            hash: hash.to_owned(),
+        }
+    }
+}
+
+impl Drop for Uploading<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = set.get_mut(&self.hash) {
+            *n -= 1;
+            if *n == 0 {
+                set.remove(&self.hash);
+            }
+        }
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Host {
     pub clock: crate::clock::OffsetClock,
     /// Grants the operator approved in the configuration, by Element name.
     pub element_grants: BTreeMap<String, BTreeSet<Grant>>,
+    /// Bounds on deploys.
+    pub deploy: crate::config::DeploySettings,
 }
 
 /// Why an Element could not be deployed. The message is meant for operators.
@@ -58,6 +60,19 @@ pub enum DeployError {
     /// A limit is out of range.
     #[error("invalid limits: {0}")]
     Limits(String),
+    /// The component is over a bound of what a deploy compiles.
+    #[error("too large to deploy: {0}")]
+    TooLarge(String),
+    /// Compiling and validating took longer than the deploy's time limit.
+    #[error("compiling took longer than the limit of {0:?} (compile_timeout_ms)")]
+    CompileTimeout(std::time::Duration),
+    /// Every compile slot stayed busy for the deploy's whole time limit.
+    #[error("no compile slot came free within {0:?}: other deploys are compiling; try again")]
+    Busy(std::time::Duration),
+    /// A newer deploy of the same name (or its removal) began before this
+    /// one finished; the newer one decides what serves.
+    #[error("superseded by a newer deploy of the same Element")]
+    Superseded,
     /// The bytes are not a WebAssembly component wasmtime can compile.
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
@@ -192,7 +207,6 @@ impl Element {
         if let Some(app) = &source.application {
             validate_name("application", app).map_err(DeployError::Mount)?;
         }
-        let component = &source.component[..];
         let requested = manifest.requested_grants(name);
         let approved = host.element_grants.get(name);
         let missing: Vec<String> = requested
@@ -216,9 +230,20 @@ impl Element {
         let attributes = effective_attributes(&manifest, &host.attributes, operator)?;
 
         let hash = source.hash.clone();
+        // Configuration errors first (cheap, and what an operator fixes);
+        // then the bounds, before anything is compiled.
+        let component = compile::within_bounds(
+            &source.component,
+            host.deploy.max_component_bytes,
+            host.deploy.max_function_bytes,
+        )
+        .map_err(|e| match e {
+            compile::BoundsError::TooLarge(why) => DeployError::TooLarge(why),
+            compile::BoundsError::Invalid(why) => DeployError::Compile(why),
+        })?;
         let (compiled, outcome) = host
             .cache
-            .load_or_compile(&host.engine, component, &hash)
+            .load_or_compile(&host.engine, &component, &hash)
             .map_err(|e| DeployError::Compile(format!("{e:#}")))?;
         let instance_pre = host
             .linker
