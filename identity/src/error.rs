@@ -26,6 +26,22 @@ pub enum IdentityError {
     /// A unique name or identifier is taken.
     #[error("{0}")]
     AlreadyExists(String),
+    /// Too many failed attempts for this account or from this client
+    /// address: refused without looking at the credential.
+    #[error("{message}")]
+    Throttled {
+        /// What the client reads.
+        message: String,
+        /// Seconds until an attempt may succeed again.
+        retry_after_secs: u64,
+    },
+    /// Password work is saturated (every password thread busy and the
+    /// queue full): refused at once rather than queued without bound.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+    },
     /// The document store cannot be reached; retry later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -60,6 +76,22 @@ impl IdentityError {
         IdentityError::PermissionDenied(
             "Cannot unlink last account identifier. Check profile exists and is not last link.".into(),
         )
+    }
+    /// Login attempts refused for `retry_after_secs` seconds.
+    pub fn throttled(retry_after_secs: u64) -> IdentityError {
+        IdentityError::Throttled {
+            message: "Too many failed attempts; retry later.".into(),
+            retry_after_secs,
+        }
+    }
+    /// Seconds the client should wait before retrying, for errors that say.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            IdentityError::Throttled { retry_after_secs, .. } | IdentityError::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        }
     }
     /// Shorthand for [`IdentityError::InvalidArgument`].
     pub fn invalid(message: impl Into<String>) -> IdentityError {

@@ -18,7 +18,8 @@
 //! * [`Profile`]: a user in an application (one per pair by default).
 //! * [`Session`]: an Elements session; the client holds a random secret,
 //!   the store its SHA-256. Nakama clients get JWT session/refresh tokens
-//!   ([`token`]) whose ids are on an allow-list in the store.
+//!   ([`token`]) whose ids are on an allow-list in the store; refresh
+//!   tokens rotate within a family, and a replayed one revokes the family.
 //!
 //! Collections (namespace `core`): `users`, `identities` (`_id` =
 //! `<scheme>:<id>`), `profiles`, `applications`, `sessions`, `tokens`,
@@ -37,7 +38,9 @@
 //! ## Secrets
 //!
 //! Passwords: argon2id, m = 19456 KiB, t = 2, p = 1 (OWASP's minimum), see
-//! [`password`]. Session secrets: 256 random bits from the OS CSPRNG, stored
+//! [`password`], on a pool of its own bounded in threads and queue. Failed
+//! password logins are throttled per account and client address
+//! ([`throttle`], per node). Session secrets: 256 random bits from the OS CSPRNG, stored
 //! as SHA-256. Every secret comparison is constant-time ([`secret::ct_eq`],
 //! argon2's verifier, the JWT HMAC check). [`Secret`] never prints.
 //!
@@ -56,6 +59,7 @@ pub mod secret;
 mod service;
 mod sessions;
 mod store_util;
+pub mod throttle;
 pub mod time;
 pub mod token;
 pub mod validate;
@@ -63,6 +67,7 @@ pub mod verifier;
 
 pub use error::{IdentityError, Result};
 pub use model::{Application, Identity, Level, Page, Profile, Session, User, VerificationStatus, scheme};
+pub use password::PasswordPool;
 pub use profiles::{ApplicationUpdate, NewProfile, ProfileQuery, ProfileUpdate};
 pub use secret::Secret;
 pub use service::{
@@ -70,4 +75,5 @@ pub use service::{
     require_self_or_superuser, require_superuser,
 };
 pub use sessions::{Caller, CallerSession, ResolvedSession, TokenPair, TokenSession};
+pub use throttle::ThrottleConfig;
 pub use verifier::{Credential, IdentityVerifier, VerifiedIdentity};

@@ -6,8 +6,8 @@
 //! verifiable. Salts are 16 random bytes from the OS CSPRNG. Verification
 //! compares the derived hash in constant time (the `password-hash` crate's
 //! `Output` equality). Hashing costs tens of milliseconds of CPU on purpose:
-//! callers on an async runtime run it on a blocking thread
-//! ([`hash_password_blocking`], [`verify_password_blocking`]).
+//! callers on an async runtime run it on a [`PasswordPool`], bounded in
+//! threads and in waiting jobs.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -50,19 +50,116 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool> {
     }
 }
 
-/// [`hash_password`] on tokio's blocking pool.
-pub async fn hash_password_blocking(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| IdentityError::internal(format!("password hashing task: {e}")))?
+/// A job of the password pool.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The threads that hash and verify passwords, apart from tokio's blocking
+/// pool: argon2 is tens of milliseconds of CPU and 19 MiB per call, so a
+/// login flood on the shared blocking pool would make every store call (the
+/// SQLite backend runs there) wait behind it. A few dedicated threads (about
+/// one per core) take jobs from a bounded queue; a full queue refuses at once
+/// ([`IdentityError::Busy`]) rather than letting waiters pile up.
+pub struct PasswordPool {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    workers: usize,
+    queue: usize,
 }
 
-/// [`verify_password`] on tokio's blocking pool.
-pub async fn verify_password_blocking(password: String, phc: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| IdentityError::internal(format!("password verification task: {e}")))?
+impl std::fmt::Debug for PasswordPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordPool")
+            .field("workers", &self.workers)
+            .field("queue", &self.queue)
+            .finish()
+    }
 }
+
+/// What a refusal of a full pool tells the client to wait, in seconds: the
+/// queue drains in well under that.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+impl PasswordPool {
+    /// Starts `workers` threads (at least one) with room for `queue` waiting
+    /// jobs. The threads end when the pool is dropped.
+    pub fn new(workers: usize, queue: usize) -> Result<PasswordPool> {
+        let workers = workers.max(1);
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for n in 0..workers {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, not while running it.
+                        let job = match receiver.lock() {
+                            Ok(r) => r.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| IdentityError::internal(format!("starting password threads: {e}")))?;
+        }
+        Ok(PasswordPool { jobs, workers, queue })
+    }
+
+    /// One thread per available core, 64 waiting jobs.
+    pub fn with_defaults() -> Result<PasswordPool> {
+        PasswordPool::new(default_workers(), DEFAULT_QUEUE)
+    }
+
+    /// Runs `f` on a pool thread; [`IdentityError::Busy`] at once when the
+    /// queue is full.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The asker may have gone (request cancelled): nothing to tell.
+            let _ = reply.send(f());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                return Err(IdentityError::Busy {
+                    retry_after_secs: BUSY_RETRY_AFTER_SECS,
+                });
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(IdentityError::internal("the password threads are gone"));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| IdentityError::internal("a password thread dropped its job"))?
+    }
+
+    /// [`hash_password`] on the pool.
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || hash_password(&password)).await
+    }
+
+    /// [`verify_password`] on the pool; with no stored hash, verifies
+    /// against a dummy one (and answers false) so an account without a
+    /// password costs as long as a wrong password.
+    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
+        self.run(move || match phc {
+            Some(phc) => verify_password(&password, &phc),
+            None => verify_password(&password, dummy_hash()).map(|_| false),
+        })
+        .await
+    }
+}
+
+/// Default number of password threads: the available cores.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Default number of password jobs that may wait for a thread.
+pub const DEFAULT_QUEUE: usize = 64;
 
 /// A hash of a random password, verified against when the account does not
 /// exist, so an unknown login costs as long as a wrong password.
@@ -86,6 +183,50 @@ mod tests {
         assert!(!verify_password("correct horsf", &hash)?);
         assert_ne!(hash, hash_password("correct horse")?, "salted");
         assert!(verify_password("x", "not a phc string").is_err());
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_refuses_instead_of_queueing() -> Result<()> {
+        // One thread, one waiting job. The thread is held by a job that
+        // waits for our word, a hash waits in the queue: the next is refused
+        // at once, and the waiting one still finishes once the thread frees.
+        let pool = std::sync::Arc::new(PasswordPool::new(1, 1)?);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .map_err(|e| IdentityError::internal(e.to_string()))?
+            .map_err(|e| IdentityError::internal(e.to_string()))?;
+        // The thread is busy, so this job stays in the queue's one place.
+        let (queued_tx, queued) = tokio::sync::oneshot::channel();
+        let filler: Job = Box::new(move || {
+            let _ = queued_tx.send(hash_password("correct horse"));
+        });
+        assert!(pool.jobs.try_send(filler).is_ok(), "the queue had room");
+        assert_eq!(
+            pool.verify("x".into(), None).await,
+            Err(IdentityError::Busy { retry_after_secs: 1 })
+        );
+        let _ = release.send(());
+        let join = |e: tokio::task::JoinError| IdentityError::internal(e.to_string());
+        holder.await.map_err(join)??;
+        let hash = queued
+            .await
+            .map_err(|e| IdentityError::internal(e.to_string()))??;
+        assert!(verify_password("correct horse", &hash)?);
+        assert!(!pool.verify("x".into(), None).await?, "no hash never matches");
         Ok(())
     }
 }

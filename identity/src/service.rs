@@ -3,6 +3,7 @@
 //! in [`crate::profiles`].
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,9 +15,11 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{IdentityError, Result};
 use crate::model::{Identity, Level, Page, User, VerificationStatus, empty_object, scheme};
-use crate::password::{dummy_hash, hash_password_blocking, verify_password_blocking};
+use crate::password::PasswordPool;
 use crate::secret::{Secret, random_token};
+use crate::sessions::{Caller, CallerSession};
 use crate::store_util::{atomic, duplicate_in, is_precondition, page, parse, to_doc, update_by_id};
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 use crate::time::now_ms;
 use crate::token::TokenKeys;
 use crate::validate;
@@ -44,6 +47,13 @@ pub struct IdentityConfig {
     pub root_password: Option<Secret>,
     /// At most one profile per user per application (the default).
     pub unique_profile_per_application: bool,
+    /// Limits on failed password logins (per node).
+    pub login_throttle: ThrottleConfig,
+    /// Threads hashing and verifying passwords (default: one per core).
+    pub password_workers: usize,
+    /// Password jobs that may wait for a thread; beyond, requests are
+    /// refused with [`IdentityError::Busy`].
+    pub password_queue: usize,
 }
 
 impl Default for IdentityConfig {
@@ -56,6 +66,9 @@ impl Default for IdentityConfig {
             session_expiry: Duration::from_secs(24 * 3600),
             root_password: None,
             unique_profile_per_application: true,
+            login_throttle: ThrottleConfig::default(),
+            password_workers: crate::password::default_workers(),
+            password_queue: crate::password::DEFAULT_QUEUE,
         }
     }
 }
@@ -106,6 +119,8 @@ pub struct FindOrCreate {
     pub create: bool,
     /// Name of a new account (generated when absent; ignored for existing ones).
     pub username: Option<String>,
+    /// The client's address, for throttling password guesses.
+    pub client: Option<IpAddr>,
 }
 
 /// A user to create directly (sign-up, bootstrap, administration).
@@ -133,6 +148,9 @@ pub struct UserUpdate {
     pub email: Option<String>,
     /// New password.
     pub password: Option<String>,
+    /// The user's current password: required when users change their own
+    /// password or email (if they have a password).
+    pub current_password: Option<String>,
     /// Display name.
     pub display_name: Option<String>,
     /// Avatar URL.
@@ -162,6 +180,8 @@ pub struct IdentityService {
     pub(crate) c: Collections,
     pub(crate) config: IdentityConfig,
     pub(crate) keys: TokenKeys,
+    pub(crate) passwords: PasswordPool,
+    throttle: LoginThrottle,
     verifiers: RwLock<HashMap<String, Arc<dyn IdentityVerifier>>>,
 }
 
@@ -212,6 +232,7 @@ impl IdentityService {
             (&c.applications, index(&["name"], true)?),
             (&c.sessions, index(&["user_id"], false)?),
             (&c.tokens, index(&["user_id"], false)?),
+            (&c.tokens, index(&["family"], false)?),
         ];
         if config.unique_profile_per_application {
             indexes.push((&c.profiles, index(&["user_id", "application_id"], true)?));
@@ -221,11 +242,15 @@ impl IdentityService {
         }
         backfill_name_keys(&store, &c).await?;
         let keys = load_token_keys(&store, &c, &config).await?;
+        let passwords = PasswordPool::new(config.password_workers, config.password_queue)?;
+        let throttle = LoginThrottle::new(config.login_throttle.clone());
         let service = IdentityService {
             store,
             c,
             config,
             keys,
+            passwords,
+            throttle,
             verifiers: RwLock::new(HashMap::new()),
         };
         service.register_verifier(Arc::new(DeviceVerifier));
@@ -362,16 +387,15 @@ impl IdentityService {
     }
 
     /// Logs in with a name or email and a password (the `/api/rest` session
-    /// login). Unknown logins and wrong passwords fail alike, in about the
-    /// same time.
-    pub async fn login_password(&self, login: &str, password: &str) -> Result<User> {
+    /// and portal logins). Unknown logins and wrong passwords fail alike, in
+    /// about the same time; throttled ones fail before any hashing.
+    pub async fn login_password(&self, login: &str, password: &str, client: Option<IpAddr>) -> Result<User> {
         let doc = self.user_doc_by_login(login).await?;
         let found = doc.map(split_hash).transpose()?;
-        let phc = found
-            .as_ref()
-            .and_then(|(_, h)| h.clone())
-            .unwrap_or_else(|| dummy_hash().to_owned());
-        let matches = verify_password_blocking(password.to_owned(), phc).await?;
+        // A known account is throttled under its id whichever login named it.
+        let account = found.as_ref().map_or(login, |(user, _)| user.id.as_str());
+        let phc = found.as_ref().and_then(|(_, h)| h.clone());
+        let matches = self.check_password(account, client, password, phc).await?;
         match found {
             Some((user, Some(_))) if matches => {
                 if user.banned {
@@ -383,6 +407,32 @@ impl IdentityService {
         }
     }
 
+    /// Whether `password` matches `phc` (never without one), throttled per
+    /// `account` and `client`: a throttled attempt fails before hashing,
+    /// a wrong password counts, a right one clears the account's failures.
+    async fn check_password(
+        &self,
+        account: &str,
+        client: Option<IpAddr>,
+        password: &str,
+        phc: Option<String>,
+    ) -> Result<bool> {
+        let attempt = self.throttle.begin(account, client)?;
+        match self.passwords.verify(password.to_owned(), phc).await {
+            Ok(true) => {
+                attempt.succeeded();
+                Ok(true)
+            }
+            // Dropping the attempt leaves the failure counted.
+            Ok(false) => Ok(false),
+            Err(e @ IdentityError::Busy { .. }) => {
+                attempt.abandoned();
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a user from scratch (sign-up, administration, bootstrap). An
     /// email becomes an unverified `email` identity too.
     pub async fn create_user(&self, new: NewUser) -> Result<User> {
@@ -391,7 +441,7 @@ impl IdentityService {
         let hash = match new.password {
             Some(p) => {
                 validate::password(&p)?;
-                Some(hash_password_blocking(p).await?)
+                Some(self.passwords.hash(p).await?)
             }
             None => None,
         };
@@ -476,14 +526,56 @@ impl IdentityService {
 
     /// Changes a user. The user themself or a superuser; only a superuser
     /// changes levels and bans. A ban revokes the user's sessions and tokens.
+    /// Users changing their own password or email must give their current
+    /// password (if they have one); a change of either ends every session of
+    /// the user. Use [`IdentityService::update_user_as`] to keep the caller's.
     pub async fn update_user(&self, actor: &User, id: &str, update: UserUpdate) -> Result<User> {
+        self.update_user_keeping(actor, None, id, update).await
+    }
+
+    /// [`IdentityService::update_user`] by the caller of a request: a change
+    /// of the caller's own password or email ends their *other* sessions and
+    /// keeps the one they made it with.
+    pub async fn update_user_as(&self, caller: &Caller, id: &str, update: UserUpdate) -> Result<User> {
+        self.update_user_keeping(&caller.user, Some(&caller.session), id, update)
+            .await
+    }
+
+    async fn update_user_keeping(
+        &self,
+        actor: &User,
+        keep: Option<&CallerSession>,
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<User> {
         require_self_or_superuser(actor, id)?;
         if (update.level.is_some() || update.banned.is_some()) && actor.level != Level::Superuser {
             return Err(IdentityError::PermissionDenied(
                 "Only a superuser may change a user's level or ban a user.".into(),
             ));
         }
-        let current = self.user(id).await?;
+        let (current, phc) = self
+            .user_with_hash(id)
+            .await?
+            .ok_or_else(|| IdentityError::not_found("User not found."))?;
+        let new_email = update.email.as_deref().map(validate::email).transpose()?;
+        let changes_credentials = update.password.is_some()
+            || new_email
+                .as_deref()
+                .is_some_and(|e| current.email.as_deref() != Some(e));
+        // A stolen session must not be enough to take the account over; a
+        // superuser acting on another account is the operator's decision.
+        if changes_credentials && actor.id == id && phc.is_some() {
+            let given = update.current_password.as_deref().unwrap_or_default();
+            if given.is_empty() {
+                return Err(IdentityError::invalid(
+                    "The current password is required to change the password or email.",
+                ));
+            }
+            if !self.check_password(id, None, given, phc).await? {
+                return Err(IdentityError::invalid("The current password is wrong."));
+            }
+        }
         let now = now_ms();
         let mut set = Map::new();
         let mut unset = Map::new();
@@ -546,7 +638,7 @@ impl IdentityService {
         }
         if let Some(p) = update.password {
             validate::password(&p)?;
-            set.insert("password_hash".into(), json!(hash_password_blocking(p).await?));
+            set.insert("password_hash".into(), json!(self.passwords.hash(p).await?));
         }
         if let Some(level) = update.level {
             set.insert("level".into(), json!(level));
@@ -559,8 +651,7 @@ impl IdentityService {
                 unset.insert("banned_at".into(), json!(""));
             }
         }
-        if let Some(e) = &update.email {
-            let email = validate::email(e)?;
+        if let Some(email) = new_email {
             if current.email.as_deref() != Some(email.as_str()) {
                 ops.push(self.insert_identity(
                     id,
@@ -601,6 +692,11 @@ impl IdentityService {
         }
         if update.banned == Some(true) {
             self.revoke_all(id).await?;
+        } else if changes_credentials {
+            match keep.filter(|_| actor.id == id) {
+                Some(session) => self.revoke_other_sessions(id, session).await?,
+                None => self.revoke_all(id).await?,
+            }
         }
         self.user(id).await
     }
@@ -609,18 +705,21 @@ impl IdentityService {
 
     /// Authenticates with a credential of `scheme` through its verifier, then
     /// finds or creates the user (Nakama's authenticate calls).
+    /// `client` is the caller's address, for throttling password guesses.
     pub async fn authenticate(
         &self,
         scheme: &str,
         credential: &Credential,
         create: bool,
         username: Option<String>,
+        client: Option<IpAddr>,
     ) -> Result<AuthOutcome> {
         let identity = self.verifier(scheme)?.verify(credential).await?;
         self.find_or_create_user(FindOrCreate {
             identity,
             create,
             username,
+            client,
         })
         .await
     }
@@ -642,11 +741,12 @@ impl IdentityService {
                 let (user, phc) = self.user_with_hash(&identity.user_id).await?.ok_or_else(|| {
                     IdentityError::internal(format!("identity {key} points to a missing user"))
                 })?;
-                if let Some(password) = &v.password {
-                    let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-                    if !verify_password_blocking(password.clone(), phc).await? {
-                        return Err(IdentityError::invalid_credentials());
-                    }
+                if let Some(password) = &v.password
+                    && !self
+                        .check_password(&user.id, request.client, password, phc)
+                        .await?
+                {
+                    return Err(IdentityError::invalid_credentials());
                 }
                 if user.banned {
                     return Err(IdentityError::banned());
@@ -659,7 +759,7 @@ impl IdentityService {
             if password_hash.is_none()
                 && let Some(password) = &v.password
             {
-                password_hash = Some(hash_password_blocking(password.clone()).await?);
+                password_hash = Some(self.passwords.hash(password.clone()).await?);
             }
             let name = match &username {
                 Some(n) => n.clone(),
@@ -812,7 +912,7 @@ impl IdentityService {
             if let Some(p) = &v.password {
                 set.insert(
                     "password_hash".into(),
-                    json!(hash_password_blocking(p.clone()).await?),
+                    json!(self.passwords.hash(p.clone()).await?),
                 );
             }
         }

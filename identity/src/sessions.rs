@@ -2,11 +2,21 @@
 //! and Nakama-compatible JWT session/refresh tokens (stored as an allow-list
 //! entry per token id, which logout and bans remove). Both live in the store,
 //! so revocation survives restarts and holds on every node.
+//!
+//! ## Token families
+//!
+//! A login starts a *family*; each refresh rotates within it: the refresh
+//! token used is spent (its entry marked `rotated`, atomically, so of two
+//! concurrent refreshes with one token exactly one wins) and a new pair is
+//! issued in the same family. A spent refresh token presented again means
+//! two parties hold it, one of them a thief: the whole family (every
+//! session and refresh token issued from that login) is revoked. Logout
+//! revokes the family of the tokens it names.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use elements_store::{Filter, StoreError, Update};
+use elements_store::{Filter, FindAndModify, ReturnDocument, StoreError, Update, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -14,7 +24,7 @@ use crate::error::{IdentityError, Result};
 use crate::model::{Application, Profile, Session, User};
 use crate::secret::{ct_eq, hash_secret, random_token};
 use crate::service::IdentityService;
-use crate::store_util::{parse, to_doc};
+use crate::store_util::{atomic, is_precondition, parse, to_doc};
 use crate::time::now_ms;
 use crate::token::{Claims, TokenKind};
 
@@ -93,6 +103,23 @@ struct TokenDoc {
     refresh_exp: i64,
     #[serde(rename = "_expiresAt")]
     expires_at: i64,
+    /// The login this entry descends from (absent on entries issued before
+    /// families: the entry is its own family then).
+    #[serde(default)]
+    family: String,
+    /// The refresh token was exchanged: presenting it again is a replay.
+    #[serde(default)]
+    rotated: bool,
+}
+
+impl TokenDoc {
+    fn family(&self) -> &str {
+        if self.family.is_empty() {
+            &self.id
+        } else {
+            &self.family
+        }
+    }
 }
 
 /// Longest credential looked at (anything longer is not ours).
@@ -214,9 +241,25 @@ impl IdentityService {
     // ------------------------------------------------------ Nakama tokens
 
     /// Issues a session token and a refresh token for `user`, sharing a new
-    /// token id that is put on the allow-list.
+    /// token id that is put on the allow-list, in a new family (a login).
     pub async fn issue_tokens(&self, user: &User, vars: BTreeMap<String, String>) -> Result<TokenPair> {
         let token_id = uuid::Uuid::new_v4().to_string();
+        self.issue_in_family(user, vars, token_id.clone(), token_id, None)
+            .await
+    }
+
+    /// Issues a pair in `family`. With `parent` (the refresh that led here),
+    /// only while the parent's entry is still there, in one atomic batch:
+    /// a replay revoking the family at the same moment either removes the
+    /// parent first (nothing is issued) or the new entry with the family.
+    async fn issue_in_family(
+        &self,
+        user: &User,
+        vars: BTreeMap<String, String>,
+        token_id: String,
+        family: String,
+        parent: Option<&str>,
+    ) -> Result<TokenPair> {
         let iat = now_ms() / 1000;
         let exp = iat.saturating_add(self.config.token_expiry.as_secs() as i64);
         let refresh_exp = iat.saturating_add(self.config.refresh_token_expiry.as_secs() as i64);
@@ -228,8 +271,36 @@ impl IdentityService {
             session_exp: exp,
             refresh_exp,
             expires_at: exp.max(refresh_exp).saturating_mul(1000),
+            family,
+            rotated: false,
         };
-        self.store.insert(&self.c.tokens, to_doc(&entry)?).await?;
+        match parent {
+            None => {
+                self.store.insert(&self.c.tokens, to_doc(&entry)?).await?;
+            }
+            Some(parent) => {
+                let ops = vec![
+                    WriteOp::Require {
+                        collection: self.c.tokens.clone(),
+                        filter: Filter::by_id(parent),
+                        exists: true,
+                    },
+                    WriteOp::Insert {
+                        collection: self.c.tokens.clone(),
+                        document: to_doc(&entry)?,
+                    },
+                ];
+                match atomic(&self.store, ops).await {
+                    Ok(()) => {}
+                    Err(e) if is_precondition(&e) => {
+                        return Err(IdentityError::Unauthenticated(
+                            "Refresh token invalid or expired.".into(),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         let mut claims = Claims {
             tid: token_id.clone(),
             uid: user.id.clone(),
@@ -299,10 +370,34 @@ impl IdentityService {
             .keys
             .verify(TokenKind::Refresh, refresh_token)
             .ok_or_else(invalid)?;
-        match self.token_entry(&claims.tid).await? {
-            Some(entry) if entry.refresh && entry.user_id == claims.uid => {}
-            _ => return Err(invalid()),
-        }
+        // Spend the refresh token: one atomic step, so of concurrent
+        // refreshes with it exactly one gets through.
+        let live = Filter::parse(&json!({"_id": claims.tid, "refresh": true, "user_id": claims.uid}))?;
+        let spend = Update::parse(&json!({"$set": {"refresh": false, "rotated": true}}))?;
+        let options = FindAndModify {
+            return_document: ReturnDocument::Before,
+            ..FindAndModify::default()
+        };
+        let spent = self
+            .store
+            .find_one_and_update(&self.c.tokens, &live, &spend, &options)
+            .await?;
+        let entry: TokenDoc = match spent {
+            Some(doc) => parse(doc)?,
+            None => {
+                if let Some(entry) = self.token_entry(&claims.tid).await?
+                    && entry.rotated
+                    && entry.user_id == claims.uid
+                {
+                    tracing::warn!(
+                        user = %claims.uid,
+                        "a spent refresh token was presented again: revoking its session family"
+                    );
+                    self.revoke_family(&entry).await?;
+                }
+                return Err(invalid());
+            }
+        };
         let user = match self.user(&claims.uid).await {
             Ok(user) => user,
             Err(IdentityError::NotFound(_)) => return Err(IdentityError::account_not_found()),
@@ -312,13 +407,28 @@ impl IdentityService {
             return Err(IdentityError::banned());
         }
         let vars = if vars.is_empty() { claims.vrs } else { vars };
-        let pair = self.issue_tokens(&user, vars).await?;
+        let pair = self
+            .issue_in_family(
+                &user,
+                vars,
+                uuid::Uuid::new_v4().to_string(),
+                entry.family().to_owned(),
+                Some(&entry.id),
+            )
+            .await?;
         Ok((user, pair))
     }
 
-    /// Nakama's session logout for `user_id`: revokes the given session
-    /// and/or refresh token (each must be the caller's), or every token of
-    /// the user when neither is given.
+    /// Revokes every token of `entry`'s family.
+    async fn revoke_family(&self, entry: &TokenDoc) -> Result<()> {
+        let filter = Filter::parse(&json!({"$or": [{"family": entry.family()}, {"_id": entry.id}]}))?;
+        self.store.delete_many(&self.c.tokens, &filter).await?;
+        Ok(())
+    }
+
+    /// Nakama's session logout for `user_id`: revokes the families of the
+    /// given session and/or refresh token (each must be the caller's), or
+    /// every token of the user when neither is given.
     pub async fn logout_tokens(
         &self,
         user_id: &str,
@@ -351,16 +461,44 @@ impl IdentityService {
                 .await?;
             return Ok(());
         }
-        for (claims, field) in [(session_claims, "session"), (refresh_claims, "refresh")] {
-            let Some(claims) = claims else { continue };
-            let update = Update::parse(&json!({"$set": {field: false}}))?;
-            match self
-                .store
-                .update_by_id(&self.c.tokens, &claims.tid, &update, None)
-                .await
+        for claims in [session_claims, refresh_claims].into_iter().flatten() {
+            // Already gone (logged out, revoked, expired): nothing to do.
+            if let Some(entry) = self.token_entry(&claims.tid).await?
+                && entry.user_id == user_id
             {
-                Ok(_) | Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+                self.revoke_family(&entry).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every session and token of `user_id` except `keep` (the one the
+    /// user is acting with): after a password or email change, whoever else
+    /// held a session is out.
+    pub async fn revoke_other_sessions(&self, user_id: &str, keep: &CallerSession) -> Result<()> {
+        match keep {
+            CallerSession::Elements(resolved) => {
+                let others =
+                    Filter::parse(&json!({"user_id": user_id, "_id": {"$ne": resolved.session.id}}))?;
+                self.store.delete_many(&self.c.sessions, &others).await?;
+                self.store
+                    .delete_many(&self.c.tokens, &Filter::eq("user_id", user_id)?)
+                    .await?;
+            }
+            CallerSession::Token(session) => {
+                let family = match self.token_entry(&session.token_id).await? {
+                    Some(entry) => entry.family().to_owned(),
+                    None => session.token_id.clone(),
+                };
+                let others = Filter::parse(&json!({
+                    "user_id": user_id,
+                    "family": {"$ne": family},
+                    "_id": {"$ne": session.token_id},
+                }))?;
+                self.store.delete_many(&self.c.tokens, &others).await?;
+                self.store
+                    .delete_many(&self.c.sessions, &Filter::eq("user_id", user_id)?)
+                    .await?;
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use elements_identity::Secret;
+use elements_identity::{Secret, ThrottleConfig};
 
 use crate::grants::Grant;
 use serde::Deserialize;
@@ -29,9 +29,12 @@ max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, 
 [attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
 [elements.NAME] grants = [...]; host services: [services.mail], [services.http]. Identity: server_key, \
 root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
-session_expiry_secs. Operator service settings: [services.http] (allow_networks, connect_timeout_ms, \
-timeout_ms, max_response_bytes). Deploys: [deploy] (compile_timeout_ms, max_compiles, \
-max_component_bytes, max_function_bytes, gc_grace_secs)."
+session_expiry_secs, and a [login] table (account_failures, address_failures, lockout_secs, \
+max_lockout_secs, forget_after_secs, max_tracked, password_threads, password_queue). Operator service \
+settings: [services.http] (allow_networks, connect_timeout_ms, timeout_ms, max_response_bytes). Deploys: \
+[deploy] (compile_timeout_ms, max_compiles, max_component_bytes, max_function_bytes, gc_grace_secs). \
+Client connections, per listener: [connections] (max_connections, idle_timeout_ms, header_read_timeout_ms, \
+body_read_timeout_ms, write_timeout_ms, max_header_bytes, max_headers)."
 )]
 pub struct Cli {
     /// TOML configuration file.
@@ -491,6 +494,22 @@ struct FileConfig {
     token_expiry_secs: Option<u64>,
     refresh_token_expiry_secs: Option<u64>,
     session_expiry_secs: Option<u64>,
+    #[serde(default)]
+    login: LoginFile,
+}
+
+/// `[login]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginFile {
+    account_failures: Option<u32>,
+    address_failures: Option<u32>,
+    lockout_secs: Option<u64>,
+    max_lockout_secs: Option<u64>,
+    forget_after_secs: Option<u64>,
+    max_tracked: Option<usize>,
+    password_threads: Option<usize>,
+    password_queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -671,6 +690,12 @@ pub struct IdentitySettings {
     pub refresh_token_expiry: Duration,
     /// Lifetime of an `/api/rest` session.
     pub session_expiry: Duration,
+    /// Limits on failed password logins, per node (`[login]`).
+    pub login_throttle: ThrottleConfig,
+    /// Threads hashing passwords (`[login] password_threads`).
+    pub password_threads: usize,
+    /// Password jobs that may wait; beyond, logins get 503 (`[login] password_queue`).
+    pub password_queue: usize,
 }
 
 impl Default for IdentitySettings {
@@ -683,6 +708,9 @@ impl Default for IdentitySettings {
             token_expiry: Duration::from_secs(60),
             refresh_token_expiry: Duration::from_secs(3600),
             session_expiry: Duration::from_secs(86_400),
+            login_throttle: ThrottleConfig::default(),
+            password_threads: elements_identity::password::default_workers(),
+            password_queue: elements_identity::password::DEFAULT_QUEUE,
         }
     }
 }
@@ -930,6 +958,26 @@ impl Config {
                 file.session_expiry_secs,
                 identity_defaults.session_expiry,
             ),
+            login_throttle: {
+                let login = &file.login;
+                let d = &identity_defaults.login_throttle;
+                ThrottleConfig {
+                    account_failures: login.account_failures.unwrap_or(d.account_failures),
+                    address_failures: login.address_failures.unwrap_or(d.address_failures),
+                    base_lockout: secs(&None, login.lockout_secs, d.base_lockout),
+                    max_lockout: secs(&None, login.max_lockout_secs, d.max_lockout),
+                    forget_after: secs(&None, login.forget_after_secs, d.forget_after),
+                    max_keys: login.max_tracked.unwrap_or(d.max_keys),
+                }
+            },
+            password_threads: file
+                .login
+                .password_threads
+                .unwrap_or(identity_defaults.password_threads),
+            password_queue: file
+                .login
+                .password_queue
+                .unwrap_or(identity_defaults.password_queue),
         };
         let max_instances = pick(&cli.max_instances, file.max_instances, defaults.max_instances);
         // The fair share follows the configured pool unless set explicitly.
@@ -1036,6 +1084,27 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "token_expiry_secs, refresh_token_expiry_secs and session_expiry_secs must be at least 1"
                     .into(),
+            ));
+        }
+        let throttle = &identity.login_throttle;
+        if throttle.account_failures == 0 || throttle.address_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "login: account_failures and address_failures must be at least 1".into(),
+            ));
+        }
+        if throttle.max_lockout < throttle.base_lockout {
+            return Err(ConfigError::Invalid(
+                "login: max_lockout_secs must be at least lockout_secs".into(),
+            ));
+        }
+        if throttle.max_keys < 2 {
+            return Err(ConfigError::Invalid(
+                "login: max_tracked must be at least 2".into(),
+            ));
+        }
+        if !(1..=256).contains(&identity.password_threads) || identity.password_queue > 100_000 {
+            return Err(ConfigError::Invalid(
+                "login: password_threads must be 1 to 256 and password_queue at most 100000".into(),
             ));
         }
         let http = &self.services.http;
@@ -1247,6 +1316,37 @@ mod tests {
         std::fs::write(&path, "[limits]\nmemory_mib = 0\n").unwrap();
         let err = Config::load(&cli).unwrap_err().to_string();
         assert!(err.contains("memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn login_limits_come_from_the_login_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        std::fs::write(
+            &path,
+            "[login]\naccount_failures = 3\nlockout_secs = 60\nmax_lockout_secs = 600\npassword_threads = 1\npassword_queue = 0\n",
+        )
+        .unwrap();
+        let identity = Config::load(&cli).unwrap().identity;
+        assert_eq!(identity.login_throttle.account_failures, 3);
+        assert_eq!(identity.login_throttle.address_failures, 20);
+        assert_eq!(identity.login_throttle.base_lockout, Duration::from_secs(60));
+        assert_eq!((identity.password_threads, identity.password_queue), (1, 0));
+        for (bad, key) in [
+            ("account_failures = 0", "account_failures"),
+            ("lockout_secs = 10\nmax_lockout_secs = 5", "max_lockout_secs"),
+            ("password_threads = 0", "password_threads"),
+            ("max_tracked = 1", "max_tracked"),
+            ("lockout = 1", "lockout"),
+        ] {
+            std::fs::write(&path, format!("[login]\n{bad}\n")).unwrap();
+            let err = Config::load(&cli).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

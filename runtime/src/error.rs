@@ -23,6 +23,8 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// The `WWW-Authenticate` challenge of a 401.
     pub www_authenticate: Option<String>,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -46,7 +48,14 @@ impl ApiError {
             element: None,
             request_id: None,
             www_authenticate: None,
+            retry_after: None,
         }
+    }
+
+    /// This error with a `Retry-After` of `secs` seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 404 for a path nothing serves.
@@ -99,6 +108,7 @@ impl ApiError {
             element: Some(element.to_owned()),
             request_id: None,
             www_authenticate: None,
+            retry_after: None,
         }
     }
 
@@ -124,6 +134,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(http::header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         response
     }

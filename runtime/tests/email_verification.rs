@@ -479,3 +479,109 @@ impl RefusingSmtp {
         self.data.lock().unwrap().clone()
     }
 }
+
+/// A verification request: status, `Retry-After`, body.
+async fn request_with_retry(server: &Server, bearer: &str, email: &str) -> (u16, Option<u64>, Value) {
+    let response = server
+        .client
+        .post(server.url(REQUEST))
+        .bearer_auth(bearer)
+        .json(&json!({"email": email}))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let text = response.text().await.expect("body");
+    (
+        status,
+        retry_after,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_emails_are_bounded_per_address_and_per_user() {
+    // The default cooldown: a second request at once is refused.
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(smtp.port), &[]);
+    let server = start(&dirs, &[], None);
+    let ivy = signup(&server, "ivy", "ivy@example.com").await;
+    assert_eq!(request_with_retry(&server, &ivy, "ivy@example.com").await.0, 200);
+    smtp.wait_for_message(Duration::from_secs(10));
+    let (status, wait, body) = request_with_retry(&server, &ivy, "ivy@example.com").await;
+    assert_eq!((status, &body["code"]), (429, &json!("throttled")), "{body}");
+    assert!(
+        wait.is_some_and(|w| (1..=60).contains(&w)),
+        "Retry-After {wait:?}"
+    );
+    drop(server);
+
+    // No cooldown, 2 per address and 3 per user a day.
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(
+        &dirs,
+        Some(smtp.port),
+        &[
+            ("dev.getelements.elements.verification.cooldown_secs", "0"),
+            ("dev.getelements.elements.verification.max_per_address", "2"),
+            ("dev.getelements.elements.verification.max_per_user", "3"),
+        ],
+    );
+    let server = Arc::new(start(&dirs, &[], None));
+    let jo = signup(&server, "jo", "jo@example.com").await;
+    for _ in 0..2 {
+        assert_eq!(request_with_retry(&server, &jo, "jo@example.com").await.0, 200);
+    }
+    let (status, wait, _) = request_with_retry(&server, &jo, "jo@example.com").await;
+    assert_eq!(status, 429);
+    assert!(wait.is_some_and(|w| w > 60), "a day's slot: {wait:?}");
+    // Another address of the same user: the user's third and last.
+    let (status, body) = call(
+        &server,
+        "PUT",
+        &format!("/api/rest/user/{}", user_id(&server, &jo).await),
+        Some(&jo),
+        Some(&json!({"email": "jo2@example.com", "currentPassword": "password-123"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(request_with_retry(&server, &jo, "jo2@example.com").await.0, 200);
+    assert_eq!(request_with_retry(&server, &jo, "jo2@example.com").await.0, 429);
+
+    // A concurrent flood at one address sends at most its slots.
+    let kim = signup(&server, "kim", "kim@example.com").await;
+    let flood: Vec<_> = (0..10)
+        .map(|_| {
+            let (server, kim) = (server.clone(), kim.clone());
+            tokio::spawn(async move { request_with_retry(&server, &kim, "kim@example.com").await.0 })
+        })
+        .collect();
+    let mut sent = 0;
+    for request in flood {
+        match request.await.expect("request") {
+            200 => sent += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(sent, 2, "two slots for kim@example.com");
+    let to_kim = smtp
+        .messages()
+        .iter()
+        .filter(|m| m.contains("To: kim@example.com"))
+        .count();
+    assert!(to_kim <= 2, "{to_kim} emails to one address");
+}
+
+async fn user_id(server: &Server, secret: &str) -> String {
+    let (status, me) = call(server, "GET", "/api/rest/user/me", Some(secret), None).await;
+    assert_eq!(status, 200, "{me}");
+    me["id"].as_str().expect("id").to_owned()
+}

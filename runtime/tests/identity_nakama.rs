@@ -763,16 +763,16 @@ async fn refresh_logout_and_revocation_survive_a_restart() {
     );
     let server = Server::start_with(&dirs, &[], &[], Some(&database));
     assert_eq!(account(&server, &kept_token).await.0, 200);
-    assert_eq!(
-        auth(
-            &server,
-            "/v2/account/session/refresh",
-            json!({"token": kept_refresh})
-        )
-        .await
-        .0,
-        200
-    );
+    // The refresh rotated the refresh token: the new one works.
+    let newer_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(newer_refresh, kept_refresh);
+    let (status, newest) = auth(
+        &server,
+        "/v2/account/session/refresh",
+        json!({"token": newer_refresh}),
+    )
+    .await;
+    assert_eq!(status, 200, "{newest}");
     assert_status(
         account(&server, &revoked_token).await,
         401,
@@ -802,7 +802,7 @@ async fn refresh_logout_and_revocation_survive_a_restart() {
         auth(
             &server,
             "/v2/account/session/refresh",
-            json!({"token": kept_refresh})
+            json!({"token": newest["refresh_token"]})
         )
         .await
         .0,

@@ -346,7 +346,7 @@ async fn sessions_and_users() {
         .0,
         400
     );
-    // A new password works at once.
+    // A new password needs the current one, and works at once.
     assert_eq!(
         call(
             &server,
@@ -354,6 +354,18 @@ async fn sessions_and_users() {
             &ana_path,
             Some(&ana_secret),
             Some(json!({"password": "password9"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            &ana_path,
+            Some(&ana_secret),
+            Some(json!({"password": "password9", "currentPassword": "password1"}))
         )
         .await
         .0,

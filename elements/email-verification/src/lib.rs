@@ -29,6 +29,19 @@
 //! becomes `PENDING` after the SMTP server accepted the message: a failed
 //! send changes nothing.
 //!
+//! Requests are bounded per recipient address and per user, so neither a
+//! user nor a stolen session can turn this Element into a mail cannon aimed
+//! at an address they linked: at most one email per address per cooldown
+//! (60 s), and at most 5 per address and 10 per user in 24 hours (the
+//! `...verification.cooldown_secs`, `...max_per_address` and
+//! `...max_per_user` attributes). Beyond, 429 `throttled` with
+//! `Retry-After`, and no email. The bounds are documents with an
+//! `_expiresAt` in the `limits` collection, taken with plain inserts whose
+//! `_id` is the bound (a cooldown, or one of N slots of the day): an insert
+//! either takes the `_id` or conflicts, atomically on every node sharing
+//! the store, so concurrent requests can't overshoot. A failed send gives
+//! its slots back.
+//!
 //! Events `dev.getelements.email_verification.requested` and
 //! `dev.getelements.email_verification.completed` carry the identity.
 
@@ -45,6 +58,19 @@ const BASE_URL: &str = "dev.getelements.elements.verification.base_url";
 const PUBLIC_URL: &str = "dev.getelements.elements.public_url";
 const SUBJECT: &str = "dev.getelements.elements.verification.email_subject";
 const TEMPLATE: &str = "dev.getelements.elements.verification.email_template";
+
+const COOLDOWN: &str = "dev.getelements.elements.verification.cooldown_secs";
+const MAX_PER_ADDRESS: &str = "dev.getelements.elements.verification.max_per_address";
+const MAX_PER_USER: &str = "dev.getelements.elements.verification.max_per_user";
+const DEFAULT_COOLDOWN_SECS: u64 = 60;
+const DEFAULT_MAX_PER_ADDRESS: u64 = 5;
+const DEFAULT_MAX_PER_USER: u64 = 10;
+/// Most slots a bound may have, whatever the attribute says: each is an insert.
+const MAX_SLOTS: u64 = 100;
+/// The window of the per-address and per-user caps.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Taken bounds: `{"_id": "<kind>:<key>[:<slot>]", "_expiresAt"}`.
+const LIMITS: &str = "limits";
 
 const DEFAULT_SUBJECT: &str = "Verify your email";
 const DEFAULT_TEMPLATE: &str = "<p>Please verify your email address by clicking the link below:</p>\n\
@@ -92,6 +118,10 @@ fn request_verification(req: Request) -> Result<Response> {
     }
 
     let link = format!("{}{VERIFY_PATH}?token=", base_url()?);
+    let taken = match take_send_allowance(&email, &caller.user.id)? {
+        Ok(taken) => taken,
+        Err(throttled) => return Ok(throttled),
+    };
     let token = Uuid::new_v4().to_string();
     let tokens = documents::collection(TOKENS);
     tokens.insert(&json!({
@@ -106,10 +136,11 @@ fn request_verification(req: Request) -> Result<Response> {
         .subject(attributes::get(SUBJECT).unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()))
         .html(template.replace("{link}", &format!("{link}{token}")));
     if let Err(e) = mail::send(&message) {
-        // No live token may outlive a failed send.
+        // No live token may outlive a failed send, and nothing was sent.
         if let Err(cleanup) = tokens.delete(&token) {
             error!("could not delete the token of a failed verification email: {cleanup}");
         }
+        give_back(&taken);
         return Err(e.into());
     }
 
@@ -151,6 +182,111 @@ fn complete_verification(req: Request) -> Result<Response> {
     let identity = identity::set_verification(EMAIL, email, Verification::Verified)?;
     publish(COMPLETED, &identity);
     Ok(Response::json(&identity))
+}
+
+/// A numeric attribute, or its default when unset or not a number.
+fn number(name: &str, default: u64) -> u64 {
+    attributes::get(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// Takes the right to send one email to `email` for `user_id`: the
+/// address's cooldown, a slot of the address's day and one of the user's.
+/// `Ok(Err(response))` is the 429 to answer when a bound is reached (what
+/// was taken is given back); `Ok(Ok(ids))` the bounds taken.
+fn take_send_allowance(email: &str, user_id: &str) -> Result<std::result::Result<Vec<String>, Response>> {
+    let limits = documents::collection(LIMITS);
+    let cooldown = Duration::from_secs(number(COOLDOWN, DEFAULT_COOLDOWN_SECS));
+    let mut taken = Vec::new();
+    let outcome = (|| {
+        if !cooldown.is_zero() {
+            taken.push(take(&limits, &format!("cooldown:{email}"), cooldown)?);
+        }
+        let per_address = number(MAX_PER_ADDRESS, DEFAULT_MAX_PER_ADDRESS).min(MAX_SLOTS);
+        taken.push(take_slot(&limits, &format!("address:{email}"), per_address)?);
+        let per_user = number(MAX_PER_USER, DEFAULT_MAX_PER_USER).min(MAX_SLOTS);
+        taken.push(take_slot(&limits, &format!("user:{user_id}"), per_user)?);
+        Ok::<_, Taken>(())
+    })();
+    match outcome {
+        Ok(()) => Ok(Ok(taken)),
+        Err(Taken::Busy(retry_after)) => {
+            give_back(&taken);
+            let response = Error::new(
+                429,
+                "throttled",
+                "too many verification emails for this address or account; retry later",
+            )
+            .to_response()
+            .with_header("Retry-After", retry_after.to_string());
+            Ok(Err(response))
+        }
+        Err(Taken::Failed(e)) => {
+            give_back(&taken);
+            Err(e)
+        }
+    }
+}
+
+/// Why a bound could not be taken.
+enum Taken {
+    /// Already taken; free again in this many seconds.
+    Busy(u64),
+    /// The store failed.
+    Failed(Error),
+}
+
+/// Takes the bound `id` for `ttl`: an insert, which conflicts while another
+/// live document holds the `_id`.
+fn take(limits: &documents::Collection, id: &str, ttl: Duration) -> std::result::Result<String, Taken> {
+    let expires_at = now_ms() + ttl.as_millis() as i64;
+    match limits.insert(&json!({"_id": id, "_expiresAt": expires_at})) {
+        Ok(_) => Ok(id.to_owned()),
+        Err(e) if e.status() == 409 => {
+            let holder_expires = limits
+                .get(id)
+                .ok()
+                .flatten()
+                .and_then(|d| d.get("_expiresAt").and_then(Value::as_i64))
+                .unwrap_or(expires_at);
+            Err(Taken::Busy(seconds_until(holder_expires)))
+        }
+        Err(e) => Err(Taken::Failed(e)),
+    }
+}
+
+/// Takes one of `slots` day-long slots of `key`.
+fn take_slot(limits: &documents::Collection, key: &str, slots: u64) -> std::result::Result<String, Taken> {
+    let mut soonest = u64::MAX;
+    for slot in 0..slots {
+        match take(limits, &format!("{key}:{slot}"), DAY) {
+            Ok(id) => return Ok(id),
+            Err(Taken::Busy(secs)) => soonest = soonest.min(secs),
+            Err(failed) => return Err(failed),
+        }
+    }
+    Err(Taken::Busy(if soonest == u64::MAX {
+        DAY.as_secs()
+    } else {
+        soonest
+    }))
+}
+
+/// Gives taken bounds back (nothing was sent).
+fn give_back(taken: &[String]) {
+    let limits = documents::collection(LIMITS);
+    for id in taken {
+        if let Err(e) = limits.delete(id) {
+            warn!("could not give back the verification bound {id}: {e}");
+        }
+    }
+}
+
+/// Whole seconds from now until `at_ms`, rounded up, at least 1.
+fn seconds_until(at_ms: i64) -> u64 {
+    let ms = (at_ms - now_ms()).max(0) as u64;
+    ms.div_ceil(1000).max(1)
 }
 
 /// Where links point: the `base_url` attribute, else the server's public URL

@@ -49,6 +49,9 @@ impl IdentityApi {
             refresh_token_expiry: settings.refresh_token_expiry,
             session_expiry: settings.session_expiry,
             root_password: settings.root_password.clone(),
+            login_throttle: settings.login_throttle.clone(),
+            password_workers: settings.password_threads,
+            password_queue: settings.password_queue,
             ..IdentityConfig::default()
         };
         let service = IdentityService::new(store, config)
@@ -93,6 +96,25 @@ pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// The address of the client a request came from: the TCP peer. No
+/// forwarding header is believed (no trusted proxy can be configured), so
+/// behind a proxy every client shares its address. `None` where the server
+/// is embedded without connection info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(ClientAddr(peer))
+    }
 }
 
 /// The credentials of an `Authorization: <scheme> <credentials>` header, if

@@ -30,6 +30,7 @@ use elements_identity::secret::{ct_eq, random_token};
 use elements_identity::{IdentityError, Level, User};
 
 use super::{Flash, Layout, PortalSettings, cookie, error_page, flash_of, redirect_with, render, set_cookie};
+use crate::api::ClientAddr;
 use crate::error::ApiError;
 use crate::server::App;
 
@@ -339,7 +340,12 @@ pub struct LoginForm {
 }
 
 /// `POST /admin/login`: a superuser's name or email and password.
-pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let secure = app.portal.secure_cookies;
     let retry = |status: StatusCode, message: String| {
         login_form(status, secure, &form.next, form.login.trim(), Some(message), None)
@@ -359,11 +365,17 @@ pub async fn login(State(app): State<Arc<App>>, headers: HeaderMap, Form(form): 
         );
     }
     let service = &app.identity.service;
-    let user = match service.login_password(login, &form.password).await {
+    let user = match service.login_password(login, &form.password, client).await {
         Ok(user) => user,
         Err(e) => {
             let error = ApiError::from(e);
-            return retry(error.status, error.message);
+            let mut response = retry(error.status, error.message);
+            if let Some(secs) = error.retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+            return response;
         }
     };
     if user.level != Level::Superuser {

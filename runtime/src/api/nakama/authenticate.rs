@@ -15,7 +15,7 @@ use elements_identity::{Credential, TokenPair, scheme};
 
 use super::error::{Code, NakamaError, NakamaStatus};
 use super::{AccountEmail, AccountId, Empty, SessionResponse, require_server_key, require_session};
-use crate::api::parse_body;
+use crate::api::{ClientAddr, parse_body};
 use crate::server::App;
 
 /// A refresh token to exchange (Nakama's `SessionRefreshRequest`).
@@ -75,9 +75,12 @@ fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
         (status = 403, description = "Account banned", body = NakamaStatus),
         (status = 404, description = "create=false and no such account", body = NakamaStatus),
         (status = 409, description = "Username taken", body = NakamaStatus),
+        (status = 429, description = "Too many failed logins (RESOURCE_EXHAUSTED); see `Retry-After`", body = NakamaStatus),
+        (status = 503, description = "Password checks saturated (UNAVAILABLE); see `Retry-After`", body = NakamaStatus),
     ), security(("server_key" = [])))]
 pub async fn authenticate(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     Path(scheme_name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -112,7 +115,7 @@ pub async fn authenticate(
     };
     let service = &app.identity.service;
     let outcome = service
-        .authenticate(&scheme_name, &credential, create, username)
+        .authenticate(&scheme_name, &credential, create, username, client)
         .await?;
     let pair = service.issue_tokens(&outcome.user, vars).await?;
     Ok(session(outcome.created, pair))

@@ -22,6 +22,8 @@ pub enum Code {
     AlreadyExists = 6,
     /// 7.
     PermissionDenied = 7,
+    /// 8.
+    ResourceExhausted = 8,
     /// 12.
     Unimplemented = 12,
     /// 13.
@@ -40,6 +42,7 @@ impl Code {
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::AlreadyExists => StatusCode::CONFLICT,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,13 +60,15 @@ pub struct NakamaError {
     pub message: String,
     /// The `WWW-Authenticate` challenge of an unauthenticated error.
     pub challenge: &'static str,
+    /// Seconds for `Retry-After` (throttled, busy).
+    pub retry_after: Option<u64>,
 }
 
 /// The gateway's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NakamaStatus {
     /// gRPC status code (3 invalid argument, 5 not found, 6 already exists,
-    /// 7 permission denied, 13 internal, 14 unavailable, 16 unauthenticated).
+    /// 7 permission denied, 8 resource exhausted, 13 internal, 14 unavailable, 16 unauthenticated).
     pub code: i32,
     /// Message.
     pub message: String,
@@ -84,6 +89,7 @@ impl NakamaError {
             code,
             message: message.into(),
             challenge: BEARER_CHALLENGE,
+            retry_after: None,
         }
     }
 
@@ -98,6 +104,7 @@ impl NakamaError {
             code: Code::Unauthenticated,
             message: message.into(),
             challenge,
+            retry_after: None,
         }
     }
 }
@@ -110,6 +117,18 @@ impl From<IdentityError> for NakamaError {
             IdentityError::PermissionDenied(m) => NakamaError::new(Code::PermissionDenied, m),
             IdentityError::NotFound(m) => NakamaError::new(Code::NotFound, m),
             IdentityError::AlreadyExists(m) => NakamaError::new(Code::AlreadyExists, m),
+            // grpc-gateway answers RESOURCE_EXHAUSTED with 429.
+            IdentityError::Throttled {
+                message,
+                retry_after_secs,
+            } => NakamaError {
+                retry_after: Some(retry_after_secs),
+                ..NakamaError::new(Code::ResourceExhausted, message)
+            },
+            IdentityError::Busy { retry_after_secs } => NakamaError {
+                retry_after: Some(retry_after_secs),
+                ..NakamaError::new(Code::Unavailable, "Server busy, retry later.")
+            },
             IdentityError::Unavailable(m) => {
                 tracing::warn!("Nakama API request failed, store unavailable: {m}");
                 NakamaError::new(Code::Unavailable, "Storage unavailable, retry later.")
@@ -136,6 +155,11 @@ impl IntoResponse for NakamaError {
                 http::HeaderValue::from_static(self.challenge),
             );
         }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -153,6 +177,8 @@ mod tests {
             (IdentityError::account_not_found(), 5, 404),
             (IdentityError::username_in_use(), 6, 409),
             (IdentityError::Unavailable("x".into()), 14, 503),
+            (IdentityError::throttled(3), 8, 429),
+            (IdentityError::Busy { retry_after_secs: 1 }, 14, 503),
             (IdentityError::internal("secret detail"), 13, 500),
         ];
         for (error, code, status) in cases {

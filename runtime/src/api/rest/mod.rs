@@ -80,6 +80,17 @@ impl From<IdentityError> for ApiError {
             IdentityError::PermissionDenied(m) => ApiError::forbidden(m),
             IdentityError::NotFound(m) => ApiError::not_found(m),
             IdentityError::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "DUPLICATE", m),
+            IdentityError::Throttled {
+                message,
+                retry_after_secs,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "THROTTLED", message)
+                .with_retry_after(retry_after_secs),
+            IdentityError::Busy { retry_after_secs } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BUSY",
+                "the server is busy checking passwords; retry later",
+            )
+            .with_retry_after(retry_after_secs),
             IdentityError::Unavailable(m) => {
                 tracing::warn!("identity request failed, store unavailable: {m}");
                 ApiError::new(

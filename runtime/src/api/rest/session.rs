@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use elements_identity::{Application, Level, NewUser, Profile, User};
 
 use super::{ApplicationDto, ErrorDto, ProfileDto, UserDto, bad_request};
-use crate::api::parse_body;
+use crate::api::{ClientAddr, parse_body};
 use crate::error::ApiError;
 use crate::server::App;
 
@@ -118,9 +118,12 @@ async fn open(
         (status = 400, description = "Missing fields", body = ErrorDto),
         (status = 401, description = "Invalid credentials", body = ErrorDto),
         (status = 403, description = "Banned, or not the user's profile", body = ErrorDto),
+        (status = 429, description = "Too many failed logins for the account or from the address; see `Retry-After`", body = ErrorDto),
+        (status = 503, description = "Password checks saturated; see `Retry-After`", body = ErrorDto),
     ))]
 pub async fn create_session(
     State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Json<SessionCreation>, ApiError> {
     let request: SessionRequest = parse_body(&body).map_err(bad_request)?;
@@ -130,7 +133,7 @@ pub async fn create_session(
     let user = app
         .identity
         .service
-        .login_password(&request.user_id, &request.password)
+        .login_password(&request.user_id, &request.password, client)
         .await?;
     let created = open(
         &app,

@@ -27,8 +27,12 @@ pub struct UserUpdateRequest {
     pub name: Option<String>,
     /// New email (unverified until proven).
     pub email: Option<String>,
-    /// New password.
+    /// New password. Changing your own password or email requires
+    /// `currentPassword` (when the account has a password) and ends your
+    /// other sessions.
     pub password: Option<String>,
+    /// Your current password, to change your own password or email.
+    pub current_password: Option<String>,
     /// Display name.
     pub display_name: Option<String>,
     /// Avatar URL.
@@ -79,11 +83,12 @@ pub async fn get_user(
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The user after the change", body = UserDto),
-        (status = 400, description = "Invalid field", body = ErrorDto),
+        (status = 400, description = "Invalid field; `currentPassword` missing or wrong", body = ErrorDto),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not allowed", body = ErrorDto),
         (status = 404, description = "No such user", body = ErrorDto),
         (status = 409, description = "Name or email taken", body = ErrorDto),
+        (status = 429, description = "Too many wrong current passwords; see `Retry-After`", body = ErrorDto),
     ), security(("session" = [])))]
 pub async fn update_user(
     State(app): State<Arc<App>>,
@@ -97,6 +102,7 @@ pub async fn update_user(
         name: request.name,
         email: request.email,
         password: request.password,
+        current_password: request.current_password,
         display_name: request.display_name,
         avatar_url: request.avatar_url,
         lang_tag: request.lang_tag,
@@ -107,7 +113,7 @@ pub async fn update_user(
     Ok(Json(
         app.identity
             .service
-            .update_user(&caller.user, &id, update)
+            .update_user_as(&caller, &id, update)
             .await?
             .into(),
     ))

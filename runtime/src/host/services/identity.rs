@@ -158,6 +158,8 @@ fn to_wit(error: IdentityError) -> Error {
         IdentityError::InvalidArgument(m) => Error::Invalid(m),
         IdentityError::PermissionDenied(m) => Error::Forbidden(m),
         IdentityError::Unavailable(m) => Error::Unavailable(m),
+        // Password threads saturated: as transient as a store outage.
+        busy @ IdentityError::Busy { .. } => Error::Unavailable(busy.to_string()),
         other => Error::Internal(other.to_string()),
     }
 }
@@ -211,6 +213,7 @@ impl wit::Host for Identities {
                 },
                 create: true,
                 username,
+                client: None,
             })
             .await
             .map_err(to_wit)?;
