@@ -145,8 +145,7 @@ pub fn public_router(app: Arc<App>) -> Router {
 pub fn admin_router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
-        .merge(crate::api::deployments::router())
-        .merge(crate::api::services::router())
+        .merge(crate::api::admin_router())
         .merge(crate::portal::router())
         .fallback(not_found);
     finish_router(router, app)
@@ -319,8 +318,18 @@ async fn record_request(State(app): State<Arc<App>>, request: Request, next: Nex
     response
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+/// `GET /health`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the server answers.
+    pub status: &'static str,
+}
+
+/// The server is up (both listeners).
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "Up", body = Health)))]
+pub(crate) async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -174,9 +174,11 @@ fn test(args: &[String]) -> Result<(), String> {
     ensure_browser()?;
     build_guests(&test_guests())?;
     // The venv holds the real servers the tests talk to: SecantusDB (MongoDB
-    // wire protocol) and aiosmtpd (SMTP).
+    // wire protocol) and aiosmtpd (SMTP); and schemathesis, which fuzzes the
+    // OpenAPI documents (runtime/tests/fuzz_openapi.rs).
     status(Command::new(root().join("scripts/mongodb-test-server")).arg("install"))?;
     ensure_python_package("aiosmtpd==1.4.6")?;
+    ensure_python_package("schemathesis==4.32.5")?;
     // Every failure, not just the first test binary's.
     let all = status(cargo().args(["test", "--no-fail-fast"]).args(args));
     let screenshots = target_dir().join("portal-screenshots");

@@ -7,16 +7,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use elements_identity::require_superuser;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::rest::{bad_request, caller};
+use super::rest::{ErrorDto, bad_request, caller};
 pub use crate::deploy::catalog::{AttributeView, DeploymentView, MASK};
-use crate::deploy::persist::{Edit, PersistError, Upload};
+pub use crate::deploy::persist::Edit;
+use crate::deploy::persist::{PersistError, Upload};
 use crate::element::log_buffer::LogLine;
 use crate::error::ApiError;
 use crate::server::App;
@@ -25,18 +28,32 @@ use crate::server::App;
 /// are often larger than axum's default 2 MiB body limit.
 pub const MAX_UPLOAD: usize = 64 << 20;
 
-/// The routes.
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route(
-            "/api/rest/elements/deployment",
-            get(list).post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
-        )
-        .route(
-            "/api/rest/elements/deployment/{id}",
-            get(read).put(edit).delete(remove),
-        )
-        .route("/api/rest/elements/deployment/{id}/logs", get(logs))
+/// The routes, each documented by its handler's annotation.
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .routes(routes!(read, edit, remove))
+        .routes(routes!(logs))
+}
+
+/// The upload form (`multipart/form-data`), as documented.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Read field by field by `read_upload`; here for the document.
+pub struct UploadForm {
+    /// The Element's name (lower-case letters, digits, `-`).
+    name: String,
+    /// The component (`.wasm`).
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+    /// The manifest (TOML text).
+    manifest: Option<String>,
+    /// A JSON object of attribute values (strings).
+    attributes: Option<String>,
+    /// The application it is deployed for (id or name).
+    application: Option<String>,
+    /// Switched on (default true).
+    enabled: Option<bool>,
 }
 
 pub(crate) async fn superuser(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -63,6 +80,14 @@ impl From<PersistError> for ApiError {
     }
 }
 
+/// Every deployment.
+#[utoipa::path(get, path = "/api/rest/elements/deployment", tag = "deployments",
+    responses(
+        (status = 200, description = "Every deployment", body = Vec<DeploymentView>),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -71,6 +96,16 @@ async fn list(
     Ok(Json(app.catalog().list().await?))
 }
 
+/// One deployment.
+#[utoipa::path(get, path = "/api/rest/elements/deployment/{id}", tag = "deployments",
+    params(("id" = String, Path, description = "The Element's name")),
+    responses(
+        (status = 200, description = "The deployment", body = DeploymentView),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such deployment", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn read(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -84,6 +119,18 @@ async fn read(
 /// `manifest` (TOML text), `attributes` (a JSON object of values),
 /// `application`, `enabled`. Uploading an existing stored name replaces its
 /// version; if the new version fails, the previous one keeps serving.
+#[utoipa::path(post, path = "/api/rest/elements/deployment", tag = "deployments",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "A new version of an uploaded Element", body = DeploymentView),
+        (status = 201, description = "A new Element", body = DeploymentView),
+        (status = 400, description = "Bad form, not a component, bad manifest or attributes", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 409, description = "The name is the deploy folder's", body = ErrorDto),
+        (status = 413, description = "Over the upload limit", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn upload(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -116,6 +163,18 @@ async fn upload(
 /// "grants": ["mail.send", ...]}` (`grants` replaces what operators approved
 /// here; the configuration file's approvals stay); the Element is
 /// redeployed with the change.
+#[utoipa::path(put, path = "/api/rest/elements/deployment/{id}", tag = "deployments",
+    params(("id" = String, Path, description = "The Element's name")),
+    request_body = Edit,
+    responses(
+        (status = 200, description = "The deployment after the change", body = DeploymentView),
+        (status = 400, description = "Bad body, attribute or grant", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such deployment", body = ErrorDto),
+        (status = 409, description = "Conflicting change", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn edit(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -128,6 +187,17 @@ async fn edit(
     Ok(Json(app.catalog().edit(&id, edit).await?))
 }
 
+/// Remove an uploaded Element (a folder's stays: its files are the source).
+#[utoipa::path(delete, path = "/api/rest/elements/deployment/{id}", tag = "deployments",
+    params(("id" = String, Path, description = "The Element's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such deployment", body = ErrorDto),
+        (status = 409, description = "Deployed from the folder", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn remove(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -138,6 +208,20 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The Element's recent log lines, oldest first.
+#[utoipa::path(get, path = "/api/rest/elements/deployment/{id}/logs", tag = "deployments",
+    params(
+        ("id" = String, Path, description = "The Element's name"),
+        ("limit" = Option<usize>, Query, description = "At most this many of the latest lines (default 200)"),
+    ),
+    responses(
+        (status = 200, description = "Log lines", body = Vec<LogLine>),
+        (status = 400, description = "Bad `limit`", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such deployment", body = ErrorDto),
+        (status = 503, description = "The store is unavailable", body = ErrorDto),
+    ), security(("session" = [])))]
 async fn logs(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

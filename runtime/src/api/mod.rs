@@ -2,10 +2,13 @@
 //!
 //! - [`rest`]: the Elements-style identity API under `/api/rest`;
 //! - [`nakama`]: the Nakama-compatible `/v2` authentication API;
-//! - [`openapi`]: the OpenAPI document (`/api/rest/openapi.json`) and
-//!   Swagger UI (`/doc/swagger/`), served from the binary.
+//! - [`deployments`] and [`services`]: the admin API (admin listener);
+//! - [`extensions`]: the documentation of the core extension points;
+//! - [`openapi`]: the OpenAPI documents (`/api/rest/openapi.json` on each
+//!   listener) and Swagger UI (`/doc/swagger/`), served from the binary.
 
 pub mod deployments;
+pub mod extensions;
 pub mod nakama;
 pub mod openapi;
 pub mod rest;
@@ -19,6 +22,8 @@ use base64::Engine;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use elements_identity::{IdentityConfig, IdentityService, Secret};
 use elements_store::DocumentStore;
@@ -80,13 +85,32 @@ impl IdentityApi {
     }
 }
 
-/// The core APIs served to clients on the public listener. The deployment
-/// admin API ([`deployments::router`]) is served on the admin listener.
+/// The core APIs served to clients on the public listener, with their
+/// document and Swagger UI. The deployment admin API is served on the admin
+/// listener ([`admin_router`]).
 pub fn public_router() -> Router<Arc<App>> {
-    Router::new()
+    let (router, document) = public_api().split_for_parts();
+    router.merge(openapi::swagger(document))
+}
+
+/// The admin API (deployments, services) with its document.
+pub fn admin_router() -> Router<Arc<App>> {
+    let (router, document) = admin_api().split_for_parts();
+    router.merge(openapi::document_route(document))
+}
+
+/// The public listener's API routes and document.
+pub fn public_api() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(rest::router())
         .merge(nakama::router())
-        .merge(openapi::swagger())
+}
+
+/// The admin listener's API routes and document.
+pub fn admin_api() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(openapi::AdminApiDoc::openapi())
+        .merge(deployments::router())
+        .merge(services::router())
 }
 
 /// A JSON body as `T`; an empty body is `T::default()` (Nakama clients send

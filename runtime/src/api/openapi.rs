@@ -1,53 +1,42 @@
-//! The OpenAPI 3 document of the core API, generated from the handlers'
-//! annotations, at `/api/rest/openapi.json`, and Swagger UI at
-//! `/doc/swagger/`, its assets compiled into the binary (no CDN).
+//! The OpenAPI 3 documents, one per listener, each served at
+//! `/api/rest/openapi.json` on its listener: a listener's document lists
+//! exactly what that listener serves (the client API on the public one, the
+//! deployment and services admin API on the admin one), so neither
+//! advertises routes it would answer 404. The routes under `/api/rest` and
+//! `/v2` are registered from their handlers' annotations
+//! ([`utoipa_axum`]), so none is served undocumented; the extension points
+//! and `/health` are added here. Swagger UI (`/doc/swagger/`, assets
+//! compiled in, no CDN) is on the public listener only: a large third-party
+//! script stays off the admin origin.
 
 use std::sync::Arc;
 
 use axum::Router;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use axum::routing::get;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{nakama, rest};
+use super::{extensions, nakama};
 use crate::server::App;
 
-/// Where the document is served.
+/// Where each listener serves its document.
 pub const OPENAPI_PATH: &str = "/api/rest/openapi.json";
 
-/// The core API's document.
+/// The public listener's document; [`super::public_router`] adds the
+/// routes of `/api/rest` and `/v2`.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Elements core API",
-        description = "Identity in Elements style (`/api/rest`) and the Nakama-compatible \
-                       authentication API (`/v2`)."
+        description = "Identity in Elements style (`/api/rest`), the Nakama-compatible \
+                       authentication API (`/v2`) and the core extension points Elements serve. \
+                       The deployment admin API is on the admin listener, with its own document."
     ),
     paths(
-        rest::create_session,
-        rest::delete_session,
-        rest::signup_session,
-        rest::get_me,
-        rest::get_user,
-        rest::update_user,
-        rest::search_users,
-        rest::current_profile,
-        rest::list_profiles,
-        rest::create_profile,
-        rest::get_profile,
-        rest::update_profile,
-        rest::delete_profile,
-        rest::list_applications,
-        rest::create_application,
-        rest::get_application,
-        rest::update_application,
-        rest::delete_application,
-        nakama::authenticate,
-        nakama::refresh,
-        nakama::logout,
-        nakama::get_account,
-        nakama::link,
-        nakama::unlink,
+        crate::server::health,
+        extensions::request_email_verification,
+        extensions::complete_email_verification,
     ),
     components(schemas(nakama::AccountEmail)),
     modifiers(&Security),
@@ -57,9 +46,29 @@ pub const OPENAPI_PATH: &str = "/api/rest/openapi.json";
         (name = "profiles", description = "Profiles: a user in an application (`/api/rest`)"),
         (name = "applications", description = "Applications (`/api/rest`, superusers)"),
         (name = "nakama", description = "Nakama-compatible authentication (`/v2`)"),
+        (name = "extensions", description = "Core API extension points, served by the Elements that claim them"),
+        (name = "server", description = "The server itself"),
     )
 )]
 pub struct ApiDoc;
+
+/// The admin listener's document; [`super::admin_router`] adds the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Elements admin API",
+        description = "The deployment admin API and the host services' operator settings \
+                       (superusers), served on the admin listener only."
+    ),
+    paths(crate::server::health),
+    modifiers(&Security),
+    tags(
+        (name = "deployments", description = "Deploy, edit and remove Elements; read their logs"),
+        (name = "services", description = "The host services' operator settings"),
+        (name = "server", description = "The server itself"),
+    )
+)]
+pub struct AdminApiDoc;
 
 /// Adds the security schemes the paths refer to.
 struct Security;
@@ -68,6 +77,10 @@ impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("session", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "sessionHeader",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Elements-SessionSecret"))),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -84,9 +97,18 @@ impl Modify for Security {
     }
 }
 
-/// The document and Swagger UI routes.
-pub fn swagger() -> Router<Arc<App>> {
-    SwaggerUi::new("/doc/swagger")
-        .url(OPENAPI_PATH, ApiDoc::openapi())
-        .into()
+/// The public document and Swagger UI.
+pub(crate) fn swagger(document: utoipa::openapi::OpenApi) -> Router<Arc<App>> {
+    SwaggerUi::new("/doc/swagger").url(OPENAPI_PATH, document).into()
+}
+
+/// The admin document, as JSON (no Swagger UI on the admin origin).
+pub(crate) fn document_route(document: utoipa::openapi::OpenApi) -> Router<Arc<App>> {
+    Router::new().route(
+        OPENAPI_PATH,
+        get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    )
 }

@@ -20,14 +20,16 @@ use crate::server::ELEMENT_ROOT;
 pub const MASK: &str = "********";
 
 /// One deployment as operators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentView {
     /// The Element's name (the deployment's id).
     pub id: String,
     /// `api` (stored) or `folder` (the deploy folder).
+    #[schema(value_type = String)]
     pub source: &'static str,
     /// `LOADED`, `FAILED` or `DISABLED`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// Successful deploys so far.
     pub version: u64,
@@ -52,7 +54,7 @@ pub struct DeploymentView {
 }
 
 /// One grant, requested and approved side by side.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantView {
     /// The grant, e.g. `identity.session`.
@@ -67,6 +69,7 @@ pub struct GrantView {
     /// Who approved it: `configuration` (the server's file, changed there
     /// only), `operator` (the admin API or the portal), or nobody (a deploy
     /// that requests it fails).
+    #[schema(value_type = Option<String>)]
     pub approved_by: Option<&'static str>,
 }
 
@@ -79,7 +82,7 @@ impl DeploymentView {
 }
 
 /// One attribute.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeView {
     /// Name.

@@ -119,10 +119,11 @@ pub struct Upload {
 /// A change to a deployment: attribute values (a `None` value removes the
 /// deployment's value), the enabled flag and the grants the operator
 /// approves.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct Edit {
     /// Values to set or (with null) remove.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,

@@ -50,7 +50,7 @@ impl Service {
 }
 
 /// The mail settings as operators see them: the password never leaves.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MailView {
     /// SMTP host; none: mail is not configured.
@@ -68,11 +68,12 @@ pub struct MailView {
     /// Most messages per request.
     pub max_per_request: u32,
     /// `configuration` (file, environment, flags) or `operator` (admin API, portal).
+    #[schema(value_type = String)]
     pub source: &'static str,
 }
 
 /// The outbound HTTP settings as operators see them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpView {
     /// Private networks Elements may reach.
@@ -84,11 +85,12 @@ pub struct HttpView {
     /// Largest response body.
     pub max_response_bytes: u64,
     /// `configuration` or `operator`.
+    #[schema(value_type = String)]
     pub source: &'static str,
 }
 
 /// Every service's settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     /// `[services.mail]`.
     pub mail: MailView,
@@ -108,7 +110,7 @@ where
 
 /// A change to the mail settings: absent fields keep their value, `null`
 /// clears an optional one (the password included).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MailChange {
     // Fields: see [`MailSettings`]; `password` is write-only.
@@ -126,9 +128,10 @@ pub struct MailChange {
 }
 
 /// A change to the outbound HTTP settings: absent fields keep their value.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpChange {
+    #[schema(value_type = Option<Vec<String>>)]
     pub allow_networks: Option<Vec<Network>>,
     pub connect_timeout_ms: Option<u64>,
     pub timeout_ms: Option<u64>,

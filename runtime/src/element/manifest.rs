@@ -111,7 +111,7 @@ pub struct AttributeSpec {
 }
 
 /// What an attribute's value must be.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttributeKind {
     /// Any text.

@@ -141,8 +141,10 @@ fn credential(scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError
                 token: None,
             })
         }
+        // A scheme this server has no route for: 404, not a server error
+        // (a 501 would read as the server failing).
         other => Err(NakamaError::new(
-            Code::Unimplemented,
+            Code::NotFound,
             format!("Linking {other:?} is not supported."),
         )),
     }
@@ -157,6 +159,7 @@ fn credential(scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError
         (status = 200, description = "Linked", body = Empty),
         (status = 400, description = "Invalid id, email or password", body = NakamaStatus),
         (status = 401, description = "No valid session token", body = NakamaStatus),
+        (status = 404, description = "Scheme not supported", body = NakamaStatus),
         (status = 409, description = "Used by another account", body = NakamaStatus),
     ), security(("bearer" = [])))]
 pub async fn link(
@@ -184,6 +187,7 @@ pub async fn link(
         (status = 400, description = "Invalid id or email", body = NakamaStatus),
         (status = 401, description = "No valid session token", body = NakamaStatus),
         (status = 403, description = "Not linked to the caller, or the last identifier", body = NakamaStatus),
+        (status = 404, description = "Scheme not supported", body = NakamaStatus),
     ), security(("bearer" = [])))]
 pub async fn unlink(
     State(app): State<Arc<App>>,

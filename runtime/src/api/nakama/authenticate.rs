@@ -73,7 +73,7 @@ fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
         (status = 400, description = "Invalid id, email, password or username", body = NakamaStatus),
         (status = 401, description = "Server key missing or invalid; wrong password", body = NakamaStatus),
         (status = 403, description = "Account banned", body = NakamaStatus),
-        (status = 404, description = "create=false and no such account", body = NakamaStatus),
+        (status = 404, description = "create=false and no such account; scheme not supported", body = NakamaStatus),
         (status = 409, description = "Username taken", body = NakamaStatus),
         (status = 429, description = "Too many failed logins (RESOURCE_EXHAUSTED); see `Retry-After`", body = NakamaStatus),
         (status = 503, description = "Password checks saturated (UNAVAILABLE); see `Retry-After`", body = NakamaStatus),
@@ -107,8 +107,10 @@ pub async fn authenticate(
             (credential, account.vars)
         }
         other => {
+            // A scheme this server has no route for: 404, not a server
+            // error (a 501 would read as the server failing).
             return Err(NakamaError::new(
-                Code::Unimplemented,
+                Code::NotFound,
                 format!("Authentication with {other:?} is not supported."),
             ));
         }

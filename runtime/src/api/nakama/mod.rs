@@ -11,11 +11,11 @@ pub mod error;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::{get, post};
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use elements_identity::{TokenSession, secret::ct_eq};
 
@@ -25,18 +25,15 @@ pub use account::*;
 pub use authenticate::*;
 use error::{BASIC_CHALLENGE, BEARER_CHALLENGE, NakamaError};
 
-/// The API's routes.
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v2/account", get(account::get_account))
-        .route(
-            "/v2/account/authenticate/{scheme}",
-            post(authenticate::authenticate),
-        )
-        .route("/v2/account/link/{scheme}", post(account::link))
-        .route("/v2/account/unlink/{scheme}", post(account::unlink))
-        .route("/v2/account/session/refresh", post(authenticate::refresh))
-        .route("/v2/session/logout", post(authenticate::logout))
+/// The API's routes, each documented by its handler's annotation.
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(account::get_account))
+        .routes(routes!(authenticate::authenticate))
+        .routes(routes!(account::link))
+        .routes(routes!(account::unlink))
+        .routes(routes!(authenticate::refresh))
+        .routes(routes!(authenticate::logout))
 }
 
 /// Checks the server key (HTTP Basic user), as Nakama does before

@@ -12,12 +12,12 @@ mod user;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use elements_identity::{Application, Caller, IdentityError, Level, Page, Profile, User};
 
@@ -38,36 +38,32 @@ pub const CHALLENGE: &str = "Bearer realm=\"elements\"";
 /// The header carrying a session secret, besides `Authorization: Bearer`.
 pub const SESSION_HEADER: &str = "elements-sessionsecret";
 
-/// The API's routes.
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/rest/session", post(session::create_session))
-        .route("/api/rest/session/{secret}", delete(session::delete_session))
-        .route("/api/rest/signup/session", post(session::signup_session))
-        .route("/api/rest/user", get(user::search_users))
-        .route("/api/rest/user/me", get(user::get_me))
-        .route("/api/rest/user/{id}", get(user::get_user).put(user::update_user))
-        .route(
-            "/api/rest/profile",
-            get(profile::list_profiles).post(profile::create_profile),
-        )
-        .route("/api/rest/profile/current", get(profile::current_profile))
-        .route(
-            "/api/rest/profile/{id}",
-            get(profile::get_profile)
-                .put(profile::update_profile)
-                .delete(profile::delete_profile),
-        )
-        .route(
-            "/api/rest/application",
-            get(application::list_applications).post(application::create_application),
-        )
-        .route(
-            "/api/rest/application/{id}",
-            get(application::get_application)
-                .put(application::update_application)
-                .delete(application::delete_application),
-        )
+/// The API's routes, each documented by its handler's annotation (so
+/// none is served undocumented).
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(session::create_session))
+        .routes(routes!(session::delete_session))
+        .routes(routes!(session::signup_session))
+        .routes(routes!(user::search_users))
+        .routes(routes!(user::get_me))
+        .routes(routes!(user::get_user, user::update_user))
+        .routes(routes!(profile::list_profiles, profile::create_profile))
+        .routes(routes!(profile::current_profile))
+        .routes(routes!(
+            profile::get_profile,
+            profile::update_profile,
+            profile::delete_profile
+        ))
+        .routes(routes!(
+            application::list_applications,
+            application::create_application
+        ))
+        .routes(routes!(
+            application::get_application,
+            application::update_application,
+            application::delete_application
+        ))
 }
 
 impl From<IdentityError> for ApiError {

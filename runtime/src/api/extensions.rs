@@ -1,0 +1,72 @@
+//! The core API's extension points ([`EXTENSION_ROUTES`]), as documented:
+//! the server routes them to the Element that claims them (`core_routes`,
+//! grant `route.core:PATH`), so no handler here serves them. The operations
+//! below describe the bundled Email Verification Element, the one that
+//! claims them; without it they answer 404 `NOT_FOUND`.
+//!
+//! [`EXTENSION_ROUTES`]: crate::element::manifest::EXTENSION_ROUTES
+
+#![allow(dead_code)] // Documentation only: the functions and types are never called or built.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::rest::ErrorDto;
+
+/// An identity's verification status.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerificationDto {
+    /// Nothing proven yet.
+    Unverified,
+    /// A verification email was sent.
+    Pending,
+    /// Proven.
+    Verified,
+}
+
+/// An identity of a user (scheme and id).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityDto {
+    /// The scheme, e.g. `email`.
+    pub scheme: String,
+    /// The id within the scheme, e.g. the address.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its verification status.
+    pub verification: VerificationDto,
+}
+
+/// Ask for a verification email.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EmailVerifyRequest {
+    /// An address linked to the caller's account.
+    pub email: String,
+}
+
+/// Email a single-use verification link to an address linked to the
+/// caller's account (served by the Email Verification Element).
+#[utoipa::path(post, path = "/api/rest/user/me/email/verify", tag = "extensions",
+    request_body = EmailVerifyRequest,
+    responses(
+        (status = 200, description = "Sent (identity PENDING), or already VERIFIED", body = IdentityDto),
+        (status = 400, description = "Malformed body, or mail is not configured", body = ErrorDto),
+        (status = 403, description = "No valid session, or another user's address", body = ErrorDto),
+        (status = 404, description = "Not linked to the caller, or no Element serves this route", body = ErrorDto),
+        (status = 405, description = "Method not allowed", body = ErrorDto),
+        (status = 413, description = "Body over the limit", body = ErrorDto),
+    ), security((), ("session" = [])))]
+pub fn request_email_verification() {}
+
+/// Consume a verification token: the address becomes VERIFIED (served by
+/// the Email Verification Element).
+#[utoipa::path(get, path = "/api/rest/verify", tag = "extensions",
+    params(("token" = String, Query, description = "The token from the email")),
+    responses(
+        (status = 200, description = "Verified", body = IdentityDto),
+        (status = 404, description = "Unknown, used or expired token, or no Element serves this route", body = ErrorDto),
+        (status = 405, description = "Method not allowed", body = ErrorDto),
+    ))]
+pub fn complete_email_verification() {}
