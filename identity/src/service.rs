@@ -863,8 +863,32 @@ impl IdentityService {
     /// uses is "`<label>` is already in use.".
     pub async fn link(&self, user_id: &str, scheme: &str, credential: &Credential) -> Result<()> {
         let verifier = self.verifier(scheme)?;
-        let identity = verifier.verify(credential).await?;
+        let mut identity = verifier.verify(credential).await?;
+        if scheme == scheme::EMAIL && self.require_own_password(user_id, credential).await? {
+            // The password given is the current one: nothing to re-hash.
+            identity.password = None;
+        }
         self.link_verified(user_id, &identity, verifier.label()).await
+    }
+
+    /// Nakama's email link and unlink replace or remove the account's email
+    /// and password with a session token alone; a stolen token must not be
+    /// enough for that. When the account has a password, the credential's
+    /// password must be it (checked and throttled like a login). Returns
+    /// whether the account has a password.
+    async fn require_own_password(&self, user_id: &str, credential: &Credential) -> Result<bool> {
+        let (_, phc) = self
+            .user_with_hash(user_id)
+            .await?
+            .ok_or_else(IdentityError::account_not_found)?;
+        let Some(phc) = phc else { return Ok(false) };
+        let given = credential.password.as_deref().unwrap_or_default();
+        if given.is_empty() || !self.check_password(user_id, None, given, Some(phc)).await? {
+            return Err(IdentityError::invalid(
+                "The account's current password is required to change or remove its email.",
+            ));
+        }
+        Ok(true)
     }
 
     /// Links an email to a user (replacing the user's previous email), with a
@@ -940,8 +964,11 @@ impl IdentityService {
     /// identifier. The check and the delete are one batch that also writes
     /// the user document, so two concurrent unlinks of a user's last two
     /// identifiers conflict instead of both passing.
-    pub async fn unlink(&self, user_id: &str, scheme: &str, id: &str) -> Result<()> {
-        let id = self.verifier(scheme)?.normalize(id)?;
+    pub async fn unlink(&self, user_id: &str, scheme: &str, credential: &Credential) -> Result<()> {
+        let id = self.verifier(scheme)?.normalize(&credential.id)?;
+        if scheme == scheme::EMAIL {
+            self.require_own_password(user_id, credential).await?;
+        }
         let now = now_ms();
         let mut update = json!({"$set": {"updated": now}});
         if scheme == scheme::EMAIL {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use elements_identity::{
-    CallerSession, FindOrCreate, IdentityConfig, IdentityError, IdentityService, Level, NewUser,
+    CallerSession, Credential, FindOrCreate, IdentityConfig, IdentityError, IdentityService, Level, NewUser,
     VerificationStatus, VerifiedIdentity, scheme,
 };
 use elements_store::{SqliteConfig, StoreConfig};
@@ -32,6 +32,7 @@ fn device(id: &str) -> FindOrCreate {
         },
         create: true,
         username: None,
+        client: None,
     }
 }
 
@@ -140,11 +141,13 @@ async fn host_service_operations() {
 
     // Unlinking down to the last identifier.
     service
-        .unlink(&user_id, scheme::EMAIL, "player@example.com")
+        .unlink(&user_id, scheme::EMAIL, &Credential::id("player@example.com"))
         .await
         .expect("unlink email");
     assert_eq!(
-        service.unlink(&user_id, scheme::DEVICE, "device-race-1").await,
+        service
+            .unlink(&user_id, scheme::DEVICE, &Credential::id("device-race-1"))
+            .await,
         Err(IdentityError::last_identifier())
     );
 }
@@ -308,4 +311,95 @@ async fn two_superusers_demoting_each_other_leave_one() {
                 .expect("promote");
         }
     }
+}
+
+/// With only a session, Nakama's email link and unlink would replace or
+/// remove an account's password; an account that has one needs it.
+#[tokio::test]
+async fn email_link_and_unlink_need_the_current_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+    let user = service
+        .find_or_create_user(device("device-email-owner"))
+        .await
+        .expect("user")
+        .user;
+    let email = |id: &str, password: Option<&str>| Credential {
+        id: id.into(),
+        password: password.map(str::to_owned),
+        ..Credential::default()
+    };
+    // No password yet: linking sets one.
+    service
+        .link(
+            &user.id,
+            scheme::EMAIL,
+            &email("owner@example.com", Some("first-password")),
+        )
+        .await
+        .expect("first link");
+    // A thief with the session tries to swap in their address and password,
+    // or to remove the email (and so the password).
+    for (what, result) in [
+        (
+            "link with another password",
+            service
+                .link(
+                    &user.id,
+                    scheme::EMAIL,
+                    &email("thief@example.com", Some("thief-password")),
+                )
+                .await,
+        ),
+        (
+            "unlink without a password",
+            service
+                .unlink(&user.id, scheme::EMAIL, &email("owner@example.com", None))
+                .await,
+        ),
+        (
+            "unlink with a wrong password",
+            service
+                .unlink(
+                    &user.id,
+                    scheme::EMAIL,
+                    &email("owner@example.com", Some("guess-guess")),
+                )
+                .await,
+        ),
+    ] {
+        assert!(
+            matches!(result, Err(IdentityError::InvalidArgument(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let login = service
+        .login_password("owner@example.com", "first-password", None)
+        .await;
+    assert_eq!(
+        login.map(|u| u.id).ok(),
+        Some(user.id.clone()),
+        "the owner still logs in"
+    );
+    // The owner, who knows the password, moves the email; the password stays.
+    service
+        .link(
+            &user.id,
+            scheme::EMAIL,
+            &email("owner2@example.com", Some("first-password")),
+        )
+        .await
+        .expect("owner moves the email");
+    let login = service
+        .login_password("owner2@example.com", "first-password", None)
+        .await;
+    assert_eq!(login.map(|u| u.id).ok(), Some(user.id.clone()));
+    service
+        .unlink(
+            &user.id,
+            scheme::EMAIL,
+            &email("owner2@example.com", Some("first-password")),
+        )
+        .await
+        .expect("owner unlinks");
 }

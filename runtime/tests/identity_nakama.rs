@@ -557,12 +557,29 @@ async fn linking_makes_one_user_across_apis() {
         .0,
         200
     );
+    // The account has a password: a session token alone can't remove the
+    // email (and so the password), nor can a guess; the password can.
+    for body in [
+        json!({"email": "player1@example.com"}),
+        json!({"email": "player1@example.com", "password": "password-guess"}),
+    ] {
+        let (status, error) = bearer_post(&server, "/v2/account/unlink/email", &t, body).await;
+        assert_eq!((status, &error["code"]), (400, &json!(3)), "{error}");
+    }
+    let (status, error) = bearer_post(
+        &server,
+        "/v2/account/link/email",
+        &t,
+        json!({"email": "thief@example.com", "password": "thief-password"}),
+    )
+    .await;
+    assert_eq!((status, &error["code"]), (400, &json!(3)), "{error}");
     assert_eq!(
         bearer_post(
             &server,
             "/v2/account/unlink/email",
             &t,
-            json!({"email": "player1@example.com"})
+            json!({"email": "player1@example.com", "password": "password1"})
         )
         .await
         .0,
@@ -849,6 +866,10 @@ async fn expired_session_tokens_are_refused() {
 #[tokio::test]
 async fn twenty_concurrent_first_logins_create_one_user() {
     let dirs = Dirs::new();
+    // Password attempts in flight count against the account until they
+    // succeed (so parallel guesses can't outrun the limit): this test is
+    // about creation races, so it allows twenty at once.
+    dirs.config("[login]\naccount_failures = 100\naddress_failures = 100\n");
     let server = std::sync::Arc::new(Server::start(&dirs, &[]));
     let mut tasks = Vec::new();
     for _ in 0..20 {

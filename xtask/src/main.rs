@@ -179,6 +179,8 @@ fn test(args: &[String]) -> Result<(), String> {
     status(Command::new(root().join("scripts/mongodb-test-server")).arg("install"))?;
     ensure_python_package("aiosmtpd==1.4.6")?;
     ensure_python_package("schemathesis==4.32.5")?;
+    // The real Nakama JavaScript client, for `runtime/tests/identity_nakama_js.rs`.
+    ensure_npm_package("@heroiclabs/nakama-js", "2.8.0")?;
     // Every failure, not just the first test binary's.
     let all = status(cargo().args(["test", "--no-fail-fast"]).args(args));
     let screenshots = target_dir().join("portal-screenshots");
@@ -276,6 +278,36 @@ fn ensure_python_package(requirement: &str) -> Result<(), String> {
         "--disable-pip-version-check",
         requirement,
     ]))
+}
+
+/// Where npm packages for the tests go (`ELEMENTS_NPM` overrides).
+fn npm_dir() -> PathBuf {
+    std::env::var_os("ELEMENTS_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/npm")
+        })
+}
+
+/// Installs `name@version` under [`npm_dir`] unless that version is there.
+fn ensure_npm_package(name: &str, version: &str) -> Result<(), String> {
+    let manifest = npm_dir().join("node_modules").join(name).join("package.json");
+    // npm writes `"version": "X"` on a line of its own.
+    let installed = std::fs::read_to_string(&manifest).is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.trim() == format!("\"version\": \"{version}\","))
+    });
+    if installed {
+        return Ok(());
+    }
+    std::fs::create_dir_all(npm_dir()).map_err(|e| format!("cannot create {}: {e}", npm_dir().display()))?;
+    eprintln!("xtask: installing {name}@{version} into {}", npm_dir().display());
+    status(
+        Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(npm_dir())
+            .arg(format!("{name}@{version}")),
+    )
 }
 
 /// Integration test targets in `dir` whose names start with `prefix`.

@@ -57,6 +57,8 @@ pub struct EmailVerifyRequest {
         (status = 404, description = "Not linked to the caller, or no Element serves this route", body = ErrorDto),
         (status = 405, description = "Method not allowed", body = ErrorDto),
         (status = 413, description = "Body over the limit", body = ErrorDto),
+        (status = 429, description = "Too many verification emails for this address or account; see `Retry-After`", body = ErrorDto,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ), security((), ("session" = [])))]
 pub fn request_email_verification() {}
 

@@ -89,13 +89,15 @@ impl IdentityApi {
 /// document and Swagger UI. The deployment admin API is served on the admin
 /// listener ([`admin_router`]).
 pub fn public_router() -> Router<Arc<App>> {
-    let (router, document) = public_api().split_for_parts();
+    let (router, mut document) = public_api().split_for_parts();
+    openapi::add_common_responses(&mut document);
     router.merge(openapi::swagger(document))
 }
 
 /// The admin API (deployments, services) with its document.
 pub fn admin_router() -> Router<Arc<App>> {
-    let (router, document) = admin_api().split_for_parts();
+    let (router, mut document) = admin_api().split_for_parts();
+    openapi::add_common_responses(&mut document);
     router.merge(openapi::document_route(document))
 }
 

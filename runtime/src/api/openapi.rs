@@ -112,3 +112,53 @@ pub(crate) fn document_route(document: utoipa::openapi::OpenApi) -> Router<Arc<A
         }),
     )
 }
+
+/// Adds the answers every operation can give whatever its handler does:
+/// `400` (a query that isn't UTF-8 once decoded, a body the framework can't
+/// read), `408` (a body that didn't arrive in time, see
+/// [`crate::connections`]) and, where a body is taken, `413`. Each in the
+/// error shape of its API: Nakama's on `/v2`, `{code, message}` elsewhere.
+pub(crate) fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    for (path, item) in document.paths.paths.iter_mut() {
+        let schema = if path.starts_with("/v2/") {
+            "NakamaStatus"
+        } else {
+            "ErrorDto"
+        };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let mut common = vec![
+                ("400", "Malformed request (query or body)"),
+                ("408", "The request body did not arrive in time"),
+            ];
+            if operation.request_body.is_some() {
+                common.push(("413", "Request body too large"));
+            }
+            for (status, description) in common {
+                if operation.responses.responses.contains_key(status) {
+                    continue;
+                }
+                let content = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .insert(status.to_owned(), response.into());
+            }
+        }
+    }
+}

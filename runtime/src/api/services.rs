@@ -64,7 +64,7 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Se
 /// Change one service's settings: `MailChange` for `mail`, `HttpChange`
 /// for `http`; absent fields keep their value, `null` clears an optional one.
 #[utoipa::path(put, path = "/api/rest/services/{service}", tag = "services",
-    params(("service" = ServiceName, Path, description = "The service")),
+    params(("service" = inline(ServiceName), Path, description = "The service")),
     request_body(content = ServiceChange),
     responses(
         (status = 200, description = "The settings after the change", body = SettingsView),
@@ -98,7 +98,7 @@ async fn change(
 
 /// Go back to the configuration file's settings of one service.
 #[utoipa::path(delete, path = "/api/rest/services/{service}", tag = "services",
-    params(("service" = ServiceName, Path, description = "The service")),
+    params(("service" = inline(ServiceName), Path, description = "The service")),
     responses(
         (status = 200, description = "The settings after the reset", body = SettingsView),
         (status = 401, description = "No valid session", body = ErrorDto),

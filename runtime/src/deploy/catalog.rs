@@ -193,6 +193,10 @@ impl<'a> Catalog<'a> {
             if let Some(enabled) = edit.enabled {
                 self.deployments.set_folder_enabled(name, enabled).await?;
             }
+            // Another node's change, or the settings poll, may have begun
+            // this deploy first: the answer is its outcome, not the version
+            // before it.
+            self.deployer.settled(name).await;
             return self
                 .view(self.deployer.status(name), None)
                 .await?
@@ -206,6 +210,7 @@ impl<'a> Catalog<'a> {
         } else {
             self.deployments.edit(name, edit).await?
         };
+        self.deployer.settled(name).await;
         self.view(self.deployer.status(name), Some(&record))
             .await?
             .ok_or_else(|| PersistError::NotFound(name.into()))

@@ -199,7 +199,7 @@ pub async fn unlink(
     let credential = credential(&scheme_name, &body)?;
     app.identity
         .service
-        .unlink(&caller.user_id, &scheme_name, &credential.id)
+        .unlink(&caller.user_id, &scheme_name, &credential)
         .await?;
     Ok(Json(Empty {}))
 }

@@ -83,6 +83,7 @@ pub async fn current_profile(
         (status = 200, description = "One page", body = ProfilePage),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Another user's, and not a superuser", body = ErrorDto),
+        (status = 404, description = "No such application", body = ErrorDto),
     ), security(("session" = [])))]
 pub async fn list_profiles(
     State(app): State<Arc<App>>,

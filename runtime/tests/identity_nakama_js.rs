@@ -1,0 +1,70 @@
+//! The real Nakama JavaScript client (`@heroiclabs/nakama-js` from npm,
+//! installed by `cargo xtask test`) against the server: device login,
+//! account reads, refresh with rotation, a replayed refresh token revoking
+//! its family, and logout — on SQLite and, in CI, on MongoDB.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::{Dirs, Server};
+
+/// Where `cargo xtask test` installs the client (`ELEMENTS_NPM` overrides).
+fn nakama_js() -> Option<PathBuf> {
+    let root = std::env::var_os("ELEMENTS_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/npm")
+        });
+    let module = root.join("node_modules/@heroiclabs/nakama-js");
+    module.join("package.json").exists().then_some(module)
+}
+
+#[tokio::test]
+async fn nakama_js_refreshes_with_rotation_and_logs_out() {
+    let Some(module) = nakama_js() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "@heroiclabs/nakama-js is not installed: `cargo xtask test` installs it"
+        );
+        eprintln!("skipping: @heroiclabs/nakama-js is not installed (`cargo xtask test` installs it)");
+        return;
+    };
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nakama-js/sessions.cjs");
+    let addr = server.addr.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .arg(addr)
+            .env("NAKAMA_JS", module)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .expect("node task");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "node failed:\n{stdout}\n{stderr}");
+    let line = stdout.lines().last().unwrap_or_default();
+    let got: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+    assert_eq!(got["username"], "njs_player", "{got}");
+    assert_eq!(
+        got["rotated"], true,
+        "a refresh must issue a new token and refresh token: {got}"
+    );
+    assert_eq!(got["username_after_refresh"], "njs_player", "{got}");
+    assert_eq!(got["replay"], 401, "a spent refresh token must be refused: {got}");
+    assert_eq!(
+        got["current_after_replay"], 401,
+        "the replay must revoke the family: {got}"
+    );
+    assert_eq!(got["refresh_after_replay"], 401, "{got}");
+    assert_eq!(got["account_before_logout"], "njs_player", "{got}");
+    assert_eq!(got["logout"], true, "{got}");
+    assert_eq!(got["account_after_logout"], 401, "{got}");
+    assert_eq!(got["refresh_after_logout"], 401, "{got}");
+}
