@@ -13,7 +13,7 @@ mod common;
 
 use axum::routing::get;
 use common::{Request, env_or, guest, measure, serve_in_process};
-use elements_runtime::config::Config;
+use elements_config::Config;
 
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);

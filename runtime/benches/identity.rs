@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{Request, call, env_or, measure, serve_in_process};
-use elements_runtime::config::{Config, StoreChoice};
+use elements_config::{Config, StoreChoice};
 
 /// What one request of a scenario sends: path and body.
 type MakeRequest = Arc<dyn Fn(u64) -> (String, String) + Send + Sync>;

@@ -23,8 +23,8 @@ mod roblox;
 use std::path::Path;
 
 use common::{Request, call, env_or, guest, measure, serve_in_process};
+use elements_config::Config;
 use elements_identity::Secret;
-use elements_runtime::config::Config;
 use serde_json::json;
 
 const ROOT_PASSWORD: &str = "bench-root-password";
@@ -57,7 +57,7 @@ fn main() {
          \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n"
     );
     // The operator approves the Kit's grants and the stub's address.
-    let grants: std::collections::BTreeSet<elements_runtime::grants::Grant> = [
+    let grants: std::collections::BTreeSet<elements_config::grants::Grant> = [
         "identity.scheme:dev.getelements.robloxkit.player.id",
         "identity.session",
         &format!("http.outbound:127.0.0.1:{stub}"),

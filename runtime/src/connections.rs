@@ -25,97 +25,17 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-/// Limits on the connections of one listener (the file's `[connections]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConnectionLimits {
-    /// Most connections open at once on each listener; one more is answered
-    /// `503` and closed. Lowered at startup to what the process's file
-    /// descriptor limit allows.
-    pub max_connections: u32,
-    /// Longest wait for a connection's first byte, and between the end of a
-    /// response and the next request's first byte (keep-alive), in ms.
-    pub idle_timeout_ms: u64,
-    /// Longest time from a request's first byte to its complete head, in ms.
-    pub header_read_timeout_ms: u64,
-    /// Longest time to receive a whole request body once its head is read,
-    /// in ms; a body still incomplete then is answered `408`.
-    pub body_read_timeout_ms: u64,
-    /// Longest a response write may wait on a client that reads nothing, in ms.
-    pub write_timeout_ms: u64,
-    /// Largest request head (request line and headers), in bytes; larger is
-    /// answered `431`.
-    pub max_header_bytes: usize,
-    /// Most header fields in a request; more is answered `431`.
-    pub max_headers: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            max_connections: 10_000,
-            idle_timeout_ms: 60_000,
-            header_read_timeout_ms: 10_000,
-            body_read_timeout_ms: 30_000,
-            write_timeout_ms: 30_000,
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
-        }
-    }
-}
-
-/// hyper's smallest read buffer; a head limit below it is not enforceable.
-const MIN_HEADER_BYTES: usize = 8 * 1024;
+use elements_config::{ConnectionLimits, MIN_HEADER_BYTES};
 
 /// File descriptors kept for everything but client connections (the
 /// database, outbound HTTP, SMTP, the cache, the deploy folder's watcher).
 const RESERVED_DESCRIPTORS: u64 = 512;
-
-impl ConnectionLimits {
-    /// Checks the values are usable.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("max_connections", self.max_connections as u64),
-            ("idle_timeout_ms", self.idle_timeout_ms),
-            ("header_read_timeout_ms", self.header_read_timeout_ms),
-            ("body_read_timeout_ms", self.body_read_timeout_ms),
-            ("write_timeout_ms", self.write_timeout_ms),
-            ("max_headers", self.max_headers as u64),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("[connections] {name} must be positive"));
-        }
-        if self.max_header_bytes < MIN_HEADER_BYTES {
-            return Err(format!(
-                "[connections] max_header_bytes must be at least {MIN_HEADER_BYTES}"
-            ));
-        }
-        Ok(())
-    }
-
-    fn idle(&self) -> Duration {
-        Duration::from_millis(self.idle_timeout_ms)
-    }
-
-    fn header(&self) -> Duration {
-        Duration::from_millis(self.header_read_timeout_ms)
-    }
-
-    fn body(&self) -> Duration {
-        Duration::from_millis(self.body_read_timeout_ms)
-    }
-
-    fn write(&self) -> Duration {
-        Duration::from_millis(self.write_timeout_ms)
-    }
-}
 
 /// Raises the soft limit on open files to the hard limit (as Go and nginx
 /// do: the soft default of 1024 is far below what a server holding client

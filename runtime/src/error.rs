@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::element::invoke::InvokeError;
+use elements_host::element::invoke::InvokeError;
 
 /// An error answered to a client.
 #[derive(Debug, Clone)]

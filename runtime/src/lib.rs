@@ -1,36 +1,26 @@
-//! The Elements runtime: a hyper/tokio server that hosts WebAssembly
-//! component "Elements" and serves their HTTP routes under `/app/rest/`.
+//! The Elements server: the composition root that builds the services
+//! (store, identity, engine, host services, deployer) and hands them down,
+//! and — for now — the HTTP layer over them. The layers below are crates
+//! of their own (see `ARCHITECTURE.md`): `elements-config`,
+//! `elements-host` (wasmtime: engine, instances, host services, Elements)
+//! and `elements-deploy` (registry, deploys, stored deployments).
 //!
-//! The pieces, in dependency order:
-//! - [`address`]: which IP addresses are public;
-//! - [`config`]: what the server runs with (file, environment, flags);
+//! Here:
 //! - [`connections`]: accepting clients within connection limits and timeouts;
-//! - [`grants`]: the capabilities an Element requests and an operator approves;
-//! - [`engine`]: the wasmtime engine and the epoch ticker that bounds guests;
-//! - [`host`]: what an instance can reach: WASI, `wasi:http`, host services;
-//! - [`element`]: a compiled, validated Element and how it serves a request;
-//! - [`registry`] and [`deploy`]: which Elements serve, and putting them there;
-//! - [`server`] and [`error`]: the HTTP front and its one error mapping;
+//! - [`server`] and [`error`]: the HTTP front of Elements and the one error
+//!   mapping;
 //! - [`api`]: the core APIs over `elements-identity` (`/api/rest` identity,
-//!   Nakama-compatible `/v2`, OpenAPI and Swagger UI).
+//!   Nakama-compatible `/v2`, deployment admin API, OpenAPI and Swagger UI);
+//! - [`portal`]: the management portal;
+//! - [`metrics`]: Prometheus metrics;
+//! - [`Runtime`]: everything wired together, before it listens.
 
-pub mod address;
 pub mod api;
-pub mod clock;
-pub mod config;
 pub mod connections;
 pub use connections::serve;
-pub mod deploy;
-pub mod dispatch;
-pub mod element;
-pub mod engine;
 pub mod error;
-pub mod events;
-pub mod grants;
-pub mod host;
 pub mod metrics;
 pub mod portal;
-pub mod registry;
 pub mod server;
 
 use std::sync::Arc;
@@ -38,13 +28,14 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use config::Config;
-use deploy::Deployer;
-use deploy::persist::Deployments;
-use element::Host;
-use element::compile::CompileCache;
-use engine::{Allocation, EpochTicker};
-use events::EventBus;
-use registry::Registry;
+use elements_config as config;
+use elements_deploy::Deployer;
+use elements_deploy::persist::Deployments;
+use elements_deploy::registry::Registry;
+use elements_host::element::Host;
+use elements_host::element::compile::CompileCache;
+use elements_host::engine::{self, Allocation, EpochTicker};
+use elements_host::events::EventBus;
 use server::App;
 
 /// Everything the server needs to serve, before it listens.
@@ -56,7 +47,7 @@ pub struct Runtime {
     /// The runtime's event bus.
     pub events: Arc<EventBus>,
     _ticker: EpochTicker,
-    _watcher: deploy::watch::Watcher,
+    _watcher: elements_deploy::watch::Watcher,
 }
 
 impl Runtime {
@@ -73,8 +64,8 @@ impl Runtime {
         let ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
         let events = Arc::new(EventBus::default());
         let host = Arc::new(Host {
-            linker: host::linker(&engine)?,
-            services: host::services::Services::new(host::services::ServiceDeps {
+            linker: elements_host::instance::linker(&engine)?,
+            services: elements_host::services::Services::new(elements_host::services::ServiceDeps {
                 store: store.clone(),
                 events: events.clone(),
                 identity: identity.service.clone(),
@@ -85,7 +76,7 @@ impl Runtime {
             engine,
             limits: config.limits.clone(),
             attributes: operator_attributes(config),
-            clock: clock::OffsetClock::seconds(config.clock_offset_secs),
+            clock: elements_host::clock::OffsetClock::seconds(config.clock_offset_secs),
             element_grants: config.element_grants.clone(),
             deploy: config.deploy.clone(),
             element_attributes: config.element_attributes.clone(),
@@ -93,15 +84,18 @@ impl Runtime {
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
         // Stored service settings (admin API, portal) over the configuration's.
-        let settings =
-            deploy::settings::ServiceSettings::new(store.clone(), host.clone(), config.services.clone())
-                .context("opening the service settings")?;
+        let settings = elements_deploy::settings::ServiceSettings::new(
+            store.clone(),
+            host.clone(),
+            config.services.clone(),
+        )
+        .context("opening the service settings")?;
         settings
             .apply()
             .await
             .context("applying the stored service settings")?;
         settings.start_polling();
-        dispatch::start(&events, registry.clone(), host);
+        elements_deploy::dispatch::start(&events, registry.clone(), host);
         // Stored deployments first: a name the store manages is not taken
         // from the folder.
         let deployments =
@@ -129,7 +123,7 @@ impl Runtime {
             config.deploy_dir.display()
         );
         deployments.start_collecting().await;
-        let watcher = deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
+        let watcher = elements_deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
             app: Arc::new(App::new(server::AppParts {
@@ -214,7 +208,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::D
         config::StoreChoice::Mongo { uri, database } => StoreConfig::Mongo(MongoConfig::new(uri, database)),
     };
     let options = elements_store::OpenOptions {
-        clock: Arc::new(clock::OffsetClock::seconds(config.clock_offset_secs)),
+        clock: Arc::new(elements_host::clock::OffsetClock::seconds(
+            config.clock_offset_secs,
+        )),
         ..Default::default()
     };
     let store = elements_store::open_with(choice, options)

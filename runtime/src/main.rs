@@ -2,7 +2,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use elements_runtime::config::{Cli, Config, LogFormat};
+use elements_config::{Cli, Config, LogFormat};
 use elements_runtime::{Runtime, serve};
 
 fn main() -> std::process::ExitCode {

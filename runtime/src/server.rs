@@ -18,17 +18,15 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use elements_store::DocumentStore;
 
-use crate::deploy::Deployer;
-use crate::deploy::persist::Deployments;
-use crate::element::log_buffer::{Level, Source};
-use crate::element::manifest::EXTENSION_ROUTES;
 use crate::error::ApiError;
-use crate::host::RequestInfo;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
-
-/// Where Elements are mounted.
-pub const ELEMENT_ROOT: &str = "/app/rest/";
+use elements_deploy::Deployer;
+use elements_deploy::persist::Deployments;
+use elements_deploy::registry::Registry;
+use elements_host::element::ELEMENT_ROOT;
+use elements_host::element::manifest::EXTENSION_ROUTES;
+use elements_host::instance::RequestInfo;
+use elements_host::log_buffer::{Level, Source};
 
 /// Shared state of the HTTP handlers.
 pub struct App {
@@ -43,7 +41,7 @@ pub struct App {
     /// Deployments made through the admin API.
     pub deployments: Arc<Deployments>,
     /// The operator's settings of the host services.
-    pub settings: Arc<crate::deploy::settings::ServiceSettings>,
+    pub settings: Arc<elements_deploy::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Request metrics, when served.
@@ -53,8 +51,8 @@ pub struct App {
 
 impl App {
     /// The operator's view of deployments.
-    pub fn catalog(&self) -> crate::deploy::catalog::Catalog<'_> {
-        crate::deploy::catalog::Catalog::new(&self.deployer, &self.deployments)
+    pub fn catalog(&self) -> elements_deploy::catalog::Catalog<'_> {
+        elements_deploy::catalog::Catalog::new(&self.deployer, &self.deployments)
     }
 }
 
@@ -71,7 +69,7 @@ pub struct AppParts {
     /// Stored deployments.
     pub deployments: Arc<Deployments>,
     /// The operator's settings of the host services.
-    pub settings: Arc<crate::deploy::settings::ServiceSettings>,
+    pub settings: Arc<elements_deploy::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Record and serve metrics (`/metrics`).
@@ -394,7 +392,7 @@ fn with_request_id(result: Result<Response, ApiError>, request_id: &str) -> Resp
 /// [`serve_element`], recorded in the Element's metrics.
 async fn serve_counted(
     app: &App,
-    element: Arc<crate::element::Element>,
+    element: Arc<elements_host::element::Element>,
     request: Request,
     below: &str,
     request_id: &str,
@@ -416,7 +414,7 @@ async fn serve_counted(
 /// Passes `request` to `element`, which sees the path `below`.
 async fn serve_element(
     app: &App,
-    element: Arc<crate::element::Element>,
+    element: Arc<elements_host::element::Element>,
     request: Request,
     below: &str,
     request_id: &str,

@@ -267,7 +267,7 @@ async fn removing_the_file_undeploys_and_adding_one_deploys() {
 #[tokio::test]
 async fn deploys_publish_loaded_failed_and_unloaded_events() {
     let root = tempfile::tempdir().unwrap();
-    let mut config = elements_runtime::config::Config::in_dir(root.path());
+    let mut config = elements_config::Config::in_dir(root.path());
     config.cache_dir = support::shared_cache();
     std::fs::create_dir_all(&config.deploy_dir).unwrap();
     let runtime = elements_runtime::Runtime::start(&config).await.unwrap();

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use elements_runtime::element::manifest::{EXTENSION_ROUTES, Manifest, validate_name};
+use elements_host::element::manifest::{EXTENSION_ROUTES, Manifest, validate_name};
 use support::{Dirs, Server};
 
 /// A TOML value of any type.

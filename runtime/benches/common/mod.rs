@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use elements_runtime::config::Config;
+use elements_config::Config;
 use elements_runtime::{Runtime, serve};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;

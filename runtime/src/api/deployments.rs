@@ -1,7 +1,7 @@
 //! The deployment admin API (superusers only), under
 //! `/api/rest/elements/deployment`: upload, list, read, edit, remove, and
 //! read the log of Elements. Uploads are stored (see
-//! [`crate::deploy::persist`]) so they survive restarts and reach every node.
+//! [`elements_deploy::persist`]) so they survive restarts and reach every node.
 //! Sensitive attribute values are write-only: every response masks them.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,12 +17,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::rest::{ErrorDto, bad_request, caller};
-pub use crate::deploy::catalog::{AttributeView, DeploymentView, MASK};
-pub use crate::deploy::persist::Edit;
-use crate::deploy::persist::{PersistError, Upload};
-use crate::element::log_buffer::LogLine;
 use crate::error::ApiError;
 use crate::server::App;
+pub use elements_deploy::catalog::{AttributeView, DeploymentView, MASK};
+pub use elements_deploy::persist::Edit;
+use elements_deploy::persist::{PersistError, Upload};
+use elements_host::log_buffer::LogLine;
 
 /// Largest upload (component, manifest and fields together): components
 /// are often larger than axum's default 2 MiB body limit.

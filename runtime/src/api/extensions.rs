@@ -4,7 +4,7 @@
 //! below describe the bundled Email Verification Element, the one that
 //! claims them; without it they answer 404 `NOT_FOUND`.
 //!
-//! [`EXTENSION_ROUTES`]: crate::element::manifest::EXTENSION_ROUTES
+//! [`EXTENSION_ROUTES`]: elements_host::element::manifest::EXTENSION_ROUTES
 
 #![allow(dead_code)] // Documentation only: the functions and types are never called or built.
 

@@ -28,8 +28,8 @@ use utoipa_axum::router::OpenApiRouter;
 use elements_identity::{IdentityConfig, IdentityService, Secret};
 use elements_store::DocumentStore;
 
-use crate::config::IdentitySettings;
 use crate::server::App;
+use elements_config::IdentitySettings;
 
 /// The identity service and the settings its APIs need.
 #[derive(Debug)]

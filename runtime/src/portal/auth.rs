@@ -136,7 +136,7 @@ fn cross_site(headers: &HeaderMap, settings: &PortalSettings) -> bool {
     if origin == "null" {
         return true;
     }
-    let Some(origin) = crate::config::origin_of(origin) else {
+    let Some(origin) = elements_config::origin_of(origin) else {
         return true;
     };
     if settings.origin.as_deref() == Some(origin.as_str()) {
@@ -148,7 +148,7 @@ fn cross_site(headers: &HeaderMap, settings: &PortalSettings) -> bool {
     let host_origin = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .and_then(|h| crate::config::origin_of(&format!("http://{h}")));
+        .and_then(|h| elements_config::origin_of(&format!("http://{h}")));
     host_origin.as_deref() != Some(origin.as_str())
 }
 

@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use super::auth::TokenForm;
 use super::{Admin, Flash, Layout, encode_component, error_page, redirect_with, render, time_text};
 use crate::api::rest::bad_request;
-use crate::deploy::catalog::{DeploymentView, MASK};
-use crate::deploy::persist::{Edit, Upload};
-use crate::element::log_buffer::LogLine;
-use crate::element::manifest::AttributeKind;
 use crate::error::ApiError;
 use crate::server::App;
+use elements_deploy::catalog::{DeploymentView, MASK};
+use elements_deploy::persist::{Edit, Upload};
+use elements_host::element::manifest::AttributeKind;
+use elements_host::log_buffer::LogLine;
 
 /// Log lines a page shows.
 const LOG_LINES: usize = 200;
@@ -599,7 +599,7 @@ async fn read_upload(form: Multipart) -> Result<(String, Upload), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::catalog::AttributeView;
+    use elements_deploy::catalog::AttributeView;
 
     fn attribute(name: &str, value: Option<&str>, required: bool, sensitive: bool) -> AttributeView {
         AttributeView {

@@ -4,7 +4,7 @@
 //!
 //! Like the JSON APIs, the pages are thin over the domain services: the
 //! identity service for applications, users and profiles, the deployment
-//! [`Catalog`](crate::deploy::catalog::Catalog) for Elements.
+//! [`Catalog`](elements_deploy::catalog::Catalog) for Elements.
 //!
 //! Every state change is a `POST` form answered with a redirect (so a reload
 //! never repeats it) carrying the outcome in a short-lived "flash" cookie the
@@ -33,9 +33,9 @@ use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::api::deployments::MAX_UPLOAD;
-use crate::element::log_buffer::truncate;
 use crate::error::ApiError;
 use crate::server::App;
+use elements_host::log_buffer::truncate;
 
 pub use auth::Admin;
 

@@ -11,10 +11,10 @@ use axum::response::Response;
 use http::StatusCode;
 
 use super::{Admin, Flash, Layout, redirect_with, render};
-use crate::config::Network;
-use crate::deploy::settings::{HttpChange, MailChange, Service, SettingsView};
 use crate::error::ApiError;
 use crate::server::App;
+use elements_config::Network;
+use elements_deploy::settings::{HttpChange, MailChange, Service, SettingsView};
 
 const PAGE: &str = "/admin/services";
 

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use elements_identity::{Application, Level, NewUser, Profile, User};
 
-use super::{ApplicationDto, ErrorDto, ProfileDto, UserDto, bad_request};
+use super::{ErrorDto, SessionDto, bad_request};
 use crate::api::{ClientAddr, parse_body};
 use crate::error::ApiError;
 use crate::server::App;
@@ -46,19 +46,6 @@ pub struct SignupRequest {
     pub display_name: Option<String>,
     /// Open the session for this application (id or name), with a new profile.
     pub application: Option<String>,
-}
-
-/// A session.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionDto {
-    /// Its user.
-    pub user: UserDto,
-    /// Its profile.
-    pub profile: Option<ProfileDto>,
-    /// Its application.
-    pub application: Option<ApplicationDto>,
-    /// Expiry, epoch milliseconds.
-    pub expiry: i64,
 }
 
 /// A new session and its secret (shown only now).

@@ -1,0 +1,298 @@
+//! Serving one request with an Element instance, within its limits.
+//!
+//! The request body is already buffered (the HTTP layer enforced its size);
+//! the response body is buffered here, up to the Element's limit, so a breach
+//! still gets a clean JSON error instead of a truncated stream. The guest runs
+//! in the calling task: no task hand-off on the request path.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use super::Element;
+use crate::instance::{RequestInfo, RequestState};
+use crate::log_buffer::{Level, Source};
+use crate::services::Services;
+use elements_config::Isolation;
+
+/// Why a request to an Element failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The request's wall-clock deadline passed.
+    #[error("did not answer within its {0} ms deadline")]
+    Timeout(u128),
+    /// The guest needed more memory (linear memories and tables together)
+    /// than its cap.
+    #[error(
+        "exceeded its memory limit of {cap_mib} MiB (its memories and tables would take {requested} bytes)"
+    )]
+    MemoryLimit {
+        /// The cap, in MiB.
+        cap_mib: u64,
+        /// The total the refused growth asked for.
+        requested: u64,
+    },
+    /// The guest trapped (a Rust panic is a trap).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The response body was larger than allowed.
+    #[error("produced a response body larger than {0} bytes")]
+    ResponseTooLarge(usize),
+    /// The guest returned without a usable response.
+    #[error("returned no valid response: {0}")]
+    BadResponse(String),
+    /// No instance slot is free.
+    #[error("is at its concurrency limit")]
+    Overloaded,
+}
+
+/// A warm instance kept between requests under [`Isolation::Reuse`]. It
+/// keeps its concurrency permit while idle, so the live instances of one
+/// Element never outnumber its `max_concurrency`.
+pub struct Warm {
+    store: Store<RequestState>,
+    proxy: Proxy,
+    served: u32,
+    // Declared last: released only after the store is gone.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Most idle warm instances an Element keeps.
+const MAX_IDLE: usize = 64;
+
+impl Element {
+    /// Serves `request` (whose path is already relative to the mount point).
+    pub async fn serve(
+        &self,
+        services: &Services,
+        request: http::Request<Bytes>,
+        info: RequestInfo,
+    ) -> Result<http::Response<Bytes>, InvokeError> {
+        let deadline = Instant::now() + self.limits.timeout;
+        let result = match self.limits.isolation {
+            Isolation::Fresh => match self.take_slot() {
+                Ok(_slot) => {
+                    let mut store = self.new_store(services, &info, deadline);
+                    match self.instantiate(&mut store).await {
+                        Ok(proxy) => self.call(&mut store, &proxy, request, deadline).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            },
+            Isolation::Reuse => self.serve_reused(services, request, &info, deadline).await,
+        };
+        if let Err(e) = &result {
+            let level = match e {
+                InvokeError::Overloaded => Level::Warn,
+                _ => Level::Error,
+            };
+            self.log.push(
+                level,
+                Source::Host,
+                Some(&info.request_id),
+                &format!("request failed: {e}"),
+            );
+        }
+        result
+    }
+
+    async fn serve_reused(
+        &self,
+        services: &Services,
+        request: http::Request<Bytes>,
+        info: &RequestInfo,
+        deadline: Instant,
+    ) -> Result<http::Response<Bytes>, InvokeError> {
+        let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut warm = match warm {
+            Some(mut warm) => {
+                warm.store
+                    .data_mut()
+                    .renew(services.prepare(&self.services, info), info, deadline);
+                warm.store.set_epoch_deadline(1);
+                warm
+            }
+            None => {
+                let slot = self.take_slot()?;
+                let mut store = self.new_store(services, info, deadline);
+                let proxy = self.instantiate(&mut store).await?;
+                Warm {
+                    store,
+                    proxy,
+                    served: 0,
+                    _slot: slot,
+                }
+            }
+        };
+        let result = self.call(&mut warm.store, &warm.proxy, request, deadline).await;
+        warm.served += 1;
+        // After any failure the instance's state is suspect: drop it.
+        if result.is_ok() && warm.served < self.limits.reuse_max_requests {
+            let mut idle = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(warm);
+            }
+        }
+        result
+    }
+
+    /// A permit for one more live instance of this Element, or
+    /// [`InvokeError::Overloaded`] at once when all are taken. Idle warm
+    /// instances hold permits they aren't using: one is retired to make room.
+    pub(super) fn take_slot(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        loop {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            let idle = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match idle {
+                // Dropped outside the lock; its permit returns to the semaphore.
+                Some(warm) => drop(warm),
+                None => return Err(InvokeError::Overloaded),
+            }
+        }
+    }
+
+    pub(super) fn new_store(
+        &self,
+        services: &Services,
+        info: &RequestInfo,
+        deadline: Instant,
+    ) -> Store<RequestState> {
+        let state = RequestState::new(
+            &self.name,
+            &self.log,
+            info,
+            &self.limits,
+            deadline,
+            self.clock,
+            services.prepare(&self.services, info),
+        );
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        // At every epoch tick a running guest yields to the executor, so a
+        // busy guest never holds a server thread; past its deadline it traps.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    async fn instantiate(&self, store: &mut Store<RequestState>) -> Result<Proxy, InvokeError> {
+        let deadline = store.data().deadline;
+        match tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut *store)).await {
+            Ok(Ok(proxy)) => Ok(proxy),
+            Ok(Err(e)) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                Err(InvokeError::Overloaded)
+            }
+            Ok(Err(e)) => Err(self.classify(store, e)),
+            Err(_) => Err(InvokeError::Timeout(self.limits.timeout.as_millis())),
+        }
+    }
+
+    async fn call(
+        &self,
+        store: &mut Store<RequestState>,
+        proxy: &Proxy,
+        request: http::Request<Bytes>,
+        deadline: Instant,
+    ) -> Result<http::Response<Bytes>, InvokeError> {
+        let (parts, body) = request.into_parts();
+        let body =
+            Full::new(body).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} });
+        let request = http::Request::from_parts(parts, body);
+        let (sender, receiver) = oneshot::channel();
+        let (request, outparam) = {
+            let mut http = store.data_mut().http();
+            let request = http.new_incoming_request(Scheme::Http, request);
+            let outparam = http.new_response_outparam(sender);
+            match (request, outparam) {
+                (Ok(r), Ok(o)) => (r, o),
+                (Err(e), _) | (_, Err(e)) => return Err(InvokeError::BadResponse(format!("{e:#}"))),
+            }
+        };
+        let max_body = self.limits.max_response_body;
+        let collect = async move {
+            let response = match receiver.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(code)) => return Err(InvokeError::BadResponse(format!("error code {code:?}"))),
+                Err(_) => return Err(InvokeError::BadResponse("response-outparam never set".into())),
+            };
+            let (parts, body) = response.into_parts();
+            match Limited::new(body, max_body).collect().await {
+                Ok(body) => Ok(http::Response::from_parts(parts, body.to_bytes())),
+                Err(e) if e.is::<LengthLimitError>() => Err(InvokeError::ResponseTooLarge(max_body)),
+                Err(e) => Err(InvokeError::BadResponse(format!("body: {e}"))),
+            }
+        };
+        let outcome = {
+            let call = proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut *store, request, outparam);
+            let both = async {
+                tokio::pin!(call, collect);
+                let mut response = None;
+                let mut returned = false;
+                // Wait for the guest to return and for its response; a bad
+                // response ends the wait at once (the instance is discarded).
+                loop {
+                    tokio::select! {
+                        result = &mut call, if !returned => {
+                            result?;
+                            returned = true;
+                            if response.is_some() {
+                                break;
+                            }
+                        }
+                        result = &mut collect, if response.is_none() => {
+                            let failed = result.is_err();
+                            response = Some(result);
+                            if failed || returned {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok::<_, wasmtime::Error>(response)
+            };
+            tokio::time::timeout_at(deadline.into(), both).await
+        };
+        match outcome {
+            Ok(Ok(Some(response))) => response,
+            Ok(Ok(None)) => Err(InvokeError::BadResponse("no response".into())),
+            Ok(Err(e)) => Err(self.classify(store, e)),
+            Err(_) => Err(InvokeError::Timeout(self.limits.timeout.as_millis())),
+        }
+    }
+
+    /// Names the cause of a guest failure.
+    pub(super) fn classify(&self, store: &Store<RequestState>, error: wasmtime::Error) -> InvokeError {
+        if let Some(requested) = store.data().limiter.refused {
+            return InvokeError::MemoryLimit {
+                cap_mib: self.limits.memory_bytes >> 20,
+                requested,
+            };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => InvokeError::Timeout(self.limits.timeout.as_millis()),
+            Some(trap) => {
+                tracing::debug!(element = %self.name, error = ?error, "guest trap detail");
+                InvokeError::Trap(trap.to_string())
+            }
+            None => InvokeError::Trap(format!("{error:#}")),
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `elements:platform/identity`: users, identities, profiles and sessions for
+//! Elements, over the same [`IdentityService`] as `/api/rest` and `/v2`, so a
+//! player created by an Element is the same user everywhere. Entities are
+//! JSON in the `/api/rest` shapes.
+//!
+//! The caller of a request is resolved from the credentials the HTTP layer
+//! took from the request (`Authorization: Bearer` or
+//! `Elements-SessionSecret`), never from anything the Element passes in.
+//!
+//! Every call is scoped by the Element's [`Grants`]: it finds or creates
+//! users only through schemes it was granted (`identity.scheme:SCHEME`),
+//! reaches only the calling user and users who have an identity of one of
+//! those schemes, creates sessions only with `identity.session`, for users
+//! it reaches and never for a SUPERUSER, and changes verification only with
+//! `identity.verify:SCHEME`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use elements_identity::{
+    Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, ProfileUpdate,
+    VerificationStatus, VerifiedIdentity,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::elements::platform::identity::{self as wit, Error, Verification};
+use super::{DeployContext, HostService, ServiceConfigError};
+use crate::instance::{RequestInfo, RequestState};
+use elements_config::grants::{Grant, Grants, MissingGrant};
+use elements_wire::{ApplicationDto, ProfileDto, SessionDto, UserDto};
+
+/// Longest session an Element may create: 90 days.
+const MAX_SESSION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The identity service.
+pub struct IdentityHostService {
+    service: Arc<IdentityService>,
+}
+
+impl IdentityHostService {
+    /// Over the server's identity service.
+    pub fn new(service: Arc<IdentityService>) -> IdentityHostService {
+        IdentityHostService { service }
+    }
+}
+
+/// One instance's view: the service, the request's credential and the
+/// Element's grants.
+pub struct Identities {
+    service: Arc<IdentityService>,
+    credential: Option<Arc<str>>,
+    grants: Arc<Grants>,
+    /// The calling user, once resolved (`Some(None)`: no valid credential).
+    caller: Option<Option<Caller>>,
+    /// Users this instance already found it may reach.
+    reached: BTreeSet<String>,
+}
+
+impl HostService for IdentityHostService {
+    type Deployed = Arc<Grants>;
+    type Instance = Identities;
+
+    fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| &mut state.services.identity)
+    }
+
+    fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<Grants>, ServiceConfigError> {
+        Ok(element.grants.clone())
+    }
+
+    fn prepare(&self, grants: &Arc<Grants>, request: &RequestInfo) -> Identities {
+        Identities {
+            service: self.service.clone(),
+            credential: request.credential.clone(),
+            grants: grants.clone(),
+            caller: None,
+            reached: BTreeSet::new(),
+        }
+    }
+}
+
+fn forbidden(missing: MissingGrant) -> Error {
+    Error::Forbidden(missing.to_string())
+}
+
+impl Identities {
+    /// The calling user, resolved once per instance.
+    async fn resolve_caller(&mut self) -> Result<Option<&Caller>, Error> {
+        if self.caller.is_none() {
+            let resolved = match &self.credential {
+                None => None,
+                Some(credential) => match self.service.resolve_credential(credential).await {
+                    Ok(caller) => Some(caller),
+                    Err(
+                        IdentityError::Unauthenticated(_)
+                        | IdentityError::NotFound(_)
+                        | IdentityError::PermissionDenied(_),
+                    ) => None,
+                    Err(e) => return Err(to_wit(e)),
+                },
+            };
+            self.caller = Some(resolved);
+        }
+        Ok(self.caller.as_ref().and_then(Option::as_ref))
+    }
+
+    /// `Ok` when the Element may act on user `user_id`: the calling user,
+    /// or one with an identity of a scheme the Element was granted.
+    async fn reach(&mut self, user_id: &str) -> Result<(), Error> {
+        if self.reached.contains(user_id) {
+            return Ok(());
+        }
+        if self
+            .resolve_caller()
+            .await?
+            .is_some_and(|caller| caller.user.id == user_id)
+        {
+            self.reached.insert(user_id.to_owned());
+            return Ok(());
+        }
+        let schemes: BTreeSet<&str> = self.grants.schemes().collect();
+        if !schemes.is_empty() {
+            let identities = match self.service.identities_of(user_id).await {
+                Ok(identities) => identities,
+                Err(IdentityError::NotFound(_)) => Vec::new(),
+                Err(e) => return Err(to_wit(e)),
+            };
+            if identities.iter().any(|i| schemes.contains(i.scheme.as_str())) {
+                self.reached.insert(user_id.to_owned());
+                return Ok(());
+            }
+        }
+        // Same answer whether or not the user exists: nothing to probe.
+        Err(Error::Forbidden(format!(
+            "this Element does not reach user {user_id:?}: it reaches the calling user and users \
+             with an identity of a scheme it was granted (identity.scheme:SCHEME)"
+        )))
+    }
+
+    /// `Ok` when the Element holds `identity.scheme:SCHEME` or `identity.verify:SCHEME`.
+    fn may_read_scheme(&self, scheme: &str) -> Result<(), Error> {
+        let read = Grant::IdentityScheme(scheme.to_owned());
+        if self.grants.has(&read) || self.grants.has(&Grant::IdentityVerify(scheme.to_owned())) {
+            Ok(())
+        } else {
+            Err(forbidden(MissingGrant(read.to_string())))
+        }
+    }
+}
+
+fn to_wit(error: IdentityError) -> Error {
+    match error {
+        IdentityError::NotFound(m) => Error::NotFound(m),
+        IdentityError::AlreadyExists(m) => Error::Conflict(m),
+        IdentityError::InvalidArgument(m) => Error::Invalid(m),
+        IdentityError::PermissionDenied(m) => Error::Forbidden(m),
+        IdentityError::Unavailable(m) => Error::Unavailable(m),
+        // Password threads saturated: as transient as a store outage.
+        busy @ IdentityError::Busy { .. } => Error::Unavailable(busy.to_string()),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+fn to_json(value: impl Serialize) -> Result<String, Error> {
+    serde_json::to_string(&value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Verification statuses as WIT has them.
+fn status(v: Verification) -> VerificationStatus {
+    match v {
+        Verification::Unverified => VerificationStatus::Unverified,
+        Verification::Pending => VerificationStatus::Pending,
+        Verification::Verified => VerificationStatus::Verified,
+    }
+}
+
+fn identity_json(identity: &elements_identity::Identity) -> Value {
+    json!({
+        "scheme": identity.scheme,
+        "id": identity.id,
+        "userId": identity.user_id,
+        "verification": identity.status,
+    })
+}
+
+impl wit::Host for Identities {
+    async fn find_or_create_user(
+        &mut self,
+        scheme: String,
+        id: String,
+        username: Option<String>,
+    ) -> Result<(String, bool), Error> {
+        if scheme.is_empty() || id.is_empty() || scheme.len() > 128 || id.len() > 256 {
+            return Err(Error::Invalid(
+                "the scheme and id must be 1 to 128 and 1 to 256 bytes".into(),
+            ));
+        }
+        self.grants
+            .require(Grant::IdentityScheme(scheme.clone()))
+            .map_err(forbidden)?;
+        let outcome = self
+            .service
+            .find_or_create_user(FindOrCreate {
+                identity: VerifiedIdentity {
+                    scheme,
+                    id,
+                    status: VerificationStatus::Verified,
+                    password: None,
+                    email: None,
+                },
+                create: true,
+                username,
+                client: None,
+            })
+            .await
+            .map_err(to_wit)?;
+        self.reached.insert(outcome.user.id.clone());
+        Ok((to_json(UserDto::from(outcome.user))?, outcome.created))
+    }
+
+    async fn user(&mut self, user_id: String) -> Result<String, Error> {
+        self.reach(&user_id).await?;
+        to_json(UserDto::from(self.service.user(&user_id).await.map_err(to_wit)?))
+    }
+
+    async fn application(&mut self, name_or_id: String) -> Result<Option<String>, Error> {
+        match self.service.application(&name_or_id).await {
+            Ok(app) => Ok(Some(to_json(ApplicationDto::from(app))?)),
+            Err(IdentityError::NotFound(_)) => Ok(None),
+            Err(e) => Err(to_wit(e)),
+        }
+    }
+
+    async fn find_or_create_profile(
+        &mut self,
+        user_id: String,
+        application: String,
+    ) -> Result<(String, bool), Error> {
+        self.reach(&user_id).await?;
+        let application = self.service.application(&application).await.map_err(to_wit)?;
+        let (profile, created) = self
+            .service
+            .find_or_create_profile(&user_id, &application.id)
+            .await
+            .map_err(to_wit)?;
+        Ok((to_json(ProfileDto::from(profile))?, created))
+    }
+
+    async fn update_profile(&mut self, profile_id: String, update: String) -> Result<String, Error> {
+        let update: Value = serde_json::from_str(&update)
+            .map_err(|e| Error::Invalid(format!("the update is not JSON: {e}")))?;
+        let text = |key: &str| -> Result<Option<String>, Error> {
+            match update.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(Error::Invalid(format!("`{key}` must be a string"))),
+            }
+        };
+        let metadata = match update.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(m @ Value::Object(_)) => Some(m.clone()),
+            Some(_) => return Err(Error::Invalid("`metadata` must be a JSON object".into())),
+        };
+        let change = ProfileUpdate {
+            display_name: text("displayName")?,
+            image_url: text("imageUrl")?,
+            metadata,
+        };
+        let owner = self
+            .service
+            .profile_as_system(&profile_id)
+            .await
+            .map_err(to_wit)?
+            .user_id;
+        self.reach(&owner).await?;
+        let profile = self
+            .service
+            .update_profile_as_system(&profile_id, change)
+            .await
+            .map_err(to_wit)?;
+        to_json(ProfileDto::from(profile))
+    }
+
+    async fn create_session(
+        &mut self,
+        user_id: String,
+        profile_id: Option<String>,
+        expiry_seconds: u64,
+    ) -> Result<String, Error> {
+        let ttl = Duration::from_secs(expiry_seconds);
+        if ttl.is_zero() || ttl > MAX_SESSION {
+            return Err(Error::Invalid(format!(
+                "expiry-seconds must be between 1 and {}",
+                MAX_SESSION.as_secs()
+            )));
+        }
+        self.grants.require(Grant::IdentitySession).map_err(forbidden)?;
+        self.reach(&user_id).await?;
+        let user = self.service.user(&user_id).await.map_err(to_wit)?;
+        if user.level == Level::Superuser {
+            return Err(Error::Forbidden(
+                "an Element never creates sessions for a SUPERUSER".into(),
+            ));
+        }
+        let profile = match &profile_id {
+            Some(id) => Some(self.service.profile_as_system(id).await.map_err(to_wit)?),
+            None => None,
+        };
+        if let Some(p) = &profile
+            && p.user_id != user.id
+        {
+            return Err(Error::Invalid("the profile belongs to another user".into()));
+        }
+        let application = match &profile {
+            Some(p) => Some(
+                self.service
+                    .application(&p.application_id)
+                    .await
+                    .map_err(to_wit)?,
+            ),
+            None => None,
+        };
+        let (secret, session) = self
+            .service
+            .create_session(
+                &user.id,
+                profile.as_ref().map(|p| p.id.as_str()),
+                application.as_ref().map(|a| a.id.as_str()),
+                Some(ttl),
+            )
+            .await
+            .map_err(to_wit)?;
+        to_json(json!({
+            "sessionSecret": secret,
+            "session": SessionDto {
+                user: user.into(),
+                profile: profile.map(Into::into),
+                application: application.map(Into::into),
+                expiry: session.expiry,
+            },
+        }))
+    }
+
+    async fn caller(&mut self) -> Result<Option<String>, Error> {
+        let Some(caller) = self.resolve_caller().await?.cloned() else {
+            return Ok(None);
+        };
+        let (profile, application) = match caller.session {
+            CallerSession::Elements(resolved) => (resolved.profile, resolved.application),
+            CallerSession::Token(_) => (None, None),
+        };
+        to_json(json!({
+            "user": UserDto::from(caller.user),
+            "profile": profile.map(ProfileDto::from),
+            "application": application.map(ApplicationDto::from),
+        }))
+        .map(Some)
+    }
+
+    async fn get_identity(&mut self, scheme: String, id: String) -> Result<Option<String>, Error> {
+        self.may_read_scheme(&scheme)?;
+        let found = self.service.identity(&scheme, &id).await.map_err(to_wit)?;
+        found.map(|i| to_json(identity_json(&i))).transpose()
+    }
+
+    async fn set_verification(
+        &mut self,
+        scheme: String,
+        id: String,
+        verification: Verification,
+    ) -> Result<String, Error> {
+        self.grants
+            .require(Grant::IdentityVerify(scheme.clone()))
+            .map_err(forbidden)?;
+        let identity = self
+            .service
+            .set_verification_status(&scheme, &id, status(verification))
+            .await
+            .map_err(to_wit)?;
+        to_json(identity_json(&identity))
+    }
+
+    async fn link_email(&mut self, user_id: String, email: String) -> Result<(), Error> {
+        self.grants
+            .require(Grant::IdentityScheme("email".into()))
+            .map_err(forbidden)?;
+        self.reach(&user_id).await?;
+        self.service
+            .link_email(&user_id, &email, None)
+            .await
+            .map_err(to_wit)
+    }
+}
