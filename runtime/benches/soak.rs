@@ -117,7 +117,10 @@ fn main() {
     if std::env::var_os("SOAK_SERVER").is_some() {
         let keep = dir.keep();
         let command = server_command(&keep, free_port());
-        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<_> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         println!("{} {}", command.get_program().to_string_lossy(), args.join(" "));
         return;
     }
@@ -267,8 +270,22 @@ fn main() {
         total as f64 / load_elapsed / baseline.rate(),
         p99s.last().copied().unwrap_or(0.0)
     );
-    report("RSS", rss_start.total, peak, rss_end.total, rss_idle.total, idle_secs);
-    report("anonymous", rss_start.anon, peak_anon, rss_end.anon, rss_idle.anon, idle_secs);
+    report(
+        "RSS",
+        rss_start.total,
+        peak,
+        rss_end.total,
+        rss_idle.total,
+        idle_secs,
+    );
+    report(
+        "anonymous",
+        rss_start.anon,
+        peak_anon,
+        rss_end.anon,
+        rss_idle.anon,
+        idle_secs,
+    );
 }
 
 /// Prints what the load added to one memory figure and how much of it the

@@ -1095,13 +1095,22 @@ mod tests {
     fn caches(store: &SqliteStore) -> i64 {
         let inner = &store.inner;
         let writer = cache_used(&inner.writer.lock().expect("writer").conn.conn);
-        let readers: i64 = inner.readers.lock().expect("readers").iter().map(|p| cache_used(&p.conn)).sum();
+        let readers: i64 = inner
+            .readers
+            .lock()
+            .expect("readers")
+            .iter()
+            .map(|p| cache_used(&p.conn))
+            .sum();
         writer + readers
     }
 
     /// A store whose connections all hold pages: 1500 documents of 1 KB,
     /// written, then read by as many scans as there are readers.
-    async fn warmed(background: bool, idle_release: Duration) -> (tempfile::TempDir, SqliteStore, CollectionName) {
+    async fn warmed(
+        background: bool,
+        idle_release: Duration,
+    ) -> (tempfile::TempDir, SqliteStore, CollectionName) {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = SqliteConfig::in_data_dir(dir.path());
         config.idle_release = idle_release;
@@ -1143,10 +1152,19 @@ mod tests {
 
         // One connection used after the others: a second later, it alone
         // is not idle yet.
-        assert_eq!(store.count(&c, &Filter::parse(&serde_json::json!({})).expect("filter")).await.expect("count"), 1500);
+        assert_eq!(
+            store
+                .count(&c, &Filter::parse(&serde_json::json!({})).expect("filter"))
+                .await
+                .expect("count"),
+            1500
+        );
         inner.release_idle(Duration::from_secs(1), warmed_at + Duration::from_secs(1));
         let steady = caches(&store);
-        assert!(steady < busy / 2, "unused connections keep {steady} of {busy} bytes");
+        assert!(
+            steady < busy / 2,
+            "unused connections keep {steady} of {busy} bytes"
+        );
         assert!(steady > 0, "the connection just used keeps its cache");
 
         inner.release_idle(Duration::from_secs(1), Instant::now() + Duration::from_secs(1));
@@ -1161,7 +1179,10 @@ mod tests {
         let started = Instant::now();
         let mut idle = caches(&store);
         while idle > 1 << 20 {
-            assert!(started.elapsed() < Duration::from_secs(10), "still {idle} bytes cached after 10 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still {idle} bytes cached after 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
             idle = caches(&store);
         }
