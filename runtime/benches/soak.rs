@@ -6,7 +6,11 @@
 //!
 //! `cargo xtask bench --bench soak`. Knobs: `SOAK_SECONDS` (load, default
 //! 180), `SOAK_IDLE_SECONDS` (after, default 30), `SOAK_WINDOW_SECONDS`
-//! (default 10), `BENCH_CONNECTIONS` (default 16). The baseline, measured
+//! (default 10), `BENCH_CONNECTIONS` (default 16). To profile the server
+//! (heaptrack, valgrind), start it yourself with `hello` and `leaderboard`
+//! deployed and point the load at it with `SOAK_ADDR` (and `SOAK_PID` for
+//! its RSS): `SOAK_SERVER=1` prints the command line and deploy folder the
+//! bench would use. The baseline, measured
 //! in the same run, is the server's own native `/health` route. A figure,
 //! not a pass/fail test.
 
@@ -40,8 +44,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Starts the release binary with `hello` and `leaderboard` deployed.
-fn start(dir: &std::path::Path) -> ServerProcess {
+/// The server's command line, with `hello` and `leaderboard` deployed
+/// under `dir`.
+fn server_command(dir: &std::path::Path, port: u16) -> Command {
     let deploy = dir.join("deploy");
     std::fs::create_dir_all(&deploy).expect("deploy folder");
     for name in ["hello", "leaderboard"] {
@@ -50,8 +55,8 @@ fn start(dir: &std::path::Path) -> ServerProcess {
     let manifest =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/leaderboard/element.toml");
     std::fs::copy(manifest, deploy.join("leaderboard.toml")).expect("copy manifest");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_elements"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_elements"));
+    command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .arg("--deploy-dir")
@@ -59,7 +64,14 @@ fn start(dir: &std::path::Path) -> ServerProcess {
         .arg("--data-dir")
         .arg(dir.join("data"))
         // Tokens outlive the run.
-        .args(["--token-expiry-secs", "86400", "--log", "warn"])
+        .args(["--token-expiry-secs", "86400", "--log", "warn"]);
+    command
+}
+
+/// Starts the release binary with `hello` and `leaderboard` deployed.
+fn start(dir: &std::path::Path) -> ServerProcess {
+    let port = free_port();
+    let child = server_command(dir, port)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -70,15 +82,30 @@ fn start(dir: &std::path::Path) -> ServerProcess {
     }
 }
 
-/// The process's resident set in MiB, from `/proc`.
-fn rss_mib(pid: u32) -> f64 {
+/// The process's resident memory in MiB, from `/proc`: the whole set and
+/// its anonymous part (heap, stacks, instance slots). The rest is file
+/// pages, mostly the binary's own code, which the kernel shares with its
+/// page cache and reclaims under pressure.
+#[derive(Clone, Copy)]
+struct Rss {
+    total: f64,
+    anon: f64,
+}
+
+fn rss_mib(pid: u32) -> Rss {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kib| kib.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    Rss {
+        total: field("VmRSS:"),
+        anon: field("RssAnon:"),
+    }
 }
 
 fn main() {
@@ -87,9 +114,32 @@ fn main() {
     let window = env_or("SOAK_WINDOW_SECONDS", 10).max(1);
     let connections = env_or("BENCH_CONNECTIONS", 16) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start(dir.path());
-    let pid = server.child.id();
-    let addr = server.addr;
+    if std::env::var_os("SOAK_SERVER").is_some() {
+        let keep = dir.keep();
+        let command = server_command(&keep, free_port());
+        let args: Vec<_> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        println!("{} {}", command.get_program().to_string_lossy(), args.join(" "));
+        return;
+    }
+    // Spawned unless the caller runs the server (to profile it).
+    let (_server, addr, pid) = match std::env::var("SOAK_ADDR") {
+        Ok(addr) => {
+            let addr = addr.parse().expect("SOAK_ADDR is host:port");
+            let pid = std::env::var("SOAK_PID")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .expect("SOAK_PID is the server's process id");
+            (None, addr, pid)
+        }
+        Err(_) => {
+            let server = start(dir.path());
+            let (addr, pid) = (server.addr, server.child.id());
+            (Some(server), addr, pid)
+        }
+    };
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,13 +188,15 @@ fn main() {
          server pid {pid}"
     );
     println!(
-        "baseline /health: {:.0} req/s, p99 {:.2} ms; RSS before load {rss_start:.1} MiB",
+        "baseline /health: {:.0} req/s, p99 {:.2} ms; RSS before load {:.1} MiB ({:.1} anonymous)",
         baseline.rate(),
-        baseline.percentile(99.0) as f64 / 1000.0
+        baseline.percentile(99.0) as f64 / 1000.0,
+        rss_start.total,
+        rss_start.anon
     );
     println!(
-        "{:>6} {:>9} {:>8} {:>9} {:>7} {:>9}",
-        "t (s)", "req/s", "ratio", "p99 (ms)", "errors", "RSS (MiB)"
+        "{:>6} {:>9} {:>8} {:>9} {:>7} {:>9} {:>10}",
+        "t (s)", "req/s", "ratio", "p99 (ms)", "errors", "RSS (MiB)", "anonymous"
     );
 
     // One request in ten is a new account; the rest read accounts, call an
@@ -169,24 +221,27 @@ fn main() {
         }
     };
     let started = Instant::now();
-    let (mut total, mut errors, mut peak) = (0u64, 0u64, rss_start);
+    let (mut total, mut errors) = (0u64, 0u64);
+    let (mut peak, mut peak_anon) = (rss_start.total, rss_start.anon);
     let mut p99s = Vec::new();
     while started.elapsed() < Duration::from_secs(load_secs) {
         let result = client.block_on(run(addr, connections, Duration::from_secs(window), make.clone()));
         let rss = rss_mib(pid);
-        peak = peak.max(rss);
+        peak = peak.max(rss.total);
+        peak_anon = peak_anon.max(rss.anon);
         total += result.requests;
         errors += result.errors;
         let p99 = result.percentile(99.0) as f64 / 1000.0;
         p99s.push(p99);
         println!(
-            "{:>6} {:>9.0} {:>7.3}x {:>9.2} {:>7} {:>9.1}",
+            "{:>6} {:>9.0} {:>7.3}x {:>9.2} {:>7} {:>9.1} {:>10.1}",
             started.elapsed().as_secs(),
             result.rate(),
             result.rate() / baseline.rate(),
             p99,
             result.errors,
-            rss
+            rss.total,
+            rss.anon
         );
     }
     let load_elapsed = started.elapsed().as_secs_f64();
@@ -198,13 +253,14 @@ fn main() {
         std::thread::sleep(Duration::from_secs(window.min(5)));
         rss_idle = rss_mib(pid);
         println!(
-            "{:>6} {:>9} {:>8} {:>9} {:>7} {:>9.1}",
+            "{:>6} {:>9} {:>8} {:>9} {:>7} {:>9.1} {:>10.1}",
             (started.elapsed().as_secs()),
             "-",
             "-",
             "-",
             "-",
-            rss_idle
+            rss_idle.total,
+            rss_idle.anon
         );
     }
     p99s.sort_by(f64::total_cmp);
@@ -214,18 +270,37 @@ fn main() {
         total as f64 / load_elapsed / baseline.rate(),
         p99s.last().copied().unwrap_or(0.0)
     );
-    // "Came back down": the idle server gave back at least half of what
-    // the load added.
-    let added = (peak - rss_start).max(0.0);
-    let returned = (peak - rss_idle).max(0.0);
+    report(
+        "RSS",
+        rss_start.total,
+        peak,
+        rss_end.total,
+        rss_idle.total,
+        idle_secs,
+    );
+    report(
+        "anonymous",
+        rss_start.anon,
+        peak_anon,
+        rss_end.anon,
+        rss_idle.anon,
+        idle_secs,
+    );
+}
+
+/// Prints what the load added to one memory figure and how much of it the
+/// idle server gave back: "came back down" when at least half.
+fn report(what: &str, start: f64, peak: f64, end: f64, idle: f64, idle_secs: u64) {
+    let added = (peak - start).max(0.0);
+    let returned = (peak - idle).max(0.0);
     let verdict = if returned * 2.0 >= added {
         "came back down"
     } else {
         "did NOT come back down"
     };
     println!(
-        "RSS: {rss_start:.1} MiB before, peak {peak:.1} MiB, {rss_end:.1} MiB at the end of the load, \
-         {rss_idle:.1} MiB after {idle_secs} s idle: {returned:.1} of the {added:.1} MiB the load added \
+        "{what}: {start:.1} MiB before, peak {peak:.1} MiB, {end:.1} MiB at the end of the load, \
+         {idle:.1} MiB after {idle_secs} s idle: {returned:.1} of the {added:.1} MiB the load added \
          returned ({verdict})"
     );
 }

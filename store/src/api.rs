@@ -228,6 +228,10 @@ pub struct SqliteConfig {
     pub sweep_interval: Duration,
     /// Read connections kept open.
     pub readers: usize,
+    /// After this long with no read or write, the connections' page
+    /// caches are freed (the OS still caches the file), so a server that
+    /// went idle after a burst of load hands that memory back.
+    pub idle_release: Duration,
 }
 
 impl SqliteConfig {
@@ -237,6 +241,7 @@ impl SqliteConfig {
             path: data_dir.as_ref().join("elements.db"),
             sweep_interval: Duration::from_secs(60),
             readers: 4,
+            idle_release: Duration::from_secs(10),
         }
     }
 }
@@ -298,7 +303,8 @@ pub enum StoreConfig {
 pub struct OpenOptions {
     /// Time source for expiry (tests inject a [`crate::ManualClock`]).
     pub clock: Arc<dyn Clock>,
-    /// Start the periodic expiry sweep (needs a tokio runtime).
+    /// Start the background tasks: the periodic expiry sweep and, on
+    /// SQLite, freeing caches when idle (needs a tokio runtime).
     pub background_sweep: bool,
 }
 

@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
@@ -36,19 +37,47 @@ use crate::update::Update;
 /// The SQLite store. Open it with [`crate::open`].
 pub struct SqliteStore {
     inner: Arc<Inner>,
-    sweeper: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 struct Inner {
     path: std::path::PathBuf,
     writer: Mutex<Writer>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Pooled>>,
     max_readers: usize,
     clock: Arc<dyn Clock>,
 }
 
-struct Writer {
+/// A connection with when it was last used, so that one left unused for a
+/// while can free its page cache.
+struct Pooled {
     conn: Connection,
+    used: Instant,
+    released: bool,
+}
+
+impl Pooled {
+    fn new(conn: Connection) -> Pooled {
+        Pooled {
+            conn,
+            used: Instant::now(),
+            released: false,
+        }
+    }
+
+    /// Frees the page cache if unused for `after` by `now` (and not
+    /// already freed).
+    fn release_if_idle(&mut self, after: Duration, now: Instant) {
+        if !self.released && now.saturating_duration_since(self.used) >= after {
+            self.released = true;
+            // Failing to free a cache only costs memory: nothing to report.
+            let _ = self.conn.release_memory();
+        }
+    }
+}
+
+struct Writer {
+    conn: Pooled,
     tables: HashSet<String>,
 }
 
@@ -61,8 +90,8 @@ struct Tx<'a, 'b> {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        if let Some(h) = self.sweeper.take() {
-            h.abort();
+        for task in self.background.drain(..) {
+            task.abort();
         }
     }
 }
@@ -588,6 +617,52 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
     options.open(path).map(drop)
 }
 
+/// Deletes expired documents every `every`, until the store is dropped.
+fn spawn_sweeper(weak: Weak<Inner>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            let store = SqliteStore {
+                inner,
+                background: Vec::new(),
+            };
+            // Errors are retried at the next tick.
+            let _ = store.sweep_expired().await;
+        }
+    })
+}
+
+/// Frees the page cache of each connection left unused for `after` (each
+/// caches up to 2 MiB of pages, which a burst of load fills and an idle
+/// server would otherwise keep). Per connection, since a little steady work
+/// (the deployment poll) keeps one reader busy while the rest sit idle.
+fn spawn_idle_release(weak: Weak<Inner>, after: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((after / 2).max(Duration::from_millis(10)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            let _ = tokio::task::spawn_blocking(move || inner.release_idle(after, Instant::now())).await;
+        }
+    })
+}
+
+impl Inner {
+    fn release_idle(&self, after: Duration, now: Instant) {
+        // A writer busy now is not idle: don't wait for it.
+        if let Ok(mut writer) = self.writer.try_lock() {
+            writer.conn.release_if_idle(after, now);
+        }
+        for pooled in self.readers.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+            pooled.release_if_idle(after, now);
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file. Prefer [`crate::open`].
     pub async fn open(config: SqliteConfig, options: OpenOptions) -> Result<SqliteStore> {
@@ -638,7 +713,10 @@ impl SqliteStore {
                 tables.insert(encode_name(&table));
             }
             let tables = tables.iter().map(|t| decode_name(t)).collect();
-            Ok(Writer { conn, tables })
+            Ok(Writer {
+                conn: Pooled::new(conn),
+                tables,
+            })
         })
         .await
         .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
@@ -649,22 +727,12 @@ impl SqliteStore {
             max_readers: config.readers.max(1),
             clock: options.clock,
         });
-        let sweeper = options.background_sweep.then(|| {
-            let weak: Weak<Inner> = Arc::downgrade(&inner);
-            let every = config.sweep_interval;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { return };
-                    let store = SqliteStore { inner, sweeper: None };
-                    // Errors are retried at the next tick.
-                    let _ = store.sweep_expired().await;
-                }
-            })
-        });
-        Ok(SqliteStore { inner, sweeper })
+        let mut background = Vec::new();
+        if options.background_sweep {
+            background.push(spawn_sweeper(Arc::downgrade(&inner), config.sweep_interval));
+            background.push(spawn_idle_release(Arc::downgrade(&inner), config.idle_release));
+        }
+        Ok(SqliteStore { inner, background })
     }
 
     async fn write<T: Send + 'static>(
@@ -676,6 +744,8 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut guard = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             let Writer { conn, tables } = &mut *guard;
+            (conn.used, conn.released) = (Instant::now(), false);
+            let conn = &mut conn.conn;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map_err(e, "BEGIN"))?;
@@ -707,13 +777,13 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
-                Some(c) => c,
+                Some(c) => c.conn,
                 None => open_conn(&inner.path, false)?,
             };
             let out = f(&conn, now);
             let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < inner.max_readers {
-                pool.push(conn);
+                pool.push(Pooled::new(conn));
             }
             out
         })
@@ -996,4 +1066,125 @@ pub fn debug_find_sql(collection: &CollectionName, filter: &Filter) -> (String, 
         format!("SELECT data FROM {}{}", qi(collection.physical()), w.sql),
         w.params.len(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DocumentStore, OpenOptions, SqliteConfig};
+    use crate::namespace::Namespace;
+
+    /// Bytes the connection's page cache holds now.
+    fn cache_used(conn: &Connection) -> i64 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is live for the borrow and the out-pointers are
+        // valid; sqlite3_db_status only reads the connection's counters.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_db_status(
+                conn.handle(),
+                libsqlite3_sys::SQLITE_DBSTATUS_CACHE_USED,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+        i64::from(current)
+    }
+
+    fn caches(store: &SqliteStore) -> i64 {
+        let inner = &store.inner;
+        let writer = cache_used(&inner.writer.lock().expect("writer").conn.conn);
+        let readers: i64 = inner
+            .readers
+            .lock()
+            .expect("readers")
+            .iter()
+            .map(|p| cache_used(&p.conn))
+            .sum();
+        writer + readers
+    }
+
+    /// A store whose connections all hold pages: 1500 documents of 1 KB,
+    /// written, then read by as many scans as there are readers.
+    async fn warmed(
+        background: bool,
+        idle_release: Duration,
+    ) -> (tempfile::TempDir, SqliteStore, CollectionName) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = SqliteConfig::in_data_dir(dir.path());
+        config.idle_release = idle_release;
+        let options = OpenOptions {
+            background_sweep: background,
+            ..OpenOptions::default()
+        };
+        let store = SqliteStore::open(config, options).await.expect("open");
+        let c = Namespace::core().collection("cached").expect("name");
+        let filler = "x".repeat(1000);
+        for i in 0..1500 {
+            store
+                .insert(&c, serde_json::json!({ "n": i, "filler": filler }))
+                .await
+                .expect("insert");
+        }
+        // Parallel scans take distinct connections.
+        let all = everything();
+        let scans = (0..4).map(|_| store.find(&c, &all));
+        for found in futures_util::future::join_all(scans).await {
+            assert_eq!(found.expect("find").len(), 1500);
+        }
+        (dir, store, c)
+    }
+
+    fn everything() -> Query {
+        Query::new(Filter::parse(&serde_json::json!({})).expect("filter"))
+    }
+
+    #[tokio::test]
+    async fn connections_unused_for_a_while_free_their_page_caches() {
+        let (_dir, store, c) = warmed(false, Duration::from_secs(1)).await;
+        let busy = caches(&store);
+        assert!(busy > 4 << 20, "the load filled the caches: {busy} bytes");
+        let inner = &store.inner;
+        let warmed_at = Instant::now();
+        inner.release_idle(Duration::from_secs(1), warmed_at);
+        assert_eq!(caches(&store), busy, "nothing is freed before the idle time");
+
+        // One connection used after the others: a second later, it alone
+        // is not idle yet.
+        assert_eq!(
+            store
+                .count(&c, &Filter::parse(&serde_json::json!({})).expect("filter"))
+                .await
+                .expect("count"),
+            1500
+        );
+        inner.release_idle(Duration::from_secs(1), warmed_at + Duration::from_secs(1));
+        let steady = caches(&store);
+        assert!(
+            steady < busy / 2,
+            "unused connections keep {steady} of {busy} bytes"
+        );
+        assert!(steady > 0, "the connection just used keeps its cache");
+
+        inner.release_idle(Duration::from_secs(1), Instant::now() + Duration::from_secs(1));
+        let idle = caches(&store);
+        assert!(idle < busy / 10, "idle caches: {idle} bytes, busy: {busy}");
+        assert_eq!(store.find(&c, &everything()).await.expect("find").len(), 1500);
+    }
+
+    #[tokio::test]
+    async fn the_background_task_frees_idle_caches() {
+        let (_dir, store, _c) = warmed(true, Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let mut idle = caches(&store);
+        while idle > 1 << 20 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still {idle} bytes cached after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            idle = caches(&store);
+        }
+    }
 }
