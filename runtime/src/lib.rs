@@ -3,7 +3,7 @@
 //! and — for now — the HTTP layer over them. The layers below are crates
 //! of their own (see `ARCHITECTURE.md`): `elements-config`,
 //! `elements-host` (wasmtime: engine, instances, host services, Elements)
-//! and `elements-deploy` (registry, deploys, stored deployments).
+//! and `elements-deployments` (registry, deploys, stored deployments).
 //!
 //! Here:
 //! - [`connections`]: accepting clients within connection limits and timeouts;
@@ -29,9 +29,9 @@ use anyhow::Context;
 
 use config::Config;
 use elements_config as config;
-use elements_deploy::Deployer;
-use elements_deploy::persist::Deployments;
-use elements_deploy::registry::Registry;
+use elements_deployments::Deployer;
+use elements_deployments::persist::Deployments;
+use elements_deployments::registry::Registry;
 use elements_host::element::Host;
 use elements_host::element::compile::CompileCache;
 use elements_host::engine::{self, Allocation, EpochTicker};
@@ -47,7 +47,7 @@ pub struct Runtime {
     /// The runtime's event bus.
     pub events: Arc<EventBus>,
     _ticker: EpochTicker,
-    _watcher: elements_deploy::watch::Watcher,
+    _watcher: elements_deployments::watch::Watcher,
 }
 
 impl Runtime {
@@ -84,7 +84,7 @@ impl Runtime {
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
         // Stored service settings (admin API, portal) over the configuration's.
-        let settings = elements_deploy::settings::ServiceSettings::new(
+        let settings = elements_deployments::settings::ServiceSettings::new(
             store.clone(),
             host.clone(),
             config.services.clone(),
@@ -95,7 +95,7 @@ impl Runtime {
             .await
             .context("applying the stored service settings")?;
         settings.start_polling();
-        elements_deploy::dispatch::start(&events, registry.clone(), host);
+        elements_deployments::dispatch::start(&events, registry.clone(), host);
         // Stored deployments first: a name the store manages is not taken
         // from the folder.
         let deployments =
@@ -123,7 +123,7 @@ impl Runtime {
             config.deploy_dir.display()
         );
         deployments.start_collecting().await;
-        let watcher = elements_deploy::watch::watch(deployer.clone(), config.deploy_dir.clone())
+        let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
             app: Arc::new(App::new(server::AppParts {

@@ -20,9 +20,9 @@ use elements_store::DocumentStore;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use elements_deploy::Deployer;
-use elements_deploy::persist::Deployments;
-use elements_deploy::registry::Registry;
+use elements_deployments::Deployer;
+use elements_deployments::persist::Deployments;
+use elements_deployments::registry::Registry;
 use elements_host::element::ELEMENT_ROOT;
 use elements_host::element::manifest::EXTENSION_ROUTES;
 use elements_host::instance::RequestInfo;
@@ -41,7 +41,7 @@ pub struct App {
     /// Deployments made through the admin API.
     pub deployments: Arc<Deployments>,
     /// The operator's settings of the host services.
-    pub settings: Arc<elements_deploy::settings::ServiceSettings>,
+    pub settings: Arc<elements_deployments::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Request metrics, when served.
@@ -51,8 +51,8 @@ pub struct App {
 
 impl App {
     /// The operator's view of deployments.
-    pub fn catalog(&self) -> elements_deploy::catalog::Catalog<'_> {
-        elements_deploy::catalog::Catalog::new(&self.deployer, &self.deployments)
+    pub fn catalog(&self) -> elements_deployments::catalog::Catalog<'_> {
+        elements_deployments::catalog::Catalog::new(&self.deployer, &self.deployments)
     }
 }
 
@@ -69,7 +69,7 @@ pub struct AppParts {
     /// Stored deployments.
     pub deployments: Arc<Deployments>,
     /// The operator's settings of the host services.
-    pub settings: Arc<elements_deploy::settings::ServiceSettings>,
+    pub settings: Arc<elements_deployments::settings::ServiceSettings>,
     /// Settings of the management portal.
     pub portal: crate::portal::PortalSettings,
     /// Record and serve metrics (`/metrics`).

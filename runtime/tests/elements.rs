@@ -427,6 +427,21 @@ async fn guest_output_and_log_calls_reach_the_server_log() {
 }
 
 #[tokio::test]
+async fn log_enabled_answers_whether_a_line_would_be_kept() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    // `--log info`: the server log takes info and above, and so does the
+    // Element's log buffer; nothing keeps debug or trace lines.
+    let server = Server::start(&dirs, &[]);
+    let (status, body) = json(server.get("/app/rest/misbehave/log-enabled").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"trace": false, "debug": false, "info": true, "warn": true, "error": true})
+    );
+}
+
+#[tokio::test]
 async fn without_address_space_for_the_pool_the_server_falls_back_to_on_demand() {
     let dirs = Dirs::new();
     dirs.deploy("hello", "hello", HELLO);

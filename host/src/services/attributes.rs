@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::attributes as wit;
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 
 /// The attributes service.
@@ -19,6 +19,10 @@ pub struct Instance(Arc<BTreeMap<String, String>>);
 impl HostService for AttributesService {
     type Deployed = Arc<BTreeMap<String, String>>;
     type Instance = Instance;
+
+    fn start(_deps: &ServiceDeps) -> Result<AttributesService, ServicesError> {
+        Ok(AttributesService)
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.attributes)

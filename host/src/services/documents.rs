@@ -13,7 +13,7 @@ use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::documents::{self as wit, Error, ModifyOptions, Query as WitQuery};
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 
 /// Most documents one `find` returns, whatever limit the Element asks for
@@ -46,6 +46,10 @@ pub struct Documents {
 impl HostService for DocumentsService {
     type Deployed = Documents;
     type Instance = Documents;
+
+    fn start(deps: &ServiceDeps) -> Result<DocumentsService, ServicesError> {
+        Ok(DocumentsService::new(deps.store.clone()))
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Documents>>(linker, |state| &mut state.services.documents)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::events::{self as wit, Error};
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::events::{Chain, EVENTS_PER_CHAIN, EventBus, MAX_DEPTH};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::grants::{Grants, validate_event_name};
@@ -50,6 +50,10 @@ pub struct Instance {
 impl HostService for EventsService {
     type Deployed = Publisher;
     type Instance = Instance;
+
+    fn start(deps: &ServiceDeps) -> Result<EventsService, ServicesError> {
+        Ok(EventsService::new(deps.events.clone()))
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.events)

@@ -40,9 +40,10 @@ use tokio::time::{Instant, Sleep, timeout_at};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::HttpSettings;
+use elements_config::ServicesConfig;
 use elements_config::address::non_public;
 
 /// The outbound HTTP service (its bindings are WASI's, linked with the rest
@@ -72,7 +73,7 @@ impl HttpService {
     }
 
     /// Applies new operator settings to every request from now on.
-    pub fn reconfigure(&self, settings: HttpSettings) {
+    pub fn apply(&self, settings: HttpSettings) {
         let tls = self.policy.load().tls.clone();
         self.policy.store(Arc::new(Policy { settings, tls }));
     }
@@ -190,6 +191,15 @@ pub struct OutboundHooks {
 impl HostService for HttpService {
     type Deployed = Arc<ElementHttp>;
     type Instance = OutboundHooks;
+
+    fn start(deps: &ServiceDeps) -> Result<HttpService, ServicesError> {
+        Ok(HttpService::new(deps.settings.http.clone()))
+    }
+
+    fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
+        self.apply(settings.http.clone());
+        Ok(())
+    }
 
     fn add_to_linker(_linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         // `wasi:http/outgoing-handler` is linked with the rest of wasi:http.

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::identity::{self as wit, Error, Verification};
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::grants::{Grant, Grants, MissingGrant};
 use elements_wire::{ApplicationDto, ProfileDto, SessionDto, UserDto};
@@ -62,6 +62,10 @@ pub struct Identities {
 impl HostService for IdentityHostService {
     type Deployed = Arc<Grants>;
     type Instance = Identities;
+
+    fn start(deps: &ServiceDeps) -> Result<IdentityHostService, ServicesError> {
+        Ok(IdentityHostService::new(deps.identity.clone()))
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| &mut state.services.identity)

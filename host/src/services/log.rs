@@ -10,7 +10,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::log::{self as wit, Level as WitLevel};
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 use crate::log_buffer::{Level, LogBuffer, RequestLog, Source, clean};
 
@@ -45,6 +45,10 @@ impl Instance {
 impl HostService for LogService {
     type Deployed = Deployed;
     type Instance = Instance;
+
+    fn start(_deps: &ServiceDeps) -> Result<LogService, ServicesError> {
+        Ok(LogService)
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.log)

@@ -13,9 +13,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::mail::{self as wit, Error, Message as WitMessage};
-use super::{DeployContext, HostService, ServiceConfigError};
+use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::MailSettings;
+use elements_config::ServicesConfig;
 use elements_config::grants::Grant;
 
 /// How long one SMTP exchange may take.
@@ -56,7 +57,7 @@ impl MailService {
 
     /// Applies new operator settings to every message from now on; bad
     /// settings change nothing.
-    pub fn reconfigure(&self, settings: &MailSettings) -> Result<(), MailConfigError> {
+    pub fn apply(&self, settings: &MailSettings) -> Result<(), MailConfigError> {
         self.relay.store(Arc::new(Relay::new(settings)?));
         Ok(())
     }
@@ -116,6 +117,19 @@ impl HostService for MailService {
     /// Whether the Element holds `mail.send`.
     type Deployed = bool;
     type Instance = Instance;
+
+    fn start(deps: &ServiceDeps) -> Result<MailService, ServicesError> {
+        Ok(MailService::new(&deps.settings.mail)?)
+    }
+
+    fn check_settings(settings: &ServicesConfig) -> Result<(), ServicesError> {
+        Relay::new(&settings.mail)?;
+        Ok(())
+    }
+
+    fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
+        Ok(self.apply(&settings.mail)?)
+    }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
         wit::add_to_linker::<RequestState, HasSelf<Instance>>(linker, |state| &mut state.services.mail)

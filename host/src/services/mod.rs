@@ -2,15 +2,21 @@
 //! import. Each lives in its own module behind [`HostService`], whose three
 //! methods are the three moments of a service's life:
 //!
-//! 1. startup: [`HostService::add_to_linker`] adds its bindings to the linker;
+//! 1. startup: [`HostService::start`] builds the service from what the
+//!    composition root hands down, and [`HostService::add_to_linker`] adds
+//!    its bindings to the linker;
 //! 2. deploy: [`HostService::deploy`] validates the Element's configuration
 //!    and builds per-Element state, so a bad configuration fails the deploy
 //!    and not a request;
 //! 3. request: [`HostService::prepare`] builds the state one instance uses.
 //!
-//! Adding a service means adding a module, a field to each of [`Services`],
-//! [`DeployedServices`] and [`InstanceServices`], and a line to each function
-//! below.
+//! A service with operator settings that can change while the server runs
+//! also overrides [`HostService::check_settings`] and
+//! [`HostService::reconfigure`]; the others keep the defaults.
+//!
+//! Adding a service is adding its module and one line to the
+//! `host_services!` list below, which declares [`Services`],
+//! [`DeployedServices`] and [`InstanceServices`] and the functions over them.
 
 pub mod attributes;
 pub mod documents;
@@ -67,14 +73,30 @@ pub struct ServiceConfigError {
 }
 
 /// One host service. See the module documentation.
-pub trait HostService: Send + Sync + 'static {
+pub trait HostService: Sized + Send + Sync + 'static {
     /// Per-Element state, built at deploy time.
     type Deployed: Send + Sync + 'static;
     /// Per-instance state, kept in the instance's store.
     type Instance: Send + 'static;
 
+    /// Builds the service at startup.
+    fn start(deps: &ServiceDeps) -> Result<Self, ServicesError>;
+
     /// Adds this service's interfaces to the linker.
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()>;
+
+    /// Checks new operator settings without applying them, so that one
+    /// service's refusal leaves every service as it was. By default there
+    /// is nothing to check.
+    fn check_settings(_settings: &ServicesConfig) -> Result<(), ServicesError> {
+        Ok(())
+    }
+
+    /// Applies new operator settings (already checked) to requests from
+    /// now on. By default there is nothing to apply.
+    fn reconfigure(&self, _settings: &ServicesConfig) -> Result<(), ServicesError> {
+        Ok(())
+    }
 
     /// Validates the Element's configuration and builds its state.
     fn deploy(&self, element: &DeployContext<'_>) -> Result<Self::Deployed, ServiceConfigError>;
@@ -83,8 +105,65 @@ pub trait HostService: Send + Sync + 'static {
     fn prepare(&self, deployed: &Self::Deployed, request: &RequestInfo) -> Self::Instance;
 }
 
-/// Every host service, as configured at startup.
-pub struct Services {
+/// Declares the set of host services: one `field: Type` line each.
+macro_rules! host_services {
+    ($($field:ident: $service:ty),* $(,)?) => {
+        /// Every host service, as configured at startup.
+        pub struct Services {
+            $($field: $service,)*
+        }
+
+        /// Every service's state for one deployed Element.
+        pub struct DeployedServices {
+            $($field: <$service as HostService>::Deployed,)*
+        }
+
+        /// Every service's state for one instance.
+        pub struct InstanceServices {
+            $(pub(crate) $field: <$service as HostService>::Instance,)*
+        }
+
+        /// Adds every service's interfaces to the linker.
+        pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
+            $(<$service as HostService>::add_to_linker(linker)?;)*
+            Ok(())
+        }
+
+        impl Services {
+            /// Every service, configured.
+            pub fn new(deps: ServiceDeps) -> Result<Services, ServicesError> {
+                Ok(Services {
+                    $($field: <$service as HostService>::start(&deps)?,)*
+                })
+            }
+
+            /// Applies new operator settings to every service, for requests
+            /// from now on; settings a service refuses change nothing.
+            pub fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
+                $(<$service as HostService>::check_settings(settings)?;)*
+                $(HostService::reconfigure(&self.$field, settings)?;)*
+                Ok(())
+            }
+
+            /// Builds every service's per-Element state; the first refusal
+            /// fails the deploy.
+            pub fn deploy(&self, element: &DeployContext<'_>) -> Result<DeployedServices, ServiceConfigError> {
+                Ok(DeployedServices {
+                    $($field: self.$field.deploy(element)?,)*
+                })
+            }
+
+            /// Builds every service's state for one instance.
+            pub fn prepare(&self, deployed: &DeployedServices, request: &RequestInfo) -> InstanceServices {
+                InstanceServices {
+                    $($field: self.$field.prepare(&deployed.$field, request),)*
+                }
+            }
+        }
+    };
+}
+
+host_services! {
     log: log::LogService,
     attributes: attributes::AttributesService,
     documents: documents::DocumentsService,
@@ -92,40 +171,6 @@ pub struct Services {
     http: http::HttpService,
     mail: mail::MailService,
     identity: identity::IdentityHostService,
-}
-
-/// Every service's state for one deployed Element.
-pub struct DeployedServices {
-    log: <log::LogService as HostService>::Deployed,
-    attributes: <attributes::AttributesService as HostService>::Deployed,
-    documents: <documents::DocumentsService as HostService>::Deployed,
-    events: <events::EventsService as HostService>::Deployed,
-    http: <http::HttpService as HostService>::Deployed,
-    mail: <mail::MailService as HostService>::Deployed,
-    identity: <identity::IdentityHostService as HostService>::Deployed,
-}
-
-/// Every service's state for one instance.
-pub struct InstanceServices {
-    pub(crate) log: <log::LogService as HostService>::Instance,
-    pub(crate) attributes: <attributes::AttributesService as HostService>::Instance,
-    pub(crate) documents: <documents::DocumentsService as HostService>::Instance,
-    pub(crate) events: <events::EventsService as HostService>::Instance,
-    pub(crate) http: <http::HttpService as HostService>::Instance,
-    pub(crate) mail: <mail::MailService as HostService>::Instance,
-    pub(crate) identity: <identity::IdentityHostService as HostService>::Instance,
-}
-
-/// Adds every service's interfaces to the linker.
-pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-    log::LogService::add_to_linker(linker)?;
-    attributes::AttributesService::add_to_linker(linker)?;
-    documents::DocumentsService::add_to_linker(linker)?;
-    events::EventsService::add_to_linker(linker)?;
-    http::HttpService::add_to_linker(linker)?;
-    mail::MailService::add_to_linker(linker)?;
-    identity::IdentityHostService::add_to_linker(linker)?;
-    Ok(())
 }
 
 /// What the services are built from at startup.
@@ -146,56 +191,4 @@ pub enum ServicesError {
     /// The mail settings.
     #[error(transparent)]
     Mail(#[from] mail::MailConfigError),
-}
-
-impl Services {
-    /// Every service, configured.
-    pub fn new(deps: ServiceDeps) -> Result<Services, ServicesError> {
-        Ok(Services {
-            log: log::LogService,
-            attributes: attributes::AttributesService,
-            documents: documents::DocumentsService::new(deps.store),
-            events: events::EventsService::new(deps.events),
-            http: http::HttpService::new(deps.settings.http.clone()),
-            mail: mail::MailService::new(&deps.settings.mail)?,
-            identity: identity::IdentityHostService::new(deps.identity),
-        })
-    }
-
-    /// Applies new operator settings to every service, for requests from
-    /// now on; settings a service refuses change nothing.
-    pub fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
-        // Check everything first, so a refusal leaves every service as it was.
-        let relay = mail::Relay::new(&settings.mail)?;
-        drop(relay);
-        self.mail.reconfigure(&settings.mail)?;
-        self.http.reconfigure(settings.http.clone());
-        Ok(())
-    }
-
-    /// Builds every service's per-Element state; the first refusal fails the deploy.
-    pub fn deploy(&self, element: &DeployContext<'_>) -> Result<DeployedServices, ServiceConfigError> {
-        Ok(DeployedServices {
-            log: self.log.deploy(element)?,
-            attributes: self.attributes.deploy(element)?,
-            documents: self.documents.deploy(element)?,
-            events: self.events.deploy(element)?,
-            http: self.http.deploy(element)?,
-            mail: self.mail.deploy(element)?,
-            identity: self.identity.deploy(element)?,
-        })
-    }
-
-    /// Builds every service's state for one instance.
-    pub fn prepare(&self, deployed: &DeployedServices, request: &RequestInfo) -> InstanceServices {
-        InstanceServices {
-            log: self.log.prepare(&deployed.log, request),
-            attributes: self.attributes.prepare(&deployed.attributes, request),
-            documents: self.documents.prepare(&deployed.documents, request),
-            events: self.events.prepare(&deployed.events, request),
-            http: self.http.prepare(&deployed.http, request),
-            mail: self.mail.prepare(&deployed.mail, request),
-            identity: self.identity.prepare(&deployed.identity, request),
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The deployment admin API (superusers only), under
 //! `/api/rest/elements/deployment`: upload, list, read, edit, remove, and
 //! read the log of Elements. Uploads are stored (see
-//! [`elements_deploy::persist`]) so they survive restarts and reach every node.
+//! [`elements_deployments::persist`]) so they survive restarts and reach every node.
 //! Sensitive attribute values are write-only: every response masks them.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,9 +19,9 @@ use utoipa_axum::routes;
 use super::rest::{ErrorDto, bad_request, caller};
 use crate::error::ApiError;
 use crate::server::App;
-pub use elements_deploy::catalog::{AttributeView, DeploymentView, MASK};
-pub use elements_deploy::persist::Edit;
-use elements_deploy::persist::{PersistError, Upload};
+pub use elements_deployments::catalog::{AttributeView, DeploymentView, MASK};
+pub use elements_deployments::persist::Edit;
+use elements_deployments::persist::{PersistError, Upload};
 use elements_host::log_buffer::LogLine;
 
 /// Largest upload (component, manifest and fields together): components

@@ -3,7 +3,7 @@
 //! whether one is set), `PUT /{mail|http}` changes them for every node
 //! (absent fields keep their value, `null` clears an optional one), `DELETE
 //! /{mail|http}` goes back to the configuration file's. See
-//! [`elements_deploy::settings`].
+//! [`elements_deployments::settings`].
 
 use std::sync::Arc;
 
@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use super::deployments::superuser;
 use super::rest::{ErrorDto, bad_request};
-use elements_deploy::settings::Service;
-pub use elements_deploy::settings::{HttpChange, MailChange, SettingsView};
+use elements_deployments::settings::Service;
+pub use elements_deployments::settings::{HttpChange, MailChange, SettingsView};
 
 /// The services with settings, as a path parameter.
 #[derive(ToSchema)]

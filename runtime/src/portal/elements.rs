@@ -18,8 +18,8 @@ use super::{Admin, Flash, Layout, encode_component, error_page, redirect_with, r
 use crate::api::rest::bad_request;
 use crate::error::ApiError;
 use crate::server::App;
-use elements_deploy::catalog::{DeploymentView, MASK};
-use elements_deploy::persist::{Edit, Upload};
+use elements_deployments::catalog::{DeploymentView, MASK};
+use elements_deployments::persist::{Edit, Upload};
 use elements_host::element::manifest::AttributeKind;
 use elements_host::log_buffer::LogLine;
 
@@ -599,7 +599,7 @@ async fn read_upload(form: Multipart) -> Result<(String, Upload), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elements_deploy::catalog::AttributeView;
+    use elements_deployments::catalog::AttributeView;
 
     fn attribute(name: &str, value: Option<&str>, required: bool, sensitive: bool) -> AttributeView {
         AttributeView {

@@ -4,7 +4,7 @@
 //!
 //! Like the JSON APIs, the pages are thin over the domain services: the
 //! identity service for applications, users and profiles, the deployment
-//! [`Catalog`](elements_deploy::catalog::Catalog) for Elements.
+//! [`Catalog`](elements_deployments::catalog::Catalog) for Elements.
 //!
 //! Every state change is a `POST` form answered with a redirect (so a reload
 //! never repeats it) carrying the outcome in a short-lived "flash" cookie the

@@ -14,7 +14,7 @@ use super::{Admin, Flash, Layout, redirect_with, render};
 use crate::error::ApiError;
 use crate::server::App;
 use elements_config::Network;
-use elements_deploy::settings::{HttpChange, MailChange, Service, SettingsView};
+use elements_deployments::settings::{HttpChange, MailChange, Service, SettingsView};
 
 const PAGE: &str = "/admin/services";
 

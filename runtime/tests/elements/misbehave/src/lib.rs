@@ -72,6 +72,17 @@ fn router() -> Router {
             error!("level test error");
             json!({"logged": true})
         })
+        // Which levels the host says a line would be kept at.
+        .get("/log-enabled", |_req| {
+            use elements_sdk::log::{Level, enabled};
+            json!({
+                "trace": enabled(Level::Trace),
+                "debug": enabled(Level::Debug),
+                "info": enabled(Level::Info),
+                "warn": enabled(Level::Warn),
+                "error": enabled(Level::Error),
+            })
+        })
         // Quotas: `n` log lines in one request; a line with a newline and a
         // control character in it.
         .get("/logflood", |req: Request| {
