@@ -1,33 +1,21 @@
-//! The Elements server: the composition root that builds the services
-//! (store, identity, engine, host services, deployer) and hands them down,
-//! and — for now — the HTTP layer over them. The layers below are crates
-//! of their own (see `ARCHITECTURE.md`): `elements-config`,
-//! `elements-host` (wasmtime: engine, instances, host services, Elements)
-//! and `elements-deployments` (registry, deploys, stored deployments).
-//!
-//! Here:
-//! - [`connections`]: accepting clients within connection limits and timeouts;
-//! - [`server`] and [`error`]: the HTTP front of Elements and the one error
-//!   mapping;
-//! - [`api`]: the core APIs over `elements-identity` (`/api/rest` identity,
-//!   Nakama-compatible `/v2`, deployment admin API, OpenAPI and Swagger UI);
-//! - [`portal`]: the management portal;
-//! - [`metrics`]: Prometheus metrics;
-//! - [`Runtime`]: everything wired together, before it listens.
+//! The Elements server's composition root: [`Runtime::start`] builds the
+//! services — the store, identity (bootstrapping `root`), the engine, the
+//! host services, the deployer — and hands them down; its routers put the
+//! core APIs and the portal on the HTTP front. Every layer is a crate of its
+//! own (see `ARCHITECTURE.md`): `elements-config`, `elements-host`
+//! (wasmtime: engine, instances, host services, Elements),
+//! `elements-deployments` (registry, deploys, stored deployments),
+//! `elements-server` (the HTTP front), `elements-api` (the core APIs) and
+//! `elements-portal` (the management portal).
 
-pub mod api;
-pub mod connections;
-pub use connections::serve;
-pub mod error;
-pub mod metrics;
-pub mod portal;
-pub mod server;
+pub use elements_server::serve;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use config::Config;
+use config::IdentitySettings;
 use elements_config as config;
 use elements_deployments::Deployer;
 use elements_deployments::persist::Deployments;
@@ -36,7 +24,10 @@ use elements_host::element::Host;
 use elements_host::element::compile::CompileCache;
 use elements_host::engine::{self, Allocation, EpochTicker};
 use elements_host::events::EventBus;
-use server::App;
+use elements_identity::{IdentityConfig, IdentityService};
+use elements_server::portal::PortalSettings;
+use elements_server::{App, AppParts, IdentityApi};
+use elements_store::DocumentStore;
 
 /// Everything the server needs to serve, before it listens.
 pub struct Runtime {
@@ -54,7 +45,7 @@ impl Runtime {
     /// Builds the engine and host, and deploys the Elements in the deploy folder.
     pub async fn start(config: &Config) -> anyhow::Result<Runtime> {
         let store = open_store(config).await?;
-        let identity = api::IdentityApi::start(store.clone(), &config.identity).await?;
+        let identity = start_identity(store.clone(), &config.identity).await?;
         let (engine, allocation) = engine::build(config)?;
         tracing::info!(
             ?allocation,
@@ -126,7 +117,7 @@ impl Runtime {
         let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
-            app: Arc::new(App::new(server::AppParts {
+            app: Arc::new(App::new(AppParts {
                 registry,
                 deployer,
                 store,
@@ -146,20 +137,21 @@ impl Runtime {
     /// The public listener's routes: Element content, the client APIs,
     /// the API documentation, metrics and `/health`.
     pub fn public_router(&self) -> axum::Router {
-        server::public_router(self.app.clone())
+        elements_server::public_router(self.app.clone(), elements_api::public_router())
     }
 
     /// The admin listener's routes: the management portal, the deployment
     /// admin API and `/health`. Served on an origin of their own, so no
     /// page an Element serves can reach them with an operator's cookies.
     pub fn admin_router(&self) -> axum::Router {
-        server::admin_router(self.app.clone())
+        let admin = elements_api::admin_router().merge(elements_portal::router());
+        elements_server::admin_router(self.app.clone(), admin)
     }
 }
 
 /// How the portal knows its own origin and whether it is reached over HTTPS
 /// (the admin public URL, else the admin listener's address).
-fn portal_settings(config: &Config) -> portal::PortalSettings {
+fn portal_settings(config: &Config) -> PortalSettings {
     let origin = match &config.admin_public_url {
         Some(url) => config::origin_of(url),
         // An unspecified address (0.0.0.0) names no origin a browser sends;
@@ -168,7 +160,7 @@ fn portal_settings(config: &Config) -> portal::PortalSettings {
             (!config.admin_listen.ip().is_unspecified()).then(|| format!("http://{}", config.admin_listen))
         }
     };
-    portal::PortalSettings {
+    PortalSettings {
         secure_cookies: config
             .admin_public_url
             .as_deref()
@@ -218,4 +210,47 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::D
         .context("opening the document store")?;
     tracing::info!(backend = store.backend(), "document store ready");
     Ok(store)
+}
+
+/// Opens the identity service over `store` and bootstraps the `root`
+/// superuser on first start (printing a generated password once).
+async fn start_identity(
+    store: Arc<dyn DocumentStore>,
+    settings: &IdentitySettings,
+) -> anyhow::Result<Arc<IdentityApi>> {
+    let config = IdentityConfig {
+        token_key: settings.token_key.clone(),
+        refresh_token_key: settings.refresh_token_key.clone(),
+        token_expiry: settings.token_expiry,
+        refresh_token_expiry: settings.refresh_token_expiry,
+        session_expiry: settings.session_expiry,
+        root_password: settings.root_password.clone(),
+        login_throttle: settings.login_throttle.clone(),
+        password_workers: settings.password_threads,
+        password_queue: settings.password_queue,
+        ..IdentityConfig::default()
+    };
+    let service = IdentityService::new(store, config)
+        .await
+        .context("starting the identity service")?;
+    if let Some(bootstrap) = service
+        .bootstrap()
+        .await
+        .context("creating the superuser `root`")?
+    {
+        match bootstrap.generated_password {
+            // The one time this password exists outside the hash: the
+            // operator needs it to log in (issue: "printed once").
+            Some(password) => tracing::warn!(
+                "created the superuser `root` with the generated password {} (shown only now; \
+                 set ELEMENTS_ROOT_PASSWORD before the first start to choose it)",
+                password.expose()
+            ),
+            None => tracing::info!("created the superuser `root` with the configured password"),
+        }
+    }
+    Ok(Arc::new(IdentityApi {
+        service: Arc::new(service),
+        server_key: settings.server_key.clone(),
+    }))
 }

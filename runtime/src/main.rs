@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.listen = addr;
     config.admin_listen = admin_addr;
     config.connections.max_connections =
-        elements_runtime::connections::fit_to_descriptor_limit(config.connections.max_connections);
+        elements_server::connections::fit_to_descriptor_limit(config.connections.max_connections);
     let runtime = Runtime::start(&config).await?;
     spawn_heap_trimmer();
     // Both listeners stop on the one signal.

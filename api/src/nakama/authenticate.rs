@@ -1,0 +1,175 @@
+//! `POST /v2/account/authenticate/{device,email,custom}`,
+//! `POST /v2/account/session/refresh`, `POST /v2/session/logout`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use elements_identity::{Credential, TokenPair, scheme};
+
+use super::error::{Code, NakamaError, NakamaStatus};
+use super::{AccountEmail, AccountId, Empty, SessionResponse, require_server_key, require_session};
+use elements_server::App;
+use elements_server::request::{ClientAddr, parse_body};
+
+/// A refresh token to exchange (Nakama's `SessionRefreshRequest`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct SessionRefreshRequest {
+    /// Refresh token.
+    pub token: String,
+    /// Session variables for the new session (default: the refresh token's).
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Tokens to revoke (Nakama's `SessionLogoutRequest`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct SessionLogoutRequest {
+    /// Session token to revoke.
+    pub token: String,
+    /// Refresh token to revoke.
+    pub refresh_token: String,
+}
+
+/// A boolean query parameter as grpc-gateway parses it (Go's `ParseBool`).
+fn parse_bool(name: &str, value: &str) -> Result<bool, NakamaError> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(NakamaError::invalid(format!(
+            "parsing field \"{name}\": strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
+fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
+    Json(SessionResponse {
+        created,
+        token: pair.token,
+        refresh_token: pair.refresh_token,
+    })
+}
+
+/// Authenticate with a device id, an email and password, or a custom id:
+/// finds the account (creating it unless `create=false`) and opens a session.
+/// The body is `{"id", "vars"}` for device and custom, `{"email",
+/// "password", "vars"}` for email.
+#[utoipa::path(post, path = "/v2/account/authenticate/{scheme}", tag = "nakama",
+    params(
+        ("scheme" = String, Path, description = "`device`, `email` or `custom`"),
+        ("create" = Option<bool>, Query, description = "Create the account if it does not exist (default true)"),
+        ("username" = Option<String>, Query, description = "Username of a new account (default: generated)"),
+    ),
+    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email"),
+    responses(
+        (status = 200, description = "Session", body = SessionResponse),
+        (status = 400, description = "Invalid id, email, password or username", body = NakamaStatus),
+        (status = 401, description = "Server key missing or invalid; wrong password", body = NakamaStatus),
+        (status = 403, description = "Account banned", body = NakamaStatus),
+        (status = 404, description = "create=false and no such account; scheme not supported", body = NakamaStatus),
+        (status = 409, description = "Username taken", body = NakamaStatus),
+        (status = 429, description = "Too many failed logins (RESOURCE_EXHAUSTED); see `Retry-After`", body = NakamaStatus),
+        (status = 503, description = "Password checks saturated (UNAVAILABLE); see `Retry-After`", body = NakamaStatus),
+    ), security(("server_key" = [])))]
+pub async fn authenticate(
+    State(app): State<Arc<App>>,
+    ClientAddr(client): ClientAddr,
+    Path(scheme_name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionResponse>, NakamaError> {
+    require_server_key(&app, &headers)?;
+    let create = match query.get("create") {
+        Some(v) => parse_bool("create", v)?,
+        None => true,
+    };
+    let username = query.get("username").filter(|u| !u.is_empty()).cloned();
+    let (credential, vars) = match scheme_name.as_str() {
+        scheme::DEVICE | scheme::CUSTOM => {
+            let account: AccountId = parse_body(&body).map_err(NakamaError::invalid)?;
+            (Credential::id(account.id), account.vars)
+        }
+        scheme::EMAIL => {
+            let account: AccountEmail = parse_body(&body).map_err(NakamaError::invalid)?;
+            let credential = Credential {
+                id: account.email,
+                password: Some(account.password),
+                token: None,
+            };
+            (credential, account.vars)
+        }
+        other => {
+            // A scheme this server has no route for: 404, not a server
+            // error (a 501 would read as the server failing).
+            return Err(NakamaError::new(
+                Code::NotFound,
+                format!("Authentication with {other:?} is not supported."),
+            ));
+        }
+    };
+    let service = &app.identity.service;
+    let outcome = service
+        .authenticate(&scheme_name, &credential, create, username, client)
+        .await?;
+    let pair = service.issue_tokens(&outcome.user, vars).await?;
+    Ok(session(outcome.created, pair))
+}
+
+/// Exchange a refresh token for a new session.
+#[utoipa::path(post, path = "/v2/account/session/refresh", tag = "nakama",
+    request_body = SessionRefreshRequest,
+    responses(
+        (status = 200, description = "New session", body = SessionResponse),
+        (status = 400, description = "No refresh token", body = NakamaStatus),
+        (status = 401, description = "Server key missing or invalid; refresh token invalid, expired or revoked", body = NakamaStatus),
+        (status = 403, description = "Account banned", body = NakamaStatus),
+    ), security(("server_key" = [])))]
+pub async fn refresh(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionResponse>, NakamaError> {
+    require_server_key(&app, &headers)?;
+    let request: SessionRefreshRequest = parse_body(&body).map_err(NakamaError::invalid)?;
+    let (_, pair) = app
+        .identity
+        .service
+        .refresh_tokens(&request.token, request.vars)
+        .await?;
+    Ok(session(false, pair))
+}
+
+/// Revoke the given session and/or refresh token of the caller (every token
+/// of the caller when neither is given).
+#[utoipa::path(post, path = "/v2/session/logout", tag = "nakama",
+    request_body = SessionLogoutRequest,
+    responses(
+        (status = 200, description = "Revoked", body = Empty),
+        (status = 400, description = "A token that is not the caller's or not valid", body = NakamaStatus),
+        (status = 401, description = "No valid session token", body = NakamaStatus),
+    ), security(("bearer" = [])))]
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Empty>, NakamaError> {
+    let caller = require_session(&app, &headers).await?;
+    let request: SessionLogoutRequest = parse_body(&body).map_err(NakamaError::invalid)?;
+    app.identity
+        .service
+        .logout_tokens(
+            &caller.user_id,
+            Some(&request.token),
+            Some(&request.refresh_token),
+        )
+        .await?;
+    Ok(Json(Empty {}))
+}

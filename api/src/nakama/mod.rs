@@ -1,0 +1,113 @@
+//! The Nakama-compatible authentication API under `/v2`, so existing Nakama
+//! client SDKs work unchanged: the same paths, query parameters, request and
+//! response bodies (snake_case, as Nakama's gateway marshals them), the
+//! server key as the HTTP Basic user on authenticate/refresh, and bearer
+//! session tokens elsewhere.
+
+mod account;
+mod authenticate;
+pub mod error;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use elements_identity::{TokenSession, secret::ct_eq};
+
+use elements_server::App;
+
+pub use account::*;
+pub use authenticate::*;
+use error::{BASIC_CHALLENGE, BEARER_CHALLENGE, NakamaError};
+
+/// The API's routes, each documented by its handler's annotation.
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(account::get_account))
+        .routes(routes!(authenticate::authenticate))
+        .routes(routes!(account::link))
+        .routes(routes!(account::unlink))
+        .routes(routes!(authenticate::refresh))
+        .routes(routes!(authenticate::logout))
+}
+
+/// Checks the server key (HTTP Basic user), as Nakama does before
+/// authenticate and refresh.
+pub(crate) fn require_server_key(app: &App, headers: &HeaderMap) -> Result<(), NakamaError> {
+    let Some(user) = elements_server::request::basic_user(headers) else {
+        return Err(NakamaError::unauthenticated(
+            BASIC_CHALLENGE,
+            "Server key required",
+        ));
+    };
+    if ct_eq(&user, app.identity.server_key.expose()) {
+        Ok(())
+    } else {
+        Err(NakamaError::unauthenticated(
+            BASIC_CHALLENGE,
+            "Server key invalid",
+        ))
+    }
+}
+
+/// The caller's valid session token.
+pub(crate) async fn require_session(app: &App, headers: &HeaderMap) -> Result<TokenSession, NakamaError> {
+    let Some(token) = elements_server::request::authorization(headers, "Bearer") else {
+        return Err(NakamaError::unauthenticated(
+            BEARER_CHALLENGE,
+            "Auth token required",
+        ));
+    };
+    app.identity
+        .service
+        .verify_token(token)
+        .await
+        .map_err(|e| match e {
+            elements_identity::IdentityError::Unauthenticated(m) => {
+                NakamaError::unauthenticated(BEARER_CHALLENGE, m)
+            }
+            other => other.into(),
+        })
+}
+
+/// A device or custom id (Nakama's `AccountDevice` / `AccountCustom`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct AccountId {
+    /// The id.
+    pub id: String,
+    /// Session variables, copied into the session token.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// An email and password (Nakama's `AccountEmail`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct AccountEmail {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Session variables, copied into the session token.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A session (Nakama's `Session`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// True if the account was created by this call.
+    pub created: bool,
+    /// Session token (JWT).
+    pub token: String,
+    /// Refresh token (JWT).
+    pub refresh_token: String,
+}
+
+/// An empty answer (`google.protobuf.Empty`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Empty {}

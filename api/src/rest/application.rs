@@ -1,0 +1,155 @@
+//! Applications CRUD (superusers only).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use elements_identity::{ApplicationUpdate, require_superuser};
+
+use super::{ApplicationDto, ApplicationPage, ErrorDto, bad_request, caller, page, paging};
+use elements_server::App;
+use elements_server::error::ApiError;
+use elements_server::request::parse_body;
+
+/// An application to create, or changes to one (absent fields unchanged).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplicationRequest {
+    /// Unique name: 1–48 ASCII letters, digits, `_` or `-` (it also names the
+    /// application's storage namespace).
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// Applications by name.
+#[utoipa::path(get, path = "/api/rest/application", tag = "applications",
+    params(
+        ("offset" = Option<u64>, Query, description = "Skip this many (default 0)"),
+        ("count" = Option<u64>, Query, description = "At most this many (default 20, at most 100)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = ApplicationPage),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+    ), security(("session" = [])))]
+pub async fn list_applications(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ApplicationPage>, ApiError> {
+    let caller = caller(&app, &headers).await?;
+    let (offset, count) = paging(&query)?;
+    let found = app
+        .identity
+        .service
+        .list_applications(&caller.user, offset, count)
+        .await?;
+    let (offset, total, objects) = page(found);
+    Ok(Json(ApplicationPage {
+        offset,
+        total,
+        objects,
+    }))
+}
+
+/// Create an application.
+#[utoipa::path(post, path = "/api/rest/application", tag = "applications", request_body = ApplicationRequest,
+    responses(
+        (status = 201, description = "Created", body = ApplicationDto),
+        (status = 400, description = "Invalid name", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 409, description = "Name taken", body = ErrorDto),
+    ), security(("session" = [])))]
+pub async fn create_application(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers).await?;
+    let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
+    let name = request.name.unwrap_or_default();
+    let created = app
+        .identity
+        .service
+        .create_application(&caller.user, &name, request.description)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ApplicationDto::from(created))).into_response())
+}
+
+/// An application, by id or name.
+#[utoipa::path(get, path = "/api/rest/application/{id}", tag = "applications",
+    params(("id" = String, Path, description = "Application id or name")),
+    responses(
+        (status = 200, description = "The application", body = ApplicationDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such application", body = ErrorDto),
+    ), security(("session" = [])))]
+pub async fn get_application(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ApplicationDto>, ApiError> {
+    let caller = caller(&app, &headers).await?;
+    require_superuser(&caller.user)?;
+    Ok(Json(app.identity.service.application(&id).await?.into()))
+}
+
+/// Change an application.
+#[utoipa::path(put, path = "/api/rest/application/{id}", tag = "applications", request_body = ApplicationRequest,
+    params(("id" = String, Path, description = "Application id or name")),
+    responses(
+        (status = 200, description = "The application after the change", body = ApplicationDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such application", body = ErrorDto),
+        (status = 409, description = "Name taken", body = ErrorDto),
+    ), security(("session" = [])))]
+pub async fn update_application(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ApplicationDto>, ApiError> {
+    let caller = caller(&app, &headers).await?;
+    let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
+    let update = ApplicationUpdate {
+        name: request.name,
+        description: request.description,
+    };
+    Ok(Json(
+        app.identity
+            .service
+            .update_application(&caller.user, &id, update)
+            .await?
+            .into(),
+    ))
+}
+
+/// Delete an application and its profiles.
+#[utoipa::path(delete, path = "/api/rest/application/{id}", tag = "applications",
+    params(("id" = String, Path, description = "Application id or name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
+        (status = 404, description = "No such application", body = ErrorDto),
+    ), security(("session" = [])))]
+pub async fn delete_application(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&app, &headers).await?;
+    app.identity.service.delete_application(&caller.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

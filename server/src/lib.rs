@@ -1,0 +1,619 @@
+//! The HTTP front the server's APIs stand on: the handlers' shared state
+//! ([`App`]), the accept loop with its limits ([`connections`]), the one
+//! mapping of errors to HTTP ([`error`]), metrics, what handlers read from
+//! a request ([`request`]), and the routes of both listeners with the thin
+//! handler that passes `/app/rest/<prefix>/...` to the Element mounted at
+//! `<prefix>`. The core APIs (`elements-api`) and the portal
+//! (`elements-portal`) are routers over [`App`] that the binary hands to
+//! [`public_router`] and [`admin_router`].
+
+pub mod connections;
+pub mod error;
+pub mod metrics;
+pub mod portal;
+pub mod request;
+
+pub use connections::serve;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use elements_identity::{IdentityService, Secret};
+use elements_store::DocumentStore;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::portal::PortalSettings;
+use elements_deployments::Deployer;
+use elements_deployments::persist::Deployments;
+use elements_deployments::registry::Registry;
+use elements_host::element::ELEMENT_ROOT;
+use elements_host::element::manifest::EXTENSION_ROUTES;
+use elements_host::instance::RequestInfo;
+use elements_host::log_buffer::{Level, Source};
+
+/// The identity service and the settings its APIs need.
+#[derive(Debug)]
+pub struct IdentityApi {
+    /// The service (also for host services).
+    pub service: Arc<IdentityService>,
+    /// Server key Nakama clients authenticate with.
+    pub server_key: Secret,
+}
+
+/// Shared state of the HTTP handlers.
+pub struct App {
+    /// Mounted Elements.
+    pub registry: Arc<Registry>,
+    /// Deploys Elements.
+    pub deployer: Arc<Deployer>,
+    /// Everything persistent.
+    pub store: Arc<dyn DocumentStore>,
+    /// Users, sessions and the settings of the identity APIs.
+    pub identity: Arc<IdentityApi>,
+    /// Deployments made through the admin API.
+    pub deployments: Arc<Deployments>,
+    /// The operator's settings of the host services.
+    pub settings: Arc<elements_deployments::settings::ServiceSettings>,
+    /// Settings of the management portal.
+    pub portal: PortalSettings,
+    /// Request metrics, when served.
+    pub metrics: Option<Metrics>,
+    request_ids: RequestIds,
+}
+
+impl App {
+    /// The operator's view of deployments.
+    pub fn catalog(&self) -> elements_deployments::catalog::Catalog<'_> {
+        elements_deployments::catalog::Catalog::new(&self.deployer, &self.deployments)
+    }
+}
+
+/// What [`App`] is made of.
+pub struct AppParts {
+    /// Mounted Elements.
+    pub registry: Arc<Registry>,
+    /// Deploys Elements.
+    pub deployer: Arc<Deployer>,
+    /// Everything persistent.
+    pub store: Arc<dyn DocumentStore>,
+    /// The identity service and API settings.
+    pub identity: Arc<IdentityApi>,
+    /// Stored deployments.
+    pub deployments: Arc<Deployments>,
+    /// The operator's settings of the host services.
+    pub settings: Arc<elements_deployments::settings::ServiceSettings>,
+    /// Settings of the management portal.
+    pub portal: PortalSettings,
+    /// Record and serve metrics (`/metrics`).
+    pub metrics: bool,
+}
+
+impl App {
+    /// The handlers' state.
+    pub fn new(parts: AppParts) -> App {
+        App {
+            registry: parts.registry,
+            deployer: parts.deployer,
+            store: parts.store,
+            identity: parts.identity,
+            deployments: parts.deployments,
+            settings: parts.settings,
+            portal: parts.portal,
+            metrics: parts.metrics.then(Metrics::new),
+            request_ids: RequestIds::new(),
+        }
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter, unique across
+/// restarts and nodes without a random draw per request.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: uuid::Uuid::new_v4().as_u128() as u32,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "{:08x}-{:x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// The public listener's routes: Element content, the client APIs (`api`),
+/// their documentation, metrics and `/health`. Never the portal or the deployment
+/// admin API: those are on the admin listener ([`admin_router`]), an origin
+/// Element pages can't read or post to.
+pub fn public_router(app: Arc<App>, api: Router<Arc<App>>) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/app/rest/{*path}", any(element));
+    for path in EXTENSION_ROUTES {
+        router = router.route(path, any(core_extension));
+    }
+    if app.metrics.is_some() {
+        router = router.route("/metrics", get(metrics));
+    }
+    for path in ADMIN_ONLY {
+        router = router.route(path, any(on_admin_listener));
+    }
+    let router = router.merge(api).fallback(not_found);
+    finish_router(router, app)
+}
+
+/// The admin listener's routes: `/health` and `admin` (the management
+/// portal and the deployment admin API).
+pub fn admin_router(app: Arc<App>, admin: Router<Arc<App>>) -> Router {
+    let router = Router::new()
+        .route("/health", get(health))
+        .merge(admin)
+        .fallback(not_found);
+    finish_router(router, app)
+}
+
+/// Paths served only on the admin listener; the public one says where they went.
+const ADMIN_ONLY: &[&str] = &[
+    "/admin",
+    "/admin/",
+    "/admin/{*rest}",
+    "/api/rest/elements/deployment",
+    "/api/rest/elements/deployment/{*rest}",
+    "/api/rest/services",
+    "/api/rest/services/{*rest}",
+];
+
+async fn on_admin_listener(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "nothing is served at {} on this listener: the management portal and the deployment \
+         admin API are on the admin listener (--admin-listen)",
+        request.uri().path()
+    ))
+}
+
+fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
+    let router = router.layer(middleware::from_fn(json_errors));
+    let router = if app.metrics.is_some() {
+        router.layer(middleware::from_fn_with_state(app.clone(), record_request))
+    } else {
+        router
+    };
+    router.with_state(app)
+}
+
+/// Every error the server itself answers is JSON: framework rejections
+/// (a body over the limit, a malformed JSON body or query, a wrong method)
+/// come as plain text and are rewritten here, in the `/api/rest` shape, or
+/// in Nakama's on `/v2`.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let nakama = path.starts_with("/v2/");
+    // An Element's own answers pass untouched (its errors are its own).
+    let element = path.starts_with(ELEMENT_ROOT) || EXTENSION_ROUTES.contains(&path);
+    let lossy_query = !element && request.uri().query().is_some_and(|q| !query_is_utf8(q));
+    let mut response = if lossy_query {
+        (
+            StatusCode::BAD_REQUEST,
+            "The query string is not valid UTF-8 once percent-decoded.",
+        )
+            .into_response()
+    } else {
+        next.run(request).await
+    };
+    let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was never read: the connection can't carry
+        // another request, and a client must not reuse it.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if element
+        || !(status.is_client_error() || status.is_server_error())
+        || response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"))
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Framework rejections are short texts; cap what is read anyway.
+    let text = match Limited::new(body, 16 * 1024).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut rewritten = if nakama {
+        let code = match status {
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY => 3,
+            StatusCode::UNAUTHORIZED => 16,
+            StatusCode::FORBIDDEN => 7,
+            StatusCode::NOT_FOUND => 5,
+            StatusCode::CONFLICT => 6,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => 12,
+            StatusCode::TOO_MANY_REQUESTS => 8,
+            StatusCode::SERVICE_UNAVAILABLE => 14,
+            _ => 13,
+        };
+        axum::Json(serde_json::json!({"code": code, "message": message, "details": []})).into_response()
+    } else {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "REQUEST_TOO_LARGE",
+            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            StatusCode::FORBIDDEN => "FORBIDDEN",
+            s if s.is_client_error() => "BAD_REQUEST",
+            _ => "INTERNAL",
+        };
+        axum::Json(serde_json::json!({"code": code, "message": message})).into_response()
+    };
+    *rewritten.status_mut() = status;
+    // Keep what the original said beyond its body (Allow, WWW-Authenticate, Connection...).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// True if `query` percent-decodes to UTF-8. The form decoder behind axum's
+/// `Query` replaces invalid bytes with U+FFFD, so `username=%FF%FE` would
+/// become a name nobody typed; the server's own routes refuse such a query
+/// instead (an Element reads its query itself). Decoding the whole string
+/// at once is the same as pair by pair: `&` and `=` are ASCII and can't
+/// split a multi-byte character.
+fn query_is_utf8(query: &str) -> bool {
+    percent_encoding::percent_decode_str(query).decode_utf8().is_ok()
+}
+
+/// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let Some(metrics) = &app.metrics else {
+        return ApiError::not_found("metrics are switched off").into_response();
+    };
+    let (mut loaded, mut failed, mut disabled) = (0, 0, 0);
+    for status in app.deployer.statuses() {
+        if status.disabled {
+            disabled += 1;
+        } else if status.failure.is_some() || status.element.is_none() {
+            failed += 1;
+        } else {
+            loaded += 1;
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(loaded, failed, disabled),
+    )
+        .into_response()
+}
+
+/// Counts every request by its route template (not its raw path: the
+/// series stay few whatever clients send).
+async fn record_request(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    if let Some(metrics) = &app.metrics {
+        metrics.http_request(
+            method.as_str(),
+            &route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    response
+}
+
+/// `GET /health`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the server answers.
+    pub status: &'static str,
+}
+
+/// The server is up (both listeners).
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "Up", body = Health)))]
+pub(crate) async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("nothing is served at {}", request.uri().path()))
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers that describe one connection, not the message: never forwarded
+/// between the client and an Element.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade"
+    )
+}
+
+async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = app.request_ids.next();
+    // The raw (still percent-encoded) path, so the Element sees exactly what
+    // the client sent below the mount point.
+    let path = request.uri().path().to_owned();
+    let rest = path.strip_prefix(ELEMENT_ROOT).unwrap_or_default();
+    let (prefix, below) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let result = match app.registry.get(prefix) {
+        Some(element) => serve_counted(&app, element, request, below, &request_id).await,
+        None => Err(ApiError::not_found(format!(
+            "no Element is mounted at {ELEMENT_ROOT}{prefix}"
+        ))),
+    };
+    with_request_id(result, &request_id)
+}
+
+/// An extension route of the core API (see [`EXTENSION_ROUTES`]), served by
+/// the Element that claims it; the Element sees the full path.
+async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = app.request_ids.next();
+    let path = request.uri().path().to_owned();
+    let result = match app.registry.core_route(&path) {
+        Some(element) => serve_counted(&app, element, request, &path, &request_id).await,
+        None => Err(ApiError::not_found(format!(
+            "nothing serves {path} on this server"
+        ))),
+    };
+    with_request_id(result, &request_id)
+}
+
+fn with_request_id(result: Result<Response, ApiError>, request_id: &str) -> Response {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => error.with_request_id(request_id).into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// [`serve_element`], recorded in the Element's metrics.
+async fn serve_counted(
+    app: &App,
+    element: Arc<elements_host::element::Element>,
+    request: Request,
+    below: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let Some(metrics) = &app.metrics else {
+        return serve_element(app, element, request, below, request_id).await;
+    };
+    let started = Instant::now();
+    let name = element.name.clone();
+    let result = serve_element(app, element, request, below, request_id).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(error) => error.status,
+    };
+    metrics.element_request(&name, status.as_u16(), started.elapsed());
+    result
+}
+
+/// Passes `request` to `element`, which sees the path `below`.
+async fn serve_element(
+    app: &App,
+    element: Arc<elements_host::element::Element>,
+    request: Request,
+    below: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let limit = element.limits.max_request_body;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::request_too_large(limit));
+    }
+    let (mut parts, body) = request.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::request_too_large(limit)),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("could not read the request body: {e}"),
+            ));
+        }
+    };
+
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+        .unwrap_or("localhost");
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{below}?{q}"),
+        None => below.to_owned(),
+    };
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("bad request URI: {e}"),
+            )
+        })?;
+    strip_hop_by_hop(&mut parts.headers);
+    // The body is buffered: say exactly how long it is (the guest SDK skips
+    // reading an empty one).
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    // The host resolves the caller from the session credential; the Element
+    // asks `identity.caller` and never sees the secret itself.
+    let credential: Option<Arc<str>> = crate::request::credential(&parts.headers).map(Into::into);
+    parts.headers.remove(crate::request::SESSION_HEADER);
+    if parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+        })
+    {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
+    let request = http::Request::from_parts(parts, body);
+    let info = RequestInfo::http(request_id, credential);
+    match element.serve(&app.deployer.host().services, request, info).await {
+        Ok(response) => {
+            let (mut parts, body): (_, Bytes) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            for name in strip_portal_cookies(&mut parts.headers) {
+                element.log.push(
+                    Level::Warn,
+                    Source::Host,
+                    Some(request_id),
+                    &format!(
+                        "dropped the response's Set-Cookie for {name:?}: that cookie belongs to the \
+                         management portal"
+                    ),
+                );
+                tracing::warn!(element = %element.name, request_id, cookie = %name,
+                    "dropped an Element's Set-Cookie for a portal cookie");
+            }
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Ok(Response::from_parts(parts, Body::from(body)))
+        }
+        Err(e) => {
+            tracing::error!(element = %element.name, request_id, "Element request failed: {e}");
+            Err(ApiError::from_invoke(&element.name, &e))
+        }
+    }
+}
+
+/// Removes every `Set-Cookie` that would set one of the portal's cookies
+/// (which the browser would send to the admin listener too: cookies don't
+/// isolate ports); returns the names removed. A header that isn't text or
+/// has no name is dropped as well, since no browser cookie could come of it
+/// and it can't be checked.
+fn strip_portal_cookies(headers: &mut HeaderMap) -> Vec<String> {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for value in headers.get_all(header::SET_COOKIE) {
+        let name = value
+            .to_str()
+            .ok()
+            .map(|v| v.split(';').next().unwrap_or_default())
+            .and_then(|pair| pair.split_once('='))
+            .map(|(name, _)| name.trim());
+        match name {
+            Some(name) if !crate::portal::is_portal_cookie(name) => kept.push(value.clone()),
+            Some(name) => removed.push(name.to_owned()),
+            // Never repeat the value: it may be a secret.
+            None => removed.push("(no name)".to_owned()),
+        }
+    }
+    if !removed.is_empty() {
+        headers.remove(header::SET_COOKIE);
+        for value in kept {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    removed
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_portal_cookies_are_stripped_from_element_responses() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "theme=dark; Path=/",
+            "elements_admin=forged; Path=/admin; HttpOnly",
+            "__Host-Elements_Admin=forged; Path=/; Secure",
+            " ELEMENTS_ADMIN_FLASH =x",
+            "__Secure-elements_admin_login=y; Secure",
+            "garbage-without-a-name",
+            "session=abc",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        let removed = strip_portal_cookies(&mut headers);
+        assert_eq!(
+            removed,
+            [
+                "elements_admin",
+                "__Host-Elements_Admin",
+                "ELEMENTS_ADMIN_FLASH",
+                "__Secure-elements_admin_login",
+                "(no name)"
+            ]
+        );
+        let kept: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(kept, ["theme=dark; Path=/", "session=abc"]);
+
+        let mut none = HeaderMap::new();
+        none.insert(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        assert!(strip_portal_cookies(&mut none).is_empty());
+        assert_eq!(none.get(header::SET_COOKIE).unwrap(), "a=b");
+    }
+}
