@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use elements_identity::require_superuser;
@@ -56,6 +57,18 @@ pub struct UploadForm {
     enabled: Option<bool>,
 }
 
+/// A superuser's request, as a handler argument: any other is answered 401
+/// or 403 before the handler runs.
+pub struct Superuser;
+
+impl FromRequestParts<Arc<App>> for Superuser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        superuser(app, &parts.headers).await.map(|()| Superuser)
+    }
+}
+
 pub(crate) async fn superuser(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let caller = caller(app, headers).await?;
     require_superuser(&caller.user)?;
@@ -70,11 +83,7 @@ pub(crate) async fn superuser(app: &App, headers: &HeaderMap) -> Result<(), ApiE
         (status = 403, description = "Not a superuser", body = ErrorDto),
         (status = 503, description = "The store is unavailable", body = ErrorDto),
     ), security(("session" = [])))]
-async fn list(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    superuser(&app, &headers).await?;
+async fn list(State(app): State<Arc<App>>, _: Superuser) -> Result<Json<Vec<DeploymentView>>, ApiError> {
     Ok(Json(app.catalog().list().await?))
 }
 
@@ -90,10 +99,9 @@ async fn list(
     ), security(("session" = [])))]
 async fn read(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(id): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    superuser(&app, &headers).await?;
     Ok(Json(app.catalog().get(&id).await?))
 }
 
@@ -159,11 +167,10 @@ async fn upload(
     ), security(("session" = [])))]
 async fn edit(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    superuser(&app, &headers).await?;
     let edit: Edit =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))?;
     Ok(Json(app.catalog().edit(&id, edit).await?))
@@ -182,10 +189,9 @@ async fn edit(
     ), security(("session" = [])))]
 async fn remove(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    superuser(&app, &headers).await?;
     app.catalog().remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -206,11 +212,10 @@ async fn remove(
     ), security(("session" = [])))]
 async fn logs(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<LogLine>>, ApiError> {
-    superuser(&app, &headers).await?;
     if !app.catalog().exists(&id).await? {
         return Err(ApiError::not_found(format!("no deployment named {id:?}")));
     }

@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::deployments::superuser;
+use super::deployments::Superuser;
 use super::rest::{ErrorDto, bad_request};
 use elements_deployments::settings::Service;
 pub use elements_deployments::settings::{HttpChange, MailChange, SettingsView};
@@ -56,8 +55,7 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
-async fn read(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<SettingsView>, ApiError> {
-    superuser(&app, &headers).await?;
+async fn read(State(app): State<Arc<App>>, _: Superuser) -> Result<Json<SettingsView>, ApiError> {
     Ok(Json(app.settings.view()))
 }
 
@@ -76,11 +74,10 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Se
     ), security(("session" = [])))]
 async fn change(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(service): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<SettingsView>, ApiError> {
-    superuser(&app, &headers).await?;
     let view = match Service::parse(&service)? {
         Service::Mail => {
             let change: MailChange = serde_json::from_slice(&body)
@@ -108,9 +105,8 @@ async fn change(
     ), security(("session" = [])))]
 async fn reset(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: Superuser,
     Path(service): Path<String>,
 ) -> Result<Json<SettingsView>, ApiError> {
-    superuser(&app, &headers).await?;
     Ok(Json(app.settings.reset(Service::parse(&service)?).await?))
 }

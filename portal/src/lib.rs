@@ -29,8 +29,10 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use cookie::{Cookie, SameSite};
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use elements_api::deployments::MAX_UPLOAD;
 use elements_host::log_buffer::truncate;
@@ -171,10 +173,11 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim_matches('"'))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| c.value_raw())
+        .map(|v| v.trim_matches('"'))
         .filter(|v| !v.is_empty())
 }
 
@@ -188,15 +191,18 @@ pub(crate) fn set_cookie(
     max_age: Option<Duration>,
     secure: bool,
 ) -> HeaderValue {
-    let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict");
+    let mut cookie = Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure);
     if let Some(age) = max_age {
-        text.push_str(&format!("; Max-Age={}", age.as_secs()));
-    }
-    if secure {
-        text.push_str("; Secure");
+        let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
     }
     // Names and values here are ASCII tokens (hex, base64url).
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    HeaderValue::from_str(&cookie.build().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 /// The flash of a request.
@@ -330,30 +336,27 @@ impl Pager {
 /// Rows per listing page.
 pub(crate) const PAGE: u64 = 50;
 
-/// `application/x-www-form-urlencoded` encoding of query pairs.
+/// Query pairs as a query string, each part percent-encoded (pairs with
+/// an empty value left out).
 pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        out.push_str(&encode_component(k));
-        out.push('=');
-        out.push_str(&encode_component(v));
-    }
-    out
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
+
+/// Everything but RFC 3986's unreserved characters is escaped.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// `s` as one percent-encoded URL path segment or query value.
 pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// Headers every portal response gets, and the flash cookie cleared once a
@@ -440,13 +443,26 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_behind_https() {
-        let plain = set_cookie("a", "b", "/admin", None, false);
-        assert_eq!(plain, "a=b; Path=/admin; HttpOnly; SameSite=Strict");
-        let secure = set_cookie("a", "", "/admin", Some(Duration::ZERO), true);
+        let parse = |value: HeaderValue| {
+            Cookie::parse(value.to_str().expect("ASCII").to_owned()).expect("a Set-Cookie value")
+        };
+        let plain = parse(set_cookie("a", "b", "/admin", None, false));
         assert_eq!(
-            secure,
-            "a=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+            (plain.name(), plain.value(), plain.path()),
+            ("a", "b", Some("/admin"))
         );
+        assert_eq!(plain.http_only(), Some(true));
+        assert_eq!(plain.same_site(), Some(SameSite::Strict));
+        assert_eq!((plain.max_age(), plain.secure()), (None, None));
+        let secure = parse(set_cookie("a", "", "/admin", Some(Duration::ZERO), true));
+        assert_eq!(
+            (secure.name(), secure.value(), secure.path()),
+            ("a", "", Some("/admin"))
+        );
+        assert_eq!(secure.max_age(), Some(cookie::time::Duration::ZERO));
+        assert_eq!(secure.secure(), Some(true));
+        assert_eq!(secure.http_only(), Some(true));
+        assert_eq!(secure.same_site(), Some(SameSite::Strict));
     }
 
     #[test]

@@ -360,37 +360,15 @@ impl Request {
 /// when there is nothing to decode. Malformed escapes are kept as they are;
 /// invalid UTF-8 is replaced.
 pub(crate) fn percent_decode(s: &str, plus_as_space: bool) -> Cow<'_, str> {
-    let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| b == b'%' || (plus_as_space && b == b'+')) {
-        return Cow::Borrowed(s);
+    if plus_as_space && s.contains('+') {
+        let spaced = s.replace('+', " ");
+        return Cow::Owned(
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%'
-            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
-        {
-            out.push((h << 4) | l);
-            i += 3;
-            continue;
-        }
-        out.push(if plus_as_space && b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
-}
-
-fn hex(b: Option<&u8>) -> Option<u8> {
-    match *b? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy()
 }
 
 #[cfg(test)]

@@ -550,12 +550,8 @@ fn strip_portal_cookies(headers: &mut HeaderMap) -> Vec<String> {
     let mut removed = Vec::new();
     let mut kept = Vec::new();
     for value in headers.get_all(header::SET_COOKIE) {
-        let name = value
-            .to_str()
-            .ok()
-            .map(|v| v.split(';').next().unwrap_or_default())
-            .and_then(|pair| pair.split_once('='))
-            .map(|(name, _)| name.trim());
+        let parsed = value.to_str().ok().and_then(|v| cookie::Cookie::parse(v).ok());
+        let name = parsed.as_ref().map(|c| c.name());
         match name {
             Some(name) if !crate::portal::is_portal_cookie(name) => kept.push(value.clone()),
             Some(name) => removed.push(name.to_owned()),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use bytes::Bytes;
-use http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,7 +12,7 @@ use elements_identity::time::rfc3339;
 use elements_identity::{Credential, IdentityError, VerificationStatus, scheme};
 
 use super::error::{Code, NakamaError, NakamaStatus};
-use super::{AccountEmail, AccountId, Empty, require_session};
+use super::{AccountEmail, AccountId, Empty, Session};
 use elements_server::App;
 use elements_server::request::parse_body;
 
@@ -81,9 +80,8 @@ pub struct Account {
     ), security(("bearer" = [])))]
 pub async fn get_account(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Session(caller): Session,
 ) -> Result<Json<Account>, NakamaError> {
-    let caller = require_session(&app, &headers).await?;
     let service = &app.identity.service;
     let user = match service.user(&caller.user_id).await {
         Ok(user) => user,
@@ -165,10 +163,9 @@ fn credential(scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError
 pub async fn link(
     State(app): State<Arc<App>>,
     Path(scheme_name): Path<String>,
-    headers: HeaderMap,
+    Session(caller): Session,
     body: Bytes,
 ) -> Result<Json<Empty>, NakamaError> {
-    let caller = require_session(&app, &headers).await?;
     let credential = credential(&scheme_name, &body)?;
     app.identity
         .service
@@ -192,10 +189,9 @@ pub async fn link(
 pub async fn unlink(
     State(app): State<Arc<App>>,
     Path(scheme_name): Path<String>,
-    headers: HeaderMap,
+    Session(caller): Session,
     body: Bytes,
 ) -> Result<Json<Empty>, NakamaError> {
-    let caller = require_session(&app, &headers).await?;
     let credential = credential(&scheme_name, &body)?;
     app.identity
         .service

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use bytes::Bytes;
-use http::HeaderMap;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use elements_identity::{Credential, TokenPair, scheme};
 
 use super::error::{Code, NakamaError, NakamaStatus};
-use super::{AccountEmail, AccountId, Empty, SessionResponse, require_server_key, require_session};
+use super::{AccountEmail, AccountId, Empty, ServerKey, Session, SessionResponse};
 use elements_server::App;
 use elements_server::request::{ClientAddr, parse_body};
 
@@ -83,10 +82,9 @@ pub async fn authenticate(
     ClientAddr(client): ClientAddr,
     Path(scheme_name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: ServerKey,
     body: Bytes,
 ) -> Result<Json<SessionResponse>, NakamaError> {
-    require_server_key(&app, &headers)?;
     let create = match query.get("create") {
         Some(v) => parse_bool("create", v)?,
         None => true,
@@ -134,10 +132,9 @@ pub async fn authenticate(
     ), security(("server_key" = [])))]
 pub async fn refresh(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _: ServerKey,
     body: Bytes,
 ) -> Result<Json<SessionResponse>, NakamaError> {
-    require_server_key(&app, &headers)?;
     let request: SessionRefreshRequest = parse_body(&body).map_err(NakamaError::invalid)?;
     let (_, pair) = app
         .identity
@@ -158,10 +155,9 @@ pub async fn refresh(
     ), security(("bearer" = [])))]
 pub async fn logout(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Session(caller): Session,
     body: Bytes,
 ) -> Result<Json<Empty>, NakamaError> {
-    let caller = require_session(&app, &headers).await?;
     let request: SessionLogoutRequest = parse_body(&body).map_err(NakamaError::invalid)?;
     app.identity
         .service

@@ -11,7 +11,9 @@ pub mod error;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
 use http::HeaderMap;
+use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +40,30 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
 
 /// Checks the server key (HTTP Basic user), as Nakama does before
 /// authenticate and refresh.
+/// A request carrying the server key (HTTP Basic user), as a handler
+/// argument: any other is answered 401 before the handler runs.
+pub struct ServerKey;
+
+impl FromRequestParts<Arc<App>> for ServerKey {
+    type Rejection = NakamaError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, NakamaError> {
+        require_server_key(app, &parts.headers).map(|()| ServerKey)
+    }
+}
+
+/// The caller's valid session token, as a handler argument: a request
+/// without one is answered 401 before the handler runs.
+pub struct Session(pub TokenSession);
+
+impl FromRequestParts<Arc<App>> for Session {
+    type Rejection = NakamaError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, NakamaError> {
+        require_session(app, &parts.headers).await.map(Session)
+    }
+}
+
 pub(crate) fn require_server_key(app: &App, headers: &HeaderMap) -> Result<(), NakamaError> {
     let Some(user) = elements_server::request::basic_user(headers) else {
         return Err(NakamaError::unauthenticated(

@@ -7,13 +7,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use elements_identity::{ApplicationUpdate, require_superuser};
 
-use super::{ApplicationDto, ApplicationPage, ErrorDto, bad_request, caller, page, paging};
+use super::{ApplicationDto, ApplicationPage, Authenticated, ErrorDto, bad_request, page, paging};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::parse_body;
@@ -42,10 +42,9 @@ pub struct ApplicationRequest {
     ), security(("session" = [])))]
 pub async fn list_applications(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ApplicationPage>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let (offset, count) = paging(&query)?;
     let found = app
         .identity
@@ -71,10 +70,9 @@ pub async fn list_applications(
     ), security(("session" = [])))]
 pub async fn create_application(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
     let name = request.name.unwrap_or_default();
     let created = app
@@ -96,10 +94,9 @@ pub async fn create_application(
     ), security(("session" = [])))]
 pub async fn get_application(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ApplicationDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     require_superuser(&caller.user)?;
     Ok(Json(app.identity.service.application(&id).await?.into()))
 }
@@ -116,11 +113,10 @@ pub async fn get_application(
     ), security(("session" = [])))]
 pub async fn update_application(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ApplicationDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
     let update = ApplicationUpdate {
         name: request.name,
@@ -146,10 +142,9 @@ pub async fn update_application(
     ), security(("session" = [])))]
 pub async fn delete_application(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers).await?;
     app.identity.service.delete_application(&caller.user, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,7 +12,9 @@ mod user;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
 use http::HeaderMap;
+use http::request::Parts;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,6 +61,19 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
             application::update_application,
             application::delete_application
         ))
+}
+
+/// The calling user, as a handler argument: a request without a valid
+/// session credential is answered 401 (with a challenge) before the
+/// handler runs.
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<Arc<App>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        caller(app, &parts.headers).await.map(Authenticated)
+    }
 }
 
 /// The calling user: 401 (with a challenge) without valid credentials.

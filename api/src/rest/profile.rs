@@ -7,14 +7,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use elements_identity::{CallerSession, NewProfile, ProfileQuery, ProfileUpdate};
 
-use super::{ErrorDto, ProfileDto, ProfilePage, bad_request, caller, page, paging};
+use super::{Authenticated, ErrorDto, ProfileDto, ProfilePage, bad_request, page, paging};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::parse_body;
@@ -56,11 +56,7 @@ pub struct ProfileUpdateRequest {
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 404, description = "The session has no profile", body = ErrorDto),
     ), security(("session" = [])))]
-pub async fn current_profile(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Json<ProfileDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
+pub async fn current_profile(Authenticated(caller): Authenticated) -> Result<Json<ProfileDto>, ApiError> {
     match caller.session {
         CallerSession::Elements(resolved) => match resolved.profile {
             Some(profile) => Ok(Json(profile.into())),
@@ -87,10 +83,9 @@ pub async fn current_profile(
     ), security(("session" = [])))]
 pub async fn list_profiles(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ProfilePage>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let (offset, count) = paging(&query)?;
     let found = app
         .identity
@@ -126,10 +121,9 @@ pub async fn list_profiles(
     ), security(("session" = [])))]
 pub async fn create_profile(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let request: ProfileCreateRequest = parse_body(&body).map_err(bad_request)?;
     if request.application.is_empty() {
         return Err(bad_request("`application` is required"));
@@ -156,10 +150,9 @@ pub async fn create_profile(
     ), security(("session" = [])))]
 pub async fn get_profile(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ProfileDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     Ok(Json(
         app.identity.service.profile(&caller.user, &id).await?.into(),
     ))
@@ -176,11 +169,10 @@ pub async fn get_profile(
     ), security(("session" = [])))]
 pub async fn update_profile(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ProfileDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let request: ProfileUpdateRequest = parse_body(&body).map_err(bad_request)?;
     let update = ProfileUpdate {
         display_name: request.display_name,
@@ -207,10 +199,9 @@ pub async fn update_profile(
     ), security(("session" = [])))]
 pub async fn delete_profile(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&app, &headers).await?;
     app.identity.service.delete_profile(&caller.user, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use bytes::Bytes;
-use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use elements_identity::{UserUpdate, require_self_or_superuser};
 
-use super::{ErrorDto, LevelDto, UserDto, UserPage, bad_request, caller, page, paging};
+use super::{Authenticated, ErrorDto, LevelDto, UserDto, UserPage, bad_request, page, paging};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::parse_body;
@@ -54,8 +53,8 @@ pub struct UserUpdateRequest {
         (status = 200, description = "The caller", body = UserDto),
         (status = 401, description = "No valid session", body = ErrorDto),
     ), security(("session" = [])))]
-pub async fn get_me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<UserDto>, ApiError> {
-    Ok(Json(caller(&app, &headers).await?.user.into()))
+pub async fn get_me(Authenticated(caller): Authenticated) -> Result<Json<UserDto>, ApiError> {
+    Ok(Json(caller.user.into()))
 }
 
 /// A user: the caller themself, or anyone for a superuser.
@@ -69,10 +68,9 @@ pub async fn get_me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<J
     ), security(("session" = [])))]
 pub async fn get_user(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<UserDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     require_self_or_superuser(&caller.user, &id)?;
     Ok(Json(app.identity.service.user(&id).await?.into()))
 }
@@ -92,11 +90,10 @@ pub async fn get_user(
     ), security(("session" = [])))]
 pub async fn update_user(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<UserDto>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let request: UserUpdateRequest = parse_body(&body).map_err(bad_request)?;
     let update = UserUpdate {
         name: request.name,
@@ -133,10 +130,9 @@ pub async fn update_user(
     ), security(("session" = [])))]
 pub async fn search_users(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let caller = caller(&app, &headers).await?;
     let (offset, count) = paging(&query)?;
     let found = app
         .identity
