@@ -12,9 +12,8 @@ use fantoccini::key::Key;
 use serde_json::{Value, json};
 use support::browser::Browser;
 use support::roblox::{self, PLAYER};
-use support::{Dirs, Server};
+use support::{Dirs, ROOT_PASSWORD, Server, root_secret};
 
-const ROOT_PASSWORD: &str = "root-password-1";
 const SECRET: &str = "roblox-shared-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -31,7 +30,7 @@ fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
         values.push(("dev.getelements.robloxkit.secret", secret));
     }
     dirs.deploy_bundled("roblox-kit", "roblox-kit", &values);
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+    Server::start_with(dirs, &[], support::ROOT_ENV, None)
 }
 
 async fn log_in(b: &mut Browser, server: &Server, login: &str, password: &str) {
@@ -85,21 +84,6 @@ async fn scroll_to(b: &Browser, css: &str) {
         "scrolling",
     )
     .await;
-}
-
-async fn root_session(server: &Server) -> String {
-    let response = server
-        .client
-        .post(server.url("/api/rest/session"))
-        .json(&json!({"userId": "root", "password": ROOT_PASSWORD}))
-        .send()
-        .await
-        .expect("logging in root");
-    let body: Value = response.json().await.expect("session JSON");
-    body["sessionSecret"]
-        .as_str()
-        .expect("a session secret")
-        .to_owned()
 }
 
 /// The walk-through of the Roblox Kit guide: log in to the portal, create an
@@ -430,7 +414,7 @@ async fn attribute_editing_redeploys_the_element() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_failed_deploys_and_the_live_log() {
     let dirs = Dirs::new();
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
@@ -531,7 +515,7 @@ async fn uploads_failed_deploys_and_the_live_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_superusers_and_user_administration() {
     let dirs = Dirs::new();
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let signup = server
         .client
         .post(server.url("/api/rest/signup/session"))
@@ -656,7 +640,7 @@ async fn only_superusers_and_user_administration() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 403, "token {token:?} origin {origin:?}");
     }
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let apps: Value = server
         .client
         .get(server.url("/api/rest/application"))
@@ -893,7 +877,7 @@ fn csrf_of(html: &str) -> String {
 async fn odd_names_and_ids_get_pages_not_crashes() {
     let dirs = Dirs::new();
     dirs.deploy_bytes("odd name#1", b"not a component");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -992,7 +976,7 @@ async fn attack_outcome(b: &mut Browser) -> serde_json::Map<String, Value> {
 async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
     let dirs = Dirs::new();
     dirs.deploy("evil", "misbehave", "");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
@@ -1071,7 +1055,7 @@ async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
 
     // Nothing was created, seen through the API and the portal, and the
     // operator is still logged in.
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let apps: Value = server
         .client
         .get(server.url("/api/rest/application"))
@@ -1096,7 +1080,7 @@ async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
 async fn an_element_cannot_set_the_portals_cookies() {
     let dirs = Dirs::new();
     dirs.deploy("evil", "misbehave", "");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let response = server.get("/app/rest/evil/cookies").await;
     assert_eq!(response.status(), 200);
     let cookies: Vec<String> = response
@@ -1107,7 +1091,7 @@ async fn an_element_cannot_set_the_portals_cookies() {
         .collect();
     assert_eq!(cookies, ["theme=dark; Path=/", "session=abc123; HttpOnly"]);
 
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let logs: Value = server
         .client
         .get(server.admin_url("/api/rest/elements/deployment/evil/logs"))
@@ -1149,7 +1133,7 @@ async fn grants_and_service_settings_are_managed_in_the_portal() {
         "hostile",
         "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
     );
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start_named("grants").await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Elements runtime version", WAIT).await;
@@ -1239,7 +1223,7 @@ async fn grants_and_service_settings_are_managed_in_the_portal() {
     b.fill("Default sender", "not an address").await;
     b.click_button("Save mail settings").await;
     b.wait_for_text("from is not an email address", WAIT).await;
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let (_, settings) = support::admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
     assert_eq!(settings["mail"]["from"], "Game <noreply@game.test>", "{settings}");
     assert!(!settings.to_string().contains("smtp-pass-9f3k"));
