@@ -924,57 +924,53 @@ async fn twenty_concurrent_first_logins_create_one_user() {
 /// bidi characters can't make a second account that looks like the first,
 /// `@` can't shadow an email, and a query that isn't UTF-8 is refused, not
 /// decoded lossily.
+const IN_USE: &str = "Username is already in use.";
+
+/// A device login with `query`: status and body.
+async fn device_login(server: &Server, query: &str, id: &str) -> (u16, Value) {
+    auth(server, &format!("{DEVICE}?{query}"), json!({"id": id})).await
+}
+
 #[tokio::test]
-async fn identifiers_have_one_spelling() {
+async fn a_username_is_taken_in_any_case_or_width() {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
-    let path = "/v2/account/authenticate/device";
-    let in_use = "Username is already in use.";
-
-    let (status, body) = auth(
-        &server,
-        &format!("{path}?username=Gamer_1"),
-        json!({"id": "device-one-001"}),
-    )
-    .await;
+    let (status, body) = device_login(&server, "username=Gamer_1", "device-one-001").await;
     assert_eq!(status, 200, "{body}");
     for (i, twin) in ["gamer_1", "GAMER_1", "%EF%BC%A7amer_1"].iter().enumerate() {
-        assert_status(
-            auth(
-                &server,
-                &format!("{path}?username={twin}"),
-                json!({"id": format!("device-twin-00{i}")}),
-            )
-            .await,
-            409,
-            6,
-            in_use,
-        );
+        let attempt = device_login(
+            &server,
+            &format!("username={twin}"),
+            &format!("device-twin-00{i}"),
+        )
+        .await;
+        assert_status(attempt, 409, 6, IN_USE);
     }
-    // "José" decomposed (e + U+0301) and precomposed (U+00E9) are one name,
-    // kept in NFC.
-    let (status, body) = auth(
-        &server,
-        &format!("{path}?username=Jose%CC%81"),
-        json!({"id": "device-jose-01"}),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn a_username_is_one_name_in_any_normalization_form_and_kept_in_nfc() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    // "José" decomposed (e + U+0301) and precomposed (U+00E9).
+    let (status, body) = device_login(&server, "username=Jose%CC%81", "device-jose-01").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(claims(&token(&body))["usn"], "Jos\u{e9}");
     let (_, me) = account(&server, &token(&body)).await;
     assert_eq!(me["user"]["username"], "Jos\u{e9}", "{me}");
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?username=jos%C3%A9"),
-            json!({"id": "device-jose-02"}),
-        )
-        .await,
+        device_login(&server, "username=jos%C3%A9", "device-jose-02").await,
         409,
         6,
-        in_use,
+        IN_USE,
     );
+}
 
+#[tokio::test]
+async fn a_username_with_an_at_sign_invisible_characters_spaces_or_too_many_bytes_is_refused_and_creates_nothing()
+ {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     let invisible = "Username invalid, no invisible, formatting or bidirectional control characters allowed.";
     for (name, message) in [
         (
@@ -991,17 +987,34 @@ async fn identifiers_have_one_spelling() {
         ),
     ] {
         assert_status(
-            auth(
-                &server,
-                &format!("{path}?username={name}"),
-                json!({"id": "device-bad-name-1"}),
-            )
-            .await,
+            device_login(&server, &format!("username={name}"), "device-bad-name-1").await,
             400,
             3,
             message,
         );
     }
+    let oversized = "x".repeat(8 * 1024);
+    assert_status(
+        device_login(&server, &format!("username={oversized}"), "device-big-name").await,
+        400,
+        3,
+        "Username invalid, must be 1-128 bytes.",
+    );
+    // None of the refused attempts made an account.
+    for id in ["device-bad-name-1", "device-big-name"] {
+        assert_status(
+            device_login(&server, "create=false", id).await,
+            404,
+            5,
+            "User account not found.",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_query_string_that_is_not_utf8_once_percent_decoded_is_refused() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     for query in [
         "username=%FF%FE",
         "username=ok&create=%C0%AF",
@@ -1009,43 +1022,18 @@ async fn identifiers_have_one_spelling() {
         "username=%ED%A0%80",
     ] {
         assert_status(
-            auth(
-                &server,
-                &format!("{path}?{query}"),
-                json!({"id": "device-bad-utf8-1"}),
-            )
-            .await,
+            device_login(&server, query, "device-bad-utf8-1").await,
             400,
             3,
             "The query string is not valid UTF-8 once percent-decoded.",
         );
     }
-    let oversized = "x".repeat(8 * 1024);
-    assert_status(
-        auth(
-            &server,
-            &format!("{path}?username={oversized}"),
-            json!({"id": "device-big-name"}),
-        )
-        .await,
-        400,
-        3,
-        "Username invalid, must be 1-128 bytes.",
-    );
-    // None of the refused attempts made an account.
-    assert_status(
-        auth(
-            &server,
-            &format!("{path}?create=false"),
-            json!({"id": "device-bad-name-1"}),
-        )
-        .await,
-        404,
-        5,
-        "User account not found.",
-    );
+}
 
-    // Emails: one address in any case or normalization form.
+#[tokio::test]
+async fn an_email_is_one_address_in_any_case_or_normalization_form_and_no_invisible_characters() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     let email = "/v2/account/authenticate/email";
     let (status, created) = auth(
         &server,
@@ -1065,7 +1053,7 @@ async fn identifiers_have_one_spelling() {
     assert_eq!(again["created"], false);
     assert_eq!(claims(&token(&again))["uid"], claims(&token(&created))["uid"]);
     // Nor can another account link it in another spelling.
-    let (_, other) = auth(&server, path, json!({"id": "device-linker-1"})).await;
+    let (_, other) = auth(&server, DEVICE, json!({"id": "device-linker-1"})).await;
     assert_status(
         bearer_post(
             &server,
