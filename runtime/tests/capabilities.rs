@@ -8,22 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, admin_request, request};
-
-const ROOT_PASSWORD: &str = "root-password-for-tests";
-
-async fn root(server: &Server) -> String {
-    let (status, body) = request(
-        server,
-        "POST",
-        "/api/rest/session",
-        None,
-        Some(json!({"userId": "root", "password": ROOT_PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["sessionSecret"].as_str().unwrap().to_owned()
-}
+use support::{Dirs, Server, admin_request, request, root_secret};
 
 /// Signs up a user; returns (user id, session secret).
 async fn signup(server: &Server, name: &str, email: &str) -> (String, String) {
@@ -63,7 +48,7 @@ fn refused(outcome: &Value, grant: &str) {
 }
 
 fn start(dirs: &Dirs) -> Server {
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+    Server::start_with(dirs, &[], support::ROOT_ENV, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +57,7 @@ async fn an_element_without_grants_reaches_no_one() {
     dirs.deploy("hostile", "hostile", "");
     let server = start(&dirs);
     let (victim, victim_session) = signup(&server, "victim", "victim@corp.test").await;
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
 
     let out = attempt(
         &server,
@@ -177,7 +162,7 @@ async fn granted_schemes_reach_their_users_and_never_a_superuser() {
         support::grants_section("greedy", &["identity.scheme:email", "identity.session"])
     ));
     let server = start(&dirs);
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     let (victim, _) = signup(&server, "victim", "victim@corp.test").await;
     let (boss, _) = signup(&server, "boss", "boss@corp.test").await;
     let (status, body) = request(
@@ -481,7 +466,7 @@ async fn operators_approve_and_revoke_grants_through_the_admin_api() {
         "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
     );
     let server = start(&dirs);
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     let path = "/api/rest/elements/deployment/asks";
 
     // Requested and approved side by side; powerful ones flagged.
@@ -605,7 +590,7 @@ async fn operators_change_service_settings_through_the_admin_api() {
         support::grants_section("fetcher", &[&fetch_grant]),
     ));
     let server = start(&dirs);
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     let send = || {
         request(
             &server,

@@ -9,9 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, guest, json as read_json};
+use support::{Dirs, Server, admin_request, guest, json as read_json, request, root_secret, variant};
 
-const ROOT_PASSWORD: &str = "deploy-admin-password";
 const SECRET: &str = "s3cr3t-value-that-must-never-leak";
 
 const MANIFEST: &str = r#"
@@ -32,27 +31,7 @@ fn start(dirs: &Dirs) -> Server {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
-    Server::start_with(
-        dirs,
-        &[],
-        &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)],
-        Some(&database),
-    )
-}
-
-async fn login(server: &Server, user: &str, password: &str) -> String {
-    let (status, body) = read_json(
-        server
-            .client
-            .post(server.url("/api/rest/session"))
-            .json(&json!({"userId": user, "password": password}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["sessionSecret"].as_str().unwrap().to_owned()
+    Server::start_with(dirs, &[], support::ROOT_ENV, Some(&database))
 }
 
 fn form(name: &str, component: Vec<u8>, manifest: &str, attributes: Value) -> reqwest::multipart::Form {
@@ -80,38 +59,40 @@ async fn upload(server: &Server, token: &str, form: reqwest::multipart::Form) ->
     .await
 }
 
-async fn api(
-    server: &Server,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client
-        .request(method, server.admin_url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+/// One request to the admin API with `token` as the Bearer credential.
+async fn api(server: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    admin_request(server, method, path, Some(token), body).await
 }
 
 async fn greeting(server: &Server, prefix: &str) -> (u16, Value) {
     read_json(server.get(&format!("/app/rest/{prefix}/greeting")).await).await
 }
 
-#[tokio::test]
-async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
+/// Uploads `hello` as `greeter` with its secret and greeting `Hey`, which
+/// must load: the deployment's view.
+async fn deploy_greeter(server: &Server, root: &str) -> Value {
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let attributes = json!({"api.secret": SECRET, "greeting": "Hey"});
+    let (status, view) = upload(server, root, form("greeter", hello, MANIFEST, attributes)).await;
+    assert!(status == 200 || status == 201, "{status} {view}");
+    assert_eq!(view["status"], "LOADED", "{view}");
+    assert_eq!(greeting(server, "greeter").await.1["greeting"], "Hey");
+    view
+}
+
+/// A server with `greeter` deployed: the server, its folders, root's secret.
+async fn greeter_server() -> (Server, Dirs, String) {
     let dirs = Dirs::new();
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
-    let hello = std::fs::read(guest("hello")).unwrap();
+    let root = root_secret(&server).await;
+    deploy_greeter(&server, &root).await;
+    (server, dirs, root)
+}
 
-    // Only superusers.
+#[tokio::test]
+async fn only_superusers_reach_the_deployment_api_and_a_refused_upload_closes_the_connection() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
     let response = server
         .client
         .get(server.admin_url("/api/rest/elements/deployment"))
@@ -120,26 +101,17 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
-    let (status, body) = read_json(
-        server
-            .client
-            .post(server.url("/api/rest/signup/session"))
-            .json(&json!({"name": "player1", "email": "p1@example.com", "password": "player-password-1"}))
-            .send()
-            .await
-            .unwrap(),
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/api/rest/signup/session",
+        None,
+        Some(json!({"name": "player1", "email": "p1@example.com", "password": "player-password-1"})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let player = body["sessionSecret"].as_str().unwrap().to_owned();
-    let (status, _) = api(
-        &server,
-        &player,
-        reqwest::Method::GET,
-        "/api/rest/elements/deployment",
-        None,
-    )
-    .await;
+    let (status, _) = api(&server, &player, "GET", "/api/rest/elements/deployment", None).await;
     assert_eq!(status, 403);
     // The server answers 403 before reading the upload, so it says
     // `Connection: close` (a client's pool must not reuse the connection for
@@ -160,8 +132,14 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         .unwrap();
     assert_eq!(refused.status(), 403);
     assert_eq!(refused.headers()["connection"], "close");
+}
 
-    // A required attribute missing: stored, FAILED, with the reason.
+#[tokio::test]
+async fn a_deployment_missing_a_required_attribute_is_stored_failed_until_uploaded_with_it() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let hello = std::fs::read(guest("hello")).unwrap();
     let (status, view) = upload(
         &server,
         &root,
@@ -175,34 +153,20 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         "{view}"
     );
 
-    // Upload with the secret and a greeting.
-    let (status, view) = upload(
-        &server,
-        &root,
-        form(
-            "greeter",
-            hello.clone(),
-            MANIFEST,
-            json!({"api.secret": SECRET, "greeting": "Hey"}),
-        ),
-    )
-    .await;
+    let attributes = json!({"api.secret": SECRET, "greeting": "Hey"});
+    let (status, view) = upload(&server, &root, form("greeter", hello, MANIFEST, attributes)).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "LOADED", "{view}");
     assert_eq!(view["version"], 1);
     assert_eq!(view["mountPath"], "/app/rest/greeter");
     assert_eq!(view["hash"].as_str().unwrap().len(), 64);
     assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Hey");
+}
 
-    // Sensitive values are write-only: masked in every response.
-    let (_, list) = api(
-        &server,
-        &root,
-        reqwest::Method::GET,
-        "/api/rest/elements/deployment",
-        None,
-    )
-    .await;
+#[tokio::test]
+async fn sensitive_values_are_write_only_masked_in_every_response_and_never_logged() {
+    let (server, _dirs, root) = greeter_server().await;
+    let (_, list) = api(&server, &root, "GET", "/api/rest/elements/deployment", None).await;
     let text = list.to_string();
     assert!(!text.contains(SECRET), "the secret leaked in the list: {text}");
     let entry = list
@@ -223,12 +187,39 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         (secret["value"].as_str(), secret["sensitive"].as_bool()),
         (Some("********"), Some(true))
     );
-
-    // Edit: redeploys with the new value.
     let (status, view) = api(
         &server,
         &root,
-        reqwest::Method::PUT,
+        "PUT",
+        "/api/rest/elements/deployment/greeter",
+        Some(json!({"attributes": {"greeting": "Ahoy"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert!(!view.to_string().contains(SECRET));
+    let (status, lines) = api(
+        &server,
+        &root,
+        "GET",
+        "/api/rest/elements/deployment/greeter/logs",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!lines.to_string().contains(SECRET));
+    assert!(
+        !server.log().contains(SECRET),
+        "the secret appears in the server log"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_redeploys_with_the_new_value() {
+    let (server, _dirs, root) = greeter_server().await;
+    let (status, view) = api(
+        &server,
+        &root,
+        "PUT",
         "/api/rest/elements/deployment/greeter",
         Some(json!({"attributes": {"greeting": "Ahoy"}})),
     )
@@ -236,31 +227,24 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     assert_eq!((status, &view["version"]), (200, &json!(2)), "{view}");
     assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Ahoy");
     assert!(!view.to_string().contains(SECRET));
+}
 
-    // Disable and enable.
-    let (_, view) = api(
-        &server,
-        &root,
-        reqwest::Method::PUT,
-        "/api/rest/elements/deployment/greeter",
-        Some(json!({"enabled": false})),
-    )
-    .await;
+#[tokio::test]
+async fn a_disabled_deployment_is_not_served_until_enabled_again() {
+    let (server, _dirs, root) = greeter_server().await;
+    let path = "/api/rest/elements/deployment/greeter";
+    let (_, view) = api(&server, &root, "PUT", path, Some(json!({"enabled": false}))).await;
     assert_eq!(view["status"], "DISABLED", "{view}");
     assert_eq!(greeting(&server, "greeter").await.0, 404);
-    let (_, view) = api(
-        &server,
-        &root,
-        reqwest::Method::PUT,
-        "/api/rest/elements/deployment/greeter",
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (_, view) = api(&server, &root, "PUT", path, Some(json!({"enabled": true}))).await;
     assert_eq!(view["status"], "LOADED", "{view}");
-    assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Ahoy");
+    assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Hey");
+}
 
-    // Something that is not a component at all is refused before it is
-    // stored (a core module too); the old version keeps serving.
+#[tokio::test]
+async fn what_is_not_a_component_is_refused_before_it_is_stored_and_the_old_version_keeps_serving() {
+    let (server, _dirs, root) = greeter_server().await;
+    // A core module is not a component either.
     for bytes in [b"not wasm".to_vec(), b"\0asm\x01\x00\x00\x00".to_vec()] {
         let (status, body) = upload(
             &server,
@@ -282,8 +266,11 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
         );
     }
     assert_eq!(greeting(&server, "greeter").await.0, 200);
+}
 
-    // A broken new version keeps the old one serving and shows FAILED.
+#[tokio::test]
+async fn a_broken_new_version_shows_failed_in_the_view_and_logs_and_the_old_one_keeps_serving() {
+    let (server, _dirs, root) = greeter_server().await;
     let (status, view) = upload(
         &server,
         &root,
@@ -304,12 +291,10 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
             .contains("not a valid WebAssembly component")
     );
     assert_eq!(greeting(&server, "greeter").await.0, 200);
-
-    // Logs: the deploys and the failure are there.
     let (status, lines) = api(
         &server,
         &root,
-        reqwest::Method::GET,
+        "GET",
         "/api/rest/elements/deployment/greeter/logs",
         None,
     )
@@ -318,46 +303,35 @@ async fn the_admin_api_deploys_edits_disables_and_removes_elements() {
     let text = lines.to_string();
     assert!(text.contains("deploy failed"), "{text}");
     assert!(!text.contains(SECRET));
+}
 
-    // Bad input.
-    let (status, _) = upload(&server, &root, form("../evil", hello.clone(), "", json!({}))).await;
+#[tokio::test]
+async fn a_bad_name_and_an_unknown_deployment_are_refused() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let (status, _) = upload(&server, &root, form("../evil", hello, "", json!({}))).await;
     assert_eq!(status, 400);
+    let body = Some(json!({"enabled": true}));
     let (status, _) = api(
         &server,
         &root,
-        reqwest::Method::PUT,
+        "PUT",
         "/api/rest/elements/deployment/nobody",
-        Some(json!({"enabled": true})),
+        body,
     )
     .await;
     assert_eq!(status, 404);
+}
 
-    // Remove.
-    let (status, _) = api(
-        &server,
-        &root,
-        reqwest::Method::DELETE,
-        "/api/rest/elements/deployment/greeter",
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
+#[tokio::test]
+async fn a_removed_deployment_is_gone_from_the_server_and_the_api() {
+    let (server, _dirs, root) = greeter_server().await;
+    let path = "/api/rest/elements/deployment/greeter";
+    assert_eq!(api(&server, &root, "DELETE", path, None).await.0, 204);
     assert_eq!(greeting(&server, "greeter").await.0, 404);
-    let (status, _) = api(
-        &server,
-        &root,
-        reqwest::Method::GET,
-        "/api/rest/elements/deployment/greeter",
-        None,
-    )
-    .await;
-    assert_eq!(status, 404);
-
-    // The secret was never logged.
-    assert!(
-        !server.log().contains(SECRET),
-        "the secret appears in the server log"
-    );
+    assert_eq!(api(&server, &root, "GET", path, None).await.0, 404);
 }
 
 /// The portal and the deployment admin API live on the admin listener only:
@@ -368,7 +342,7 @@ async fn the_public_listener_serves_neither_the_portal_nor_the_admin_api() {
     let dirs = Dirs::new();
     dirs.deploy("hello", "hello", "");
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let root = root_secret(&server).await;
     assert_ne!(server.addr, server.admin_addr);
     for (method, path) in [
         (reqwest::Method::GET, "/admin"),
@@ -404,14 +378,7 @@ async fn the_public_listener_serves_neither_the_portal_nor_the_admin_api() {
     assert_eq!(greeting(&server, "hello").await.0, 200);
 
     // The admin listener serves them, and /health, and nothing else.
-    let (status, list) = api(
-        &server,
-        &root,
-        reqwest::Method::GET,
-        "/api/rest/elements/deployment",
-        None,
-    )
-    .await;
+    let (status, list) = api(&server, &root, "GET", "/api/rest/elements/deployment", None).await;
     assert_eq!(status, 200, "{list}");
     let login_page = server
         .client
@@ -443,15 +410,8 @@ async fn folder_deployments_are_listed_and_protected() {
     let dirs = Dirs::new();
     dirs.deploy("hello", "hello", "[attributes.greeting]\ndefault = \"Hello\"\n");
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
-    let (_, list) = api(
-        &server,
-        &root,
-        reqwest::Method::GET,
-        "/api/rest/elements/deployment",
-        None,
-    )
-    .await;
+    let root = root_secret(&server).await;
+    let (_, list) = api(&server, &root, "GET", "/api/rest/elements/deployment", None).await;
     let hello = list
         .as_array()
         .unwrap()
@@ -473,7 +433,7 @@ async fn folder_deployments_are_listed_and_protected() {
     let (status, _) = api(
         &server,
         &root,
-        reqwest::Method::DELETE,
+        "DELETE",
         "/api/rest/elements/deployment/hello",
         None,
     )
@@ -482,7 +442,7 @@ async fn folder_deployments_are_listed_and_protected() {
     let (status, _) = api(
         &server,
         &root,
-        reqwest::Method::PUT,
+        "PUT",
         "/api/rest/elements/deployment/hello",
         Some(json!({"attributes": {"greeting": "Yo"}})),
     )
@@ -492,28 +452,14 @@ async fn folder_deployments_are_listed_and_protected() {
 
     // An operator can switch a folder Element (e.g. a bundled one) off and on.
     let path = "/api/rest/elements/deployment/hello";
-    let (status, view) = api(
-        &server,
-        &root,
-        reqwest::Method::PUT,
-        path,
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let (status, view) = api(&server, &root, "PUT", path, Some(json!({"enabled": false}))).await;
     assert_eq!(
         (status, view["status"].as_str()),
         (200, Some("DISABLED")),
         "{view}"
     );
     assert_eq!(greeting(&server, "hello").await.0, 404);
-    let (status, view) = api(
-        &server,
-        &root,
-        reqwest::Method::PUT,
-        path,
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (status, view) = api(&server, &root, "PUT", path, Some(json!({"enabled": true}))).await;
     assert_eq!((status, view["status"].as_str()), (200, Some("LOADED")), "{view}");
     assert_eq!(
         greeting(&server, "hello").await.1["greeting"],
@@ -522,20 +468,13 @@ async fn folder_deployments_are_listed_and_protected() {
     );
 
     // Switched off, it stays off across a restart.
-    let (status, _) = api(
-        &server,
-        &root,
-        reqwest::Method::PUT,
-        path,
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let (status, _) = api(&server, &root, "PUT", path, Some(json!({"enabled": false}))).await;
     assert_eq!(status, 200);
     server.stop();
     let restarted = start(&dirs);
     assert_eq!(greeting(&restarted, "hello").await.0, 404, "{}", restarted.log());
-    let root = login(&restarted, "root", ROOT_PASSWORD).await;
-    let (_, view) = api(&restarted, &root, reqwest::Method::GET, path, None).await;
+    let root = root_secret(&restarted).await;
+    let (_, view) = api(&restarted, &root, "GET", path, None).await;
     assert_eq!(view["status"], "DISABLED", "{view}");
 }
 
@@ -543,7 +482,7 @@ async fn folder_deployments_are_listed_and_protected() {
 async fn stored_deployments_survive_restarts_and_reach_every_node() {
     let dirs = Dirs::new();
     let first = start(&dirs);
-    let root = login(&first, "root", ROOT_PASSWORD).await;
+    let root = root_secret(&first).await;
     let (status, view) = upload(
         &first,
         &root,
@@ -574,7 +513,7 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
     let (status, _) = api(
         &first,
         &root,
-        reqwest::Method::PUT,
+        "PUT",
         "/api/rest/elements/deployment/greeter",
         Some(json!({"attributes": {"greeting": "Two"}})),
     )
@@ -592,7 +531,7 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
     let (status, _) = api(
         &first,
         &root,
-        reqwest::Method::DELETE,
+        "DELETE",
         "/api/rest/elements/deployment/greeter",
         None,
     )
@@ -626,26 +565,13 @@ async fn stored_deployments_survive_restarts_and_reach_every_node() {
     assert!(restarted.log().contains("compile=Cached"), "{}", restarted.log());
 }
 
-/// `component` with a custom section appended: same behaviour, new hash.
-fn variant(component: &[u8], tag: u32) -> Vec<u8> {
-    let name = b"elements-test";
-    let payload = tag.to_le_bytes();
-    let mut out = component.to_vec();
-    out.push(0);
-    out.push((1 + name.len() + payload.len()) as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(&payload);
-    out
-}
-
 /// Issue figure: a restart with 50 stored Elements loads them all from the
 /// compiled cache. Prints the time the server took to load them.
 #[tokio::test]
 async fn a_restart_reloads_fifty_stored_elements_from_the_cache() {
     let dirs = Dirs::with_own_cache();
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let root = root_secret(&server).await;
     let hello = std::fs::read(guest("hello")).unwrap();
     for i in 0..50u32 {
         let (status, view) = upload(
@@ -684,7 +610,7 @@ async fn a_restart_reloads_fifty_stored_elements_from_the_cache() {
 async fn large_components_upload() {
     let dirs = Dirs::new();
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let root = root_secret(&server).await;
     let mut big = std::fs::read(guest("hello")).unwrap();
     // A 3 MiB custom section: same behaviour, a much larger file.
     let payload = vec![7u8; 3 << 20];
@@ -717,9 +643,9 @@ async fn an_operator_sets_the_roblox_kit_secret_of_a_folder_deployment() {
     let dirs = Dirs::new();
     dirs.deploy_bundled("roblox-kit", "roblox-kit", &[]);
     let server = start(&dirs);
-    let root = login(&server, "root", ROOT_PASSWORD).await;
+    let root = root_secret(&server).await;
     let path = "/api/rest/elements/deployment/roblox-kit";
-    let (_, view) = api(&server, &root, reqwest::Method::GET, path, None).await;
+    let (_, view) = api(&server, &root, "GET", path, None).await;
     assert_eq!(view["status"], "FAILED", "{view}");
     assert!(
         view["lastError"]
@@ -730,7 +656,7 @@ async fn an_operator_sets_the_roblox_kit_secret_of_a_folder_deployment() {
     let (status, view) = api(
         &server,
         &root,
-        reqwest::Method::PUT,
+        "PUT",
         path,
         Some(json!({"attributes": {"dev.getelements.robloxkit.secret": SECRET}})),
     )

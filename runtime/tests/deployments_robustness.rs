@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elements_store::{DocumentStore, Filter, MongoConfig, Namespace, Query, SqliteConfig, StoreConfig};
-use serde_json::{Value, json};
-use support::{Dirs, Server, guest, json as read_json};
-
-const ROOT_PASSWORD: &str = "deploy-robustness-password";
+use serde_json::Value;
+use support::{Dirs, ROOT_PASSWORD, Server, guest, json as read_json, root_secret, variant};
 
 /// The database name a node on `dirs` uses when the suite runs on MongoDB.
 fn database(dirs: &Dirs) -> String {
@@ -29,12 +27,7 @@ fn database(dirs: &Dirs) -> String {
 }
 
 fn start(dirs: &Dirs, flags: &[&str]) -> Server {
-    Server::start_with(
-        dirs,
-        flags,
-        &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)],
-        Some(&database(dirs)),
-    )
+    Server::start_with(dirs, flags, support::ROOT_ENV, Some(&database(dirs)))
 }
 
 /// The store the nodes on `dirs` share, opened as another node would.
@@ -44,21 +37,6 @@ async fn open_store(dirs: &Dirs) -> Arc<dyn DocumentStore> {
         _ => StoreConfig::Sqlite(SqliteConfig::in_data_dir(dirs.root.path().join("data"))),
     };
     elements_store::open(config).await.expect("opening the store")
-}
-
-async fn login(server: &Server) -> String {
-    let (status, body) = read_json(
-        server
-            .client
-            .post(server.url("/api/rest/session"))
-            .json(&json!({"userId": "root", "password": ROOT_PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["sessionSecret"].as_str().unwrap().to_owned()
 }
 
 /// Uploads `component` as `name` through the admin API.
@@ -80,19 +58,6 @@ async fn upload(server: &Server, token: &str, name: &str, component: Vec<u8>) ->
             .unwrap(),
     )
     .await
-}
-
-/// `component` with a custom section appended: same behaviour, new hash.
-fn variant(component: &[u8], tag: u32) -> Vec<u8> {
-    let name = b"elements-test";
-    let payload = tag.to_le_bytes();
-    let mut out = component.to_vec();
-    out.push(0);
-    out.push((1 + name.len() + payload.len()) as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(&payload);
-    out
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -255,7 +220,7 @@ async fn old_component_versions_are_collected() {
     let dirs = Dirs::with_own_cache();
     let flags = ["--deploy-gc-grace-secs", "0"];
     let server = start(&dirs, &flags);
-    let root = login(&server).await;
+    let root = root_secret(&server).await;
     let hello = std::fs::read(guest("hello")).unwrap();
     let versions: Vec<Vec<u8>> = (1..=3).map(|v| variant(&hello, v)).collect();
     let hashes: Vec<String> = versions.iter().map(|v| sha256_hex(v)).collect();
@@ -309,7 +274,7 @@ async fn old_component_versions_are_collected() {
     assert_eq!(status, 200);
     let log = restarted.log();
     assert_eq!(log.matches("compile=Cached").count(), 2, "{log}");
-    let token = login(&restarted).await;
+    let token = root_secret(&restarted).await;
     let (status, view) = support::admin_request(
         &restarted,
         "GET",
@@ -340,7 +305,7 @@ async fn outsized_components_are_refused_before_compiling() {
             "100000",
         ],
     );
-    let root = login(&server).await;
+    let root = root_secret(&server).await;
     let hello = std::fs::read(guest("hello")).unwrap();
     let (status, view) = upload(&server, &root, "greeter", hello.clone()).await;
     assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
@@ -379,7 +344,7 @@ async fn a_compile_over_the_time_limit_fails_the_deploy() {
     // Its own cache: hello must be compiled, which takes far over 1 ms.
     let dirs = Dirs::with_own_cache();
     let server = start(&dirs, &["--compile-timeout-ms", "1"]);
-    let root = login(&server).await;
+    let root = root_secret(&server).await;
     let (status, view) = upload(&server, &root, "greeter", std::fs::read(guest("hello")).unwrap()).await;
     assert_eq!(status, 201, "{view}");
     assert_eq!(view["status"], "FAILED", "{view}");
@@ -398,7 +363,7 @@ async fn a_compile_over_the_time_limit_fails_the_deploy() {
 async fn a_slow_compile_holds_up_no_other_deploy_or_request() {
     let dirs = Dirs::with_own_cache();
     let server = Arc::new(start(&dirs, &[]));
-    let root = login(&server).await;
+    let root = root_secret(&server).await;
     let hello = std::fs::read(guest("hello")).unwrap();
     let (status, view) = upload(&server, &root, "steady", variant(&hello, 1)).await;
     assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");

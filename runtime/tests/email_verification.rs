@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, SmtpServer};
+use support::{Dirs, Server, SmtpServer, raw_request};
 
 const PUBLIC_URL: &str = "https://game.test";
 const REQUEST: &str = "/api/rest/user/me/email/verify";
@@ -15,6 +15,7 @@ const VERIFY: &str = "/api/rest/verify";
 const REQUESTED: &str = "dev.getelements.email_verification.requested";
 const COMPLETED: &str = "dev.getelements.email_verification.completed";
 
+/// A request with an optional Bearer credential and a raw JSON body.
 async fn call(
     server: &Server,
     method: &str,
@@ -22,19 +23,12 @@ async fn call(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = server.client.request(method.parse().unwrap(), server.url(path));
-    if let Some(secret) = bearer {
-        request = request.bearer_auth(secret);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let authorization = bearer.map(|secret| format!("Bearer {secret}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|a| ("authorization", a.as_str()))
+        .collect();
+    raw_request(server, method, path, &headers, body).await
 }
 
 async fn request_verification(server: &Server, bearer: Option<&str>, email: &str) -> (u16, Value) {

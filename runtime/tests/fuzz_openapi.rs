@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, SmtpServer, request};
+use support::{Dirs, ROOT_PASSWORD, Server, SmtpServer, request};
 
-const ROOT_PASSWORD: &str = "fuzz-root-password";
 const SERVER_KEY: &str = "fuzz-server-key";
 const OPENAPI: &str = "/api/rest/openapi.json";
 /// The default seed: fixed, so CI runs are reproducible; change it through

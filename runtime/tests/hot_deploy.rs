@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Dirs, Server, guest, json};
+use support::{Dirs, Server, guest, json, variant};
 
 fn manifest(greeting: &str) -> String {
     format!("[attributes.greeting]\ndefault = \"Hello\"\n[values]\ngreeting = \"{greeting}\"\n")
@@ -19,19 +19,6 @@ fn write_then_rename(dir: &std::path::Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
-
-/// `component` with a custom section appended: same behaviour, new hash.
-fn variant(component: &[u8], tag: u32) -> Vec<u8> {
-    let name = b"elements-test";
-    let payload = tag.to_le_bytes();
-    let mut out = component.to_vec();
-    out.push(0); // custom section
-    out.push((1 + name.len() + payload.len()) as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(&payload);
-    out
 }
 
 async fn greeting(server: &Server) -> Result<String, String> {

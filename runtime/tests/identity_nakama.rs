@@ -9,42 +9,20 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use support::{Dirs, Server, json as body_of};
+use support::{Dirs, Server, json as body_of, request};
 
 /// POST with the server key as the Basic user.
 async fn auth(server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .basic_auth("defaultkey", Some(""))
-        .json(&body)
-        .send()
-        .await
-        .expect("POST");
-    body_of(response).await
+    assert!(path.starts_with("/v2/account/"), "{path} takes no server key");
+    request(server, "POST", path, None, Some(body)).await
 }
 
 async fn bearer_post(server: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("POST");
-    body_of(response).await
+    request(server, "POST", path, Some(token), Some(body)).await
 }
 
 async fn account(server: &Server, token: &str) -> (u16, Value) {
-    let response = server
-        .client
-        .get(server.url("/v2/account"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET");
-    body_of(response).await
+    request(server, "GET", "/v2/account", Some(token), None).await
 }
 
 /// The claims of a JWT (not verified: the client's view).
@@ -69,20 +47,27 @@ fn assert_status(got: (u16, Value), status: u16, code: i64, message: &str) {
     assert_eq!(body, json!({"code": code, "message": message, "details": []}));
 }
 
-#[tokio::test]
-async fn device_authentication_rules() {
+const DEVICE: &str = "/v2/account/authenticate/device";
+
+/// A server with defaults, and the first device login (`device-000001` as
+/// `ana_device`, with vars), which must create the user.
+async fn device_server() -> (Server, Dirs, Value) {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
-    let path = "/v2/account/authenticate/device";
-
     let (status, first) = auth(
         &server,
-        &format!("{path}?username=ana_device"),
+        &format!("{DEVICE}?username=ana_device"),
         json!({"id": "device-000001", "vars": {"k": "v"}}),
     )
     .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["created"], true);
+    (server, dirs, first)
+}
+
+#[tokio::test]
+async fn a_first_device_login_creates_the_user_with_its_claims_and_default_expiries() {
+    let (_server, _dirs, first) = device_server().await;
     let c = claims(&token(&first));
     assert_eq!(c["usn"], "ana_device");
     assert_eq!(c["vrs"], json!({"k": "v"}));
@@ -100,110 +85,108 @@ async fn device_authentication_rules() {
         refresh_claims["exp"].as_i64().unwrap() - refresh_claims["iat"].as_i64().unwrap(),
         3600
     );
+}
 
-    // Same device: same user, not created; `username` ignored for an existing account.
+#[tokio::test]
+async fn a_known_device_reaches_the_same_user_and_ignores_a_new_username() {
+    let (server, _dirs, first) = device_server().await;
     let (status, again) = auth(
         &server,
-        &format!("{path}?username=other"),
+        &format!("{DEVICE}?username=other"),
         json!({"id": "device-000001"}),
     )
     .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["created"], false);
-    assert_eq!(claims(&token(&again))["uid"], c["uid"]);
+    assert_eq!(claims(&token(&again))["uid"], claims(&token(&first))["uid"]);
     assert_eq!(claims(&token(&again))["usn"], "ana_device");
+}
 
-    // Generated username when absent.
-    let (status, generated) = auth(&server, path, json!({"id": "device-000002"})).await;
+#[tokio::test]
+async fn a_device_login_without_a_username_gets_a_generated_one() {
+    let (server, _dirs, _) = device_server().await;
+    let (status, generated) = auth(&server, DEVICE, json!({"id": "device-000002"})).await;
     assert_eq!(status, 200);
     let usn = claims(&token(&generated))["usn"].as_str().unwrap().to_owned();
     assert!(
         usn.len() == 10 && usn.chars().all(|ch| ch.is_ascii_alphabetic()),
         "{usn}"
     );
+}
 
-    // create=false for a missing account.
+#[tokio::test]
+async fn create_false_finds_only_an_existing_account_and_create_must_be_a_boolean() {
+    let (server, _dirs, _) = device_server().await;
+    let no_create = format!("{DEVICE}?create=false");
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?create=false"),
-            json!({"id": "device-unknown"}),
-        )
-        .await,
+        auth(&server, &no_create, json!({"id": "device-unknown"})).await,
         404,
         5,
         "User account not found.",
     );
-    let (status, _) = auth(
+    assert_eq!(
+        auth(&server, &no_create, json!({"id": "device-000001"})).await.0,
+        200
+    );
+    let maybe = auth(
         &server,
-        &format!("{path}?create=false"),
-        json!({"id": "device-000001"}),
+        &format!("{DEVICE}?create=maybe"),
+        json!({"id": "device-000003"}),
     )
     .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        auth(
-            &server,
-            &format!("{path}?create=maybe"),
-            json!({"id": "device-000003"})
-        )
-        .await
-        .0,
-        400
-    );
+    assert_eq!(maybe.0, 400);
+}
 
-    // Id rules.
+#[tokio::test]
+async fn a_device_id_is_10_to_128_bytes_without_spaces_or_control_characters() {
+    let (server, _dirs, _) = device_server().await;
     assert_status(
-        auth(&server, path, json!({})).await,
+        auth(&server, DEVICE, json!({})).await,
         400,
         3,
         "Device ID is required.",
     );
+    let length = "Device ID invalid, must be 10-128 bytes.";
     assert_status(
-        auth(&server, path, json!({"id": "123456789"})).await,
+        auth(&server, DEVICE, json!({"id": "123456789"})).await,
         400,
         3,
-        "Device ID invalid, must be 10-128 bytes.",
+        length,
     );
     assert_status(
-        auth(&server, path, json!({"id": "x".repeat(129)})).await,
+        auth(&server, DEVICE, json!({"id": "x".repeat(129)})).await,
         400,
         3,
-        "Device ID invalid, must be 10-128 bytes.",
+        length,
     );
-    assert_eq!(auth(&server, path, json!({"id": "x".repeat(128)})).await.0, 200);
+    assert_eq!(auth(&server, DEVICE, json!({"id": "x".repeat(128)})).await.0, 200);
+    let spaces = "Device ID invalid, no spaces or control characters allowed.";
     assert_status(
-        auth(&server, path, json!({"id": "device 000004"})).await,
+        auth(&server, DEVICE, json!({"id": "device 000004"})).await,
         400,
         3,
-        "Device ID invalid, no spaces or control characters allowed.",
+        spaces,
     );
     assert_status(
-        auth(&server, path, json!({"id": "device\u{1}000004"})).await,
+        auth(&server, DEVICE, json!({"id": "device\u{1}000004"})).await,
         400,
         3,
-        "Device ID invalid, no spaces or control characters allowed.",
+        spaces,
     );
+}
 
-    // Username rules.
+#[tokio::test]
+async fn a_username_must_be_free_and_valid_and_a_refused_login_creates_nothing() {
+    let (server, _dirs, _) = device_server().await;
+    let id = json!({"id": "device-000005"});
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?username=ana_device"),
-            json!({"id": "device-000005"}),
-        )
-        .await,
+        auth(&server, &format!("{DEVICE}?username=ana_device"), id.clone()).await,
         409,
         6,
         "Username is already in use.",
     );
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?username=ana%20b"),
-            json!({"id": "device-000005"}),
-        )
-        .await,
+        auth(&server, &format!("{DEVICE}?username=ana%20b"), id.clone()).await,
         400,
         3,
         "Username invalid, no spaces or control characters allowed.",
@@ -211,8 +194,8 @@ async fn device_authentication_rules() {
     assert_status(
         auth(
             &server,
-            &format!("{path}?username={}", "u".repeat(129)),
-            json!({"id": "device-000005"}),
+            &format!("{DEVICE}?username={}", "u".repeat(129)),
+            id.clone(),
         )
         .await,
         400,
@@ -221,21 +204,19 @@ async fn device_authentication_rules() {
     );
     // The failed attempts created nothing.
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?create=false"),
-            json!({"id": "device-000005"}),
-        )
-        .await,
+        auth(&server, &format!("{DEVICE}?create=false"), id).await,
         404,
         5,
         "User account not found.",
     );
+}
 
-    // Malformed JSON.
+#[tokio::test]
+async fn malformed_json_and_a_missing_or_wrong_server_key_are_refused() {
+    let (server, _dirs, _) = device_server().await;
     let response = server
         .client
-        .post(server.url(path))
+        .post(server.url(DEVICE))
         .basic_auth("defaultkey", Some(""))
         .body("{not json")
         .send()
@@ -244,10 +225,9 @@ async fn device_authentication_rules() {
     let (status, body) = body_of(response).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(3)), "{body}");
 
-    // Server key.
     let response = server
         .client
-        .post(server.url(path))
+        .post(server.url(DEVICE))
         .json(&json!({"id": "device-000001"}))
         .send()
         .await
@@ -256,7 +236,7 @@ async fn device_authentication_rules() {
     assert_status(body_of(response).await, 401, 16, "Server key required");
     let response = server
         .client
-        .post(server.url(path))
+        .post(server.url(DEVICE))
         .basic_auth("wrongkey", Some(""))
         .json(&json!({"id": "device-000001"}))
         .send()
@@ -383,104 +363,85 @@ async fn custom_and_email_rules_and_server_key_setting() {
     );
 }
 
-#[tokio::test]
-async fn linking_makes_one_user_across_apis() {
+/// A server with two device accounts: `player1` (device `phone-0000001`) and
+/// another (device `phone-0000002`).
+struct Players {
+    server: Server,
+    _dirs: Dirs,
+    /// `player1`'s authentication body, its session token and user id.
+    device: Value,
+    t: String,
+    uid: Value,
+    other_token: String,
+}
+
+async fn players() -> Players {
     let dirs = Dirs::new();
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", "root-password-1")], None);
-    let (_, device) = auth(
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
+    let (status, device) = auth(
         &server,
         "/v2/account/authenticate/device?username=player1",
         json!({"id": "phone-0000001"}),
     )
     .await;
+    assert_eq!(status, 200, "{device}");
     let t = token(&device);
     let uid = claims(&t)["uid"].clone();
-    let (_, other) = auth(
+    let (status, other) = auth(
         &server,
         "/v2/account/authenticate/device",
         json!({"id": "phone-0000002"}),
     )
     .await;
-    let other_token = token(&other);
+    assert_eq!(status, 200, "{other}");
+    Players {
+        other_token: token(&other),
+        server,
+        _dirs: dirs,
+        device,
+        t,
+        uid,
+    }
+}
 
-    // Link custom, email and a second device; re-linking is a no-op.
-    assert_eq!(
-        bearer_post(&server, "/v2/account/link/custom", &t, json!({"id": "origin-42"})).await,
-        (200, json!({}))
-    );
-    assert_eq!(
-        bearer_post(&server, "/v2/account/link/custom", &t, json!({"id": "origin-42"})).await,
-        (200, json!({}))
-    );
-    assert_eq!(
-        bearer_post(
-            &server,
+/// Links custom id `origin-42`, email `Player1@Example.com` (password
+/// `password1`) and device `tablet-000001` to `player1`.
+async fn link_all(p: &Players) {
+    for (path, body) in [
+        ("/v2/account/link/custom", json!({"id": "origin-42"})),
+        (
             "/v2/account/link/email",
-            &t,
-            json!({"email": "Player1@Example.com", "password": "password1"})
-        )
-        .await,
-        (200, json!({}))
-    );
+            json!({"email": "Player1@Example.com", "password": "password1"}),
+        ),
+        ("/v2/account/link/device", json!({"id": "tablet-000001"})),
+    ] {
+        assert_eq!(
+            bearer_post(&p.server, path, &p.t, body).await,
+            (200, json!({})),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn linking_is_idempotent_and_the_account_shows_every_link() {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
+    // Re-linking is a no-op.
     assert_eq!(
         bearer_post(
-            &server,
-            "/v2/account/link/device",
-            &t,
-            json!({"id": "tablet-000001"})
-        )
-        .await,
-        (200, json!({}))
-    );
-
-    // Ids another account uses.
-    assert_status(
-        bearer_post(
-            &server,
-            "/v2/account/link/device",
-            &other_token,
-            json!({"id": "phone-0000001"}),
-        )
-        .await,
-        409,
-        6,
-        "Device ID is already in use.",
-    );
-    assert_status(
-        bearer_post(
-            &server,
+            server,
             "/v2/account/link/custom",
-            &other_token,
-            json!({"id": "origin-42"}),
+            &p.t,
+            json!({"id": "origin-42"})
         )
         .await,
-        409,
-        6,
-        "Custom ID is already in use.",
+        (200, json!({}))
     );
-    assert_status(
-        bearer_post(
-            &server,
-            "/v2/account/link/email",
-            &other_token,
-            json!({"email": "player1@example.com", "password": "password2"}),
-        )
-        .await,
-        409,
-        6,
-        "Email is already in use.",
-    );
-    assert_status(
-        bearer_post(&server, "/v2/account/link/device", &t, json!({"id": "bad"})).await,
-        400,
-        3,
-        "Device ID invalid, must be 10-128 bytes.",
-    );
-
-    // The account shows every link.
-    let (status, acc) = account(&server, &t).await;
+    let (status, acc) = account(server, &p.t).await;
     assert_eq!(status, 200, "{acc}");
-    assert_eq!(acc["user"]["id"], uid);
+    assert_eq!(acc["user"]["id"], p.uid);
     assert_eq!(acc["user"]["username"], "player1");
     assert_eq!(acc["email"], "player1@example.com");
     assert_eq!(acc["custom_id"], "origin-42");
@@ -493,165 +454,197 @@ async fn linking_makes_one_user_across_apis() {
         acc["user"]["create_time"].as_str().unwrap().ends_with('Z'),
         "{acc}"
     );
+}
 
-    // Email login (Nakama and /api/rest) and custom login reach the same user.
+#[tokio::test]
+async fn linking_an_id_another_account_uses_is_a_conflict_and_a_short_device_id_invalid() {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
+    let other = &p.other_token;
+    assert_status(
+        bearer_post(
+            server,
+            "/v2/account/link/device",
+            other,
+            json!({"id": "phone-0000001"}),
+        )
+        .await,
+        409,
+        6,
+        "Device ID is already in use.",
+    );
+    assert_status(
+        bearer_post(
+            server,
+            "/v2/account/link/custom",
+            other,
+            json!({"id": "origin-42"}),
+        )
+        .await,
+        409,
+        6,
+        "Custom ID is already in use.",
+    );
+    assert_status(
+        bearer_post(
+            server,
+            "/v2/account/link/email",
+            other,
+            json!({"email": "player1@example.com", "password": "password2"}),
+        )
+        .await,
+        409,
+        6,
+        "Email is already in use.",
+    );
+    assert_status(
+        bearer_post(server, "/v2/account/link/device", &p.t, json!({"id": "bad"})).await,
+        400,
+        3,
+        "Device ID invalid, must be 10-128 bytes.",
+    );
+}
+
+#[tokio::test]
+async fn email_custom_and_rest_logins_reach_the_linked_user() {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
     let (status, by_email) = auth(
-        &server,
+        server,
         "/v2/account/authenticate/email",
         json!({"email": "player1@example.com", "password": "password1"}),
     )
     .await;
     assert_eq!((status, &by_email["created"]), (200, &json!(false)), "{by_email}");
-    assert_eq!(claims(&token(&by_email))["uid"], uid);
+    assert_eq!(claims(&token(&by_email))["uid"], p.uid);
     let (_, by_custom) = auth(
-        &server,
+        server,
         "/v2/account/authenticate/custom",
         json!({"id": "origin-42"}),
     )
     .await;
-    assert_eq!(claims(&token(&by_custom))["uid"], uid);
-    let response = server
-        .client
-        .post(server.url("/api/rest/session"))
-        .json(&json!({"userId": "player1@example.com", "password": "password1"}))
-        .send()
-        .await
-        .unwrap();
-    let (status, rest) = body_of(response).await;
+    assert_eq!(claims(&token(&by_custom))["uid"], p.uid);
+    let (status, rest) = request(
+        server,
+        "POST",
+        "/api/rest/session",
+        None,
+        Some(json!({"userId": "player1@example.com", "password": "password1"})),
+    )
+    .await;
     assert_eq!(status, 200, "{rest}");
-    assert_eq!(rest["session"]["user"]["id"], uid);
+    assert_eq!(rest["session"]["user"]["id"], p.uid);
+}
 
-    // Unlink: not ours / last identifier are refused.
-    let last = "Cannot unlink last account identifier. Check profile exists and is not last link.";
+/// `player1` unlinks an identifier of `kind`.
+async fn unlink(p: &Players, kind: &str, body: Value) -> (u16, Value) {
+    bearer_post(&p.server, &format!("/v2/account/unlink/{kind}"), &p.t, body).await
+}
+
+const LAST_LINK: &str = "Cannot unlink last account identifier. Check profile exists and is not last link.";
+
+#[tokio::test]
+async fn unlinking_refuses_another_accounts_id_and_the_last_identifier() {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
     assert_status(
-        bearer_post(
-            &server,
-            "/v2/account/unlink/device",
-            &t,
-            json!({"id": "phone-0000002"}),
-        )
-        .await,
+        unlink(&p, "device", json!({"id": "phone-0000002"})).await,
         403,
         7,
-        last,
+        LAST_LINK,
     );
-    assert_eq!(
-        bearer_post(
-            &server,
-            "/v2/account/unlink/device",
-            &t,
-            json!({"id": "tablet-000001"})
-        )
-        .await
-        .0,
-        200
+    assert_eq!(unlink(&p, "device", json!({"id": "tablet-000001"})).await.0, 200);
+    assert_eq!(unlink(&p, "custom", json!({"id": "origin-42"})).await.0, 200);
+    let with_password = json!({"email": "player1@example.com", "password": "password1"});
+    assert_eq!(unlink(&p, "email", with_password).await.0, 200);
+    assert_status(
+        unlink(&p, "device", json!({"id": "phone-0000001"})).await,
+        403,
+        7,
+        LAST_LINK,
     );
-    assert_eq!(
-        bearer_post(
-            &server,
-            "/v2/account/unlink/custom",
-            &t,
-            json!({"id": "origin-42"})
-        )
-        .await
-        .0,
-        200
+    let (_, acc) = account(server, &p.t).await;
+    assert_eq!(acc["devices"], json!([{"id": "phone-0000001"}]));
+    assert!(
+        acc.get("email").is_none() && acc.get("custom_id").is_none(),
+        "{acc}"
     );
+}
+
+#[tokio::test]
+async fn a_session_token_alone_cannot_remove_or_replace_an_accounts_password_and_an_unlinked_email_is_free_again()
+ {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
     // The account has a password: a session token alone can't remove the
     // email (and so the password), nor can a guess; the password can.
     for body in [
         json!({"email": "player1@example.com"}),
         json!({"email": "player1@example.com", "password": "password-guess"}),
     ] {
-        let (status, error) = bearer_post(&server, "/v2/account/unlink/email", &t, body).await;
+        let (status, error) = bearer_post(server, "/v2/account/unlink/email", &p.t, body).await;
         assert_eq!((status, &error["code"]), (400, &json!(3)), "{error}");
     }
     let (status, error) = bearer_post(
-        &server,
+        server,
         "/v2/account/link/email",
-        &t,
+        &p.t,
         json!({"email": "thief@example.com", "password": "thief-password"}),
     )
     .await;
     assert_eq!((status, &error["code"]), (400, &json!(3)), "{error}");
+    let with_password = json!({"email": "player1@example.com", "password": "password1"});
     assert_eq!(
-        bearer_post(
-            &server,
-            "/v2/account/unlink/email",
-            &t,
-            json!({"email": "player1@example.com", "password": "password1"})
-        )
-        .await
-        .0,
+        bearer_post(server, "/v2/account/unlink/email", &p.t, with_password)
+            .await
+            .0,
         200
     );
-    assert_status(
-        bearer_post(
-            &server,
-            "/v2/account/unlink/device",
-            &t,
-            json!({"id": "phone-0000001"}),
-        )
-        .await,
-        403,
-        7,
-        last,
-    );
-    let (_, acc) = account(&server, &t).await;
-    assert_eq!(acc["devices"], json!([{"id": "phone-0000001"}]));
-    assert!(
-        acc.get("email").is_none() && acc.get("custom_id").is_none(),
-        "{acc}"
-    );
-    // The unlinked email is free again.
+    let (_, acc) = account(server, &p.t).await;
+    assert!(acc.get("email").is_none(), "{acc}");
+    let claim = json!({"email": "player1@example.com", "password": "password2"});
     assert_eq!(
-        bearer_post(
-            &server,
-            "/v2/account/link/email",
-            &other_token,
-            json!({"email": "player1@example.com", "password": "password2"})
-        )
-        .await
-        .0,
+        bearer_post(server, "/v2/account/link/email", &p.other_token, claim)
+            .await
+            .0,
         200
     );
+}
 
-    // Bearer auth.
+#[tokio::test]
+async fn the_account_needs_a_valid_session_token_not_a_refresh_token() {
+    let p = players().await;
+    let server = &p.server;
     let response = server.client.get(server.url("/v2/account")).send().await.unwrap();
     assert!(response.headers().contains_key("www-authenticate"));
     assert_status(body_of(response).await, 401, 16, "Auth token required");
-    assert_status(account(&server, "not.a.jwt").await, 401, 16, "Auth token invalid");
+    assert_status(account(server, "not.a.jwt").await, 401, 16, "Auth token invalid");
     // A refresh token is not a session token (separate keys).
     assert_status(
-        account(&server, device["refresh_token"].as_str().unwrap()).await,
+        account(server, p.device["refresh_token"].as_str().unwrap()).await,
         401,
         16,
         "Auth token invalid",
     );
+    assert_eq!(account(server, &p.t).await.0, 200);
+}
 
-    // A ban (by a superuser over /api/rest) revokes sessions and refuses logins.
-    let response = server
-        .client
-        .post(server.url("/api/rest/session"))
-        .json(&json!({"userId": "root", "password": "root-password-1"}))
-        .send()
-        .await
-        .unwrap();
-    let (_, root) = body_of(response).await;
-    let root_secret = root["sessionSecret"].as_str().unwrap();
-    let response = server
-        .client
-        .put(server.url(&format!("/api/rest/user/{}", uid.as_str().unwrap())))
-        .bearer_auth(root_secret)
-        .json(&json!({"banned": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_status(account(&server, &t).await, 401, 16, "Auth token invalid");
+#[tokio::test]
+async fn a_ban_by_a_superuser_over_rest_revokes_nakama_sessions_and_refuses_logins() {
+    let p = players().await;
+    let server = &p.server;
+    let root = support::root_secret(server).await;
+    let ban = format!("/api/rest/user/{}", p.uid.as_str().unwrap());
+    let (status, banned) = request(server, "PUT", &ban, Some(&root), Some(json!({"banned": true}))).await;
+    assert_eq!(status, 200, "{banned}");
+    assert_status(account(server, &p.t).await, 401, 16, "Auth token invalid");
     assert_status(
         auth(
-            &server,
+            server,
             "/v2/account/authenticate/device",
             json!({"id": "phone-0000001"}),
         )
@@ -662,47 +655,63 @@ async fn linking_makes_one_user_across_apis() {
     );
 }
 
-#[tokio::test]
-async fn refresh_logout_and_revocation_survive_a_restart() {
-    let dirs = Dirs::new();
-    let database = format!("test_restart_{}", support::uuid_like());
-    let server = Server::start_with(&dirs, &[], &[], Some(&database));
+const REFRESH: &str = "/v2/account/session/refresh";
+
+/// Two device accounts on a server on `database`: `kept` (with vars) and
+/// `revoked`, their authentication bodies.
+async fn two_sessions(server: &Server) -> (Value, Value) {
     let path = "/v2/account/authenticate/device";
-    let (_, kept) = auth(
-        &server,
+    let (status, kept) = auth(
+        server,
         path,
         json!({"id": "device-keep-01", "vars": {"lang": "pt"}}),
     )
     .await;
-    let (_, revoked) = auth(&server, path, json!({"id": "device-gone-01"})).await;
-    let kept_token = token(&kept);
-    let kept_refresh = kept["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(status, 200, "{kept}");
+    let (status, revoked) = auth(server, path, json!({"id": "device-gone-01"})).await;
+    assert_eq!(status, 200, "{revoked}");
+    (kept, revoked)
+}
 
-    // Refresh: a new session, the refresh token's vars kept.
+fn refresh_token(body: &Value) -> String {
+    body["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// Refreshes with `body`'s refresh token, which must succeed.
+async fn refresh(server: &Server, body: &Value) -> Value {
+    let (status, refreshed) = auth(server, REFRESH, json!({"token": refresh_token(body)})).await;
+    assert_eq!(status, 200, "{refreshed}");
+    refreshed
+}
+
+/// `owner` logs out both of its tokens, which must succeed.
+async fn log_out(server: &Server, owner: &Value) {
+    let body = json!({"token": token(owner), "refresh_token": refresh_token(owner)});
+    assert_eq!(
+        bearer_post(server, "/v2/session/logout", &token(owner), body).await,
+        (200, json!({}))
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_needs_a_refresh_token_and_the_server_key_and_keeps_the_vars() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let (kept, _) = two_sessions(&server).await;
+    let kept_token = token(&kept);
     assert_status(
-        auth(&server, "/v2/account/session/refresh", json!({})).await,
+        auth(&server, REFRESH, json!({})).await,
         400,
         3,
         "Refresh token is required.",
     );
     assert_status(
-        auth(
-            &server,
-            "/v2/account/session/refresh",
-            json!({"token": kept_token}),
-        )
-        .await,
+        auth(&server, REFRESH, json!({"token": kept_token})).await,
         401,
         16,
         "Refresh token invalid or expired.",
     );
-    let (status, refreshed) = auth(
-        &server,
-        "/v2/account/session/refresh",
-        json!({"token": kept_refresh}),
-    )
-    .await;
-    assert_eq!(status, 200, "{refreshed}");
+    let refreshed = refresh(&server, &kept).await;
     assert_eq!(refreshed["created"], false);
     let refreshed_claims = claims(&token(&refreshed));
     assert_eq!(refreshed_claims["uid"], claims(&kept_token)["uid"]);
@@ -710,22 +719,26 @@ async fn refresh_logout_and_revocation_survive_a_restart() {
     assert_eq!(account(&server, &token(&refreshed)).await.0, 200);
     let no_key = server
         .client
-        .post(server.url("/v2/account/session/refresh"))
-        .json(&json!({"token": kept_refresh}))
+        .post(server.url(REFRESH))
+        .json(&json!({"token": refresh_token(&kept)}))
         .send()
         .await
         .unwrap();
     assert_eq!(no_key.status(), 401);
+}
 
-    // Logout revokes both tokens; someone else's token is refused.
+#[tokio::test]
+async fn logout_revokes_both_of_the_callers_tokens_and_refuses_anyone_elses() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let (kept, revoked) = two_sessions(&server).await;
     let revoked_token = token(&revoked);
-    let revoked_refresh = revoked["refresh_token"].as_str().unwrap().to_owned();
     assert_status(
         bearer_post(
             &server,
             "/v2/session/logout",
             &revoked_token,
-            json!({"token": kept_token}),
+            json!({"token": token(&kept)}),
         )
         .await,
         400,
@@ -737,23 +750,14 @@ async fn refresh_logout_and_revocation_survive_a_restart() {
             &server,
             "/v2/session/logout",
             &revoked_token,
-            json!({"refresh_token": kept_refresh}),
+            json!({"refresh_token": refresh_token(&kept)}),
         )
         .await,
         400,
         3,
         "Refresh token invalid.",
     );
-    assert_eq!(
-        bearer_post(
-            &server,
-            "/v2/session/logout",
-            &revoked_token,
-            json!({"token": revoked_token, "refresh_token": revoked_refresh})
-        )
-        .await,
-        (200, json!({}))
-    );
+    log_out(&server, &revoked).await;
     assert_status(
         account(&server, &revoked_token).await,
         401,
@@ -761,68 +765,67 @@ async fn refresh_logout_and_revocation_survive_a_restart() {
         "Auth token invalid",
     );
     assert_status(
-        auth(
-            &server,
-            "/v2/account/session/refresh",
-            json!({"token": revoked_refresh}),
-        )
-        .await,
+        auth(&server, REFRESH, json!({"token": refresh_token(&revoked)})).await,
         401,
         16,
         "Refresh token invalid or expired.",
     );
+    // The other account's session is untouched.
+    assert_eq!(account(&server, &token(&kept)).await.0, 200);
+}
 
-    // Restart on the same data: the kept session is valid, the revoked one is not.
+#[tokio::test]
+async fn sessions_rotated_refresh_tokens_and_revocations_survive_a_restart() {
+    let dirs = Dirs::new();
+    let database = format!("test_restart_{}", support::uuid_like());
+    let server = Server::start_with(&dirs, &[], &[], Some(&database));
+    let (kept, revoked) = two_sessions(&server).await;
+    let refreshed = refresh(&server, &kept).await;
+    log_out(&server, &revoked).await;
+
     let log = server.stop();
     assert!(
-        !log.contains(&kept_token) && !log.contains(&kept_refresh),
+        !log.contains(&token(&kept)) && !log.contains(&refresh_token(&kept)),
         "tokens must not be logged"
     );
     let server = Server::start_with(&dirs, &[], &[], Some(&database));
-    assert_eq!(account(&server, &kept_token).await.0, 200);
+    assert_eq!(account(&server, &token(&kept)).await.0, 200);
     // The refresh rotated the refresh token: the new one works.
-    let newer_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
-    assert_ne!(newer_refresh, kept_refresh);
-    let (status, newest) = auth(
-        &server,
-        "/v2/account/session/refresh",
-        json!({"token": newer_refresh}),
-    )
-    .await;
+    assert_ne!(refresh_token(&refreshed), refresh_token(&kept));
+    let (status, newest) = auth(&server, REFRESH, json!({"token": refresh_token(&refreshed)})).await;
     assert_eq!(status, 200, "{newest}");
     assert_status(
-        account(&server, &revoked_token).await,
+        account(&server, &token(&revoked)).await,
         401,
         16,
         "Auth token invalid",
     );
     assert_eq!(
-        auth(
-            &server,
-            "/v2/account/session/refresh",
-            json!({"token": revoked_refresh})
-        )
-        .await
-        .0,
+        auth(&server, REFRESH, json!({"token": refresh_token(&revoked)}))
+            .await
+            .0,
         401
     );
+}
 
-    // Logout with neither token revokes every session of the caller.
+#[tokio::test]
+async fn logout_with_neither_token_revokes_every_session_of_the_caller() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let (kept, _) = two_sessions(&server).await;
+    let refreshed = refresh(&server, &kept).await;
+    let newest = refresh(&server, &refreshed).await;
     assert_eq!(
-        bearer_post(&server, "/v2/session/logout", &kept_token, json!({}))
+        bearer_post(&server, "/v2/session/logout", &token(&kept), json!({}))
             .await
             .0,
         200
     );
     assert_eq!(account(&server, &token(&refreshed)).await.0, 401);
     assert_eq!(
-        auth(
-            &server,
-            "/v2/account/session/refresh",
-            json!({"token": newest["refresh_token"]})
-        )
-        .await
-        .0,
+        auth(&server, REFRESH, json!({"token": newest["refresh_token"]}))
+            .await
+            .0,
         401
     );
 }
@@ -921,57 +924,53 @@ async fn twenty_concurrent_first_logins_create_one_user() {
 /// bidi characters can't make a second account that looks like the first,
 /// `@` can't shadow an email, and a query that isn't UTF-8 is refused, not
 /// decoded lossily.
+const IN_USE: &str = "Username is already in use.";
+
+/// A device login with `query`: status and body.
+async fn device_login(server: &Server, query: &str, id: &str) -> (u16, Value) {
+    auth(server, &format!("{DEVICE}?{query}"), json!({"id": id})).await
+}
+
 #[tokio::test]
-async fn identifiers_have_one_spelling() {
+async fn a_username_is_taken_in_any_case_or_width() {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
-    let path = "/v2/account/authenticate/device";
-    let in_use = "Username is already in use.";
-
-    let (status, body) = auth(
-        &server,
-        &format!("{path}?username=Gamer_1"),
-        json!({"id": "device-one-001"}),
-    )
-    .await;
+    let (status, body) = device_login(&server, "username=Gamer_1", "device-one-001").await;
     assert_eq!(status, 200, "{body}");
     for (i, twin) in ["gamer_1", "GAMER_1", "%EF%BC%A7amer_1"].iter().enumerate() {
-        assert_status(
-            auth(
-                &server,
-                &format!("{path}?username={twin}"),
-                json!({"id": format!("device-twin-00{i}")}),
-            )
-            .await,
-            409,
-            6,
-            in_use,
-        );
+        let attempt = device_login(
+            &server,
+            &format!("username={twin}"),
+            &format!("device-twin-00{i}"),
+        )
+        .await;
+        assert_status(attempt, 409, 6, IN_USE);
     }
-    // "José" decomposed (e + U+0301) and precomposed (U+00E9) are one name,
-    // kept in NFC.
-    let (status, body) = auth(
-        &server,
-        &format!("{path}?username=Jose%CC%81"),
-        json!({"id": "device-jose-01"}),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn a_username_is_one_name_in_any_normalization_form_and_kept_in_nfc() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    // "José" decomposed (e + U+0301) and precomposed (U+00E9).
+    let (status, body) = device_login(&server, "username=Jose%CC%81", "device-jose-01").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(claims(&token(&body))["usn"], "Jos\u{e9}");
     let (_, me) = account(&server, &token(&body)).await;
     assert_eq!(me["user"]["username"], "Jos\u{e9}", "{me}");
     assert_status(
-        auth(
-            &server,
-            &format!("{path}?username=jos%C3%A9"),
-            json!({"id": "device-jose-02"}),
-        )
-        .await,
+        device_login(&server, "username=jos%C3%A9", "device-jose-02").await,
         409,
         6,
-        in_use,
+        IN_USE,
     );
+}
 
+#[tokio::test]
+async fn a_username_with_an_at_sign_invisible_characters_spaces_or_too_many_bytes_is_refused_and_creates_nothing()
+ {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     let invisible = "Username invalid, no invisible, formatting or bidirectional control characters allowed.";
     for (name, message) in [
         (
@@ -988,17 +987,34 @@ async fn identifiers_have_one_spelling() {
         ),
     ] {
         assert_status(
-            auth(
-                &server,
-                &format!("{path}?username={name}"),
-                json!({"id": "device-bad-name-1"}),
-            )
-            .await,
+            device_login(&server, &format!("username={name}"), "device-bad-name-1").await,
             400,
             3,
             message,
         );
     }
+    let oversized = "x".repeat(8 * 1024);
+    assert_status(
+        device_login(&server, &format!("username={oversized}"), "device-big-name").await,
+        400,
+        3,
+        "Username invalid, must be 1-128 bytes.",
+    );
+    // None of the refused attempts made an account.
+    for id in ["device-bad-name-1", "device-big-name"] {
+        assert_status(
+            device_login(&server, "create=false", id).await,
+            404,
+            5,
+            "User account not found.",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_query_string_that_is_not_utf8_once_percent_decoded_is_refused() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     for query in [
         "username=%FF%FE",
         "username=ok&create=%C0%AF",
@@ -1006,43 +1022,18 @@ async fn identifiers_have_one_spelling() {
         "username=%ED%A0%80",
     ] {
         assert_status(
-            auth(
-                &server,
-                &format!("{path}?{query}"),
-                json!({"id": "device-bad-utf8-1"}),
-            )
-            .await,
+            device_login(&server, query, "device-bad-utf8-1").await,
             400,
             3,
             "The query string is not valid UTF-8 once percent-decoded.",
         );
     }
-    let oversized = "x".repeat(8 * 1024);
-    assert_status(
-        auth(
-            &server,
-            &format!("{path}?username={oversized}"),
-            json!({"id": "device-big-name"}),
-        )
-        .await,
-        400,
-        3,
-        "Username invalid, must be 1-128 bytes.",
-    );
-    // None of the refused attempts made an account.
-    assert_status(
-        auth(
-            &server,
-            &format!("{path}?create=false"),
-            json!({"id": "device-bad-name-1"}),
-        )
-        .await,
-        404,
-        5,
-        "User account not found.",
-    );
+}
 
-    // Emails: one address in any case or normalization form.
+#[tokio::test]
+async fn an_email_is_one_address_in_any_case_or_normalization_form_and_no_invisible_characters() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
     let email = "/v2/account/authenticate/email";
     let (status, created) = auth(
         &server,
@@ -1062,7 +1053,7 @@ async fn identifiers_have_one_spelling() {
     assert_eq!(again["created"], false);
     assert_eq!(claims(&token(&again))["uid"], claims(&token(&created))["uid"]);
     // Nor can another account link it in another spelling.
-    let (_, other) = auth(&server, path, json!({"id": "device-linker-1"})).await;
+    let (_, other) = auth(&server, DEVICE, json!({"id": "device-linker-1"})).await;
     assert_status(
         bearer_post(
             &server,

@@ -5,58 +5,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Dirs, Server, json as body_of};
-
-const ROOT_PASSWORD: &str = "root-password-1";
-
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    secret: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client
-        .request(method.parse().expect("method"), server.url(path));
-    if let Some(secret) = secret {
-        request = request.bearer_auth(secret);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON")
-    };
-    (status, value)
-}
-
-async fn login(server: &Server, user: &str, password: &str) -> (u16, Value) {
-    call(
-        server,
-        "POST",
-        "/api/rest/session",
-        None,
-        Some(json!({"userId": user, "password": password})),
-    )
-    .await
-}
-
-fn secret(body: &Value) -> String {
-    body["sessionSecret"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no secret in {body}"))
-        .to_owned()
-}
-
-fn root_server(dirs: &Dirs) -> Server {
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
-}
+use support::{
+    Dirs, ROOT_PASSWORD, Server, json as body_of, login, request, root_secret, root_server, secret,
+};
 
 #[tokio::test]
 async fn bootstrap_uses_the_configured_root_password() {
@@ -117,127 +68,126 @@ async fn bootstrap_generates_and_prints_a_password_once() {
     assert_eq!(login(&server, "root", &password).await.0, 200);
 }
 
-#[tokio::test]
-async fn sessions_and_users() {
+/// A server with `root` and two signed-up users, `ana` (display name "Ana")
+/// and `bob`, both with password `password1`: what most scenarios start from.
+struct World {
+    server: Server,
+    _dirs: Dirs,
+    root: String,
+    ana: String,
+    ana_id: String,
+    bob: String,
+    bob_id: String,
+}
+
+fn signup_body(name: &str, email: &str, password: &str) -> Value {
+    json!({"name": name, "email": email, "password": password, "displayName": "Ana"})
+}
+
+/// Signs up, which must succeed: the session body.
+async fn sign_up(server: &Server, body: Value) -> Value {
+    let (status, session) = request(server, "POST", "/api/rest/signup/session", None, Some(body)).await;
+    assert_eq!(status, 200, "{session}");
+    session
+}
+
+async fn world() -> World {
     let dirs = Dirs::new();
     let server = root_server(&dirs);
+    let root = root_secret(&server).await;
+    let ana = sign_up(&server, signup_body("ana", "ana@example.com", "password1")).await;
+    let bob = sign_up(&server, signup_body("bob", "bob@example.com", "password1")).await;
+    let id = |body: &Value| body["session"]["user"]["id"].as_str().unwrap().to_owned();
+    World {
+        root,
+        ana: secret(&ana),
+        ana_id: id(&ana),
+        bob: secret(&bob),
+        bob_id: id(&bob),
+        server,
+        _dirs: dirs,
+    }
+}
 
-    // Sign up.
-    let signup = |name: &str, email: &str, password: &str| json!({"name": name, "email": email, "password": password, "displayName": "Ana"});
-    let (status, ana) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("ana", "Ana@Example.com", "password1")),
-    )
-    .await;
-    assert_eq!(status, 200, "{ana}");
-    let ana_secret = secret(&ana);
-    let ana_id = ana["session"]["user"]["id"].as_str().unwrap().to_owned();
+#[tokio::test]
+async fn signup_normalises_the_email_and_starts_a_user_session() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    let ana = sign_up(&server, signup_body("ana", "Ana@Example.com", "password1")).await;
+    assert!(!secret(&ana).is_empty());
+    assert!(ana["session"]["user"]["id"].as_str().is_some(), "{ana}");
     assert_eq!(ana["session"]["user"]["email"], "ana@example.com");
     assert_eq!(ana["session"]["user"]["level"], "USER");
     assert!(ana["session"]["expiry"].as_i64().unwrap() > 0);
-    let (status, dup) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("ana", "other@example.com", "password1")),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn signup_refuses_a_taken_name_or_email_and_invalid_fields() {
+    let dirs = Dirs::new();
+    let server = root_server(&dirs);
+    sign_up(&server, signup_body("ana", "Ana@Example.com", "password1")).await;
+    let signup = |body: Value| request(&server, "POST", "/api/rest/signup/session", None, Some(body));
+    let (status, dup) = signup(signup_body("ana", "other@example.com", "password1")).await;
     assert_eq!((status, dup["code"].as_str()), (409, Some("DUPLICATE")), "{dup}");
-    let (status, dup) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("ana2", "ana@example.com", "password1")),
-    )
-    .await;
+    let (status, dup) = signup(signup_body("ana2", "ana@example.com", "password1")).await;
     assert_eq!(status, 409, "{dup}");
-    let (status, bad) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("bob", "not-an-email", "password1")),
-    )
-    .await;
+    let (status, bad) = signup(signup_body("bob", "not-an-email", "password1")).await;
     assert_eq!(
         (status, bad["code"].as_str()),
         (400, Some("INVALID_PARAMETER")),
         "{bad}"
     );
     assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/signup/session",
-            None,
-            Some(signup("bob", "bob@example.com", "short"))
-        )
-        .await
-        .0,
+        signup(signup_body("bob", "bob@example.com", "short")).await.0,
         400
     );
     assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/signup/session",
-            None,
-            Some(signup("b b", "bob@example.com", "password1"))
-        )
-        .await
-        .0,
+        signup(signup_body("b b", "bob@example.com", "password1")).await.0,
         400
     );
-    let (status, bob) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("bob", "bob@example.com", "password1")),
-    )
-    .await;
+    // None of the refusals took the name or the email.
+    let (status, bob) = signup(signup_body("bob", "bob@example.com", "password1")).await;
     assert_eq!(status, 200, "{bob}");
-    let bob_secret = secret(&bob);
+}
 
-    // Log in by name or email; wrong password; missing fields.
-    assert_eq!(login(&server, "ana", "password1").await.0, 200);
-    let (status, by_email) = login(&server, "ANA@example.com", "password1").await;
+#[tokio::test]
+async fn login_takes_the_name_or_any_spelling_of_the_email_and_refuses_wrong_or_missing_credentials() {
+    let w = world().await;
+    let server = &w.server;
+    assert_eq!(login(server, "ana", "password1").await.0, 200);
+    let (status, by_email) = login(server, "ANA@example.com", "password1").await;
     assert_eq!(
         (status, &by_email["session"]["user"]["id"]),
-        (200, &json!(ana_id))
+        (200, &json!(w.ana_id))
     );
-    let (status, wrong) = login(&server, "ana", "password2").await;
+    let (status, wrong) = login(server, "ana", "password2").await;
     assert_eq!(
         (status, wrong["code"].as_str()),
         (401, Some("UNAUTHORIZED")),
         "{wrong}"
     );
-    assert_eq!(login(&server, "nobody", "password1").await.0, 401);
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/session",
-            None,
-            Some(json!({"userId": "ana"}))
-        )
-        .await
-        .0,
-        400
-    );
+    assert_eq!(login(server, "nobody", "password1").await.0, 401);
+    let missing = request(
+        server,
+        "POST",
+        "/api/rest/session",
+        None,
+        Some(json!({"userId": "ana"})),
+    )
+    .await;
+    assert_eq!(missing.0, 400);
+}
 
-    // Credentials: Bearer or Elements-SessionSecret; 401 with a challenge otherwise.
-    let (status, me) = call(&server, "GET", "/api/rest/user/me", Some(&ana_secret), None).await;
-    assert_eq!((status, &me["id"]), (200, &json!(ana_id)));
+#[tokio::test]
+async fn the_session_secret_is_taken_as_bearer_or_header_and_without_it_comes_a_challenge() {
+    let w = world().await;
+    let server = &w.server;
+    let (status, me) = request(server, "GET", "/api/rest/user/me", Some(&w.ana), None).await;
+    assert_eq!((status, &me["id"]), (200, &json!(w.ana_id)));
     let response = server
         .client
         .get(server.url("/api/rest/user/me"))
-        .header("Elements-SessionSecret", &ana_secret)
+        .header("Elements-SessionSecret", &w.ana)
         .send()
         .await
         .unwrap();
@@ -265,32 +215,31 @@ async fn sessions_and_users() {
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
+}
 
-    // Users: self or superuser; levels and bans by superusers only.
-    let (_, root) = login(&server, "root", ROOT_PASSWORD).await;
-    let root_secret = secret(&root);
-    let ana_path = format!("/api/rest/user/{ana_id}");
-    assert_eq!(
-        call(&server, "GET", &ana_path, Some(&ana_secret), None).await.0,
-        200
-    );
-    let (status, forbidden) = call(&server, "GET", &ana_path, Some(&bob_secret), None).await;
+#[tokio::test]
+async fn a_user_is_read_and_changed_by_themselves_or_a_superuser_but_levels_only_by_superusers() {
+    let w = world().await;
+    let server = &w.server;
+    let ana_path = format!("/api/rest/user/{}", w.ana_id);
+    assert_eq!(request(server, "GET", &ana_path, Some(&w.ana), None).await.0, 200);
+    let (status, forbidden) = request(server, "GET", &ana_path, Some(&w.bob), None).await;
     assert_eq!((status, forbidden["code"].as_str()), (403, Some("FORBIDDEN")));
     assert_eq!(
-        call(&server, "GET", &ana_path, Some(&root_secret), None).await.0,
+        request(server, "GET", &ana_path, Some(&w.root), None).await.0,
         200
     );
     assert_eq!(
-        call(&server, "GET", "/api/rest/user/nope", Some(&root_secret), None)
+        request(server, "GET", "/api/rest/user/nope", Some(&w.root), None)
             .await
             .0,
         404
     );
-    let (status, changed) = call(
-        &server,
+    let (status, changed) = request(
+        server,
         "PUT",
         &ana_path,
-        Some(&ana_secret),
+        Some(&w.ana),
         Some(json!({"displayName": "Ana S", "metadata": {"a": 1}})),
     )
     .await;
@@ -299,105 +248,61 @@ async fn sessions_and_users() {
         (200, &json!("Ana S"), &json!({"a": 1}))
     );
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&ana_secret),
-            Some(json!({"level": "SUPERUSER"}))
-        )
-        .await
-        .0,
+        status_of(server, "PUT", &ana_path, &w.ana, json!({"level": "SUPERUSER"})).await,
         403
     );
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&bob_secret),
-            Some(json!({"displayName": "x"}))
-        )
-        .await
-        .0,
+        status_of(server, "PUT", &ana_path, &w.bob, json!({"displayName": "x"})).await,
         403
     );
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&ana_secret),
-            Some(json!({"name": "bob"}))
-        )
-        .await
-        .0,
+        status_of(server, "PUT", &ana_path, &w.ana, json!({"name": "bob"})).await,
         409
     );
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&ana_secret),
-            Some(json!({"bogus": 1}))
-        )
-        .await
-        .0,
+        status_of(server, "PUT", &ana_path, &w.ana, json!({"bogus": 1})).await,
         400
     );
-    // A new password needs the current one, and works at once.
+    assert!(!server.log().contains(&w.root), "secrets must not be logged");
+}
+
+#[tokio::test]
+async fn a_new_password_needs_the_current_one_and_works_at_once() {
+    let w = world().await;
+    let server = &w.server;
+    let ana_path = format!("/api/rest/user/{}", w.ana_id);
+    let put = |body: Value| request(server, "PUT", &ana_path, Some(&w.ana), Some(body));
+    assert_eq!(put(json!({"password": "password9"})).await.0, 400);
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&ana_secret),
-            Some(json!({"password": "password9"}))
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &ana_path,
-            Some(&ana_secret),
-            Some(json!({"password": "password9", "currentPassword": "password1"}))
-        )
-        .await
-        .0,
+        put(json!({"password": "password9", "currentPassword": "password1"}))
+            .await
+            .0,
         200
     );
-    assert_eq!(login(&server, "ana", "password9").await.0, 200);
-    assert_eq!(login(&server, "ana", "password1").await.0, 401);
+    assert_eq!(login(server, "ana", "password9").await.0, 200);
+    assert_eq!(login(server, "ana", "password1").await.0, 401);
+}
 
-    // Search: superusers only.
+#[tokio::test]
+async fn only_superusers_search_users_by_name_and_page() {
+    let w = world().await;
+    let server = &w.server;
     assert_eq!(
-        call(&server, "GET", "/api/rest/user", Some(&ana_secret), None)
+        request(server, "GET", "/api/rest/user", Some(&w.ana), None)
             .await
             .0,
         403
     );
-    let (status, all) = call(&server, "GET", "/api/rest/user", Some(&root_secret), None).await;
+    let (status, all) = request(server, "GET", "/api/rest/user", Some(&w.root), None).await;
     assert_eq!((status, &all["total"]), (200, &json!(3)), "{all}");
-    let (_, found) = call(
-        &server,
-        "GET",
-        "/api/rest/user?search=bo",
-        Some(&root_secret),
-        None,
-    )
-    .await;
+    let (_, found) = request(server, "GET", "/api/rest/user?search=bo", Some(&w.root), None).await;
     assert_eq!(found["objects"].as_array().map(Vec::len), Some(1), "{found}");
     assert_eq!(found["objects"][0]["name"], "bob");
-    let (_, paged) = call(
-        &server,
+    let (_, paged) = request(
+        server,
         "GET",
         "/api/rest/user?offset=1&count=1",
-        Some(&root_secret),
+        Some(&w.root),
         None,
     )
     .await;
@@ -409,246 +314,180 @@ async fn sessions_and_users() {
         (Some(1), Some(1))
     );
     assert_eq!(
-        call(&server, "GET", "/api/rest/user?count=x", Some(&root_secret), None)
+        request(server, "GET", "/api/rest/user?count=x", Some(&w.root), None)
             .await
             .0,
         400
     );
+    assert!(!server.log().contains(&w.root), "secrets must not be logged");
+}
 
-    // Promotion, then ban: a banned user's sessions end and logins fail with 403.
-    let (status, promoted) = call(
-        &server,
+#[tokio::test]
+async fn a_promoted_superuser_bans_a_user_whose_sessions_end_and_logins_fail_with_403() {
+    let w = world().await;
+    let server = &w.server;
+    let ana_path = format!("/api/rest/user/{}", w.ana_id);
+    let (status, promoted) = request(
+        server,
         "PUT",
         &ana_path,
-        Some(&root_secret),
+        Some(&w.root),
         Some(json!({"level": "SUPERUSER"})),
     )
     .await;
     assert_eq!((status, &promoted["level"]), (200, &json!("SUPERUSER")));
-    let bob_path = format!(
-        "/api/rest/user/{}",
-        bob["session"]["user"]["id"].as_str().unwrap()
-    );
+    let bob_path = format!("/api/rest/user/{}", w.bob_id);
+    let ban = request(
+        server,
+        "PUT",
+        &bob_path,
+        Some(&w.ana),
+        Some(json!({"banned": true})),
+    )
+    .await;
+    assert_eq!(ban.0, 200);
     assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &bob_path,
-            Some(&ana_secret),
-            Some(json!({"banned": true}))
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        call(&server, "GET", "/api/rest/user/me", Some(&bob_secret), None)
+        request(server, "GET", "/api/rest/user/me", Some(&w.bob), None)
             .await
             .0,
         401
     );
-    assert_eq!(login(&server, "bob", "password1").await.0, 403);
-
-    // Logout.
-    assert_eq!(
-        call(
-            &server,
-            "DELETE",
-            &format!("/api/rest/session/{ana_secret}"),
-            None,
-            None
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        call(&server, "GET", "/api/rest/user/me", Some(&ana_secret), None)
-            .await
-            .0,
-        401
-    );
-    assert_eq!(
-        call(
-            &server,
-            "DELETE",
-            &format!("/api/rest/session/{ana_secret}"),
-            None,
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    assert!(!server.log().contains(&root_secret), "secrets must not be logged");
+    assert_eq!(login(server, "bob", "password1").await.0, 403);
+    assert!(!server.log().contains(&w.root), "secrets must not be logged");
 }
 
 #[tokio::test]
-async fn profiles_and_applications() {
-    let dirs = Dirs::new();
-    let server = root_server(&dirs);
-    let (_, root) = login(&server, "root", ROOT_PASSWORD).await;
-    let root_secret = secret(&root);
-    let signup = |name: &str| json!({"name": name, "password": "password1"});
-    let (_, ana) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("ana")),
-    )
-    .await;
-    let ana_secret = secret(&ana);
-    let ana_id = ana["session"]["user"]["id"].as_str().unwrap().to_owned();
-    let (_, bob) = call(
-        &server,
-        "POST",
-        "/api/rest/signup/session",
-        None,
-        Some(signup("bob")),
-    )
-    .await;
-    let bob_secret = secret(&bob);
-
-    // Applications: superusers only.
-    let chess = json!({"name": "chess", "description": "Chess"});
+async fn logout_ends_the_session_once() {
+    let w = world().await;
+    let server = &w.server;
+    let session = format!("/api/rest/session/{}", w.ana);
+    assert_eq!(request(server, "DELETE", &session, None, None).await.0, 204);
     assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/application",
-            Some(&ana_secret),
-            Some(chess.clone())
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/application",
-            None,
-            Some(chess.clone())
-        )
-        .await
-        .0,
+        request(server, "GET", "/api/rest/user/me", Some(&w.ana), None)
+            .await
+            .0,
         401
     );
-    let (status, app) = call(
-        &server,
+    assert_eq!(request(server, "DELETE", &session, None, None).await.0, 404);
+}
+
+/// The status of one request with `secret` and a JSON body.
+async fn status_of(server: &Server, method: &str, path: &str, secret: &str, body: Value) -> u16 {
+    request(server, method, path, Some(secret), Some(body)).await.0
+}
+
+/// Creates an application as `root`, which must succeed: its id.
+async fn create_application(w: &World, body: Value) -> String {
+    let (status, app) = request(
+        &w.server,
         "POST",
         "/api/rest/application",
-        Some(&root_secret),
+        Some(&w.root),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{app}");
+    app["id"].as_str().unwrap().to_owned()
+}
+
+/// Ana's session for `application`, which must succeed.
+async fn ana_session_for(w: &World, application: &str) -> Value {
+    let (status, session) = request(
+        &w.server,
+        "POST",
+        "/api/rest/session",
+        None,
+        Some(json!({"userId": "ana", "password": "password1", "application": application})),
+    )
+    .await;
+    assert_eq!(status, 200, "{session}");
+    session
+}
+
+#[tokio::test]
+async fn only_superusers_create_applications_with_unique_valid_names() {
+    let w = world().await;
+    let server = &w.server;
+    let create = |secret: Option<String>, body: Value| async move {
+        request(
+            server,
+            "POST",
+            "/api/rest/application",
+            secret.as_deref(),
+            Some(body),
+        )
+        .await
+        .0
+    };
+    let chess = json!({"name": "chess", "description": "Chess"});
+    assert_eq!(create(Some(w.ana.clone()), chess.clone()).await, 403);
+    assert_eq!(create(None, chess.clone()).await, 401);
+    let (status, app) = request(
+        server,
+        "POST",
+        "/api/rest/application",
+        Some(&w.root),
         Some(chess.clone()),
     )
     .await;
     assert_eq!((status, &app["name"]), (201, &json!("chess")), "{app}");
-    let app_id = app["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/application",
-            Some(&root_secret),
-            Some(chess)
-        )
-        .await
-        .0,
-        409
-    );
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/application",
-            Some(&root_secret),
-            Some(json!({"name": "no way"}))
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/application",
-            Some(&root_secret),
-            Some(json!({"name": "go"}))
-        )
-        .await
-        .0,
-        201
-    );
-    let (_, list) = call(&server, "GET", "/api/rest/application", Some(&root_secret), None).await;
+    assert!(app["id"].as_str().is_some(), "{app}");
+    assert_eq!(create(Some(w.root.clone()), chess).await, 409);
+    assert_eq!(create(Some(w.root.clone()), json!({"name": "no way"})).await, 400);
+    assert_eq!(create(Some(w.root.clone()), json!({"name": "go"})).await, 201);
+}
+
+#[tokio::test]
+async fn superusers_list_read_update_and_delete_applications() {
+    let w = world().await;
+    let server = &w.server;
+    let app_id = create_application(&w, json!({"name": "chess", "description": "Chess"})).await;
+    create_application(&w, json!({"name": "go"})).await;
+    let (_, list) = request(server, "GET", "/api/rest/application", Some(&w.root), None).await;
     assert_eq!(list["total"], 2);
     assert_eq!(
-        call(&server, "GET", "/api/rest/application", Some(&ana_secret), None)
+        request(server, "GET", "/api/rest/application", Some(&w.ana), None)
             .await
             .0,
         403
     );
-    let (status, got) = call(
-        &server,
-        "GET",
-        "/api/rest/application/chess",
-        Some(&root_secret),
-        None,
-    )
-    .await;
+    let (status, got) = request(server, "GET", "/api/rest/application/chess", Some(&w.root), None).await;
     assert_eq!((status, &got["id"]), (200, &json!(app_id)));
-    let (status, renamed) = call(
-        &server,
+    let (status, renamed) = request(
+        server,
         "PUT",
         "/api/rest/application/go",
-        Some(&root_secret),
+        Some(&w.root),
         Some(json!({"description": "Go"})),
     )
     .await;
     assert_eq!((status, &renamed["description"]), (200, &json!("Go")));
     assert_eq!(
-        call(
-            &server,
-            "DELETE",
-            "/api/rest/application/go",
-            Some(&root_secret),
-            None
-        )
-        .await
-        .0,
+        request(server, "DELETE", "/api/rest/application/go", Some(&w.root), None)
+            .await
+            .0,
         204
     );
     assert_eq!(
-        call(
-            &server,
-            "GET",
-            "/api/rest/application/go",
-            Some(&root_secret),
-            None
-        )
-        .await
-        .0,
+        request(server, "GET", "/api/rest/application/go", Some(&w.root), None)
+            .await
+            .0,
         404
     );
+}
 
-    // A session for an application finds or creates the user's profile.
-    let (status, session) = call(
-        &server,
-        "POST",
-        "/api/rest/session",
-        None,
-        Some(json!({"userId": "ana", "password": "password1", "application": "chess"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{session}");
+#[tokio::test]
+async fn a_session_for_an_application_finds_or_creates_the_users_profile() {
+    let w = world().await;
+    let server = &w.server;
+    let app_id = create_application(&w, json!({"name": "chess", "description": "Chess"})).await;
+    let session = ana_session_for(&w, "chess").await;
     let profile = session["session"]["profile"].clone();
-    assert_eq!(profile["userId"], json!(ana_id));
+    assert_eq!(profile["userId"], json!(w.ana_id));
     assert_eq!(session["session"]["application"]["name"], "chess");
     let chess_secret = secret(&session);
-    let (status, current) = call(
-        &server,
+    let (status, current) = request(
+        server,
         "GET",
         "/api/rest/profile/current",
         Some(&chess_secret),
@@ -657,31 +496,19 @@ async fn profiles_and_applications() {
     .await;
     assert_eq!((status, &current["id"]), (200, &profile["id"]));
     assert!(current["lastLogin"].as_i64().is_some(), "{current}");
+    // A session without an application has no current profile.
     assert_eq!(
-        call(
-            &server,
-            "GET",
-            "/api/rest/profile/current",
-            Some(&ana_secret),
-            None
-        )
-        .await
-        .0,
+        request(server, "GET", "/api/rest/profile/current", Some(&w.ana), None)
+            .await
+            .0,
         404
     );
-    // Again: the same profile.
-    let (_, again) = call(
-        &server,
-        "POST",
-        "/api/rest/session",
-        None,
-        Some(json!({"userId": "ana", "password": "password1", "application": app_id})),
-    )
-    .await;
+    // Again, by the application's id: the same profile.
+    let again = ana_session_for(&w, &app_id).await;
     assert_eq!(again["session"]["profile"]["id"], profile["id"]);
     // By profile id; someone else's profile is refused.
-    let (status, by_id) = call(
-        &server,
+    let (status, by_id) = request(
+        server,
         "POST",
         "/api/rest/session",
         None,
@@ -692,8 +519,8 @@ async fn profiles_and_applications() {
         (status, &by_id["session"]["profile"]["id"]),
         (200, &profile["id"])
     );
-    let (status, _) = call(
-        &server,
+    let (status, _) = request(
+        server,
         "POST",
         "/api/rest/session",
         None,
@@ -701,32 +528,35 @@ async fn profiles_and_applications() {
     )
     .await;
     assert_eq!(status, 403);
+}
 
-    // Profiles CRUD: owner or superuser.
-    let profile_path = format!("/api/rest/profile/{}", profile["id"].as_str().unwrap());
+#[tokio::test]
+async fn a_profile_is_read_changed_and_deleted_by_its_owner_or_a_superuser() {
+    let w = world().await;
+    let server = &w.server;
+    create_application(&w, json!({"name": "chess", "description": "Chess"})).await;
+    let session = ana_session_for(&w, "chess").await;
+    let profile_path = format!(
+        "/api/rest/profile/{}",
+        session["session"]["profile"]["id"].as_str().unwrap()
+    );
     assert_eq!(
-        call(&server, "GET", &profile_path, Some(&ana_secret), None)
-            .await
-            .0,
+        request(server, "GET", &profile_path, Some(&w.ana), None).await.0,
         200
     );
     assert_eq!(
-        call(&server, "GET", &profile_path, Some(&bob_secret), None)
-            .await
-            .0,
+        request(server, "GET", &profile_path, Some(&w.bob), None).await.0,
         403
     );
     assert_eq!(
-        call(&server, "GET", &profile_path, Some(&root_secret), None)
-            .await
-            .0,
+        request(server, "GET", &profile_path, Some(&w.root), None).await.0,
         200
     );
-    let (status, updated) = call(
-        &server,
+    let (status, updated) = request(
+        server,
         "PUT",
         &profile_path,
-        Some(&ana_secret),
+        Some(&w.ana),
         Some(json!({"displayName": "Ana the Bold", "imageUrl": "https://example.com/a.png", "metadata": {"elo": 1200}})),
     )
     .await;
@@ -734,112 +564,101 @@ async fn profiles_and_applications() {
         (status, &updated["displayName"], &updated["metadata"]["elo"]),
         (200, &json!("Ana the Bold"), &json!(1200))
     );
-    assert_eq!(
-        call(
-            &server,
-            "PUT",
-            &profile_path,
-            Some(&bob_secret),
-            Some(json!({"displayName": "x"}))
-        )
-        .await
-        .0,
-        403
-    );
-    // One per user per application.
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/profile",
-            Some(&ana_secret),
-            Some(json!({"application": "chess"}))
-        )
-        .await
-        .0,
-        409
-    );
-    let (status, bobs) = call(
-        &server,
-        "POST",
-        "/api/rest/profile",
-        Some(&bob_secret),
-        Some(json!({"application": "chess", "displayName": "Bob"})),
+    let bobs_change = request(
+        server,
+        "PUT",
+        &profile_path,
+        Some(&w.bob),
+        Some(json!({"displayName": "x"})),
     )
     .await;
-    assert_eq!((status, &bobs["displayName"]), (201, &json!("Bob")), "{bobs}");
+    assert_eq!(bobs_change.0, 403);
     assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/profile",
-            Some(&bob_secret),
-            Some(json!({"application": "chess", "userId": ana_id}))
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        call(
-            &server,
-            "POST",
-            "/api/rest/profile",
-            Some(&bob_secret),
-            Some(json!({"application": "nope"}))
-        )
-        .await
-        .0,
-        404
-    );
-    let (_, mine) = call(&server, "GET", "/api/rest/profile", Some(&bob_secret), None).await;
-    assert_eq!(mine["total"], 1);
-    let (_, all) = call(
-        &server,
-        "GET",
-        "/api/rest/profile?application=chess",
-        Some(&root_secret),
-        None,
-    )
-    .await;
-    assert_eq!(all["total"], 2);
-    assert_eq!(
-        call(
-            &server,
-            "GET",
-            &format!("/api/rest/profile?user={ana_id}"),
-            Some(&bob_secret),
-            None
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        call(&server, "DELETE", &profile_path, Some(&bob_secret), None)
+        request(server, "DELETE", &profile_path, Some(&w.bob), None)
             .await
             .0,
         403
     );
     assert_eq!(
-        call(&server, "DELETE", &profile_path, Some(&ana_secret), None)
+        request(server, "DELETE", &profile_path, Some(&w.ana), None)
             .await
             .0,
         204
     );
     assert_eq!(
-        call(&server, "GET", &profile_path, Some(&root_secret), None)
-            .await
-            .0,
+        request(server, "GET", &profile_path, Some(&w.root), None).await.0,
         404
     );
+}
+
+#[tokio::test]
+async fn a_user_creates_one_profile_per_application_only_for_themselves_and_lists_only_their_own() {
+    let w = world().await;
+    let server = &w.server;
+    create_application(&w, json!({"name": "chess", "description": "Chess"})).await;
+    ana_session_for(&w, "chess").await;
+    assert_eq!(
+        status_of(
+            server,
+            "POST",
+            "/api/rest/profile",
+            &w.ana,
+            json!({"application": "chess"})
+        )
+        .await,
+        409
+    );
+    let (status, bobs) = request(
+        server,
+        "POST",
+        "/api/rest/profile",
+        Some(&w.bob),
+        Some(json!({"application": "chess", "displayName": "Bob"})),
+    )
+    .await;
+    assert_eq!((status, &bobs["displayName"]), (201, &json!("Bob")), "{bobs}");
+    assert_eq!(
+        status_of(
+            server,
+            "POST",
+            "/api/rest/profile",
+            &w.bob,
+            json!({"application": "chess", "userId": w.ana_id})
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status_of(
+            server,
+            "POST",
+            "/api/rest/profile",
+            &w.bob,
+            json!({"application": "nope"})
+        )
+        .await,
+        404
+    );
+    let (_, mine) = request(server, "GET", "/api/rest/profile", Some(&w.bob), None).await;
+    assert_eq!(mine["total"], 1);
+    let (_, all) = request(
+        server,
+        "GET",
+        "/api/rest/profile?application=chess",
+        Some(&w.root),
+        None,
+    )
+    .await;
+    assert_eq!(all["total"], 2);
+    let anas = format!("/api/rest/profile?user={}", w.ana_id);
+    assert_eq!(request(server, "GET", &anas, Some(&w.bob), None).await.0, 403);
 }
 
 #[tokio::test]
 async fn openapi_document_and_swagger_ui_are_served() {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
-    let (status, doc) = call(&server, "GET", "/api/rest/openapi.json", None, None).await;
+    let (status, doc) = request(&server, "GET", "/api/rest/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert!(
         doc["openapi"].as_str().unwrap().starts_with('3'),
@@ -883,10 +702,10 @@ async fn the_last_superuser_stays_a_superuser() {
     let server = root_server(&dirs);
     let (_, body) = login(&server, "root", ROOT_PASSWORD).await;
     let root = secret(&body);
-    let (_, me) = call(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
+    let (_, me) = request(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
     let root_id = me["id"].as_str().unwrap().to_owned();
     for change in [json!({"level": "USER"}), json!({"banned": true})] {
-        let (status, body) = call(
+        let (status, body) = request(
             &server,
             "PUT",
             &format!("/api/rest/user/{root_id}"),
@@ -901,7 +720,7 @@ async fn the_last_superuser_stays_a_superuser() {
         );
     }
     // No route deletes a user, the last superuser included.
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "DELETE",
         &format!("/api/rest/user/{root_id}"),
@@ -914,10 +733,10 @@ async fn the_last_superuser_stays_a_superuser() {
         (405, &json!("METHOD_NOT_ALLOWED")),
         "{body}"
     );
-    let (status, _) = call(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
+    let (status, _) = request(&server, "GET", "/api/rest/user/me", Some(&root), None).await;
     assert_eq!(status, 200, "root is still in");
     // With a second superuser, one may step down.
-    let (_, created) = call(
+    let (_, created) = request(
         &server,
         "POST",
         "/api/rest/signup/session",
@@ -926,7 +745,7 @@ async fn the_last_superuser_stays_a_superuser() {
     )
     .await;
     let ops_id = created["session"]["user"]["id"].as_str().unwrap().to_owned();
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "PUT",
         &format!("/api/rest/user/{ops_id}"),
@@ -935,7 +754,7 @@ async fn the_last_superuser_stays_a_superuser() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "PUT",
         &format!("/api/rest/user/{root_id}"),
@@ -951,7 +770,7 @@ async fn the_last_superuser_stays_a_superuser() {
 async fn invalid_metadata_keys_are_refused() {
     let dirs = Dirs::new();
     let server = root_server(&dirs);
-    let (_, created) = call(
+    let (_, created) = request(
         &server,
         "POST",
         "/api/rest/signup/session",
@@ -967,7 +786,7 @@ async fn invalid_metadata_keys_are_refused() {
         (json!({"a.b": 1}), "a.b"),
         (json!({"ok": {"x\u{0}y": 1}}), "x\\0y"),
     ] {
-        let (status, body) = call(
+        let (status, body) = request(
             &server,
             "PUT",
             &format!("/api/rest/user/{id}"),
@@ -978,7 +797,7 @@ async fn invalid_metadata_keys_are_refused() {
         assert_eq!(status, 400, "{metadata}: {body}");
         assert!(body["message"].as_str().unwrap().contains(key), "{key}: {body}");
     }
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "PUT",
         &format!("/api/rest/user/{id}"),
@@ -1034,7 +853,7 @@ async fn framework_rejections_are_json_errors() {
 }
 
 async fn put_user(server: &Server, id: &str, secret: &str, body: Value) -> (u16, Value) {
-    call(
+    request(
         server,
         "PUT",
         &format!("/api/rest/user/{id}"),
@@ -1056,7 +875,7 @@ async fn names_and_emails_have_one_spelling() {
         if let Some(email) = email {
             body["email"] = json!(email);
         }
-        call(&server, "POST", "/api/rest/signup/session", None, Some(body))
+        request(&server, "POST", "/api/rest/signup/session", None, Some(body))
     };
     let (status, body) = signup("victim@corp.com", None).await;
     assert_eq!(status, 400, "{body}");
@@ -1124,10 +943,10 @@ async fn names_and_emails_have_one_spelling() {
     // A search finds names in any case; a query that isn't UTF-8 is refused.
     let (_, root) = login(&server, "root", ROOT_PASSWORD).await;
     let root = secret(&root);
-    let (status, found) = call(&server, "GET", "/api/rest/user?search=VIC", Some(&root), None).await;
+    let (status, found) = request(&server, "GET", "/api/rest/user?search=VIC", Some(&root), None).await;
     assert_eq!(status, 200, "{found}");
     assert!(found.to_string().contains(&victim_id), "{found}");
-    let (status, body) = call(&server, "GET", "/api/rest/user?search=%FF%FE", Some(&root), None).await;
+    let (status, body) = request(&server, "GET", "/api/rest/user?search=%FF%FE", Some(&root), None).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], "BAD_REQUEST", "{body}");
 }

@@ -8,20 +8,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Dirs, Server};
-
-const ROOT_PASSWORD: &str = "root-password-1";
-
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let (status, _, body) = call_full(server, method, path, bearer, body).await;
-    (status, body)
-}
+use support::{Dirs, ROOT_PASSWORD, Server, request, request_full, retry_after};
 
 /// Status, `Retry-After` and JSON body.
 async fn call_full(
@@ -31,36 +18,8 @@ async fn call_full(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Option<u64>, Value) {
-    let mut request = server
-        .client
-        .request(method.parse().expect("method"), server.url(path));
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
-    if path.starts_with("/v2/account/authenticate") || path.starts_with("/v2/account/session") {
-        request = request.basic_auth("defaultkey", Some(""));
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let retry_after = retry_after(&response);
-    let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, retry_after, value)
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<u64> {
-    response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+    let reply = request_full(server, method, path, bearer, body).await;
+    (reply.status, reply.retry_after, reply.body)
 }
 
 async fn login(server: &Server, user: &str, password: &str) -> (u16, Option<u64>, Value) {
@@ -86,7 +45,7 @@ async fn email_auth(server: &Server, email: &str, password: &str) -> (u16, Optio
 }
 
 async fn signup(server: &Server, name: &str, email: &str, password: &str) -> Value {
-    let (status, body) = call(
+    let (status, body) = request(
         server,
         "POST",
         "/api/rest/signup/session",
@@ -106,17 +65,17 @@ fn text(value: &Value, key: &str) -> String {
 }
 
 async fn me(server: &Server, secret: &str) -> u16 {
-    call(server, "GET", "/api/rest/user/me", Some(secret), None)
+    request(server, "GET", "/api/rest/user/me", Some(secret), None)
         .await
         .0
 }
 
 async fn account(server: &Server, token: &str) -> u16 {
-    call(server, "GET", "/v2/account", Some(token), None).await.0
+    request(server, "GET", "/v2/account", Some(token), None).await.0
 }
 
 async fn refresh(server: &Server, refresh_token: &str) -> (u16, Value) {
-    call(
+    request(
         server,
         "POST",
         "/v2/account/session/refresh",
@@ -314,7 +273,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_family() {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
     let path = "/v2/account/authenticate/device";
-    let (_, first) = call(
+    let (_, first) = request(
         &server,
         "POST",
         path,
@@ -322,7 +281,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_family() {
         Some(json!({"id": "device-rotate-01"})),
     )
     .await;
-    let (_, other_login) = call(
+    let (_, other_login) = request(
         &server,
         "POST",
         path,
@@ -359,7 +318,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_family() {
     );
 
     // Concurrent refreshes with one token: exactly one wins.
-    let (_, fresh) = call(
+    let (_, fresh) = request(
         &server,
         "POST",
         path,
@@ -398,7 +357,7 @@ async fn logout_revokes_the_family() {
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
     let path = "/v2/account/authenticate/device";
-    let (_, first) = call(
+    let (_, first) = request(
         &server,
         "POST",
         path,
@@ -409,7 +368,7 @@ async fn logout_revokes_the_family() {
     let (_, refreshed) = refresh(&server, &text(&first, "refresh_token")).await;
     let (token, refresh_token) = (text(&refreshed, "token"), text(&refreshed, "refresh_token"));
     // Logging out with the session token alone ends its refresh token too.
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "POST",
         "/v2/session/logout",
@@ -423,7 +382,7 @@ async fn logout_revokes_the_family() {
     assert_eq!(refresh(&server, &refresh_token).await.0, 401);
 
     // nakama-js logs out with both.
-    let (_, second) = call(
+    let (_, second) = request(
         &server,
         "POST",
         path,
@@ -432,7 +391,7 @@ async fn logout_revokes_the_family() {
     )
     .await;
     let (token, refresh_token) = (text(&second, "token"), text(&second, "refresh_token"));
-    let (status, _) = call(
+    let (status, _) = request(
         &server,
         "POST",
         "/v2/session/logout",
@@ -454,7 +413,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
     let user_path = format!("/api/rest/user/{id}");
     let s1 = text(&ana, "sessionSecret");
     let s2 = text(&login(&server, "ana", "password1").await.2, "sessionSecret");
-    let (_, nakama) = call(
+    let (_, nakama) = request(
         &server,
         "POST",
         "/v2/account/authenticate/email",
@@ -468,7 +427,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
     let put = |secret: String, body: Value| {
         let server = &server;
         let user_path = user_path.clone();
-        async move { call(server, "PUT", &user_path, Some(&secret), Some(body)).await }
+        async move { request(server, "PUT", &user_path, Some(&secret), Some(body)).await }
     };
     let (status, body) = put(s1.clone(), json!({"password": "password2"})).await;
     assert_eq!(
@@ -504,7 +463,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
 
     // An email change likewise, made with a Nakama session token: that
     // token's family is kept.
-    let (_, nakama) = call(
+    let (_, nakama) = request(
         &server,
         "POST",
         "/v2/account/authenticate/email",
@@ -539,7 +498,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
     assert_eq!(me(&server, &root).await, 200);
 
     // An account without a password sets its first one without.
-    let (_, device) = call(
+    let (_, device) = request(
         &server,
         "POST",
         "/v2/account/authenticate/device",
@@ -549,7 +508,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
     .await;
     let device_token = text(&device, "token");
     let device_id = ana_id_of(&server, &device_token).await;
-    let (status, body) = call(
+    let (status, body) = request(
         &server,
         "PUT",
         &format!("/api/rest/user/{device_id}"),
@@ -561,7 +520,7 @@ async fn password_and_email_changes_need_the_current_password_and_end_other_sess
 }
 
 async fn ana_id_of(server: &Server, token: &str) -> String {
-    let (status, account) = call(server, "GET", "/v2/account", Some(token), None).await;
+    let (status, account) = request(server, "GET", "/v2/account", Some(token), None).await;
     assert_eq!(status, 200, "{account}");
     account["user"]["id"].as_str().expect("id").to_owned()
 }
@@ -573,7 +532,7 @@ async fn a_ban_ends_every_session() {
     let ana = signup(&server, "ana", "ana@example.test", "password1").await;
     let id = ana["session"]["user"]["id"].as_str().expect("id").to_owned();
     let secret = text(&ana, "sessionSecret");
-    let (_, nakama) = call(
+    let (_, nakama) = request(
         &server,
         "POST",
         "/v2/account/authenticate/email",
@@ -583,7 +542,7 @@ async fn a_ban_ends_every_session() {
     .await;
     let (t, rt) = (text(&nakama, "token"), text(&nakama, "refresh_token"));
     let root = text(&login(&server, "root", ROOT_PASSWORD).await.2, "sessionSecret");
-    let (status, _) = call(
+    let (status, _) = request(
         &server,
         "PUT",
         &format!("/api/rest/user/{id}"),

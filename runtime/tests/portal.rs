@@ -12,9 +12,8 @@ use fantoccini::key::Key;
 use serde_json::{Value, json};
 use support::browser::Browser;
 use support::roblox::{self, PLAYER};
-use support::{Dirs, Server};
+use support::{Dirs, ROOT_PASSWORD, Server, root_secret};
 
-const ROOT_PASSWORD: &str = "root-password-1";
 const SECRET: &str = "roblox-shared-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -31,7 +30,7 @@ fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
         values.push(("dev.getelements.robloxkit.secret", secret));
     }
     dirs.deploy_bundled("roblox-kit", "roblox-kit", &values);
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+    Server::start_with(dirs, &[], support::ROOT_ENV, None)
 }
 
 async fn log_in(b: &mut Browser, server: &Server, login: &str, password: &str) {
@@ -85,21 +84,6 @@ async fn scroll_to(b: &Browser, css: &str) {
         "scrolling",
     )
     .await;
-}
-
-async fn root_session(server: &Server) -> String {
-    let response = server
-        .client
-        .post(server.url("/api/rest/session"))
-        .json(&json!({"userId": "root", "password": ROOT_PASSWORD}))
-        .send()
-        .await
-        .expect("logging in root");
-    let body: Value = response.json().await.expect("session JSON");
-    body["sessionSecret"]
-        .as_str()
-        .expect("a session secret")
-        .to_owned()
 }
 
 /// The walk-through of the Roblox Kit guide: log in to the portal, create an
@@ -430,7 +414,7 @@ async fn attribute_editing_redeploys_the_element() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_failed_deploys_and_the_live_log() {
     let dirs = Dirs::new();
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
@@ -525,28 +509,52 @@ async fn uploads_failed_deploys_and_the_live_log() {
     b.close().await;
 }
 
-/// Only superusers get in: a user is refused at login, a demoted superuser
-/// loses the portal at once, forms without the session's CSRF token (or from
-/// another site) are refused, and users can be found, promoted and banned.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_superusers_and_user_administration() {
+/// A server whose `root` has [`ROOT_PASSWORD`], with user `ana`
+/// (`ana@example.com`, password `ana-password-1`): the server, its folders
+/// and ana's id.
+async fn server_with_ana() -> (Server, Dirs, String) {
     let dirs = Dirs::new();
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
-    let signup = server
-        .client
-        .post(server.url("/api/rest/signup/session"))
-        .json(&json!({"name": "ana", "email": "ana@example.com", "password": "ana-password-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 200);
-    let ana_id = signup.json::<Value>().await.unwrap()["session"]["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
+    let (status, signup) = support::request(
+        &server,
+        "POST",
+        "/api/rest/signup/session",
+        None,
+        Some(json!({"name": "ana", "email": "ana@example.com", "password": "ana-password-1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{signup}");
+    let ana_id = signup["session"]["user"]["id"].as_str().unwrap().to_owned();
+    (server, dirs, ana_id)
+}
 
-    // The pages' protective headers: no framing, scripts from the portal
-    // only, never cached; the login form's own token cookie.
+/// Sets ana's level through the API, as `root`.
+async fn set_level(server: &Server, root: &str, ana_id: &str, level: &str) {
+    let (status, body) = support::request(
+        server,
+        "PUT",
+        &format!("/api/rest/user/{ana_id}"),
+        Some(root),
+        Some(json!({"level": level})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Ana, made a superuser through the API, logged in to the portal in a
+/// browser of her own.
+async fn ana_superuser_in_the_portal(server: &Server, root: &str, ana_id: &str, test: &str) -> Browser {
+    set_level(server, root, ana_id, "SUPERUSER").await;
+    let mut ana = Browser::start_named(&format!("{test}/ana")).await;
+    log_in(&mut ana, server, "ana", "ana-password-1").await;
+    ana.wait_for_text("Logged in as ana.", WAIT).await;
+    ana
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_forbids_framing_scripts_from_elsewhere_and_caching_and_sets_its_own_token_cookie() {
+    let dirs = Dirs::new();
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let login_page = server
         .client
         .get(server.admin_url("/admin/login"))
@@ -571,8 +579,11 @@ async fn only_superusers_and_user_administration() {
         "{set_cookie}"
     );
     assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+}
 
-    // A plain user is refused, and gets no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_user_or_a_wrong_password_gets_no_portal_session() {
+    let (server, _dirs, _) = server_with_ana().await;
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "ana@example.com", "ana-password-1").await;
     b.wait_for_text("This account is not a superuser", WAIT).await;
@@ -585,13 +596,18 @@ async fn only_superusers_and_user_administration() {
     b.goto(&server.admin_url("/admin/users")).await;
     assert!(b.url().await.contains("/admin/login"));
 
-    // A wrong password says so.
     log_in(&mut b, &server, "root", "not-the-password").await;
     b.wait_for_text("Log in", WAIT).await;
     assert!(b.text_of("#login-error").await.len() > 5);
     b.screenshot("wrong-password").await;
+    b.close().await;
+}
 
-    // Keyboard only: the name field has focus, Tab to the password, Enter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_form_works_with_the_keyboard_alone_and_the_first_tab_reaches_the_skip_link() {
+    let dirs = Dirs::new();
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
+    let mut b = Browser::start().await;
     b.goto(&server.admin_url("/admin/login")).await;
     b.wait_for_text("The management portal is for superusers.", WAIT)
         .await;
@@ -608,11 +624,17 @@ async fn only_superusers_and_user_administration() {
     b.active_element().await.send_keys(ROOT_PASSWORD).await.unwrap();
     b.press_key(Key::Enter).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
-    // The first Tab reaches the skip link.
     b.tab().await;
     assert_eq!(b.active_element_text().await, "Skip to content");
+    b.close().await;
+}
 
-    // Users: search, view, promote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_finds_and_promotes_a_user_who_then_reaches_the_portal() {
+    let (server, _dirs, _) = server_with_ana().await;
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
     b.click_link("Users").await;
     b.fill("Name or email starts with", "an").await;
     b.click_button("Search users").await;
@@ -627,14 +649,28 @@ async fn only_superusers_and_user_administration() {
     b.wait_for_text("ana is now SUPERUSER.", WAIT).await;
     assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
     b.screenshot("user-promoted").await;
+    b.close().await;
 
     // Ana, now a superuser, logs in in her own browser.
-    let mut ana = Browser::start_named("only_superusers_and_user_administration/ana").await;
+    let mut ana =
+        Browser::start_named("a_superuser_finds_and_promotes_a_user_who_then_reaches_the_portal/ana").await;
     log_in(&mut ana, &server, "ana", "ana-password-1").await;
     ana.wait_for_text("Logged in as ana.", WAIT).await;
+    ana.close().await;
+}
 
-    // CSRF: Ana's own cookie, but no token, a wrong token, or another site's
-    // origin: refused, nothing created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_form_without_its_token_or_from_another_origin_is_refused_and_creates_nothing() {
+    let (server, _dirs, ana_id) = server_with_ana().await;
+    let root = root_secret(&server).await;
+    let ana = ana_superuser_in_the_portal(
+        &server,
+        &root,
+        &ana_id,
+        "a_portal_form_without_its_token_or_from_another_origin_is_refused_and_creates_nothing",
+    )
+    .await;
+    // Ana's own cookie, but no token, a wrong token, or another site's origin.
     let cookie = ana
         .client
         .get_all_cookies()
@@ -656,36 +692,38 @@ async fn only_superusers_and_user_administration() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 403, "token {token:?} origin {origin:?}");
     }
-    let root = root_session(&server).await;
-    let apps: Value = server
-        .client
-        .get(server.url("/api/rest/application"))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, apps) = support::request(&server, "GET", "/api/rest/application", Some(&root), None).await;
+    assert_eq!(status, 200, "{apps}");
     assert_eq!(apps["total"], 0, "no forged application: {apps}");
+    ana.close().await;
+}
 
-    // Demoted (here through the API), Ana loses the portal at once.
-    let demoted = server
-        .client
-        .put(server.url(&format!("/api/rest/user/{ana_id}")))
-        .bearer_auth(&root)
-        .json(&json!({"level": "USER"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(demoted.status(), 200);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_superuser_loses_the_portal_at_once() {
+    let (server, _dirs, ana_id) = server_with_ana().await;
+    let root = root_secret(&server).await;
+    let mut ana = ana_superuser_in_the_portal(
+        &server,
+        &root,
+        &ana_id,
+        "a_demoted_superuser_loses_the_portal_at_once",
+    )
+    .await;
+    // Demoted here through the API.
+    set_level(&server, &root, &ana_id, "USER").await;
     ana.goto(&server.admin_url("/admin/users")).await;
     ana.wait_for_text("This account is not a superuser", WAIT).await;
     assert!(ana.url().await.contains("/admin/login"));
     ana.screenshot("demoted").await;
     ana.close().await;
+}
 
-    // Ban (after confirming): her sessions end; lift the ban.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_bans_a_user_after_confirming_lifts_the_ban_and_cannot_lock_themselves_out() {
+    let (server, _dirs, ana_id) = server_with_ana().await;
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
     b.goto(&server.admin_url(&format!("/admin/users/{ana_id}"))).await;
     b.click_button("Ban user").await;
     b.client.accept_alert().await.expect("confirming the ban");
@@ -697,7 +735,6 @@ async fn only_superusers_and_user_administration() {
     b.wait_for_text("Lifted the ban on ana.", WAIT).await;
     assert_eq!(b.text_of("#user-status").await, "Active");
 
-    // Root can't lock themselves out.
     b.goto(&server.admin_url("/admin/users?q=root")).await;
     b.click_link("root").await;
     b.wait_for_text("This is your own account", WAIT).await;
@@ -893,7 +930,7 @@ fn csrf_of(html: &str) -> String {
 async fn odd_names_and_ids_get_pages_not_crashes() {
     let dirs = Dirs::new();
     dirs.deploy_bytes("odd name#1", b"not a component");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -992,7 +1029,7 @@ async fn attack_outcome(b: &mut Browser) -> serde_json::Map<String, Value> {
 async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
     let dirs = Dirs::new();
     dirs.deploy("evil", "misbehave", "");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
@@ -1071,7 +1108,7 @@ async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
 
     // Nothing was created, seen through the API and the portal, and the
     // operator is still logged in.
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let apps: Value = server
         .client
         .get(server.url("/api/rest/application"))
@@ -1096,7 +1133,7 @@ async fn an_element_page_can_neither_read_the_portal_nor_post_its_forms() {
 async fn an_element_cannot_set_the_portals_cookies() {
     let dirs = Dirs::new();
     dirs.deploy("evil", "misbehave", "");
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let response = server.get("/app/rest/evil/cookies").await;
     assert_eq!(response.status(), 200);
     let cookies: Vec<String> = response
@@ -1107,7 +1144,7 @@ async fn an_element_cannot_set_the_portals_cookies() {
         .collect();
     assert_eq!(cookies, ["theme=dark; Path=/", "session=abc123; HttpOnly"]);
 
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let logs: Value = server
         .client
         .get(server.admin_url("/api/rest/elements/deployment/evil/logs"))
@@ -1149,7 +1186,7 @@ async fn grants_and_service_settings_are_managed_in_the_portal() {
         "hostile",
         "grants = [\"identity.scheme:hostile.player\", \"identity.session\"]\n",
     );
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
     let mut b = Browser::start_named("grants").await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Elements runtime version", WAIT).await;
@@ -1239,7 +1276,7 @@ async fn grants_and_service_settings_are_managed_in_the_portal() {
     b.fill("Default sender", "not an address").await;
     b.click_button("Save mail settings").await;
     b.wait_for_text("from is not an email address", WAIT).await;
-    let root = root_session(&server).await;
+    let root = root_secret(&server).await;
     let (_, settings) = support::admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
     assert_eq!(settings["mail"]["from"], "Game <noreply@game.test>", "{settings}");
     assert!(!settings.to_string().contains("smtp-pass-9f3k"));

@@ -8,35 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::roblox::{self, BANNED, FAILING, GARBAGE, PLAYER, UNKNOWN};
-use support::{Dirs, Server};
+use support::{Dirs, Server, raw_request, root_secret};
 
-const ROOT_PASSWORD: &str = "root-password-1";
 const SECRET: &str = "roblox-shared-secret-0123456789";
 const AUTH: &str = "/app/rest/roblox/auth";
 const EXPIRY_SECS: u64 = 3600;
-
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, Value) {
-    let mut request = server.client.request(method.parse().unwrap(), server.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
 
 async fn auth(server: &Server, secret: Option<&str>, body: &str) -> (u16, Value) {
     auth_at(server, AUTH, secret, body).await
@@ -44,7 +20,7 @@ async fn auth(server: &Server, secret: Option<&str>, body: &str) -> (u16, Value)
 
 async fn auth_at(server: &Server, path: &str, secret: Option<&str>, body: &str) -> (u16, Value) {
     let headers: Vec<(&str, &str)> = secret.map(|s| ("RobloxKit-Secret", s)).into_iter().collect();
-    call(server, "POST", path, &headers, Some(body)).await
+    raw_request(server, "POST", path, &headers, Some(body)).await
 }
 
 fn login_body(application: &str, id: impl std::fmt::Display, as_string: bool) -> String {
@@ -55,23 +31,9 @@ fn login_body(application: &str, id: impl std::fmt::Display, as_string: bool) ->
     }
 }
 
-/// Root's session secret.
-async fn root(server: &Server) -> String {
-    let (status, body) = call(
-        server,
-        "POST",
-        "/api/rest/session",
-        &[],
-        Some(&json!({"userId": "root", "password": ROOT_PASSWORD}).to_string()),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["sessionSecret"].as_str().unwrap().to_owned()
-}
-
 async fn create_application(server: &Server, root: &str, name: &str) -> Value {
     let bearer = format!("Bearer {root}");
-    let (status, app) = call(
+    let (status, app) = raw_request(
         server,
         "POST",
         "/api/rest/application",
@@ -86,7 +48,7 @@ async fn create_application(server: &Server, root: &str, name: &str) -> Value {
 /// The profiles of `user` in `application`, through the core API's search.
 async fn profiles(server: &Server, root: &str, query: &str) -> Value {
     let bearer = format!("Bearer {root}");
-    let (status, page) = call(
+    let (status, page) = raw_request(
         server,
         "GET",
         &format!("/api/rest/profile?{query}"),
@@ -115,7 +77,7 @@ fn start(dirs: &Dirs, port: u16) -> Server {
             ("dev.getelements.robloxkit.session.expiry.seconds", &expiry),
         ],
     );
-    Server::start_with(dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None)
+    Server::start_with(dirs, &[], support::ROOT_ENV, None)
 }
 
 fn now_ms() -> i64 {
@@ -127,7 +89,7 @@ async fn authenticates_and_registers_players() {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = start(&dirs, port);
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     let app = create_application(&server, &root, "my_game").await;
     let body = login_body("my_game", PLAYER, false);
 
@@ -200,7 +162,7 @@ async fn authenticates_and_registers_players() {
 
     // The session works on the core API.
     let bearer = format!("Bearer {secret}");
-    let (status, me) = call(
+    let (status, me) = raw_request(
         &server,
         "GET",
         "/api/rest/user/me",
@@ -225,7 +187,7 @@ async fn authenticates_and_registers_players() {
     let root_bearer = format!("Bearer {root}");
     let mut metadata = profile["metadata"].clone();
     metadata["coins"] = json!(5);
-    let (status, updated) = call(
+    let (status, updated) = raw_request(
         &server,
         "PUT",
         &format!("/api/rest/profile/{}", profile["id"].as_str().unwrap()),
@@ -262,7 +224,7 @@ async fn concurrent_first_logins_make_one_user_and_one_profile() {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = std::sync::Arc::new(start(&dirs, port));
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     create_application(&server, &root, "race").await;
 
     let logins: Vec<_> = (0..20)
@@ -286,7 +248,7 @@ async fn concurrent_first_logins_make_one_user_and_one_profile() {
     let page = profiles(&server, &root, "application=race").await;
     assert_eq!(page["total"], 1, "{page}");
     let bearer = format!("Bearer {root}");
-    let (_, found) = call(
+    let (_, found) = raw_request(
         &server,
         "GET",
         "/api/rest/user?search=player_4242",
@@ -324,8 +286,8 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
         support::grants_section("down", &[support::ROBLOX_KIT_GRANTS, &[down.as_str()]].concat()),
         support::grants_section("denied", support::ROBLOX_KIT_GRANTS)
     ));
-    let server = Server::start_with(&dirs, &[], &[("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)], None);
-    let root = root(&server).await;
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
+    let root = root_secret(&server).await;
     create_application(&server, &root, "my_game").await;
 
     let body = login_body("my_game", PLAYER, false);
@@ -367,13 +329,13 @@ async fn a_player_banned_here_is_refused() {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = start(&dirs, port);
-    let root = root(&server).await;
+    let root = root_secret(&server).await;
     create_application(&server, &root, "banned_game").await;
     let (status, body) = auth(&server, Some(SECRET), &login_body("banned_game", PLAYER, false)).await;
     assert_eq!(status, 200, "{body}");
     let user_id = body["user"]["id"].as_str().unwrap().to_owned();
     let bearer = format!("Bearer {root}");
-    let (status, body) = call(
+    let (status, body) = raw_request(
         &server,
         "PUT",
         &format!("/api/rest/user/{user_id}"),

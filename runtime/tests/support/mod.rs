@@ -1,10 +1,25 @@
 //! Test support: build guest Elements, start the real `elements` binary on an
 //! ephemeral port with a deploy folder of our choosing, and read its log.
+//! One module each concept: [`client`] (requests and their replies),
+//! [`accounts`] (`root` and signing in), [`component`] (changed guest
+//! components), [`browser`] (a WebDriver session), [`roblox`] (a stub of the
+//! Roblox users API), and here the server process and its folders.
 
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod browser;
+pub mod client;
+pub mod component;
 pub mod roblox;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use accounts::{ROOT_ENV, ROOT_PASSWORD, login, root_secret, root_server, secret};
+#[allow(unused_imports)]
+pub use client::{Reply, SERVER_KEY, admin_request, json, raw_request, request, request_full, retry_after};
+#[allow(unused_imports)]
+pub use component::variant;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -122,46 +137,6 @@ impl Dirs {
         }
         self
     }
-}
-
-/// One JSON request to `server`'s public listener: `(status, body)`.
-pub async fn request(
-    server: &Server,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    request_to(server, &server.url(path), method, bearer, body).await
-}
-
-/// One JSON request to `server`'s admin listener: `(status, body)`.
-pub async fn admin_request(
-    server: &Server,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    request_to(server, &server.admin_url(path), method, bearer, body).await
-}
-
-async fn request_to(
-    server: &Server,
-    url: &str,
-    method: &str,
-    bearer: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = server.client.request(method, url);
-    if let Some(bearer) = bearer {
-        req = req.bearer_auth(bearer);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    json(req.send().await.expect("request")).await
 }
 
 /// A configuration-file section approving `grants` for the Element `name`.
@@ -382,14 +357,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A response's status and JSON body.
-pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, value)
 }
 
 /// A process-unique name part.
