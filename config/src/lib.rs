@@ -1338,7 +1338,7 @@ mod tests {
     }
 
     #[test]
-    fn every_flag_sets_the_file_key_it_names_and_precedence_is_file_env_flags() {
+    fn every_flag_sets_the_file_key_it_names() {
         use clap::CommandFactory;
         use serde::Deserialize;
         let builtin = toml::Table::try_from(Cli::builtin()).unwrap();
@@ -1396,30 +1396,43 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, Cli::command().get_arguments().count() - 1);
+    }
 
-        // file < environment < flags. The variables are this test's alone:
-        // no other test reads ELEMENTS_LOG or ELEMENTS_MAX_INSTANCES.
+    #[test]
+    fn precedence_is_defaults_file_environment_flags() {
+        // The environment is the whole process's, and other tests parse flags
+        // (so read it) at the same time: set it only in a child process,
+        // which runs `precedence_in_this_environment`.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("elements.toml");
         std::fs::write(&path, "log = \"file\"\nmax_instances = 10\nmetrics = false\n").unwrap();
-        // SAFETY: no other thread of this test binary reads these variables.
-        unsafe {
-            std::env::set_var("ELEMENTS_LOG", "env");
-            std::env::set_var("ELEMENTS_MAX_INSTANCES", "20");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tests::precedence_in_this_environment", "--ignored"])
+            .env("ELEMENTS_LOG", "env")
+            .env("ELEMENTS_MAX_INSTANCES", "20")
+            .env("ELEMENTS_CONFIG", &path)
+            .env("PRECEDENCE_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "run by precedence_is_defaults_file_environment_flags, in the environment it sets"]
+    fn precedence_in_this_environment() {
+        if std::env::var_os("PRECEDENCE_CHILD").is_none() {
+            return; // `--include-ignored` without the parent's environment
         }
-        let flags = [
-            "elements",
-            "--config",
-            path.to_str().unwrap(),
-            "--max-instances",
-            "30",
-        ];
-        let parsed = Cli::try_parse_from(flags);
-        unsafe {
-            std::env::remove_var("ELEMENTS_LOG");
-            std::env::remove_var("ELEMENTS_MAX_INSTANCES");
-        }
-        let config = Config::load(&parsed.unwrap()).unwrap();
+        let cli = Cli::try_parse_from(["elements", "--max-instances", "30"]).unwrap();
+        assert!(cli.config.is_some(), "ELEMENTS_CONFIG names the file");
+        let config = Config::load(&cli).unwrap();
+        // The variable wins over the file, the flag over the variable, the
+        // file over the default, and the default stands where none is set.
         assert_eq!(config.log, "env");
         assert_eq!(config.max_instances, 30);
         assert!(!config.metrics);
