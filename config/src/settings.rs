@@ -11,7 +11,7 @@
 //!
 //! Why not figment or the `config` crate: clap already reads flags and the
 //! environment, and serde the file; all that was missing is stacking layers
-//! field by field, which the [`layer!`] macro below writes for each struct
+//! field by field, which the `layer!` macro below writes for each struct
 //! in a few lines, without a second TOML parser or another value model.
 //!
 //! The layer structs are shaped like the file (`[limits]`, `[services.http]`
