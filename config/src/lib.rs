@@ -11,209 +11,25 @@
 
 pub mod address;
 pub mod grants;
+mod settings;
+
+pub use settings::{
+    Cli, DeployLayer, ElementLayer, HttpLayer, Layer, LimitsOverride, LoginLayer, MailLayer, ServicesLayer,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use elements_identity::{Secret, ThrottleConfig};
+use serde::{Deserialize, Serialize};
 
 use crate::grants::Grant;
-use serde::Deserialize;
-
-/// Command-line flags. Every flag also reads an `ELEMENTS_*` variable; a flag
-/// or variable wins over the configuration file, which wins over defaults.
-#[derive(Debug, Default, Parser)]
-#[command(
-    name = "elements",
-    version,
-    about = "The Elements server: hosts WebAssembly component Elements behind HTTP.",
-    after_help = "Configuration file keys (TOML) mirror the flags: listen, deploy_dir, data_dir, \
-cache_dir, log_format, log, pooling, max_instances, mongodb_uri, mongodb_database, public_url, admin_listen, admin_public_url, metrics, and a [limits] table (timeout_ms, memory_mib, \
-max_request_body, max_response_body, max_concurrency, max_log_lines, isolation, reuse_max_requests). Operator attributes: \
-[attributes] for every Element and [elements.NAME.attributes] for one; approved grants: \
-[elements.NAME] grants = [...]; host services: [services.mail], [services.http]. Identity: server_key, \
-root_password, token_key, refresh_token_key, token_expiry_secs, refresh_token_expiry_secs, \
-session_expiry_secs, and a [login] table (account_failures, address_failures, lockout_secs, \
-max_lockout_secs, forget_after_secs, max_tracked, password_threads, password_queue). Operator service \
-settings: [services.http] (allow_networks, connect_timeout_ms, timeout_ms, max_response_bytes). Deploys: \
-[deploy] (compile_timeout_ms, max_compiles, max_component_bytes, max_function_bytes, gc_grace_secs). \
-Client connections, per listener: [connections] (max_connections, idle_timeout_ms, header_read_timeout_ms, \
-body_read_timeout_ms, write_timeout_ms, max_header_bytes, max_headers)."
-)]
-pub struct Cli {
-    /// TOML configuration file.
-    #[arg(long, short = 'c', env = "ELEMENTS_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
-    #[arg(long, env = "ELEMENTS_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Address of the operators' listener: the management portal, the
-    /// deployment admin API and `/health` [default: 127.0.0.1:8081]. Port 0
-    /// picks a free port. Must differ from `--listen`.
-    #[arg(long, env = "ELEMENTS_ADMIN_LISTEN", value_name = "ADDR")]
-    pub admin_listen: Option<SocketAddr>,
-    /// The admin listener's public base URL when operators reach it through
-    /// a proxy: the portal's origin for its cross-site checks, and `https://`
-    /// makes its cookies `Secure` [default: http:// and the admin address].
-    #[arg(long, env = "ELEMENTS_ADMIN_PUBLIC_URL", value_name = "URL")]
-    pub admin_public_url: Option<String>,
-    /// Folder holding `NAME.wasm` Elements and their `NAME.toml` manifests [default: ./deploy].
-    #[arg(long, env = "ELEMENTS_DEPLOY_DIR", value_name = "DIR")]
-    pub deploy_dir: Option<PathBuf>,
-    /// Folder for the server's data [default: ./data].
-    #[arg(long, env = "ELEMENTS_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Folder for compiled Elements [default: DATA_DIR/cache].
-    #[arg(long, env = "ELEMENTS_CACHE_DIR", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Log output format [default: text].
-    #[arg(long, env = "ELEMENTS_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Log filter in `tracing` syntax, e.g. `info` or `info,elements_runtime=debug` [default: info].
-    #[arg(long, env = "ELEMENTS_LOG", value_name = "FILTER")]
-    pub log: Option<String>,
-    /// Instance allocation: `auto` tries the pooling allocator and falls back
-    /// to on-demand allocation when the address space can't be reserved [default: auto].
-    #[arg(long, env = "ELEMENTS_POOLING", value_enum)]
-    pub pooling: Option<Pooling>,
-    /// Most Element instances alive at once (bounds concurrency and reserved memory) [default: 256].
-    #[arg(long, env = "ELEMENTS_MAX_INSTANCES", value_name = "N")]
-    pub max_instances: Option<u32>,
-    /// Default wall-clock deadline of one request, in milliseconds [default: 10000].
-    #[arg(long, env = "ELEMENTS_TIMEOUT_MS", value_name = "MS")]
-    pub timeout_ms: Option<u64>,
-    /// Default memory cap of one instance (all its memories and tables), in MiB [default: 64].
-    #[arg(long, env = "ELEMENTS_MEMORY_MIB", value_name = "MIB")]
-    pub memory_mib: Option<u64>,
-    /// Most instances of one Element alive at once [default: max(1, max_instances / 4)].
-    #[arg(long, env = "ELEMENTS_MAX_CONCURRENCY", value_name = "N")]
-    pub max_concurrency: Option<u32>,
-    /// Default maximum request body, in bytes [default: 1048576].
-    #[arg(long, env = "ELEMENTS_MAX_REQUEST_BODY", value_name = "BYTES")]
-    pub max_request_body: Option<usize>,
-    /// The server's public base URL, used in links it sends (e.g. email
-    /// verification) [default: http:// and the address it listens on].
-    #[arg(long, env = "ELEMENTS_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Shifts the wall clock the server, its store and its Elements see, in
-    /// seconds (for tests of expiry; never needed in production) [default: 0].
-    #[arg(
-        long,
-        env = "ELEMENTS_CLOCK_OFFSET_SECS",
-        value_name = "SECS",
-        allow_hyphen_values = true
-    )]
-    pub clock_offset_secs: Option<i64>,
-    /// MongoDB connection string; when set, MongoDB replaces the embedded SQLite store.
-    #[arg(long, env = "ELEMENTS_MONGODB_URI", value_name = "URI")]
-    pub mongodb_uri: Option<String>,
-    /// MongoDB database name [default: elements].
-    #[arg(long, env = "ELEMENTS_MONGODB_DATABASE", value_name = "NAME")]
-    pub mongodb_database: Option<String>,
-    /// Default maximum response body, in bytes [default: 8388608].
-    #[arg(long, env = "ELEMENTS_MAX_RESPONSE_BODY", value_name = "BYTES")]
-    pub max_response_body: Option<usize>,
-    /// Server key Nakama clients send as the HTTP Basic user to authenticate [default: defaultkey].
-    #[arg(long, env = "ELEMENTS_SERVER_KEY", value_name = "KEY", hide_env_values = true)]
-    pub server_key: Option<String>,
-    /// Password of the `root` superuser created on first start [default: random, printed once].
-    #[arg(
-        long,
-        env = "ELEMENTS_ROOT_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    pub root_password: Option<String>,
-    /// HMAC key of session tokens [default: generated once, kept in the store].
-    #[arg(long, env = "ELEMENTS_TOKEN_KEY", value_name = "KEY", hide_env_values = true)]
-    pub token_key: Option<String>,
-    /// HMAC key of refresh tokens [default: generated once, kept in the store].
-    #[arg(
-        long,
-        env = "ELEMENTS_REFRESH_TOKEN_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    pub refresh_token_key: Option<String>,
-    /// Lifetime of a session token, in seconds [default: 60].
-    #[arg(long, env = "ELEMENTS_TOKEN_EXPIRY_SECS", value_name = "SECS")]
-    pub token_expiry_secs: Option<u64>,
-    /// Lifetime of a refresh token, in seconds [default: 3600].
-    #[arg(long, env = "ELEMENTS_REFRESH_TOKEN_EXPIRY_SECS", value_name = "SECS")]
-    pub refresh_token_expiry_secs: Option<u64>,
-    /// Lifetime of an `/api/rest` session, in seconds [default: 86400].
-    #[arg(long, env = "ELEMENTS_SESSION_EXPIRY_SECS", value_name = "SECS")]
-    pub session_expiry_secs: Option<u64>,
-    /// Serve Prometheus metrics at `/metrics` [default: true].
-    #[arg(long, env = "ELEMENTS_METRICS", value_name = "BOOL")]
-    pub metrics: Option<bool>,
-    /// SMTP host for the mail service; unset means mail is not configured.
-    #[arg(long, env = "ELEMENTS_SMTP_HOST", value_name = "HOST")]
-    pub smtp_host: Option<String>,
-    /// SMTP port [default: 587].
-    #[arg(long, env = "ELEMENTS_SMTP_PORT", value_name = "PORT")]
-    pub smtp_port: Option<u16>,
-    /// Require STARTTLS [default: true].
-    #[arg(long, env = "ELEMENTS_SMTP_STARTTLS", value_name = "BOOL")]
-    pub smtp_starttls: Option<bool>,
-    /// SMTP user name; unset means no authentication.
-    #[arg(long, env = "ELEMENTS_SMTP_USER", value_name = "USER")]
-    pub smtp_user: Option<String>,
-    /// SMTP password.
-    #[arg(
-        long,
-        env = "ELEMENTS_SMTP_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    pub smtp_password: Option<String>,
-    /// Sender of messages that name none.
-    #[arg(long, env = "ELEMENTS_SMTP_FROM", value_name = "ADDRESS")]
-    pub smtp_from: Option<String>,
-    /// Networks (CIDR) or addresses outbound HTTP may reach although they are
-    /// loopback, private, link-local and so on; comma-separated [default: none].
-    #[arg(
-        long,
-        env = "ELEMENTS_HTTP_ALLOW_NETWORKS",
-        value_name = "CIDR,...",
-        value_delimiter = ','
-    )]
-    pub http_allow_networks: Option<Vec<Network>>,
-    /// Outbound HTTP: most time to connect (DNS, TCP, TLS), in milliseconds [default: 5000].
-    #[arg(long, env = "ELEMENTS_HTTP_CONNECT_TIMEOUT_MS", value_name = "MS")]
-    pub http_connect_timeout_ms: Option<u64>,
-    /// Outbound HTTP: most time for a whole exchange, response body included, in milliseconds [default: 30000].
-    #[arg(long, env = "ELEMENTS_HTTP_TIMEOUT_MS", value_name = "MS")]
-    pub http_timeout_ms: Option<u64>,
-    /// Outbound HTTP: largest response body, in bytes [default: 8388608].
-    #[arg(long, env = "ELEMENTS_HTTP_MAX_RESPONSE_BYTES", value_name = "BYTES")]
-    pub http_max_response_bytes: Option<u64>,
-    /// Longest a deploy may spend compiling and validating an Element, in
-    /// milliseconds; a slower one fails [default: 60000].
-    #[arg(long, env = "ELEMENTS_COMPILE_TIMEOUT_MS", value_name = "MS")]
-    pub compile_timeout_ms: Option<u64>,
-    /// Most deploys compiling at once; others wait for a turn, at most the
-    /// compile timeout [default: 2].
-    #[arg(long, env = "ELEMENTS_MAX_COMPILES", value_name = "N")]
-    pub max_compiles: Option<u32>,
-    /// Largest component a deploy accepts, in bytes; at most 12533760 (a
-    /// stored component is one document of at most 16 MiB, base64) [default: 11534336].
-    #[arg(long, env = "ELEMENTS_MAX_COMPONENT_BYTES", value_name = "BYTES")]
-    pub max_component_bytes: Option<usize>,
-    /// Largest function body a deploy compiles, in bytes [default: 4194304].
-    #[arg(long, env = "ELEMENTS_MAX_FUNCTION_BYTES", value_name = "BYTES")]
-    pub max_function_bytes: Option<usize>,
-    /// How long a stored component or compiled-cache entry no deployment
-    /// needs is kept before it is removed, in seconds [default: 3600].
-    #[arg(long, env = "ELEMENTS_DEPLOY_GC_GRACE_SECS", value_name = "SECS")]
-    pub deploy_gc_grace_secs: Option<u64>,
-}
 
 /// How the server writes its log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -224,7 +40,7 @@ pub enum LogFormat {
 }
 
 /// Instance allocation strategy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// Pooling when the address space can be reserved, otherwise on-demand.
@@ -237,7 +53,7 @@ pub enum Pooling {
 }
 
 /// How an Element's requests map to instances.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// A new instance for every request: nothing leaks between requests.
@@ -280,41 +96,11 @@ pub fn fair_concurrency(max_instances: u32) -> u32 {
     (max_instances / 4).max(1)
 }
 
+// The defaults are declared once, in the settings layers ([`Cli`]).
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(10),
-            memory_bytes: 64 << 20,
-            max_request_body: 1 << 20,
-            max_response_body: 8 << 20,
-            isolation: Isolation::Fresh,
-            reuse_max_requests: 10_000,
-            max_concurrency: fair_concurrency(DEFAULT_MAX_INSTANCES),
-            max_log_lines: 1000,
-        }
+        Config::default().limits
     }
-}
-
-/// Partial limits as written in a configuration file or a manifest.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsOverride {
-    /// See [`Limits::timeout`], in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// See [`Limits::memory_bytes`], in MiB.
-    pub memory_mib: Option<u64>,
-    /// See [`Limits::max_request_body`].
-    pub max_request_body: Option<usize>,
-    /// See [`Limits::max_response_body`].
-    pub max_response_body: Option<usize>,
-    /// See [`Limits::isolation`].
-    pub isolation: Option<Isolation>,
-    /// See [`Limits::reuse_max_requests`].
-    pub reuse_max_requests: Option<u32>,
-    /// See [`Limits::max_concurrency`].
-    pub max_concurrency: Option<u32>,
-    /// See [`Limits::max_log_lines`].
-    pub max_log_lines: Option<u32>,
 }
 
 impl Limits {
@@ -374,8 +160,6 @@ impl Limits {
     }
 }
 
-/// The default of [`Config::max_instances`].
-const DEFAULT_MAX_INSTANCES: u32 = 256;
 /// A network of addresses, written as CIDR (`10.1.0.0/16`, `fd00::/8`) or as
 /// one exact address (`127.0.0.1`, `::1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -442,113 +226,11 @@ pub struct HttpSettings {
     pub max_response_bytes: u64,
 }
 
+// The defaults are declared once, in the settings layers ([`HttpLayer`]).
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings {
-            allow_networks: Vec::new(),
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(30),
-            max_response_bytes: 8 << 20,
-        }
+        Config::default().services.http
     }
-}
-
-/// `[services.http]` as written in the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HttpFileConfig {
-    allow_networks: Option<Vec<Network>>,
-    connect_timeout_ms: Option<u64>,
-    timeout_ms: Option<u64>,
-    max_response_bytes: Option<u64>,
-}
-
-/// The configuration file's shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    deploy_dir: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    log: Option<String>,
-    pooling: Option<Pooling>,
-    max_instances: Option<u32>,
-    mongodb_uri: Option<String>,
-    mongodb_database: Option<String>,
-    public_url: Option<String>,
-    admin_listen: Option<SocketAddr>,
-    admin_public_url: Option<String>,
-    clock_offset_secs: Option<i64>,
-    metrics: Option<bool>,
-    #[serde(default)]
-    limits: LimitsOverride,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-    #[serde(default)]
-    elements: BTreeMap<String, ElementFileConfig>,
-    #[serde(default)]
-    services: ServicesFile,
-    #[serde(default)]
-    connections: ConnectionLimits,
-    #[serde(default)]
-    deploy: DeployFile,
-    server_key: Option<String>,
-    root_password: Option<String>,
-    token_key: Option<String>,
-    refresh_token_key: Option<String>,
-    token_expiry_secs: Option<u64>,
-    refresh_token_expiry_secs: Option<u64>,
-    session_expiry_secs: Option<u64>,
-    #[serde(default)]
-    login: LoginFile,
-}
-
-/// `[login]` as written in the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginFile {
-    account_failures: Option<u32>,
-    address_failures: Option<u32>,
-    lockout_secs: Option<u64>,
-    max_lockout_secs: Option<u64>,
-    forget_after_secs: Option<u64>,
-    max_tracked: Option<usize>,
-    password_threads: Option<usize>,
-    password_queue: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ElementFileConfig {
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-    /// Approved grants; replaces the default approvals of that name.
-    grants: Option<Vec<String>>,
-}
-
-/// The file's `[services.*]` tables: settings of host services, the
-/// operator's alone (no Element reads them).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServicesFile {
-    #[serde(default)]
-    mail: MailFile,
-    #[serde(default)]
-    http: HttpFileConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MailFile {
-    host: Option<String>,
-    port: Option<u16>,
-    starttls: Option<bool>,
-    user: Option<String>,
-    password: Option<String>,
-    from: Option<String>,
-    max_per_request: Option<u32>,
 }
 
 /// Settings of the host services: the operator's, typed, never attributes.
@@ -579,17 +261,10 @@ pub struct MailSettings {
     pub max_per_request: u32,
 }
 
+// The defaults are declared once, in the settings layers ([`MailLayer`]).
 impl Default for MailSettings {
     fn default() -> Self {
-        MailSettings {
-            host: None,
-            port: 587,
-            starttls: true,
-            user: None,
-            password: None,
-            from: None,
-            max_per_request: 10,
-        }
+        Config::default().services.mail
     }
 }
 
@@ -634,17 +309,6 @@ pub enum StoreChoice {
     },
 }
 
-/// The file's `[deploy]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployFile {
-    compile_timeout_ms: Option<u64>,
-    max_compiles: Option<u32>,
-    max_component_bytes: Option<usize>,
-    max_function_bytes: Option<usize>,
-    gc_grace_secs: Option<u64>,
-}
-
 /// The largest component the store holds: one document of at most 16 MiB,
 /// the bytes in base64 (4 for 3), with room for the other fields.
 pub const MAX_STORABLE_COMPONENT: usize = ((16 << 20) - (64 << 10)) / 4 * 3;
@@ -667,15 +331,10 @@ pub struct DeploySettings {
     pub gc_grace: Duration,
 }
 
+// The defaults are declared once, in the settings layers ([`DeployLayer`]).
 impl Default for DeploySettings {
     fn default() -> Self {
-        DeploySettings {
-            compile_timeout: Duration::from_secs(60),
-            max_compiles: 2,
-            max_component_bytes: 11 << 20,
-            max_function_bytes: 4 << 20,
-            gc_grace: Duration::from_secs(3600),
-        }
+        Config::default().deploy
     }
 }
 
@@ -705,20 +364,10 @@ pub struct IdentitySettings {
     pub password_queue: usize,
 }
 
+// The defaults are declared once, in the settings layers ([`Cli`], [`LoginLayer`]).
 impl Default for IdentitySettings {
     fn default() -> Self {
-        IdentitySettings {
-            server_key: Secret::new("defaultkey"),
-            root_password: None,
-            token_key: None,
-            refresh_token_key: None,
-            token_expiry: Duration::from_secs(60),
-            refresh_token_expiry: Duration::from_secs(3600),
-            session_expiry: Duration::from_secs(86_400),
-            login_throttle: ThrottleConfig::default(),
-            password_threads: elements_identity::password::default_workers(),
-            password_queue: elements_identity::password::DEFAULT_QUEUE,
-        }
+        Config::default().identity
     }
 }
 
@@ -777,31 +426,11 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The built-in defaults ([`Layer::builtin`]), resolved.
     fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            admin_public_url: None,
-            deploy_dir: PathBuf::from("deploy"),
-            data_dir: PathBuf::from("data"),
-            cache_dir: PathBuf::from("data").join("cache"),
-            log_format: LogFormat::Text,
-            log: "info".into(),
-            pooling: Pooling::Auto,
-            max_instances: DEFAULT_MAX_INSTANCES,
-            limits: Limits::default(),
-            store: StoreChoice::Sqlite,
-            attributes: BTreeMap::new(),
-            element_attributes: BTreeMap::new(),
-            identity: IdentitySettings::default(),
-            element_grants: bundled_grants(),
-            public_url: None,
-            clock_offset_secs: 0,
-            metrics: true,
-            services: ServicesConfig::default(),
-            connections: Default::default(),
-            deploy: DeploySettings::default(),
-        }
+        // The built-in layer sets every setting the resolution needs and
+        // names no Element; `builtin_defaults_resolve` tests exactly that.
+        Config::resolve(Cli::builtin()).expect("the built-in defaults resolve")
     }
 }
 
@@ -831,222 +460,160 @@ pub enum ConfigError {
 
 impl Config {
     /// Resolves flags (which include the environment) over the file they name
-    /// over the defaults.
+    /// over the built-in defaults, and checks the result.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => Cli::default(),
         };
-        let defaults = Config::default();
-        let data_dir = pick(&cli.data_dir, file.data_dir, defaults.data_dir);
-        let cache_dir = cli
-            .cache_dir
-            .clone()
-            .or(file.cache_dir)
-            .unwrap_or_else(|| data_dir.join("cache"));
-        let flag_limits = LimitsOverride {
-            timeout_ms: cli.timeout_ms,
-            memory_mib: cli.memory_mib,
-            max_request_body: cli.max_request_body,
-            max_response_body: cli.max_response_body,
-            isolation: None,
-            reuse_max_requests: None,
-            max_concurrency: cli.max_concurrency,
-            max_log_lines: None,
-        };
-        let secret = |flag: &Option<String>, file: Option<String>| {
-            flag.clone().or(file).filter(|s| !s.is_empty()).map(Secret::new)
-        };
-        let secs = |flag: &Option<u64>, file: Option<u64>, default: Duration| {
-            flag.or(file).map(Duration::from_secs).unwrap_or(default)
-        };
-        refuse_moved_attributes("[attributes]", file.attributes.keys())?;
-        for (name, element) in &file.elements {
+        let config = Config::resolve(cli.clone().over(file))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The operator's settings over the built-in defaults, typed; not yet
+    /// validated.
+    fn resolve(mut settings: Cli) -> Result<Config, ConfigError> {
+        // A value every layer under the operator's has: the built-in one sets
+        // each setting this reads with it, so a missing one is a setting
+        // declared without a default (`builtin_defaults_resolve` catches it).
+        macro_rules! value {
+            ($($path:ident).+) => {
+                $($path).+.ok_or_else(|| {
+                    ConfigError::Invalid(concat!(stringify!($($path).+), " has no value").into())
+                })?
+            };
+        }
+        // An empty value stands for "unset" (so `ELEMENTS_MONGODB_URI=` keeps
+        // SQLite) and falls back to the default; names and addresses of the
+        // mail relay count as empty when only blanks.
+        let empty: fn(&str) -> bool = str::is_empty;
+        let blank: fn(&str) -> bool = |s| s.trim().is_empty();
+        for (value, unset) in [
+            (&mut settings.admin_public_url, empty),
+            (&mut settings.mongodb_uri, empty),
+            (&mut settings.mongodb_database, empty),
+            (&mut settings.server_key, empty),
+            (&mut settings.root_password, empty),
+            (&mut settings.token_key, empty),
+            (&mut settings.refresh_token_key, empty),
+            (&mut settings.services.mail.host, blank),
+            (&mut settings.services.mail.user, blank),
+            (&mut settings.services.mail.password, empty),
+            (&mut settings.services.mail.from, blank),
+        ] {
+            if value.as_deref().is_some_and(unset) {
+                *value = None;
+            }
+        }
+        refuse_moved_attributes("[attributes]", settings.attributes.keys())?;
+        for (name, element) in &settings.elements {
             refuse_moved_attributes(
                 &format!("[elements.{name}.attributes]"),
                 element.attributes.keys(),
             )?;
         }
-        let mail_file = &file.services.mail;
-        let mail_defaults = MailSettings::default();
-        let mail = MailSettings {
-            host: cli
-                .smtp_host
-                .clone()
-                .or(mail_file.host.clone())
-                .filter(|h| !h.trim().is_empty()),
-            port: pick(&cli.smtp_port, mail_file.port, mail_defaults.port),
-            starttls: pick(&cli.smtp_starttls, mail_file.starttls, mail_defaults.starttls),
-            user: cli
-                .smtp_user
-                .clone()
-                .or(mail_file.user.clone())
-                .filter(|u| !u.trim().is_empty()),
-            password: secret(&cli.smtp_password, mail_file.password.clone()),
-            from: cli
-                .smtp_from
-                .clone()
-                .or(mail_file.from.clone())
-                .filter(|f| !f.trim().is_empty()),
-            max_per_request: mail_file.max_per_request.unwrap_or(mail_defaults.max_per_request),
+        let s = settings.over(Cli::builtin());
+        let millis = Duration::from_millis;
+        let secs = Duration::from_secs;
+        let secret = |v: Option<String>| v.map(Secret::new);
+        let max_instances = value!(s.max_instances);
+        let l = s.limits;
+        let limits = Limits {
+            timeout: millis(value!(l.timeout_ms)),
+            memory_bytes: value!(l.memory_mib) << 20,
+            max_request_body: value!(l.max_request_body),
+            max_response_body: value!(l.max_response_body),
+            isolation: value!(l.isolation),
+            reuse_max_requests: value!(l.reuse_max_requests),
+            // The fair share follows the configured pool unless set explicitly.
+            max_concurrency: l
+                .max_concurrency
+                .unwrap_or_else(|| fair_concurrency(max_instances)),
+            max_log_lines: value!(l.max_log_lines),
         };
-        let http_defaults = HttpSettings::default();
-        let file_http = &file.services.http;
-        let millis = |flag: &Option<u64>, file: Option<u64>, default: Duration| {
-            flag.or(file).map(Duration::from_millis).unwrap_or(default)
-        };
+        let (mail, http) = (s.services.mail, s.services.http);
         let services = ServicesConfig {
+            mail: MailSettings {
+                host: mail.host,
+                port: value!(mail.port),
+                starttls: value!(mail.starttls),
+                user: mail.user,
+                password: secret(mail.password),
+                from: mail.from,
+                max_per_request: value!(mail.max_per_request),
+            },
             http: HttpSettings {
-                allow_networks: pick(
-                    &cli.http_allow_networks,
-                    file_http.allow_networks.clone(),
-                    http_defaults.allow_networks,
-                ),
-                connect_timeout: millis(
-                    &cli.http_connect_timeout_ms,
-                    file_http.connect_timeout_ms,
-                    http_defaults.connect_timeout,
-                ),
-                timeout: millis(&cli.http_timeout_ms, file_http.timeout_ms, http_defaults.timeout),
-                max_response_bytes: pick(
-                    &cli.http_max_response_bytes,
-                    file_http.max_response_bytes,
-                    http_defaults.max_response_bytes,
-                ),
+                allow_networks: value!(http.allow_networks),
+                connect_timeout: millis(value!(http.connect_timeout_ms)),
+                timeout: millis(value!(http.timeout_ms)),
+                max_response_bytes: value!(http.max_response_bytes),
             },
-            mail,
         };
-        let deploy_defaults = DeploySettings::default();
+        let d = s.deploy;
         let deploy = DeploySettings {
-            compile_timeout: millis(
-                &cli.compile_timeout_ms,
-                file.deploy.compile_timeout_ms,
-                deploy_defaults.compile_timeout,
-            ),
-            max_compiles: pick(
-                &cli.max_compiles,
-                file.deploy.max_compiles,
-                deploy_defaults.max_compiles,
-            ),
-            max_component_bytes: pick(
-                &cli.max_component_bytes,
-                file.deploy.max_component_bytes,
-                deploy_defaults.max_component_bytes,
-            ),
-            max_function_bytes: pick(
-                &cli.max_function_bytes,
-                file.deploy.max_function_bytes,
-                deploy_defaults.max_function_bytes,
-            ),
-            gc_grace: secs(
-                &cli.deploy_gc_grace_secs,
-                file.deploy.gc_grace_secs,
-                deploy_defaults.gc_grace,
-            ),
+            compile_timeout: millis(value!(d.compile_timeout_ms)),
+            max_compiles: value!(d.max_compiles),
+            max_component_bytes: value!(d.max_component_bytes),
+            max_function_bytes: value!(d.max_function_bytes),
+            gc_grace: secs(value!(d.gc_grace_secs)),
         };
-        let identity_defaults = IdentitySettings::default();
+        let login = s.login;
         let identity = IdentitySettings {
-            server_key: secret(&cli.server_key, file.server_key).unwrap_or(identity_defaults.server_key),
-            root_password: secret(&cli.root_password, file.root_password),
-            token_key: secret(&cli.token_key, file.token_key),
-            refresh_token_key: secret(&cli.refresh_token_key, file.refresh_token_key),
-            token_expiry: secs(
-                &cli.token_expiry_secs,
-                file.token_expiry_secs,
-                identity_defaults.token_expiry,
-            ),
-            refresh_token_expiry: secs(
-                &cli.refresh_token_expiry_secs,
-                file.refresh_token_expiry_secs,
-                identity_defaults.refresh_token_expiry,
-            ),
-            session_expiry: secs(
-                &cli.session_expiry_secs,
-                file.session_expiry_secs,
-                identity_defaults.session_expiry,
-            ),
-            login_throttle: {
-                let login = &file.login;
-                let d = &identity_defaults.login_throttle;
-                ThrottleConfig {
-                    account_failures: login.account_failures.unwrap_or(d.account_failures),
-                    address_failures: login.address_failures.unwrap_or(d.address_failures),
-                    base_lockout: secs(&None, login.lockout_secs, d.base_lockout),
-                    max_lockout: secs(&None, login.max_lockout_secs, d.max_lockout),
-                    forget_after: secs(&None, login.forget_after_secs, d.forget_after),
-                    max_keys: login.max_tracked.unwrap_or(d.max_keys),
-                }
+            server_key: Secret::new(value!(s.server_key)),
+            root_password: secret(s.root_password),
+            token_key: secret(s.token_key),
+            refresh_token_key: secret(s.refresh_token_key),
+            token_expiry: secs(value!(s.token_expiry_secs)),
+            refresh_token_expiry: secs(value!(s.refresh_token_expiry_secs)),
+            session_expiry: secs(value!(s.session_expiry_secs)),
+            login_throttle: ThrottleConfig {
+                account_failures: value!(login.account_failures),
+                address_failures: value!(login.address_failures),
+                base_lockout: secs(value!(login.lockout_secs)),
+                max_lockout: secs(value!(login.max_lockout_secs)),
+                forget_after: secs(value!(login.forget_after_secs)),
+                max_keys: value!(login.max_tracked),
             },
-            password_threads: file
-                .login
-                .password_threads
-                .unwrap_or(identity_defaults.password_threads),
-            password_queue: file
-                .login
-                .password_queue
-                .unwrap_or(identity_defaults.password_queue),
+            password_threads: value!(login.password_threads),
+            password_queue: value!(login.password_queue),
         };
-        let max_instances = pick(&cli.max_instances, file.max_instances, defaults.max_instances);
-        // The fair share follows the configured pool unless set explicitly.
-        let base_limits = Limits {
-            max_concurrency: fair_concurrency(max_instances),
-            ..defaults.limits.clone()
-        };
-        let config = Config {
-            identity,
-            listen: pick(&cli.listen, file.listen, defaults.listen),
-            admin_listen: pick(&cli.admin_listen, file.admin_listen, defaults.admin_listen),
-            admin_public_url: cli
-                .admin_public_url
-                .clone()
-                .or(file.admin_public_url)
-                .filter(|u| !u.is_empty())
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            deploy_dir: pick(&cli.deploy_dir, file.deploy_dir, defaults.deploy_dir),
+        let data_dir = value!(s.data_dir);
+        let trim_slash = |u: String| u.trim_end_matches('/').to_owned();
+        Ok(Config {
+            listen: value!(s.listen),
+            admin_listen: value!(s.admin_listen),
+            admin_public_url: s.admin_public_url.map(trim_slash),
+            deploy_dir: value!(s.deploy_dir),
+            cache_dir: s.cache_dir.unwrap_or_else(|| data_dir.join("cache")),
             data_dir,
-            cache_dir,
-            log_format: pick(&cli.log_format, file.log_format, defaults.log_format),
-            log: pick(&cli.log, file.log, defaults.log),
-            pooling: pick(&cli.pooling, file.pooling, defaults.pooling),
+            log_format: value!(s.log_format),
+            log: value!(s.log),
+            pooling: value!(s.pooling),
             max_instances,
-            limits: base_limits.with(&file.limits).with(&flag_limits),
-            store: match cli
-                .mongodb_uri
-                .clone()
-                .or(file.mongodb_uri)
-                .filter(|u| !u.is_empty())
-            {
+            limits,
+            store: match s.mongodb_uri {
                 Some(uri) => StoreChoice::Mongo {
                     uri,
-                    database: cli
-                        .mongodb_database
-                        .clone()
-                        .or(file.mongodb_database)
-                        .filter(|d| !d.is_empty())
-                        .unwrap_or_else(|| "elements".into()),
+                    database: value!(s.mongodb_database),
                 },
                 None => StoreChoice::Sqlite,
             },
-            attributes: file.attributes,
-            element_grants: element_grants(&file.elements, defaults.element_grants)?,
-            element_attributes: file
+            element_grants: element_grants(&s.elements, bundled_grants())?,
+            element_attributes: s
                 .elements
                 .into_iter()
                 .map(|(name, e)| (name, e.attributes))
                 .collect(),
-            public_url: cli
-                .public_url
-                .clone()
-                .or(file.public_url)
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            clock_offset_secs: pick(&cli.clock_offset_secs, file.clock_offset_secs, 0),
-            metrics: pick(&cli.metrics, file.metrics, defaults.metrics),
+            attributes: s.attributes,
+            identity,
+            public_url: s.public_url.map(trim_slash),
+            clock_offset_secs: value!(s.clock_offset_secs),
+            metrics: value!(s.metrics),
             services,
-            connections: file.connections,
+            connections: value!(s.connections),
             deploy,
-        };
-        config.validate()?;
-        Ok(config)
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -1206,7 +773,7 @@ pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
 /// The file's `[elements.NAME] grants` over the defaults (a name the file
 /// gives grants for gets exactly those).
 fn element_grants(
-    elements: &BTreeMap<String, ElementFileConfig>,
+    elements: &BTreeMap<String, ElementLayer>,
     mut grants: BTreeMap<String, BTreeSet<Grant>>,
 ) -> Result<BTreeMap<String, BTreeSet<Grant>>, ConfigError> {
     for (name, element) in elements {
@@ -1250,11 +817,7 @@ pub fn origin_of(url: &str) -> Option<String> {
     })
 }
 
-fn pick<T: Clone>(flag: &Option<T>, file: Option<T>, default: T) -> T {
-    flag.clone().or(file).unwrap_or(default)
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<Cli, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -1265,8 +828,9 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// Limits on the connections of one listener (the file's `[connections]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Limits on the connections of one listener (the file's `[connections]`,
+/// read whole over these defaults: no flag sets them).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectionLimits {
     /// Most connections open at once on each listener; one more is answered
@@ -1353,6 +917,7 @@ impl ConnectionLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn flags_override_file_override_defaults() {
@@ -1377,7 +942,10 @@ mod tests {
         let cli = Cli {
             config: Some(path),
             listen: Some("127.0.0.1:9001".parse().unwrap()),
-            memory_mib: Some(16),
+            limits: LimitsOverride {
+                memory_mib: Some(16),
+                ..LimitsOverride::default()
+            },
             ..Cli::default()
         };
         let config = Config::load(&cli).unwrap();
@@ -1455,7 +1023,10 @@ mod tests {
         assert_eq!(Config::load(&cli).unwrap().limits.max_concurrency, 1);
         let cli = Cli {
             max_instances: Some(40),
-            max_concurrency: Some(3),
+            limits: LimitsOverride {
+                max_concurrency: Some(3),
+                ..LimitsOverride::default()
+            },
             ..Cli::default()
         };
         assert_eq!(Config::load(&cli).unwrap().limits.max_concurrency, 3);
@@ -1526,8 +1097,14 @@ mod tests {
         // Flags (and ELEMENTS_* variables) win over the file.
         let cli = Cli {
             config: Some(path.clone()),
-            http_allow_networks: Some(vec!["172.16.0.0/12".parse().unwrap()]),
-            http_timeout_ms: Some(99),
+            services: ServicesLayer {
+                http: HttpLayer {
+                    allow_networks: Some(vec!["172.16.0.0/12".parse().unwrap()]),
+                    timeout_ms: Some(99),
+                    ..HttpLayer::default()
+                },
+                ..ServicesLayer::default()
+            },
             ..Cli::default()
         };
         let http = Config::load(&cli).unwrap().services.http;
@@ -1536,7 +1113,7 @@ mod tests {
         assert_eq!(http.timeout, Duration::from_millis(99));
         assert_eq!(http.connect_timeout, Duration::from_millis(250));
         let parsed = Cli::try_parse_from(["elements", "--http-allow-networks", "127.0.0.0/8,::1"]).unwrap();
-        assert_eq!(parsed.http_allow_networks.unwrap().len(), 2);
+        assert_eq!(parsed.services.http.allow_networks.unwrap().len(), 2);
         assert!(Cli::try_parse_from(["elements", "--http-allow-networks", "127.0.0.0/33"]).is_err());
 
         // Defaults: no exceptions, 5 s to connect, 30 s per exchange, 8 MiB.
@@ -1606,6 +1183,292 @@ mod tests {
             ..Cli::default()
         };
         assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn builtin_defaults_resolve() {
+        let d = Config::default();
+        assert_eq!(
+            format!("{:?}", Config::load(&Cli::default()).unwrap()),
+            format!("{d:?}")
+        );
+        // The defaults the server had before its settings were declared once.
+        assert_eq!(d.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(d.admin_listen, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(
+            (d.deploy_dir.clone(), d.data_dir.clone(), d.cache_dir.clone()),
+            (
+                "deploy".into(),
+                "data".into(),
+                PathBuf::from("data").join("cache")
+            )
+        );
+        assert_eq!(
+            (d.log_format, d.log.as_str(), d.pooling),
+            (LogFormat::Text, "info", Pooling::Auto)
+        );
+        assert_eq!((d.max_instances, d.clock_offset_secs, d.metrics), (256, 0, true));
+        assert_eq!((d.public_url.clone(), d.admin_public_url.clone()), (None, None));
+        assert_eq!(d.store, StoreChoice::Sqlite);
+        assert_eq!(
+            d.limits,
+            Limits {
+                timeout: Duration::from_secs(10),
+                memory_bytes: 64 << 20,
+                max_request_body: 1 << 20,
+                max_response_body: 8 << 20,
+                isolation: Isolation::Fresh,
+                reuse_max_requests: 10_000,
+                max_concurrency: 64,
+                max_log_lines: 1000,
+            }
+        );
+        let mail = &d.services.mail;
+        assert_eq!((mail.host.clone(), mail.port, mail.starttls), (None, 587, true));
+        assert_eq!((mail.user.clone(), mail.from.clone()), (None, None));
+        assert!(mail.password.is_none());
+        assert_eq!(mail.max_per_request, 10);
+        assert_eq!(
+            d.deploy,
+            DeploySettings {
+                compile_timeout: Duration::from_secs(60),
+                max_compiles: 2,
+                max_component_bytes: 11 << 20,
+                max_function_bytes: 4 << 20,
+                gc_grace: Duration::from_secs(3600),
+            }
+        );
+        let identity = &d.identity;
+        assert_eq!(
+            (
+                identity.token_expiry,
+                identity.refresh_token_expiry,
+                identity.session_expiry
+            ),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+                Duration::from_secs(86_400)
+            )
+        );
+        assert!(identity.root_password.is_none() && identity.token_key.is_none());
+        assert_eq!(
+            format!("{:?}", identity.login_throttle),
+            format!("{:?}", ThrottleConfig::default())
+        );
+        assert_eq!(
+            (identity.password_threads, identity.password_queue),
+            (
+                elements_identity::password::default_workers(),
+                elements_identity::password::DEFAULT_QUEUE
+            )
+        );
+        assert_eq!(d.connections, ConnectionLimits::default());
+        assert_eq!(d.element_grants, bundled_grants());
+        // The settings types' own defaults are the same values.
+        assert_eq!(Limits::default(), d.limits);
+        assert_eq!(HttpSettings::default(), d.services.http);
+        assert_eq!(DeploySettings::default(), d.deploy);
+    }
+
+    /// The text `--help` shows as the default of `flag`, if any.
+    fn help_default(help: &str, flag: &str) -> Option<String> {
+        let start = help.find(&format!("{flag} <"))?;
+        let rest = &help[start + flag.len()..];
+        let entry = &rest[..rest.find("\n      --").unwrap_or(rest.len())];
+        let value = &entry[entry.find("[default: ")? + "[default: ".len()..];
+        Some(value[..value.find(']')?].to_owned())
+    }
+
+    #[test]
+    fn help_shows_the_defaults_the_server_uses() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        let d = Config::default();
+        for (flag, expected) in [
+            ("--listen", d.listen.to_string()),
+            ("--admin-listen", d.admin_listen.to_string()),
+            ("--data-dir", d.data_dir.display().to_string()),
+            ("--deploy-dir", d.deploy_dir.display().to_string()),
+            ("--log", d.log.clone()),
+            ("--max-instances", d.max_instances.to_string()),
+            ("--metrics", d.metrics.to_string()),
+            ("--clock-offset-secs", d.clock_offset_secs.to_string()),
+            ("--timeout-ms", d.limits.timeout.as_millis().to_string()),
+            ("--memory-mib", (d.limits.memory_bytes >> 20).to_string()),
+            ("--max-request-body", d.limits.max_request_body.to_string()),
+            ("--max-response-body", d.limits.max_response_body.to_string()),
+            (
+                "--token-expiry-secs",
+                d.identity.token_expiry.as_secs().to_string(),
+            ),
+            (
+                "--session-expiry-secs",
+                d.identity.session_expiry.as_secs().to_string(),
+            ),
+            ("--smtp-port", d.services.mail.port.to_string()),
+            ("--smtp-starttls", d.services.mail.starttls.to_string()),
+            (
+                "--http-connect-timeout-ms",
+                d.services.http.connect_timeout.as_millis().to_string(),
+            ),
+            (
+                "--http-timeout-ms",
+                d.services.http.timeout.as_millis().to_string(),
+            ),
+            (
+                "--http-max-response-bytes",
+                d.services.http.max_response_bytes.to_string(),
+            ),
+            (
+                "--compile-timeout-ms",
+                d.deploy.compile_timeout.as_millis().to_string(),
+            ),
+            ("--max-compiles", d.deploy.max_compiles.to_string()),
+            ("--max-component-bytes", d.deploy.max_component_bytes.to_string()),
+            ("--deploy-gc-grace-secs", d.deploy.gc_grace.as_secs().to_string()),
+        ] {
+            assert_eq!(help_default(&help, flag), Some(expected), "{flag}");
+        }
+        // Defaults that follow other settings are described, not given a value.
+        assert_eq!(help_default(&help, "--cache-dir"), None);
+        assert_eq!(help_default(&help, "--max-concurrency"), None);
+        assert!(help.contains("[file: [services.http] timeout_ms]"), "{help}");
+        assert!(help.contains("[login] account_failures"), "{help}");
+    }
+
+    #[test]
+    fn every_flag_sets_the_file_key_it_names() {
+        use clap::CommandFactory;
+        use serde::Deserialize;
+        let builtin = toml::Table::try_from(Cli::builtin()).unwrap();
+        let mut checked = 0;
+        for arg in Cli::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            let Some(value) = settings::lookup(&builtin, id) else {
+                // Without a default to compare, at least the key must exist.
+                if id != "config" {
+                    let (table, key) = id.rsplit_once('.').unwrap_or(("", id));
+                    let text = format!(
+                        "{}\n{key} = []\n",
+                        if table.is_empty() {
+                            String::new()
+                        } else {
+                            format!("[{table}]")
+                        }
+                    );
+                    let err = toml::from_str::<Cli>(&text).err().map(|e| e.to_string());
+                    assert!(
+                        !err.unwrap_or_default().contains("unknown field"),
+                        "--{long}: {id}"
+                    );
+                    checked += 1;
+                }
+                continue;
+            };
+            // The one list, allow_networks, defaults to empty: try one network.
+            let (value, text) = match value {
+                toml::Value::Array(_) => (toml::Value::Array(vec!["10.0.0.0/8".into()]), "10.0.0.0/8".into()),
+                toml::Value::String(s) => (value.clone(), s.clone()),
+                _ => (value.clone(), value.to_string()),
+            };
+            let from_flag = Cli::try_parse_from(["elements", &format!("--{long}"), &text]).unwrap();
+            let mut table = toml::Table::new();
+            let mut at = &mut table;
+            let (path, key) = id.rsplit_once('.').map_or((None, id), |(p, k)| (Some(p), k));
+            for part in path.into_iter().flat_map(|p| p.split('.')) {
+                at = at
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+            }
+            at.insert(key.into(), value);
+            let from_file = Cli::deserialize(table).unwrap();
+            assert_eq!(
+                toml::Table::try_from(from_flag).unwrap(),
+                toml::Table::try_from(from_file).unwrap(),
+                "--{long} and {id}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, Cli::command().get_arguments().count() - 1);
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_environment_flags() {
+        // The environment is the whole process's, and other tests parse flags
+        // (so read it) at the same time: set it only in a child process,
+        // which runs `precedence_in_this_environment`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(&path, "log = \"file\"\nmax_instances = 10\nmetrics = false\n").unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tests::precedence_in_this_environment", "--ignored"])
+            .env("ELEMENTS_LOG", "env")
+            .env("ELEMENTS_MAX_INSTANCES", "20")
+            .env("ELEMENTS_CONFIG", &path)
+            .env("PRECEDENCE_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "run by precedence_is_defaults_file_environment_flags, in the environment it sets"]
+    fn precedence_in_this_environment() {
+        if std::env::var_os("PRECEDENCE_CHILD").is_none() {
+            return; // `--include-ignored` without the parent's environment
+        }
+        let cli = Cli::try_parse_from(["elements", "--max-instances", "30"]).unwrap();
+        assert!(cli.config.is_some(), "ELEMENTS_CONFIG names the file");
+        let config = Config::load(&cli).unwrap();
+        // The variable wins over the file, the flag over the variable, the
+        // file over the default, and the default stands where none is set.
+        assert_eq!(config.log, "env");
+        assert_eq!(config.max_instances, 30);
+        assert!(!config.metrics);
+        assert_eq!(config.limits.timeout, Config::default().limits.timeout);
+    }
+
+    #[test]
+    fn an_unknown_key_in_any_table_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        for table in [
+            "",
+            "[limits]",
+            "[services.mail]",
+            "[services.http]",
+            "[deploy]",
+            "[login]",
+            "[connections]",
+            "[elements.hello]",
+        ] {
+            std::fs::write(&path, format!("{table}\nbogus_key = 1\n")).unwrap();
+            let err = Config::load(&cli).unwrap_err().to_string();
+            assert!(err.contains("bogus_key"), "{table}: {err}");
+        }
+        for (text, key) in [("config = \"x.toml\"\n", "config"), ("[services.smtp]\n", "smtp")] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(&cli).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        // Attributes are free-form: any name is a key.
+        std::fs::write(&path, "[attributes]\nbogus_key = \"1\"\n").unwrap();
+        assert_eq!(Config::load(&cli).unwrap().attributes["bogus_key"], "1");
     }
 
     #[test]
