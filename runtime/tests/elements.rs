@@ -153,7 +153,9 @@ async fn looping_allocating_and_panicking_elements_are_isolated() {
         assert_eq!(body["element"], "misbehave");
         assert!(body["requestId"].is_string(), "{body}");
         assert!(
-            elapsed < Duration::from_millis(1500 + 1500),
+            // A deadline not enforced never ends; the margin is for a
+            // loaded machine, where 3 s was once overshot by 95 ms.
+            elapsed < Duration::from_millis(1500 + 6000),
             "deadline overshot: {elapsed:?}"
         );
     }
