@@ -12,32 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::rest::ErrorDto;
-
-/// An identity's verification status.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerificationDto {
-    /// Nothing proven yet.
-    Unverified,
-    /// A verification email was sent.
-    Pending,
-    /// Proven.
-    Verified,
-}
-
-/// An identity of a user (scheme and id).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IdentityDto {
-    /// The scheme, e.g. `email`.
-    pub scheme: String,
-    /// The id within the scheme, e.g. the address.
-    pub id: String,
-    /// Its user.
-    pub user_id: String,
-    /// Its verification status.
-    pub verification: VerificationDto,
-}
+use elements_wire as wire;
 
 /// Ask for a verification email.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -51,7 +26,7 @@ pub struct EmailVerifyRequest {
 #[utoipa::path(post, path = "/api/rest/user/me/email/verify", tag = "extensions",
     request_body = EmailVerifyRequest,
     responses(
-        (status = 200, description = "Sent (identity PENDING), or already VERIFIED", body = IdentityDto),
+        (status = 200, description = "Sent (identity PENDING), or already VERIFIED", body = wire::Identity),
         (status = 400, description = "Malformed body, or mail is not configured", body = ErrorDto),
         (status = 403, description = "No valid session, or another user's address", body = ErrorDto),
         (status = 404, description = "Not linked to the caller, or no Element serves this route", body = ErrorDto),
@@ -67,7 +42,7 @@ pub fn request_email_verification() {}
 #[utoipa::path(get, path = "/api/rest/verify", tag = "extensions",
     params(("token" = String, Query, description = "The token from the email")),
     responses(
-        (status = 200, description = "Verified", body = IdentityDto),
+        (status = 200, description = "Verified", body = wire::Identity),
         (status = 404, description = "Unknown, used or expired token, or no Element serves this route", body = ErrorDto),
         (status = 405, description = "Method not allowed", body = ErrorDto),
     ))]

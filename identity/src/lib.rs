@@ -12,7 +12,7 @@
 //!   `SUPERUSER`), display name, banned flag. The password hash (argon2id)
 //!   is stored on the user document and never leaves the service.
 //! * [`Identity`] (UID): `(scheme, id)`, unique per scheme, pointing to one
-//!   user, with a [`VerificationStatus`]. Device ids, custom ids and emails
+//!   user, with a [`Verification`]. Device ids, custom ids and emails
 //!   are identities under their own schemes, so a player is the same user
 //!   whichever API they log in through.
 //! * [`Profile`]: a user in an application (one per pair by default).
@@ -24,6 +24,12 @@
 //! Collections (namespace `core`): `users`, `identities` (`_id` =
 //! `<scheme>:<id>`), `profiles`, `applications`, `sessions`, `tokens`,
 //! `settings` (generated token keys).
+//!
+//! What clients see of the model — the JSON shapes of `elements-wire` that
+//! `/api/rest`, `/v2` and Elements share — is converted in [`wire`]. Updates
+//! ([`UserUpdate`], [`ProfileUpdate`]) and the vocabulary ([`Level`],
+//! [`Verification`]) are those very wire types: they read the same on the
+//! wire as in the model.
 //!
 //! ## Races
 //!
@@ -64,14 +70,16 @@ pub mod time;
 pub mod token;
 pub mod validate;
 pub mod verifier;
+pub mod wire;
 
+pub use elements_wire::{ApplicationUpdate, ProfileUpdate, UserUpdate};
 pub use error::{IdentityError, Result};
-pub use model::{Application, Identity, Level, Page, Profile, Session, User, VerificationStatus, scheme};
+pub use model::{Application, Identity, Level, Page, Profile, Session, User, Verification, scheme};
 pub use password::PasswordPool;
-pub use profiles::{ApplicationUpdate, NewProfile, ProfileQuery, ProfileUpdate};
+pub use profiles::{NewProfile, ProfileQuery};
 pub use secret::Secret;
 pub use service::{
-    AuthOutcome, Bootstrap, FindOrCreate, IdentityConfig, IdentityService, NewUser, UserUpdate,
+    AuthOutcome, Bootstrap, FindOrCreate, IdentityConfig, IdentityService, NewUser,
     require_self_or_superuser, require_superuser,
 };
 pub use sessions::{Caller, CallerSession, ResolvedSession, TokenPair, TokenSession};

@@ -1,6 +1,6 @@
 //! The identity model. Each type serializes exactly as it is stored in its
-//! core collection (`_id` is the document id); the HTTP layers map them to
-//! their own wire shapes.
+//! core collection (`_id` is the document id); [`crate::wire`] converts them to
+//! the shapes clients see.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,42 +17,9 @@ pub mod scheme {
     pub const EMAIL: &str = "email";
 }
 
-/// A user's privilege level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Level {
-    /// May hold a session but do nothing a user can.
-    Unprivileged,
-    /// A player: manages their own account and profiles.
-    #[default]
-    User,
-    /// An administrator: every user, profile and application.
-    Superuser,
-}
-
-impl Level {
-    /// The wire name (`UNPRIVILEGED`, `USER`, `SUPERUSER`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Unprivileged => "UNPRIVILEGED",
-            Level::User => "USER",
-            Level::Superuser => "SUPERUSER",
-        }
-    }
-}
-
-/// Whether the owner of an identity has proven they control it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerificationStatus {
-    /// Nothing proven (a device id, an email nobody confirmed).
-    #[default]
-    Unverified,
-    /// A verification is under way (e.g. a confirmation email was sent).
-    Pending,
-    /// Proven (a confirmed email, a token a provider vouched for).
-    Verified,
-}
+/// Levels and verification statuses are plain vocabulary, the same in
+/// storage and on the wire: one definition, in `elements-wire`.
+pub use elements_wire::{Level, Verification};
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +75,7 @@ pub struct Identity {
     pub user_id: String,
     /// Verification status.
     #[serde(default)]
-    pub status: VerificationStatus,
+    pub status: Verification,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Last update (epoch ms).

@@ -1,6 +1,7 @@
 //! Profiles (a user in one application) and applications.
 
 use elements_store::{Filter, StoreError, Update};
+use elements_wire::{ApplicationUpdate, ProfileUpdate};
 use serde_json::{Map, Value, json};
 
 use crate::error::{IdentityError, Result};
@@ -33,26 +34,6 @@ pub struct NewProfile {
     pub image_url: Option<String>,
     /// Metadata (a JSON object; `{}` when absent).
     pub metadata: Option<Value>,
-}
-
-/// Changes to a profile (`None`: unchanged; empty string: cleared).
-#[derive(Debug, Clone, Default)]
-pub struct ProfileUpdate {
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Image URL.
-    pub image_url: Option<String>,
-    /// Metadata (a JSON object).
-    pub metadata: Option<Value>,
-}
-
-/// Changes to an application.
-#[derive(Debug, Clone, Default)]
-pub struct ApplicationUpdate {
-    /// New unique name.
-    pub name: Option<String>,
-    /// New description (empty: cleared).
-    pub description: Option<String>,
 }
 
 fn profile_not_found() -> IdentityError {

@@ -11,10 +11,11 @@ use elements_store::{
     CollectionName, Conflict, DocumentStore, Filter, FindAndModify, IndexSpec, Namespace, Query, StoreError,
     Update, WriteOp,
 };
+use elements_wire::UserUpdate;
 use serde_json::{Map, Value, json};
 
 use crate::error::{IdentityError, Result};
-use crate::model::{Identity, Level, Page, User, VerificationStatus, empty_object, scheme};
+use crate::model::{Identity, Level, Page, User, Verification, empty_object, scheme};
 use crate::password::PasswordPool;
 use crate::secret::{Secret, random_token};
 use crate::sessions::{Caller, CallerSession};
@@ -136,33 +137,6 @@ pub struct NewUser {
     pub display_name: Option<String>,
     /// Level.
     pub level: Level,
-}
-
-/// Changes to a user; `None` leaves a field as it is, an empty string clears
-/// an optional text field.
-#[derive(Debug, Clone, Default)]
-pub struct UserUpdate {
-    /// New unique name.
-    pub name: Option<String>,
-    /// New email (replaces the `email` identity, unverified).
-    pub email: Option<String>,
-    /// New password.
-    pub password: Option<String>,
-    /// The user's current password: required when users change their own
-    /// password or email (if they have a password).
-    pub current_password: Option<String>,
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Avatar URL.
-    pub avatar_url: Option<String>,
-    /// Language tag.
-    pub lang_tag: Option<String>,
-    /// Metadata (a JSON object).
-    pub metadata: Option<Value>,
-    /// Level (superusers only).
-    pub level: Option<Level>,
-    /// Ban or unban (superusers only); a ban revokes every session.
-    pub banned: Option<bool>,
 }
 
 /// What [`IdentityService::bootstrap`] did.
@@ -462,13 +436,7 @@ impl IdentityService {
         };
         let mut ops = Vec::new();
         if let Some(email) = &email {
-            ops.push(self.insert_identity(
-                &user.id,
-                scheme::EMAIL,
-                email,
-                VerificationStatus::Unverified,
-                now,
-            )?);
+            ops.push(self.insert_identity(&user.id, scheme::EMAIL, email, Verification::Unverified, now)?);
         }
         ops.push(WriteOp::Insert {
             collection: self.c.users.clone(),
@@ -653,13 +621,7 @@ impl IdentityService {
         }
         if let Some(email) = new_email {
             if current.email.as_deref() != Some(email.as_str()) {
-                ops.push(self.insert_identity(
-                    id,
-                    scheme::EMAIL,
-                    &email,
-                    VerificationStatus::Unverified,
-                    now,
-                )?);
+                ops.push(self.insert_identity(id, scheme::EMAIL, &email, Verification::Unverified, now)?);
                 if let Some(old) = &current.email {
                     ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
                 }
@@ -843,7 +805,7 @@ impl IdentityService {
         &self,
         scheme: &str,
         id: &str,
-        status: VerificationStatus,
+        status: Verification,
     ) -> Result<Identity> {
         let key = Identity::key_of(scheme, id);
         let update = Update::parse(&json!({"$set": {"status": status, "updated": now_ms()}}))?;
@@ -902,7 +864,7 @@ impl IdentityService {
         let identity = VerifiedIdentity {
             scheme: scheme::EMAIL.into(),
             id: email.clone(),
-            status: VerificationStatus::Unverified,
+            status: Verification::Unverified,
             password,
             email: Some(email),
         };
@@ -996,7 +958,7 @@ impl IdentityService {
         user_id: &str,
         scheme: &str,
         id: &str,
-        status: VerificationStatus,
+        status: Verification,
         now: i64,
     ) -> Result<WriteOp> {
         let identity = Identity {

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 
 use crate::error::{IdentityError, Result};
-use crate::model::{VerificationStatus, scheme};
+use crate::model::{Verification, scheme};
 use crate::validate;
 
 /// What a client presents to authenticate or link.
@@ -42,7 +42,7 @@ pub struct VerifiedIdentity {
     /// The canonical id within the scheme.
     pub id: String,
     /// How well the id is proven.
-    pub status: VerificationStatus,
+    pub status: Verification,
     /// A password the account must have (existing accounts) or gets (new
     /// accounts and links).
     pub password: Option<String>,
@@ -86,7 +86,7 @@ impl IdentityVerifier for DeviceVerifier {
         Ok(VerifiedIdentity {
             scheme: scheme::DEVICE.into(),
             id: self.normalize(&credential.id)?,
-            status: VerificationStatus::Unverified,
+            status: Verification::Unverified,
             password: None,
             email: None,
         })
@@ -113,7 +113,7 @@ impl IdentityVerifier for CustomVerifier {
         Ok(VerifiedIdentity {
             scheme: scheme::CUSTOM.into(),
             id: self.normalize(&credential.id)?,
-            status: VerificationStatus::Unverified,
+            status: Verification::Unverified,
             password: None,
             email: None,
         })
@@ -143,7 +143,7 @@ impl IdentityVerifier for EmailVerifier {
         Ok(VerifiedIdentity {
             scheme: scheme::EMAIL.into(),
             id: email.clone(),
-            status: VerificationStatus::Unverified,
+            status: Verification::Unverified,
             password: Some(password),
             email: Some(email),
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use elements_identity::{
     CallerSession, Credential, FindOrCreate, IdentityConfig, IdentityError, IdentityService, Level, NewUser,
-    VerificationStatus, VerifiedIdentity, scheme,
+    Verification, VerifiedIdentity, scheme,
 };
 use elements_store::{SqliteConfig, StoreConfig};
 
@@ -26,7 +26,7 @@ fn device(id: &str) -> FindOrCreate {
         identity: VerifiedIdentity {
             scheme: scheme::DEVICE.into(),
             id: id.into(),
-            status: VerificationStatus::Unverified,
+            status: Verification::Unverified,
             password: None,
             email: None,
         },
@@ -65,12 +65,12 @@ async fn host_service_operations() {
         .await
         .expect("link");
     let identity = service
-        .set_verification_status(scheme::EMAIL, "player@example.com", VerificationStatus::Verified)
+        .set_verification_status(scheme::EMAIL, "player@example.com", Verification::Verified)
         .await
         .expect("status");
     assert_eq!(
         (identity.user_id.as_str(), identity.status),
-        (user_id.as_str(), VerificationStatus::Verified)
+        (user_id.as_str(), Verification::Verified)
     );
     assert_eq!(
         service

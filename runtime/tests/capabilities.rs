@@ -224,6 +224,33 @@ async fn granted_schemes_reach_their_users_and_never_a_superuser() {
     assert_eq!(out["ok"], true, "an approved grant works: {out}");
 }
 
+/// One type per concept: what an Element reads of a user through the SDK
+/// (`elements_wire::User`, re-exported) is exactly what `/api/rest` answers
+/// for them, every optional field included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_element_sees_a_user_exactly_as_the_rest_api_shows_them() {
+    let dirs = Dirs::new();
+    dirs.deploy("greedy", "hostile", "grants = [\"identity.scheme:email\"]\n");
+    dirs.config(&support::grants_section("greedy", &["identity.scheme:email"]));
+    let server = start(&dirs);
+    let (user, session) = signup(&server, "shown", "shown@corp.test").await;
+    let change = json!({
+        "displayName": "Shown", "avatarUrl": "https://cdn.test/a.png", "langTag": "fr",
+        "metadata": {"rank": "gold", "wins": 3}
+    });
+    let path = format!("/api/rest/user/{user}");
+    let (status, body) = request(&server, "PUT", &path, Some(&session), Some(change)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = request(&server, "GET", &path, Some(&session), None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["metadata"]["wins"], 3, "{shown}");
+
+    let mut seen = attempt(&server, "GET", &format!("/app/rest/greedy/user/{user}"), None).await;
+    assert_eq!(seen["ok"], true, "{seen}");
+    seen.as_object_mut().unwrap().remove("ok");
+    assert_eq!(seen, shown, "the Element's user differs from /api/rest's");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unapproved_or_malformed_grants_fail_the_deploy_naming_each() {
     let dirs = Dirs::new();

@@ -681,6 +681,41 @@ async fn openapi_document_and_swagger_ui_are_served() {
             "{path} missing from the document"
         );
     }
+    // Every reference resolves, and the shapes one name could mix up stay
+    // apart: ours (`User`, from elements-wire) and Nakama's (`NakamaUser`).
+    let schemas = &doc["components"]["schemas"];
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or(&reference);
+        assert!(schemas.get(name).is_some(), "{reference} does not resolve");
+    }
+    assert!(
+        schemas["User"]["properties"].get("name").is_some(),
+        "{}",
+        schemas["User"]
+    );
+    assert!(schemas["NakamaUser"]["properties"].get("username").is_some());
+    assert_eq!(
+        schemas["Account"]["properties"]["user"]["$ref"],
+        "#/components/schemas/NakamaUser"
+    );
+    for name in [
+        "Profile",
+        "Application",
+        "Session",
+        "SessionCreation",
+        "Identity",
+        "UserUpdate",
+        "ProfileUpdate",
+        "ApplicationUpdate",
+        "Level",
+    ] {
+        assert!(schemas.get(name).is_some(), "schema {name} missing");
+    }
     let response = server.get("/doc/swagger/").await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -949,4 +984,20 @@ async fn names_and_emails_have_one_spelling() {
     let (status, body) = request(&server, "GET", "/api/rest/user?search=%FF%FE", Some(&root), None).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], "BAD_REQUEST", "{body}");
+}
+
+/// Every `$ref` in `value`.
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(r)) => into.push(r.clone()),
+                    _ => collect_refs(v, into),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
 }

@@ -15,11 +15,12 @@
 //!
 //! # Entities
 //!
-//! Users, profiles, applications and sessions arrive in the shapes
-//! `/api/rest` answers with (camelCase JSON), so an Element can return them
-//! to its clients as they are: [`User`], [`Profile`], [`Application`],
-//! [`Session`]. The commonly used fields are typed; every other field is kept
-//! in the struct's `extra` map and serialized back unchanged.
+//! [`User`], [`Profile`], [`Application`], [`Session`] and [`Identity`] are
+//! the types the server itself answers `/api/rest` with (the
+//! `elements-wire` crate, re-exported here), so an Element can return them
+//! to its clients as they are and they serialize to exactly what
+//! `/api/rest` shows. Fields a newer server adds are ignored until you
+//! update the SDK.
 //!
 //! # Identities
 //!
@@ -46,214 +47,17 @@
 //! run.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::__private::bindings::elements::platform::identity as wit;
 use crate::error::{Error, Result};
 
+pub use elements_wire::{
+    Application, Caller, Identity, Level, Profile, ProfileUpdate, Session, SessionCreation, User,
+    Verification,
+};
+
 /// The scheme of email identities; their id is the lower-case address.
 pub const EMAIL: &str = "email";
-
-/// A user account, as `/api/rest` shows it.
-///
-/// ```
-/// let user: elements_sdk::identity::User = serde_json::from_value(serde_json::json!({
-///     "id": "u1", "name": "ada", "level": "USER", "banned": false, "created": 1
-/// })).unwrap();
-/// assert_eq!((user.name.as_str(), user.level.as_str()), ("ada", "USER"));
-/// assert_eq!(user.extra["created"], 1); // other fields are kept
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    /// Id.
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Email address, if linked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    /// `UNPRIVILEGED`, `USER` or `SUPERUSER`.
-    pub level: String,
-    /// Every other field (`metadata`, `banned`, `created`, ...).
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// A user's profile in one application.
-///
-/// ```
-/// let p: elements_sdk::identity::Profile = serde_json::from_value(serde_json::json!({
-///     "id": "p1", "userId": "u1", "applicationId": "a1", "metadata": {"level": 3}
-/// })).unwrap();
-/// assert_eq!(p.metadata["level"], 3);
-/// assert_eq!(p.display_name, None);
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Profile {
-    /// Id.
-    pub id: String,
-    /// Owner.
-    pub user_id: String,
-    /// Application.
-    pub application_id: String,
-    /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    /// Image URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// Free-form JSON object.
-    #[serde(default = "empty_object")]
-    pub metadata: Value,
-    /// Every other field (`created`, `updated`, `lastLogin`, ...).
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// An application (a game, usually).
-///
-/// ```
-/// let a: elements_sdk::identity::Application =
-///     serde_json::from_value(serde_json::json!({"id": "a1", "name": "chess"})).unwrap();
-/// assert_eq!(a.name, "chess");
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Application {
-    /// Id.
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Every other field (`description`, `created`, ...).
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// A session: whose it is, and until when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Session {
-    /// Its user.
-    pub user: User,
-    /// Its profile, if opened for one.
-    pub profile: Option<Profile>,
-    /// Its application, if opened for one.
-    pub application: Option<Application>,
-    /// Expiry, milliseconds since the Unix epoch.
-    pub expiry: i64,
-    /// Every other field.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// A new session and its secret: what [`create_session`] returns, in the
-/// shape of `POST /api/rest/session`'s answer.
-///
-/// ```
-/// use elements_sdk::identity::SessionCreation;
-///
-/// let json = serde_json::json!({
-///     "sessionSecret": "s3cr3t",
-///     "session": {"user": {"id": "u1", "name": "ada", "level": "USER"},
-///                 "profile": null, "application": null, "expiry": 1}
-/// });
-/// let created: SessionCreation = serde_json::from_value(json.clone()).unwrap();
-/// assert_eq!(created.session_secret, "s3cr3t");
-/// assert_eq!(serde_json::to_value(&created).unwrap(), json); // round-trips
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionCreation {
-    /// The credential: clients send it as `Authorization: Bearer`.
-    pub session_secret: String,
-    /// The session.
-    pub session: Session,
-}
-
-/// Who is calling: the user, profile and application of the request's
-/// session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Caller {
-    /// The user.
-    pub user: User,
-    /// The session's profile, if any.
-    #[serde(default)]
-    pub profile: Option<Profile>,
-    /// The session's application, if any.
-    #[serde(default)]
-    pub application: Option<Application>,
-}
-
-/// Whether the owner of an identity has proven they control it.
-///
-/// ```
-/// use elements_sdk::identity::Verification;
-///
-/// assert_eq!(serde_json::to_string(&Verification::Pending).unwrap(), r#""PENDING""#);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Verification {
-    /// Nothing proven yet.
-    Unverified,
-    /// A verification is under way (e.g. a confirmation email was sent).
-    Pending,
-    /// Proven.
-    Verified,
-}
-
-/// An identity: `{"scheme", "id", "userId", "verification"}`.
-///
-/// ```
-/// use elements_sdk::identity::{Identity, Verification};
-///
-/// let i: Identity = serde_json::from_value(serde_json::json!({
-///     "scheme": "email", "id": "ada@example.com", "userId": "u1", "verification": "UNVERIFIED"
-/// })).unwrap();
-/// assert_eq!(i.verification, Verification::Unverified);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Identity {
-    /// The scheme, e.g. [`EMAIL`].
-    pub scheme: String,
-    /// The id within the scheme, e.g. an email address.
-    pub id: String,
-    /// The user it belongs to.
-    pub user_id: String,
-    /// Its verification status.
-    pub verification: Verification,
-}
-
-/// A change to a profile for [`update_profile`]: fields left `None` stay as
-/// they are; `metadata` replaces the whole metadata object.
-///
-/// ```
-/// use elements_sdk::{identity::ProfileUpdate, json};
-///
-/// let update = ProfileUpdate { display_name: Some("Ada".into()), ..Default::default() };
-/// assert_eq!(serde_json::to_value(&update).unwrap(), json!({"displayName": "Ada"}));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProfileUpdate {
-    /// New display name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    /// New image URL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// New metadata (a JSON object), replacing the old.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-}
 
 /// The user linked to identity (`scheme`, `id`), created together with the
 /// identity (verified) when there is none; returns the user and whether this
@@ -427,10 +231,6 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<T> {
         .map_err(|e| Error::internal(format!("the host returned an unexpected identity entity: {e}")))
 }
 
-fn empty_object() -> Value {
-    Value::Object(Map::new())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,7 +261,8 @@ mod tests {
         let parsed: Profile = parse(&profile.to_string()).unwrap();
         assert_eq!(parsed.display_name.as_deref(), Some("Ada"));
         assert_eq!(serde_json::to_value(&parsed).unwrap(), profile);
-        let caller: Caller = parse(r#"{"user":{"id":"u","name":"n","level":"USER"}}"#).unwrap();
+        let caller: Caller =
+            parse(r#"{"user":{"id":"u","name":"n","level":"USER","created":1,"updated":1}}"#).unwrap();
         assert!(caller.profile.is_none());
         assert_eq!(parse::<User>("{}").unwrap_err().status(), 500);
     }

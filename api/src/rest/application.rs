@@ -8,26 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
-use elements_identity::{ApplicationUpdate, require_superuser};
+use elements_identity::require_superuser;
 
-use super::{ApplicationDto, ApplicationPage, Authenticated, ErrorDto, bad_request, page, paging};
+use super::{ApplicationPage, Authenticated, ErrorDto, bad_request, page, paging};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::parse_body;
-
-/// An application to create, or changes to one (absent fields unchanged).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApplicationRequest {
-    /// Unique name: 1–48 ASCII letters, digits, `_` or `-` (it also names the
-    /// application's storage namespace).
-    pub name: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-}
+use elements_wire as wire;
 
 /// Applications by name.
 #[utoipa::path(get, path = "/api/rest/application", tag = "applications",
@@ -60,9 +48,9 @@ pub async fn list_applications(
 }
 
 /// Create an application.
-#[utoipa::path(post, path = "/api/rest/application", tag = "applications", request_body = ApplicationRequest,
+#[utoipa::path(post, path = "/api/rest/application", tag = "applications", request_body = wire::ApplicationUpdate,
     responses(
-        (status = 201, description = "Created", body = ApplicationDto),
+        (status = 201, description = "Created", body = wire::Application),
         (status = 400, description = "Invalid name", body = ErrorDto),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not a superuser", body = ErrorDto),
@@ -73,21 +61,21 @@ pub async fn create_application(
     Authenticated(caller): Authenticated,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
+    let request: wire::ApplicationUpdate = parse_body(&body).map_err(bad_request)?;
     let name = request.name.unwrap_or_default();
     let created = app
         .identity
         .service
         .create_application(&caller.user, &name, request.description)
         .await?;
-    Ok((StatusCode::CREATED, Json(ApplicationDto::from(created))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::Application::from(created))).into_response())
 }
 
 /// An application, by id or name.
 #[utoipa::path(get, path = "/api/rest/application/{id}", tag = "applications",
     params(("id" = String, Path, description = "Application id or name")),
     responses(
-        (status = 200, description = "The application", body = ApplicationDto),
+        (status = 200, description = "The application", body = wire::Application),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not a superuser", body = ErrorDto),
         (status = 404, description = "No such application", body = ErrorDto),
@@ -96,16 +84,16 @@ pub async fn get_application(
     State(app): State<Arc<App>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<ApplicationDto>, ApiError> {
+) -> Result<Json<wire::Application>, ApiError> {
     require_superuser(&caller.user)?;
     Ok(Json(app.identity.service.application(&id).await?.into()))
 }
 
 /// Change an application.
-#[utoipa::path(put, path = "/api/rest/application/{id}", tag = "applications", request_body = ApplicationRequest,
+#[utoipa::path(put, path = "/api/rest/application/{id}", tag = "applications", request_body = wire::ApplicationUpdate,
     params(("id" = String, Path, description = "Application id or name")),
     responses(
-        (status = 200, description = "The application after the change", body = ApplicationDto),
+        (status = 200, description = "The application after the change", body = wire::Application),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not a superuser", body = ErrorDto),
         (status = 404, description = "No such application", body = ErrorDto),
@@ -116,12 +104,8 @@ pub async fn update_application(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<ApplicationDto>, ApiError> {
-    let request: ApplicationRequest = parse_body(&body).map_err(bad_request)?;
-    let update = ApplicationUpdate {
-        name: request.name,
-        description: request.description,
-    };
+) -> Result<Json<wire::Application>, ApiError> {
+    let update: wire::ApplicationUpdate = parse_body(&body).map_err(bad_request)?;
     Ok(Json(
         app.identity
             .service

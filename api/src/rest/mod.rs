@@ -21,13 +21,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use elements_identity::{Caller, Page};
+use elements_wire as wire;
 
 use elements_server::App;
 use elements_server::error::ApiError;
 
 pub use application::*;
 pub use elements_server::request::{CHALLENGE, SESSION_HEADER, bad_request, credential};
-pub use elements_wire::{ApplicationDto, LevelDto, ProfileDto, SessionDto, UserDto};
 pub use profile::*;
 pub use session::*;
 pub use user::*;
@@ -106,7 +106,7 @@ pub struct UserPage {
     /// Matching in all.
     pub total: u64,
     /// This page.
-    pub objects: Vec<UserDto>,
+    pub objects: Vec<wire::User>,
 }
 
 /// One page of profiles.
@@ -117,7 +117,7 @@ pub struct ProfilePage {
     /// Matching in all.
     pub total: u64,
     /// This page.
-    pub objects: Vec<ProfileDto>,
+    pub objects: Vec<wire::Profile>,
 }
 
 /// One page of applications.
@@ -128,7 +128,7 @@ pub struct ApplicationPage {
     /// Matching in all.
     pub total: u64,
     /// This page.
-    pub objects: Vec<ApplicationDto>,
+    pub objects: Vec<wire::Application>,
 }
 
 /// Converts a page of domain objects.

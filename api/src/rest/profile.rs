@@ -12,12 +12,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use elements_identity::{CallerSession, NewProfile, ProfileQuery, ProfileUpdate};
+use elements_identity::{CallerSession, NewProfile, ProfileQuery};
 
-use super::{Authenticated, ErrorDto, ProfileDto, ProfilePage, bad_request, page, paging};
+use super::{Authenticated, ErrorDto, ProfilePage, bad_request, page, paging};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::parse_body;
+use elements_wire as wire;
 
 /// A profile to create.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -36,27 +37,14 @@ pub struct ProfileCreateRequest {
     pub metadata: Option<Value>,
 }
 
-/// Changes to a profile (absent: unchanged; empty string: cleared).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct ProfileUpdateRequest {
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Image URL.
-    pub image_url: Option<String>,
-    /// Free-form JSON object.
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-}
-
 /// The profile of the calling session.
 #[utoipa::path(get, path = "/api/rest/profile/current", tag = "profiles",
     responses(
-        (status = 200, description = "The session's profile", body = ProfileDto),
+        (status = 200, description = "The session's profile", body = wire::Profile),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 404, description = "The session has no profile", body = ErrorDto),
     ), security(("session" = [])))]
-pub async fn current_profile(Authenticated(caller): Authenticated) -> Result<Json<ProfileDto>, ApiError> {
+pub async fn current_profile(Authenticated(caller): Authenticated) -> Result<Json<wire::Profile>, ApiError> {
     match caller.session {
         CallerSession::Elements(resolved) => match resolved.profile {
             Some(profile) => Ok(Json(profile.into())),
@@ -112,7 +100,7 @@ pub async fn list_profiles(
 /// Create a profile.
 #[utoipa::path(post, path = "/api/rest/profile", tag = "profiles", request_body = ProfileCreateRequest,
     responses(
-        (status = 201, description = "Created", body = ProfileDto),
+        (status = 201, description = "Created", body = wire::Profile),
         (status = 400, description = "Invalid field", body = ErrorDto),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "For another user, and not a superuser", body = ErrorDto),
@@ -136,14 +124,14 @@ pub async fn create_profile(
         metadata: request.metadata,
     };
     let profile = app.identity.service.create_profile(&caller.user, new).await?;
-    Ok((StatusCode::CREATED, Json(ProfileDto::from(profile))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::Profile::from(profile))).into_response())
 }
 
 /// A profile (owner or superuser).
 #[utoipa::path(get, path = "/api/rest/profile/{id}", tag = "profiles",
     params(("id" = String, Path, description = "Profile id")),
     responses(
-        (status = 200, description = "The profile", body = ProfileDto),
+        (status = 200, description = "The profile", body = wire::Profile),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not the owner and not a superuser", body = ErrorDto),
         (status = 404, description = "No such profile", body = ErrorDto),
@@ -152,17 +140,17 @@ pub async fn get_profile(
     State(app): State<Arc<App>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<ProfileDto>, ApiError> {
+) -> Result<Json<wire::Profile>, ApiError> {
     Ok(Json(
         app.identity.service.profile(&caller.user, &id).await?.into(),
     ))
 }
 
 /// Change a profile (owner or superuser).
-#[utoipa::path(put, path = "/api/rest/profile/{id}", tag = "profiles", request_body = ProfileUpdateRequest,
+#[utoipa::path(put, path = "/api/rest/profile/{id}", tag = "profiles", request_body = wire::ProfileUpdate,
     params(("id" = String, Path, description = "Profile id")),
     responses(
-        (status = 200, description = "The profile after the change", body = ProfileDto),
+        (status = 200, description = "The profile after the change", body = wire::Profile),
         (status = 401, description = "No valid session", body = ErrorDto),
         (status = 403, description = "Not the owner and not a superuser", body = ErrorDto),
         (status = 404, description = "No such profile", body = ErrorDto),
@@ -172,13 +160,8 @@ pub async fn update_profile(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<ProfileDto>, ApiError> {
-    let request: ProfileUpdateRequest = parse_body(&body).map_err(bad_request)?;
-    let update = ProfileUpdate {
-        display_name: request.display_name,
-        image_url: request.image_url,
-        metadata: request.metadata,
-    };
+) -> Result<Json<wire::Profile>, ApiError> {
+    let update: wire::ProfileUpdate = parse_body(&body).map_err(bad_request)?;
     Ok(Json(
         app.identity
             .service

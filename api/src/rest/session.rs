@@ -7,15 +7,16 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use elements_identity::{Application, Level, NewUser, Profile, User};
 
-use super::{ErrorDto, SessionDto, bad_request};
+use super::{ErrorDto, bad_request};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::{ClientAddr, parse_body};
+use elements_wire as wire;
 
 /// Log in.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -48,23 +49,13 @@ pub struct SignupRequest {
     pub application: Option<String>,
 }
 
-/// A new session and its secret (shown only now).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionCreation {
-    /// The credential: send it as `Authorization: Bearer` or `Elements-SessionSecret`.
-    pub session_secret: String,
-    /// The session.
-    pub session: SessionDto,
-}
-
 /// Opens a session for `user`, for a profile / application if asked.
 async fn open(
     app: &App,
     user: User,
     profile_id: Option<&str>,
     application: Option<&str>,
-) -> Result<SessionCreation, ApiError> {
+) -> Result<wire::SessionCreation, ApiError> {
     let service = &app.identity.service;
     let (profile, application): (Option<Profile>, Option<Application>) = match (profile_id, application) {
         (Some(id), _) => {
@@ -87,21 +78,16 @@ async fn open(
             None,
         )
         .await?;
-    Ok(SessionCreation {
+    Ok(wire::SessionCreation {
         session_secret: secret,
-        session: SessionDto {
-            user: user.into(),
-            profile: profile.map(Into::into),
-            application: application.map(Into::into),
-            expiry: session.expiry,
-        },
+        session: elements_identity::wire::session(user, profile, application, session.expiry),
     })
 }
 
 /// Log in with a name or email and a password.
 #[utoipa::path(post, path = "/api/rest/session", tag = "sessions", request_body = SessionRequest,
     responses(
-        (status = 200, description = "Session opened", body = SessionCreation),
+        (status = 200, description = "Session opened", body = wire::SessionCreation),
         (status = 400, description = "Missing fields", body = ErrorDto),
         (status = 401, description = "Invalid credentials", body = ErrorDto),
         (status = 403, description = "Banned, or not the user's profile", body = ErrorDto),
@@ -112,7 +98,7 @@ pub async fn create_session(
     State(app): State<Arc<App>>,
     ClientAddr(client): ClientAddr,
     body: Bytes,
-) -> Result<Json<SessionCreation>, ApiError> {
+) -> Result<Json<wire::SessionCreation>, ApiError> {
     let request: SessionRequest = parse_body(&body).map_err(bad_request)?;
     if request.user_id.is_empty() || request.password.is_empty() {
         return Err(bad_request("`userId` and `password` are required"));
@@ -153,14 +139,14 @@ pub async fn delete_session(
 /// Create an account (level USER) and log in.
 #[utoipa::path(post, path = "/api/rest/signup/session", tag = "sessions", request_body = SignupRequest,
     responses(
-        (status = 200, description = "Account created and session opened", body = SessionCreation),
+        (status = 200, description = "Account created and session opened", body = wire::SessionCreation),
         (status = 400, description = "Invalid name, email or password", body = ErrorDto),
         (status = 409, description = "Name or email taken", body = ErrorDto),
     ))]
 pub async fn signup_session(
     State(app): State<Arc<App>>,
     body: Bytes,
-) -> Result<Json<SessionCreation>, ApiError> {
+) -> Result<Json<wire::SessionCreation>, ApiError> {
     let request: SignupRequest = parse_body(&body).map_err(bad_request)?;
     if request.password.is_empty() {
         return Err(bad_request("`password` is required"));

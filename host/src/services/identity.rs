@@ -1,7 +1,9 @@
 //! `elements:platform/identity`: users, identities, profiles and sessions for
 //! Elements, over the same [`IdentityService`] as `/api/rest` and `/v2`, so a
-//! player created by an Element is the same user everywhere. Entities are
-//! JSON in the `/api/rest` shapes.
+//! player created by an Element is the same user everywhere. Entities cross
+//! the WIT as JSON text of `elements-wire`'s shapes, which the SDK reads with
+//! those very types (JSON text, not WIT records, so the shapes can gain
+//! fields within `0.2.x` without breaking compiled Elements).
 //!
 //! The caller of a request is resolved from the credentials the HTTP layer
 //! took from the request (`Authorization: Bearer` or
@@ -19,18 +21,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use elements_identity::{
-    Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, ProfileUpdate,
-    VerificationStatus, VerifiedIdentity,
+    Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, Verification,
+    VerifiedIdentity,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
 use wasmtime::component::{HasSelf, Linker};
 
-use super::elements::platform::identity::{self as wit, Error, Verification};
+use super::elements::platform::identity::{self as wit, Error};
 use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::grants::{Grant, Grants, MissingGrant};
-use elements_wire::{ApplicationDto, ProfileDto, SessionDto, UserDto};
+use elements_wire as wire;
 
 /// Longest session an Element may create: 90 days.
 const MAX_SESSION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -173,21 +174,12 @@ fn to_json(value: impl Serialize) -> Result<String, Error> {
 }
 
 /// Verification statuses as WIT has them.
-fn status(v: Verification) -> VerificationStatus {
+fn status(v: wit::Verification) -> Verification {
     match v {
-        Verification::Unverified => VerificationStatus::Unverified,
-        Verification::Pending => VerificationStatus::Pending,
-        Verification::Verified => VerificationStatus::Verified,
+        wit::Verification::Unverified => Verification::Unverified,
+        wit::Verification::Pending => Verification::Pending,
+        wit::Verification::Verified => Verification::Verified,
     }
-}
-
-fn identity_json(identity: &elements_identity::Identity) -> Value {
-    json!({
-        "scheme": identity.scheme,
-        "id": identity.id,
-        "userId": identity.user_id,
-        "verification": identity.status,
-    })
 }
 
 impl wit::Host for Identities {
@@ -211,7 +203,7 @@ impl wit::Host for Identities {
                 identity: VerifiedIdentity {
                     scheme,
                     id,
-                    status: VerificationStatus::Verified,
+                    status: Verification::Verified,
                     password: None,
                     email: None,
                 },
@@ -222,17 +214,19 @@ impl wit::Host for Identities {
             .await
             .map_err(to_wit)?;
         self.reached.insert(outcome.user.id.clone());
-        Ok((to_json(UserDto::from(outcome.user))?, outcome.created))
+        Ok((to_json(wire::User::from(outcome.user))?, outcome.created))
     }
 
     async fn user(&mut self, user_id: String) -> Result<String, Error> {
         self.reach(&user_id).await?;
-        to_json(UserDto::from(self.service.user(&user_id).await.map_err(to_wit)?))
+        to_json(wire::User::from(
+            self.service.user(&user_id).await.map_err(to_wit)?,
+        ))
     }
 
     async fn application(&mut self, name_or_id: String) -> Result<Option<String>, Error> {
         match self.service.application(&name_or_id).await {
-            Ok(app) => Ok(Some(to_json(ApplicationDto::from(app))?)),
+            Ok(app) => Ok(Some(to_json(wire::Application::from(app))?)),
             Err(IdentityError::NotFound(_)) => Ok(None),
             Err(e) => Err(to_wit(e)),
         }
@@ -250,29 +244,12 @@ impl wit::Host for Identities {
             .find_or_create_profile(&user_id, &application.id)
             .await
             .map_err(to_wit)?;
-        Ok((to_json(ProfileDto::from(profile))?, created))
+        Ok((to_json(wire::Profile::from(profile))?, created))
     }
 
     async fn update_profile(&mut self, profile_id: String, update: String) -> Result<String, Error> {
-        let update: Value = serde_json::from_str(&update)
-            .map_err(|e| Error::Invalid(format!("the update is not JSON: {e}")))?;
-        let text = |key: &str| -> Result<Option<String>, Error> {
-            match update.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(Error::Invalid(format!("`{key}` must be a string"))),
-            }
-        };
-        let metadata = match update.get("metadata") {
-            None | Some(Value::Null) => None,
-            Some(m @ Value::Object(_)) => Some(m.clone()),
-            Some(_) => return Err(Error::Invalid("`metadata` must be a JSON object".into())),
-        };
-        let change = ProfileUpdate {
-            display_name: text("displayName")?,
-            image_url: text("imageUrl")?,
-            metadata,
-        };
+        let change: wire::ProfileUpdate = serde_json::from_str(&update)
+            .map_err(|e| Error::Invalid(format!("the update is not a profile update: {e}")))?;
         let owner = self
             .service
             .profile_as_system(&profile_id)
@@ -285,7 +262,7 @@ impl wit::Host for Identities {
             .update_profile_as_system(&profile_id, change)
             .await
             .map_err(to_wit)?;
-        to_json(ProfileDto::from(profile))
+        to_json(wire::Profile::from(profile))
     }
 
     async fn create_session(
@@ -337,15 +314,10 @@ impl wit::Host for Identities {
             )
             .await
             .map_err(to_wit)?;
-        to_json(json!({
-            "sessionSecret": secret,
-            "session": SessionDto {
-                user: user.into(),
-                profile: profile.map(Into::into),
-                application: application.map(Into::into),
-                expiry: session.expiry,
-            },
-        }))
+        to_json(wire::SessionCreation {
+            session_secret: secret,
+            session: elements_identity::wire::session(user, profile, application, session.expiry),
+        })
     }
 
     async fn caller(&mut self) -> Result<Option<String>, Error> {
@@ -356,25 +328,25 @@ impl wit::Host for Identities {
             CallerSession::Elements(resolved) => (resolved.profile, resolved.application),
             CallerSession::Token(_) => (None, None),
         };
-        to_json(json!({
-            "user": UserDto::from(caller.user),
-            "profile": profile.map(ProfileDto::from),
-            "application": application.map(ApplicationDto::from),
-        }))
+        to_json(wire::Caller {
+            user: caller.user.into(),
+            profile: profile.map(Into::into),
+            application: application.map(Into::into),
+        })
         .map(Some)
     }
 
     async fn get_identity(&mut self, scheme: String, id: String) -> Result<Option<String>, Error> {
         self.may_read_scheme(&scheme)?;
         let found = self.service.identity(&scheme, &id).await.map_err(to_wit)?;
-        found.map(|i| to_json(identity_json(&i))).transpose()
+        found.map(|i| to_json(wire::Identity::from(i))).transpose()
     }
 
     async fn set_verification(
         &mut self,
         scheme: String,
         id: String,
-        verification: Verification,
+        verification: wit::Verification,
     ) -> Result<String, Error> {
         self.grants
             .require(Grant::IdentityVerify(scheme.clone()))
@@ -384,7 +356,7 @@ impl wit::Host for Identities {
             .set_verification_status(&scheme, &id, status(verification))
             .await
             .map_err(to_wit)?;
-        to_json(identity_json(&identity))
+        to_json(wire::Identity::from(identity))
     }
 
     async fn link_email(&mut self, user_id: String, email: String) -> Result<(), Error> {

@@ -1,0 +1,65 @@
+//! The shapes of Nakama's API that this server answers with. They are
+//! Nakama's, not ours, and can't merge with [`crate::User`]: Nakama clients
+//! expect `username` and snake_case names, metadata as JSON *text* and
+//! RFC 3339 times. Built from the domain model by
+//! `elements_identity::wire`.
+
+use serde::{Deserialize, Serialize};
+
+/// Nakama's `User` (fields it leaves out when empty are left out here too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NakamaUser))]
+pub struct User {
+    /// User id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Avatar URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    /// Language tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang_tag: Option<String>,
+    /// Metadata, a JSON object encoded as a string.
+    pub metadata: String,
+    /// Creation time (RFC 3339).
+    pub create_time: String,
+    /// Last update (RFC 3339).
+    pub update_time: String,
+}
+
+/// A device linked to the account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AccountDevice))]
+pub struct AccountDevice {
+    /// Device id.
+    pub id: String,
+}
+
+/// Nakama's `Account`: the user and what logs into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Account))]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Wallet, a JSON object encoded as a string.
+    pub wallet: String,
+    /// Email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Linked devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<AccountDevice>,
+    /// Linked custom id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_id: Option<String>,
+    /// When the email was verified (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_time: Option<String>,
+    /// When the account was banned (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_time: Option<String>,
+}
