@@ -601,8 +601,19 @@ async fn pong_server() -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_change_service_settings_through_the_admin_api() {
+/// A server whose `mailer` sends through the configured SMTP server `first`
+/// (`second` stands by for a change of settings) and whose `fetcher` may
+/// fetch from the loopback `pong` server by name; with `root`'s session.
+struct Settings {
+    first: support::SmtpServer,
+    second: support::SmtpServer,
+    pong: u16,
+    server: Server,
+    root: String,
+    _dirs: Dirs,
+}
+
+async fn service_settings_server() -> Settings {
     let first = support::SmtpServer::start();
     let second = support::SmtpServer::start();
     let pong = pong_server().await;
@@ -618,130 +629,190 @@ async fn operators_change_service_settings_through_the_admin_api() {
     ));
     let server = start(&dirs);
     let root = root_secret(&server).await;
-    let send = || {
+    Settings {
+        first,
+        second,
+        pong,
+        server,
+        root,
+        _dirs: dirs,
+    }
+}
+
+impl Settings {
+    /// The mailer sends one mail.
+    async fn send(&self) -> Value {
         request(
-            &server,
+            &self.server,
             "POST",
             "/app/rest/mailer/mail",
             None,
             Some(json!({"to": "player@game.test"})),
         )
-    };
-    let delivered = |smtp: &support::SmtpServer, n: usize| {
-        let started = Instant::now();
-        while smtp.messages().len() < n {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} of {n} messages",
-                smtp.messages().len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let (_, out) = send().await;
-    assert_eq!(out["ok"], true, "{out}");
-    delivered(&first, 1);
+        .await
+        .1
+    }
 
-    // Settings are the admin listener's, and superusers' only.
-    let (status, _) = request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    /// The mail settings set to the `second` SMTP server, with a password.
+    async fn switch_to_second(&self) -> Value {
+        let (status, view) = admin_request(
+            &self.server,
+            "PUT",
+            "/api/rest/services/mail",
+            Some(&self.root),
+            Some(json!({"port": self.second.port, "password": "smtp-pass-7x"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+
+    async fn fetch_by_name(&self) -> Value {
+        let url = format!("http%3A%2F%2Flocalhost%3A{}%2F", self.pong);
+        attempt(
+            &self.server,
+            "GET",
+            &format!("/app/rest/fetcher/fetch?url={url}"),
+            None,
+        )
+        .await
+    }
+}
+
+/// Waits until `smtp` has received `n` messages.
+fn delivered(smtp: &support::SmtpServer, n: usize) {
+    let started = Instant::now();
+    while smtp.messages().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} of {n} messages",
+            smtp.messages().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_settings_are_the_admin_listeners_and_superusers_only() {
+    let s = service_settings_server().await;
+    let (status, _) = request(&s.server, "GET", "/api/rest/services", Some(&s.root), None).await;
     assert_eq!(status, 404, "served on the public listener");
-    let (_, player) = signup(&server, "player", "player@game.test").await;
-    let (status, _) = admin_request(&server, "GET", "/api/rest/services", Some(&player), None).await;
+    let (_, player) = signup(&s.server, "player", "player@game.test").await;
+    let (status, _) = admin_request(&s.server, "GET", "/api/rest/services", Some(&player), None).await;
     assert_eq!(status, 403);
-    let (status, view) = admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
+    let (status, view) = admin_request(&s.server, "GET", "/api/rest/services", Some(&s.root), None).await;
     assert_eq!(
         (status, &view["mail"]["source"]),
         (200, &json!("configuration")),
         "{view}"
     );
+}
 
-    // A change applies at once; the password is write-only.
-    let (status, view) = admin_request(
-        &server,
-        "PUT",
-        "/api/rest/services/mail",
-        Some(&root),
-        Some(json!({"port": second.port, "password": "smtp-pass-7x"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{view}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_settings_change_applies_at_once_and_its_password_is_write_only() {
+    let s = service_settings_server().await;
+    let out = s.send().await;
+    assert_eq!(out["ok"], true, "{out}");
+    delivered(&s.first, 1);
+    let view = s.switch_to_second().await;
     assert_eq!(
         (&view["mail"]["passwordSet"], &view["mail"]["source"]),
         (&json!(true), &json!("operator")),
         "{view}"
     );
     assert!(!view.to_string().contains("smtp-pass-7x"));
-    let (_, out) = send().await;
+    let out = s.send().await;
     assert_eq!(out["ok"], true, "{out}");
-    delivered(&second, 1);
-    assert_eq!(first.messages().len(), 1);
-    // Bad settings are refused and change nothing.
+    delivered(&s.second, 1);
+    assert_eq!(s.first.messages().len(), 1);
+    assert!(!s.server.log().contains("smtp-pass-7x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_mail_settings_are_refused_and_change_nothing() {
+    let s = service_settings_server().await;
+    s.switch_to_second().await;
     let (status, body) = admin_request(
-        &server,
+        &s.server,
         "PUT",
         "/api/rest/services/mail",
-        Some(&root),
+        Some(&s.root),
         Some(json!({"from": "not an address"})),
     )
     .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = admin_request(
-        &server,
+        &s.server,
         "PUT",
         "/api/rest/services/mail",
-        Some(&root),
+        Some(&s.root),
         Some(json!({"colour": "red"})),
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    let (_, view) = admin_request(&server, "GET", "/api/rest/services", Some(&root), None).await;
-    assert_eq!(view["mail"]["port"], second.port, "{view}");
-    assert!(!server.log().contains("smtp-pass-7x"));
-    // Back to the configuration file's.
-    let (_, view) = admin_request(&server, "DELETE", "/api/rest/services/mail", Some(&root), None).await;
-    assert_eq!(view["mail"]["source"], "configuration", "{view}");
-    send().await;
-    delivered(&first, 2);
+    let (_, view) = admin_request(&s.server, "GET", "/api/rest/services", Some(&s.root), None).await;
+    assert_eq!(view["mail"]["port"], s.second.port, "{view}");
+    assert!(!s.server.log().contains("smtp-pass-7x"));
+}
 
-    // Outbound HTTP: a name resolving to loopback is refused until the
-    // operator allows that network.
-    let url = format!("http%3A%2F%2Flocalhost%3A{pong}%2F");
-    let out = attempt(
-        &server,
-        "GET",
-        &format!("/app/rest/fetcher/fetch?url={url}"),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_mail_settings_goes_back_to_the_configuration_files() {
+    let s = service_settings_server().await;
+    s.switch_to_second().await;
+    let (_, view) = admin_request(
+        &s.server,
+        "DELETE",
+        "/api/rest/services/mail",
+        Some(&s.root),
         None,
     )
     .await;
+    assert_eq!(view["mail"]["source"], "configuration", "{view}");
+    s.send().await;
+    delivered(&s.first, 1);
+    assert_eq!(
+        s.second.messages().len(),
+        0,
+        "sent to the operator's server after the delete"
+    );
+}
+
+/// A name resolving to loopback is refused until the operator allows that
+/// network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_to_loopback_needs_the_operator_to_allow_the_network() {
+    let s = service_settings_server().await;
+    let out = s.fetch_by_name().await;
     assert_eq!(out["ok"], false, "{out}");
     let (status, view) = admin_request(
-        &server,
+        &s.server,
         "PUT",
         "/api/rest/services/http",
-        Some(&root),
+        Some(&s.root),
         Some(json!({"allowNetworks": ["127.0.0.0/8", "::1"]})),
     )
     .await;
     assert_eq!(status, 200, "{view}");
-    let out = attempt(
-        &server,
-        "GET",
-        &format!("/app/rest/fetcher/fetch?url={url}"),
-        None,
-    )
-    .await;
+    let out = s.fetch_by_name().await;
     assert_eq!(
         (out["ok"].as_bool(), out["status"].as_u64()),
         (Some(true), Some(200)),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_allowed_network_is_refused() {
+    let s = service_settings_server().await;
     let (status, body) = admin_request(
-        &server,
+        &s.server,
         "PUT",
         "/api/rest/services/http",
-        Some(&root),
+        Some(&s.root),
         Some(json!({"allowNetworks": ["10.0.0.0/33"]})),
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    let out = s.fetch_by_name().await;
+    assert_eq!(out["ok"], false, "the refused setting allowed loopback: {out}");
 }

@@ -9,9 +9,9 @@
 //!   and once MongoDB is back on the same port and storage the same server
 //!   works again.
 //!
-//! The MongoDB test needs SecantusDB: `ELEMENTS_SECANTUSD` (path of
+//! The MongoDB tests need SecantusDB: `ELEMENTS_SECANTUSD` (path of
 //! `secantusd-py`), else `${ELEMENTS_VENV:-~/.cache/elements/venv}/bin/secantusd-py`
-//! (installed by `scripts/mongodb-test-server install`). Without it the test
+//! (installed by `scripts/mongodb-test-server install`). Without it each test
 //! prints that it did not run, or fails if `ELEMENTS_REQUIRE_MONGODB=1`.
 
 mod support;
@@ -154,13 +154,18 @@ async fn signup_writer(base: String, client_no: usize, ack: Arc<Acknowledged>, s
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_during_write_load_loses_no_acknowledged_write() {
-    let dirs = Dirs::new();
-    dirs.deploy("ft", "misbehave", "");
-    // On MongoDB (ELEMENTS_MONGODB_URI set) the restart must see the same database.
-    let database = format!("faults_kill_{}", uuid_like());
-    let mut server = Server::start_with(&dirs, &[], &[], Some(&database));
+/// What the load got acknowledged before the kill.
+struct Killed {
+    docs: Vec<(String, Value)>,
+    users: Vec<String>,
+    interrupted_docs: usize,
+}
+
+/// Step 1: a write load on a server on `dirs`, SIGKILLed once enough is
+/// acknowledged while requests are still in flight. Checks that the kill
+/// cut requests off and that only overload turned writes away.
+async fn kill_during_write_load(dirs: &Dirs, database: &str) -> Killed {
+    let mut server = Server::start_with(dirs, &[], &[], Some(database));
     let base = format!("http://{}", server.addr);
     let backend = if server.log().contains("backend=\"mongodb\"") {
         "MongoDB"
@@ -189,13 +194,13 @@ async fn sigkill_during_write_load_loses_no_acknowledged_write() {
         }
         assert!(
             Instant::now() < deadline,
-            "the load acknowledged only {docs} documents and {users} users in 120 s; rejected: {:?}\n{}",
+            "step 1 (the load): it acknowledged only {docs} documents and {users} users in 120 s; rejected: {:?}\n{}",
             ack.rejected.lock().unwrap(),
             server.log()
         );
         assert!(
             !load.is_empty() && server.is_running(),
-            "the load ended or the server died before the kill:\n{}",
+            "step 1 (the load): the load ended or the server died before the kill:\n{}",
             server.log()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -206,13 +211,13 @@ async fn sigkill_during_write_load_loses_no_acknowledged_write() {
     let killed_after = load_started.elapsed();
     let joined = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(r) = load.join_next().await {
-            r.expect("a load client panicked");
+            r.expect("step 1 (the load): a load client panicked");
         }
     })
     .await;
     assert!(
         joined.is_ok(),
-        "the load clients did not finish within 60 s of the kill"
+        "step 1 (the load): the load clients did not finish within 60 s of the kill"
     );
 
     let docs = std::mem::take(&mut *ack.docs.lock().unwrap());
@@ -229,75 +234,137 @@ async fn sigkill_during_write_load_loses_no_acknowledged_write() {
     );
     assert!(
         interrupted_docs + interrupted_signups > 0,
-        "no request was in flight at the kill: not a kill during the load"
+        "step 1 (the kill): no request was in flight at the kill: not a kill during the load"
     );
     // Only overload may turn a write away under this load.
     for (status, body) in &rejected {
-        assert_eq!(*status, 503, "a write was rejected: {body}");
+        assert_eq!(*status, 503, "step 1 (the load): a write was rejected: {body}");
     }
+    Killed {
+        docs,
+        users,
+        interrupted_docs,
+    }
+}
 
-    // Restart on the same data.
-    let restarted_at = Instant::now();
-    let server = Server::start_with(&dirs, &[], &[], Some(&database));
-    eprintln!("restarted in {:?}", restarted_at.elapsed());
-
-    // Every acknowledged document, as it was acknowledged.
-    let docs = Arc::new(docs);
+/// Step 3: every acknowledged document, as it was acknowledged.
+async fn acknowledged_documents_are_there_unchanged(base: String, docs: Arc<Vec<(String, Value)>>) {
     let mut checks = tokio::task::JoinSet::new();
     const CHECKERS: usize = 8;
     for k in 0..CHECKERS {
-        let (docs, base) = (docs.clone(), format!("http://{}", server.addr));
+        let (docs, base) = (docs.clone(), base.clone());
         checks.spawn(async move {
             let http = client();
             for (id, acked) in docs.iter().skip(k).step_by(CHECKERS) {
                 let (status, stored) = send(http.get(format!("{base}{LOAD_COLLECTION}/{id}"))).await;
                 assert_eq!(
                     status, 200,
-                    "acknowledged document {id} lost after SIGKILL: {stored}"
+                    "step 3 (documents): acknowledged document {id} lost after SIGKILL: {stored}"
                 );
-                assert_eq!(&stored, acked, "acknowledged document {id} changed after SIGKILL");
+                assert_eq!(
+                    &stored, acked,
+                    "step 3 (documents): acknowledged document {id} changed after SIGKILL"
+                );
             }
         });
     }
     while let Some(r) = checks.join_next().await {
-        r.expect("document check");
+        r.expect("step 3 (documents): a document check failed");
     }
-    // Nothing beyond what was written: at most one unacknowledged insert per
-    // cut-off client may have committed.
+}
+
+/// Step 4: nothing beyond what was written: at most one unacknowledged
+/// insert per cut-off client may have committed.
+async fn nothing_beyond_the_cut_off_writes_is_stored(
+    base: String,
+    acknowledged: usize,
+    interrupted_docs: usize,
+) {
     let (status, count) = send(
-        server
-            .client
-            .post(server.url(&format!("{LOAD_COLLECTION}/count")))
+        client()
+            .post(format!("{base}{LOAD_COLLECTION}/count"))
             .json(&json!({})),
     )
     .await;
-    assert_eq!(status, 200, "{count}");
+    assert_eq!(status, 200, "step 4 (count): {count}");
     let count = count["count"].as_u64().expect("count") as usize;
     assert!(
-        count >= docs.len() && count <= docs.len() + interrupted_docs,
-        "{count} documents stored for {} acknowledged and {interrupted_docs} cut off",
-        docs.len()
+        count >= acknowledged && count <= acknowledged + interrupted_docs,
+        "step 4 (count): {count} documents stored for {acknowledged} acknowledged and {interrupted_docs} cut off"
     );
+    eprintln!("after restart: {count} documents stored for {acknowledged} acknowledged");
+}
 
-    // Every acknowledged user can log in.
+/// Step 5: every acknowledged user can log in.
+async fn acknowledged_users_can_log_in(base: String, users: Vec<String>) {
+    let http = client();
     for name in &users {
         let (status, session) = send(
-            server
-                .client
-                .post(server.url("/api/rest/session"))
+            http.post(format!("{base}/api/rest/session"))
                 .json(&json!({"userId": name, "password": PASSWORD})),
         )
         .await;
         assert_eq!(
             status, 200,
-            "acknowledged user {name} cannot log in after SIGKILL: {session}"
+            "step 5 (users): acknowledged user {name} cannot log in after SIGKILL: {session}"
         );
-        assert_eq!(session["session"]["user"]["name"], name.as_str());
+        assert_eq!(
+            session["session"]["user"]["name"],
+            name.as_str(),
+            "step 5 (users)"
+        );
     }
-    eprintln!(
-        "after restart: {} documents (of {count} stored) and {} users checked",
-        docs.len(),
-        users.len()
+    eprintln!("after restart: {} users checked", users.len());
+}
+
+/// One SIGKILL-and-restart cycle (too costly to repeat per check): the
+/// checks after the restart (steps 3 to 5) each run to their end even when
+/// another fails, and the failure names every failed step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_write_load_loses_no_acknowledged_write() {
+    let dirs = Dirs::new();
+    dirs.deploy("ft", "misbehave", "");
+    // On MongoDB (ELEMENTS_MONGODB_URI set) the restart must see the same database.
+    let database = format!("faults_kill_{}", uuid_like());
+    let killed = kill_during_write_load(&dirs, &database).await;
+
+    // Step 2: restart on the same data.
+    let restarted_at = Instant::now();
+    let server = Server::start_with(&dirs, &[], &[], Some(&database));
+    eprintln!("restarted in {:?}", restarted_at.elapsed());
+    let base = format!("http://{}", server.addr);
+
+    let acknowledged = killed.docs.len();
+    let steps = [
+        (
+            "step 3: every acknowledged document is there, unchanged",
+            tokio::spawn(acknowledged_documents_are_there_unchanged(
+                base.clone(),
+                Arc::new(killed.docs),
+            )),
+        ),
+        (
+            "step 4: nothing beyond the cut-off writes is stored",
+            tokio::spawn(nothing_beyond_the_cut_off_writes_is_stored(
+                base.clone(),
+                acknowledged,
+                killed.interrupted_docs,
+            )),
+        ),
+        (
+            "step 5: every acknowledged user can log in",
+            tokio::spawn(acknowledged_users_can_log_in(base.clone(), killed.users)),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (step, check) in steps {
+        if check.await.is_err() {
+            failed.push(step);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "after the SIGKILL and restart, these checks failed (their panics are above): {failed:?}"
     );
 }
 
@@ -502,8 +569,23 @@ fn assert_unavailable(name: &str, status: u16, body: &Value) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
+/// A server on a SecantusDB of its own, with a REST user, a Nakama device
+/// account and a document written, and every call checked to work while
+/// MongoDB is up.
+struct MongoUp {
+    bin: PathBuf,
+    port: u16,
+    storage: PathBuf,
+    mongo_log: PathBuf,
+    mongo: Secantus,
+    server: Server,
+    calls: Calls,
+    _dirs: Dirs,
+    _work: tempfile::TempDir,
+}
+
+/// [`MongoUp`], or `None` (the test did not run) without SecantusDB.
+async fn mongodb_up(test: &str) -> Option<MongoUp> {
     let Some(bin) = secantusd() else {
         if std::env::var("ELEMENTS_REQUIRE_MONGODB").is_ok_and(|v| v == "1") {
             panic!("ELEMENTS_REQUIRE_MONGODB=1 but secantusd-py was not found");
@@ -511,23 +593,23 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
         // Straight to stderr: libtest captures `eprintln!` of passing tests.
         let _ = writeln!(
             std::io::stderr(),
-            "NOT RUN: mongodb_stopped_mid_run_answers_503_and_recovers: secantusd-py not found \
+            "NOT RUN: {test}: secantusd-py not found \
              (set ELEMENTS_SECANTUSD or run `scripts/mongodb-test-server install`)"
         );
-        return;
+        return None;
     };
     let work = tempfile::tempdir().expect("temp dir");
     let storage = work.path().join("storage");
     std::fs::create_dir_all(&storage).unwrap();
     let mongo_log = work.path().join("secantusd.log");
     let port = support::closed_port();
-    let mut mongo = Secantus::start(&bin, port, &storage, &mongo_log);
+    let mongo = Secantus::start(&bin, port, &storage, &mongo_log);
 
     let dirs = Dirs::new();
     dirs.deploy("ft", "misbehave", "");
     let database = format!("faults_outage_{}", uuid_like());
     let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
-    let mut server = Server::start_with(
+    let server = Server::start_with(
         &dirs,
         &["--mongodb-uri", &uri],
         &[("ELEMENTS_MONGODB_DATABASE", &database)],
@@ -542,7 +624,7 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
             .json(&json!({"name": "fault_ana", "password": PASSWORD})),
     )
     .await;
-    assert_eq!(status, 200, "{created}");
+    assert_eq!(status, 200, "before the outage: {created}");
     let secret = created["sessionSecret"].as_str().expect("secret").to_owned();
     let (status, device) = send(
         http.post(format!("{base}/v2/account/authenticate/device"))
@@ -550,14 +632,14 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
             .json(&json!({"id": "fault-device-0001"})),
     )
     .await;
-    assert_eq!(status, 200, "{device}");
+    assert_eq!(status, 200, "before the outage: {device}");
     let token = device["token"].as_str().expect("token").to_owned();
     let (status, doc) = send(
         http.post(format!("{base}{DOCS}"))
             .json(&json!({"before": "outage"})),
     )
     .await;
-    assert_eq!(status, 201, "{doc}");
+    assert_eq!(status, 201, "before the outage: {doc}");
     let calls = Calls {
         base,
         http,
@@ -566,56 +648,96 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
         doc: (doc["_id"].as_str().expect("_id").to_owned(), doc),
     };
     let (status, body) = calls.login().await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "before the outage: {body}");
     let (status, me) = calls.me().await;
-    assert_eq!((status, &me["name"]), (200, &json!("fault_ana")), "{me}");
+    assert_eq!(
+        (status, &me["name"]),
+        (200, &json!("fault_ana")),
+        "before the outage: {me}"
+    );
     let (status, body) = calls.nakama_account().await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "before the outage: {body}");
     let (status, got) = calls.get_doc().await;
-    assert_eq!((status, &got), (200, &calls.doc.1));
+    assert_eq!((status, &got), (200, &calls.doc.1), "before the outage");
+    Some(MongoUp {
+        bin,
+        port,
+        storage,
+        mongo_log,
+        mongo,
+        server,
+        calls,
+        _dirs: dirs,
+        _work: work,
+    })
+}
 
-    // MongoDB dies.
-    mongo.kill();
-    let outage_started = Instant::now();
-    let (status, health) = calls.health().await;
+/// One round of every call while MongoDB is down: each answers 503 with a
+/// clear body, within 20 s.
+async fn every_call_is_unavailable(calls: &Calls, round: usize) {
+    let round_started = Instant::now();
+    let answers = outage_round(calls, round).await;
+    for (name, status, body, took) in &answers {
+        eprintln!("outage round {round}: {name} -> {status} after {took:?}: {body}");
+    }
+    for (name, status, body, took) in &answers {
+        assert_unavailable(name, *status, body);
+        assert!(
+            *took < Duration::from_secs(20),
+            "{name} took {took:?} to fail during the outage"
+        );
+    }
+    eprintln!(
+        "outage round {round}: all 503 within {:?}",
+        round_started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_mongodb_is_down_every_call_answers_503_quickly_and_the_server_stays_up() {
+    let Some(mut up) =
+        mongodb_up("while_mongodb_is_down_every_call_answers_503_quickly_and_the_server_stays_up").await
+    else {
+        return;
+    };
+    up.mongo.kill();
+    let (status, health) = up.calls.health().await;
     assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
 
     for round in 0..2 {
-        let round_started = Instant::now();
-        let answers = outage_round(&calls, round).await;
-        for (name, status, body, took) in &answers {
-            eprintln!("outage round {round}: {name} -> {status} after {took:?}: {body}");
-        }
-        for (name, status, body, took) in &answers {
-            assert_unavailable(name, *status, body);
-            assert!(
-                *took < Duration::from_secs(20),
-                "{name} took {took:?} to fail during the outage"
-            );
-        }
-        eprintln!(
-            "outage round {round}: all 503 within {:?}",
-            round_started.elapsed()
-        );
+        every_call_is_unavailable(&up.calls, round).await;
         let t = Instant::now();
-        let (status, _) = calls.health().await;
+        let (status, _) = up.calls.health().await;
         assert_eq!(status, 200, "/health during the outage");
         assert!(
             t.elapsed() < Duration::from_secs(2),
             "/health is slow during the outage"
         );
         assert!(
-            server.is_running(),
+            up.server.is_running(),
             "the server died during the outage:\n{}",
-            server.log()
+            up.server.log()
         );
     }
+}
 
-    // MongoDB is back on the same port and storage: the same server recovers.
+/// MongoDB back on the same port and storage after an outage the server
+/// saw: the same server works again, with what was written before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_mongodb_returns_the_same_server_works_again_with_its_data() {
+    let Some(mut up) = mongodb_up("when_mongodb_returns_the_same_server_works_again_with_its_data").await
+    else {
+        return;
+    };
+    up.mongo.kill();
+    let outage_started = Instant::now();
+    every_call_is_unavailable(&up.calls, 0).await;
+
     let outage = outage_started.elapsed();
-    let mut mongo = Secantus::start(&bin, port, &storage, &mongo_log);
+    up.mongo = Secantus::start(&up.bin, up.port, &up.storage, &up.mongo_log);
     let back = Instant::now();
     let deadline = back + Duration::from_secs(60);
+    let calls = &up.calls;
     loop {
         let (status, body) = calls.me().await;
         if status == 200 {
@@ -624,7 +746,7 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
         assert!(
             status == 503 && Instant::now() < deadline,
             "did not recover within 60 s of MongoDB's return: {status} {body}\n{}",
-            server.log()
+            up.server.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -648,7 +770,10 @@ async fn mongodb_stopped_mid_run_answers_503_and_recovers() {
     );
     let (status, body) = calls.insert(json!({"after": "outage"})).await;
     assert_eq!(status, 201, "{body}");
-    assert!(server.is_running());
+    assert!(up.server.is_running());
+    let MongoUp {
+        server, mut mongo, ..
+    } = up;
     drop(server);
     mongo.kill();
 }

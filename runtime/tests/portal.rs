@@ -86,34 +86,78 @@ async fn scroll_to(b: &Browser, css: &str) {
     .await;
 }
 
-/// The walk-through of the Roblox Kit guide: log in to the portal, create an
-/// application, check the Kit is deployed (green light, no errors in its
-/// log, secret set), register a player from a "game server", and find the
-/// player's profile under Profiles.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roblox_walkthrough_from_login_to_the_players_profile() {
+/// Root logged in to the portal of a server with the Kit (and its secret)
+/// against a fresh stub.
+async fn root_in_the_kits_portal() -> (Server, Dirs, Browser) {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = start_with_kit(&dirs, port, Some(SECRET));
     let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    (server, dirs, b)
+}
 
-    // 1. Log in to the management portal.
+/// The application `my_game`, made through the API as `root`.
+async fn create_my_game(server: &Server) {
+    let root = root_secret(server).await;
+    let (status, body) = support::request(
+        server,
+        "POST",
+        "/api/rest/application",
+        Some(&root),
+        Some(json!({"name": "my_game"})),
+    )
+    .await;
+    assert!(
+        status == 200 || status == 201,
+        "creating my_game: {status} {body}"
+    );
+}
+
+/// A Roblox game server registers [`PLAYER`] in `my_game` through the Kit.
+async fn register_player(server: &Server) {
+    let response = server
+        .client
+        .post(server.url("/app/rest/roblox/auth"))
+        .header("RobloxKit-Secret", SECRET)
+        .json(&json!({"application": "my_game", "robloxUserId": PLAYER}))
+        .send()
+        .await
+        .expect("calling the Roblox Kit");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+// The walk-through of the Roblox Kit guide, one step a test: log in to the
+// portal, create an application, check the Kit is deployed (green light, no
+// errors in its log, secret set), register a player from a "game server",
+// and find the player's profile under Profiles.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_sends_a_visitor_to_its_login_page_whose_controls_are_labelled() {
+    let port = roblox::start().await;
+    let dirs = Dirs::new();
+    let server = start_with_kit(&dirs, port, Some(SECRET));
+    let mut b = Browser::start().await;
     b.goto(&server.admin_url("/admin/")).await;
     assert!(b.url().await.contains("/admin/login"), "sent to the login page");
     b.wait_for_text("The management portal is for superusers.", WAIT)
         .await;
     assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
     b.screenshot("login").await;
-    b.fill("Name or email", "root").await;
-    b.fill("Password", ROOT_PASSWORD).await;
-    b.click_button("Log in").await;
-    b.wait_for_text("Logged in as root.", WAIT).await;
+    b.close().await;
+}
+
+/// Home after logging in: the counts, the version and a link to the API
+/// documentation, which the public listener serves, not this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_shows_the_counts_the_version_and_the_public_listeners_swagger_ui() {
+    let (server, _dirs, mut b) = root_in_the_kits_portal().await;
     assert_eq!(b.text_of("#count-applications").await, "0");
     assert_eq!(b.text_of("#count-users").await, "1");
     assert_eq!(b.text_of("#count-elements").await, "1");
     assert_eq!(b.text_of("#version").await, env!("CARGO_PKG_VERSION"));
     assert!(b.body_text().await.contains("Swagger UI"));
-    // The API documentation is served on the public listener, not here.
     let swagger = b
         .script(
             "return document.querySelector('a[href$=\"/doc/swagger/\"]').href;",
@@ -123,8 +167,12 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
         .await;
     assert_eq!(swagger, json!(server.url("/doc/swagger/")));
     b.screenshot("home").await;
+    b.close().await;
+}
 
-    // The session cookie: HttpOnly, SameSite=Strict, scoped to the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_session_cookie_is_http_only_same_site_strict_and_scoped_to_the_portal() {
+    let (_server, _dirs, b) = root_in_the_kits_portal().await;
     let cookies = b.client.get_all_cookies().await.expect("reading cookies");
     let session = cookies
         .iter()
@@ -137,8 +185,12 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
         "{session:?}"
     );
     assert_eq!(session.path(), Some("/admin"));
+    b.close().await;
+}
 
-    // 2. Applications → Create Application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_creates_an_application_with_labelled_controls() {
+    let (_server, _dirs, mut b) = root_in_the_kits_portal().await;
     b.click_link("Applications").await;
     b.wait_for_text("Create application", WAIT).await;
     b.fill("Name", "my_game").await;
@@ -148,9 +200,14 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     assert!(b.text_of("table").await.contains("My Roblox experience"));
     assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
     b.screenshot("applications").await;
+    b.close().await;
+}
 
-    // 3./4. The Roblox Kit: a green light in the left bar, no errors in its
-    // log, and its secret set (shown masked, never in the page).
+/// The Roblox Kit: a green light in the left bar, no errors in its log, and
+/// its secret set (shown masked, never in the page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_kit_shows_a_green_light_a_clean_log_and_its_secret_masked() {
+    let (_server, _dirs, mut b) = root_in_the_kits_portal().await;
     b.click_link("Elements").await;
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.green", WAIT)
         .await;
@@ -188,19 +245,16 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     b.screenshot("roblox-kit-attributes").await;
     scroll_to(&b, "#log-heading").await;
     b.screenshot("roblox-kit-log").await;
+    b.close().await;
+}
 
-    // 5. A Roblox game server registers a player.
-    let response = server
-        .client
-        .post(server.url("/app/rest/roblox/auth"))
-        .header("RobloxKit-Secret", SECRET)
-        .json(&json!({"application": "my_game", "robloxUserId": PLAYER}))
-        .send()
-        .await
-        .expect("calling the Roblox Kit");
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-
-    // 6. Profiles: find the player's profile in my_game.
+/// A player a game server registered through the Kit is found under
+/// Profiles, with the Roblox profile in its metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_registered_by_a_game_server_is_found_under_profiles() {
+    let (server, _dirs, mut b) = root_in_the_kits_portal().await;
+    create_my_game(&server).await;
+    register_player(&server).await;
     b.click_link("Profiles").await;
     b.wait_for_text("Search profiles", WAIT).await;
     b.select("Application", "my_game").await;
@@ -216,14 +270,24 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     assert_eq!(metadata["robloxProfile"]["id"], json!(PLAYER), "{metadata}");
     assert_eq!(metadata["robloxProfile"]["name"], "builderman_x", "{metadata}");
     b.screenshot("profile").await;
+    b.close().await;
+}
 
-    // Home counts what was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_counts_the_application_and_the_player_made() {
+    let (server, _dirs, mut b) = root_in_the_kits_portal().await;
+    create_my_game(&server).await;
+    register_player(&server).await;
     b.click_link("Home").await;
     b.wait_for_text("API documentation", WAIT).await;
     assert_eq!(b.text_of("#count-applications").await, "1");
     assert_eq!(b.text_of("#count-users").await, "2");
+    b.close().await;
+}
 
-    // Log out: the session ends on the server too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_ends_the_portal_session_on_the_server_too() {
+    let (server, _dirs, mut b) = root_in_the_kits_portal().await;
     b.click_button("Log out").await;
     b.wait_for_text("Logged out.", WAIT).await;
     b.goto(&server.admin_url("/admin/applications")).await;
@@ -235,21 +299,73 @@ async fn roblox_walkthrough_from_login_to_the_players_profile() {
     b.close().await;
 }
 
-/// A Roblox Kit without its secret fails to deploy (red light, the error
-/// shown); setting the secret in the attribute editor redeploys it (green),
-/// and editing another attribute redeploys it again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attribute_editing_redeploys_the_element() {
+/// Root logged in to the portal on the page of a Roblox Kit deployed without
+/// its secret, so the deploy failed.
+async fn root_on_the_failed_kits_page() -> (Server, Dirs, Browser) {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = start_with_kit(&dirs, port, None);
     let mut b = Browser::start().await;
     log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
     b.wait_for_text("Logged in as root.", WAIT).await;
-
     b.goto(&server.admin_url("/admin/elements/roblox-kit")).await;
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
         .await;
+    (server, dirs, b)
+}
+
+/// Types the secret into the attribute editor and saves: the Kit serves
+/// version 1.
+async fn set_the_secret(b: &mut Browser) {
+    b.find_css("input[name='value:dev.getelements.robloxkit.secret']")
+        .await
+        .send_keys(SECRET)
+        .await
+        .expect("typing the secret");
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 1.", WAIT)
+        .await;
+}
+
+/// Root on the page of a Kit that serves version 1, its secret set in the
+/// attribute editor.
+async fn root_on_the_serving_kits_page() -> (Server, Dirs, Browser) {
+    let (server, dirs, mut b) = root_on_the_failed_kits_page().await;
+    set_the_secret(&mut b).await;
+    (server, dirs, b)
+}
+
+const EXPIRY: &str = "input[name='value:dev.getelements.robloxkit.session.expiry.seconds']";
+const CLEAR_EXPIRY: &str = "input[name='clear:dev.getelements.robloxkit.session.expiry.seconds']";
+
+/// A login to the Kit with a wrong secret: its status.
+async fn wrong_secret_login(server: &Server) -> u16 {
+    kit_login(server, "not-the-secret").await
+}
+
+/// A login to the Kit with `secret`, to an application that doesn't exist:
+/// its status.
+async fn kit_login(server: &Server, secret: &str) -> u16 {
+    let login = json!({"application": "nowhere", "robloxUserId": PLAYER});
+    server
+        .client
+        .post(server.url("/app/rest/roblox/auth"))
+        .header("RobloxKit-Secret", secret)
+        .json(&login)
+        .send()
+        .await
+        .expect("calling the Roblox Kit")
+        .status()
+        .as_u16()
+}
+
+async fn expiry_value(b: &Browser) -> Option<String> {
+    b.find_css(EXPIRY).await.prop("value").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_without_its_secret_shows_a_red_light_and_the_missing_attribute() {
+    let (_server, _dirs, mut b) = root_on_the_failed_kits_page().await;
     assert_eq!(b.text_of("#status").await, "FAILED");
     assert!(
         b.text_of("#last-error-text")
@@ -257,8 +373,12 @@ async fn attribute_editing_redeploys_the_element() {
             .contains("required attribute \"dev.getelements.robloxkit.secret\" has no value")
     );
     b.screenshot("kit-failed").await;
+    b.close().await;
+}
 
-    // The browser refuses to send the form while the required secret is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_refuses_to_send_the_attributes_while_the_required_secret_is_empty() {
+    let (_server, _dirs, b) = root_on_the_failed_kits_page().await;
     b.click_button("Save attributes and redeploy").await;
     let still_here = b
         .script(
@@ -268,15 +388,15 @@ async fn attribute_editing_redeploys_the_element() {
         )
         .await;
     assert_eq!(still_here, json!(true));
+    b.close().await;
+}
 
-    b.find_css("input[name='value:dev.getelements.robloxkit.secret']")
-        .await
-        .send_keys(SECRET)
-        .await
-        .expect("typing the secret");
-    b.click_button("Save attributes and redeploy").await;
-    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 1.", WAIT)
-        .await;
+/// Setting the secret in the attribute editor redeploys the Kit (green),
+/// which then serves with the secret the operator typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_the_secret_in_the_portal_redeploys_the_kit_with_it() {
+    let (server, _dirs, mut b) = root_on_the_failed_kits_page().await;
+    set_the_secret(&mut b).await;
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.green", WAIT)
         .await;
     assert_eq!(b.text_of("#status").await, "LOADED");
@@ -290,41 +410,42 @@ async fn attribute_editing_redeploys_the_element() {
     );
     assert!(!b.client.source().await.unwrap().contains(SECRET));
     b.screenshot("kit-secret-set").await;
-
-    // The Kit serves with the secret the operator typed.
-    let login = json!({"application": "nowhere", "robloxUserId": PLAYER});
-    let wrong = server
-        .client
-        .post(server.url("/app/rest/roblox/auth"))
-        .header("RobloxKit-Secret", "not-the-secret")
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 403);
-
-    // A plain attribute: the value is shown, and saving redeploys (version 2).
-    let expiry = "input[name='value:dev.getelements.robloxkit.session.expiry.seconds']";
+    assert_eq!(wrong_secret_login(&server).await, 403);
     assert_eq!(
-        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
-        Some("86400")
+        kit_login(&server, SECRET).await,
+        404,
+        "the typed secret lets the login through to the (unknown) application"
     );
-    b.find_css(expiry).await.clear().await.unwrap();
-    b.find_css(expiry).await.send_keys("3600").await.unwrap();
+    b.close().await;
+}
+
+/// A plain attribute: the value is shown, and saving redeploys (version
+/// 2); leaving the masked secret blank keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_plain_attribute_redeploys_and_a_blank_secret_keeps_its_value() {
+    let (_server, _dirs, mut b) = root_on_the_serving_kits_page().await;
+    assert_eq!(expiry_value(&b).await.as_deref(), Some("86400"));
+    b.find_css(EXPIRY).await.clear().await.unwrap();
+    b.find_css(EXPIRY).await.send_keys("3600").await.unwrap();
     b.click_button("Save attributes and redeploy").await;
     b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 2.", WAIT)
         .await;
     assert_eq!(b.text_of("#version").await, "2");
-    assert_eq!(
-        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
-        Some("3600")
-    );
-    // Leaving the masked secret blank keeps it: still serving.
+    assert_eq!(expiry_value(&b).await.as_deref(), Some("3600"));
     assert_eq!(b.text_of("#status").await, "LOADED");
     b.screenshot("kit-expiry-edited").await;
+    b.close().await;
+}
 
-    // Removing the value set here goes back to the default (version 3).
-    b.find_css("input[name='clear:dev.getelements.robloxkit.session.expiry.seconds']")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_value_set_in_the_portal_goes_back_to_the_default() {
+    let (_server, _dirs, mut b) = root_on_the_serving_kits_page().await;
+    b.find_css(EXPIRY).await.clear().await.unwrap();
+    b.find_css(EXPIRY).await.send_keys("3600").await.unwrap();
+    b.click_button("Save attributes and redeploy").await;
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 2.", WAIT)
+        .await;
+    b.find_css(CLEAR_EXPIRY)
         .await
         .click()
         .await
@@ -332,29 +453,31 @@ async fn attribute_editing_redeploys_the_element() {
     b.click_button("Save attributes and redeploy").await;
     b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 3.", WAIT)
         .await;
-    assert_eq!(
-        b.find_css(expiry).await.prop("value").await.unwrap().as_deref(),
-        Some("86400")
-    );
+    assert_eq!(expiry_value(&b).await.as_deref(), Some("86400"));
+    b.close().await;
+}
 
-    // A typed attribute: the browser refuses a number out of the declared
-    // range before sending; past it, the deploy refuses it, says why, and
-    // the previous version keeps serving.
-    b.find_css(expiry).await.clear().await.unwrap();
-    b.find_css(expiry).await.send_keys("99999999").await.unwrap();
+/// A typed attribute: the browser refuses a number out of the declared
+/// range before sending; past it, the deploy refuses it, says why, and the
+/// previous version keeps serving; removing the value deploys again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_range_number_is_refused_by_the_browser_and_then_by_the_deploy() {
+    let (_server, _dirs, mut b) = root_on_the_serving_kits_page().await;
+    b.find_css(EXPIRY).await.clear().await.unwrap();
+    b.find_css(EXPIRY).await.send_keys("99999999").await.unwrap();
     b.click_button("Save attributes and redeploy").await;
     let overflow = b
         .script(
             "return document.querySelector(arguments[0]).validity.rangeOverflow;",
-            vec![json!(expiry)],
+            vec![json!(EXPIRY)],
             "checking the browser's range check",
         )
         .await;
     assert_eq!(overflow, json!(true));
-    assert_eq!(b.text_of("#version").await, "3", "nothing was sent");
+    assert_eq!(b.text_of("#version").await, "1", "nothing was sent");
     b.script(
         "document.querySelector(arguments[0]).removeAttribute('max');",
-        vec![json!(expiry)],
+        vec![json!(EXPIRY)],
         "switching off the browser's check",
     )
     .await;
@@ -363,17 +486,22 @@ async fn attribute_editing_redeploys_the_element() {
     b.wait_for_text("The previous version keeps serving.", WAIT).await;
     assert_eq!(b.text_of("#status").await, "FAILED");
     b.screenshot("kit-out-of-range").await;
-    b.find_css("input[name='clear:dev.getelements.robloxkit.session.expiry.seconds']")
+    b.find_css(CLEAR_EXPIRY)
         .await
         .click()
         .await
         .expect("ticking the removal");
     b.click_button("Save attributes and redeploy").await;
-    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 4.", WAIT)
+    b.wait_for_text("Saved 1 attribute; roblox-kit is serving version 2.", WAIT)
         .await;
+    b.close().await;
+}
 
-    // The server validates again: a value the deploy refuses fails it, says
-    // why, and the previous version keeps serving.
+/// The server validates again: a value the deploy refuses fails it, says
+/// why, and the previous version keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_deploy_refuses_fails_it_and_the_previous_version_keeps_serving() {
+    let (server, _dirs, mut b) = root_on_the_serving_kits_page().await;
     let url = "input[name='value:dev.getelements.robloxkit.roblox.users.api.url']";
     b.script(
         "const input = document.querySelector(arguments[0]); input.type = 'text'; input.removeAttribute('pattern');",
@@ -395,15 +523,11 @@ async fn attribute_editing_redeploys_the_element() {
     b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
         .await;
     b.screenshot("kit-bad-value").await;
-    let still = server
-        .client
-        .post(server.url("/app/rest/roblox/auth"))
-        .header("RobloxKit-Secret", "not-the-secret")
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(still.status(), 403, "the previous version still answers");
+    assert_eq!(
+        wrong_secret_login(&server).await,
+        403,
+        "the previous version still answers"
+    );
     b.close().await;
 }
 

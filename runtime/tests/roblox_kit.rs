@@ -84,24 +84,58 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authenticates_and_registers_players() {
+/// A server with the Kit against a fresh stub, `root`'s session and the
+/// application `my_game`, which most scenarios log players in to.
+struct Kit {
+    server: Server,
+    root: String,
+    app: Value,
+    _dirs: Dirs,
+}
+
+async fn kit_with_my_game() -> Kit {
     let port = roblox::start().await;
     let dirs = Dirs::new();
     let server = start(&dirs, port);
     let root = root_secret(&server).await;
     let app = create_application(&server, &root, "my_game").await;
+    Kit {
+        server,
+        root,
+        app,
+        _dirs: dirs,
+    }
+}
+
+/// The first login of [`PLAYER`] to `my_game`, with a numeric id, which
+/// must succeed: the Kit's answer.
+async fn first_login(kit: &Kit) -> Value {
+    let (status, first) = auth(&kit.server, Some(SECRET), &login_body("my_game", PLAYER, false)).await;
+    assert_eq!(status, 200, "the first login: {first}");
+    first
+}
+
+fn assert_secret_not_logged(server: &Server) {
+    assert!(!server.log().contains(SECRET), "the secret must not be logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_wrong_or_partial_secret_is_refused() {
+    let kit = kit_with_my_game().await;
+    let server = &kit.server;
     let body = login_body("my_game", PLAYER, false);
-
-    // The secret.
-    let (status, err) = auth(&server, None, &body).await;
+    let (status, err) = auth(server, None, &body).await;
     assert_eq!((status, &err["code"]), (401, &json!("unauthorized")), "{err}");
-    let (status, err) = auth(&server, Some("wrong-secret"), &body).await;
+    let (status, err) = auth(server, Some("wrong-secret"), &body).await;
     assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
-    let (status, _) = auth(&server, Some(&SECRET[..SECRET.len() - 1]), &body).await;
+    let (status, _) = auth(server, Some(&SECRET[..SECRET.len() - 1]), &body).await;
     assert_eq!(status, 403, "a prefix of the secret is not the secret");
+    assert_secret_not_logged(server);
+}
 
-    // Malformed bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_login_bodies_get_400_with_a_message() {
+    let kit = kit_with_my_game().await;
     for bad in [
         "not json",
         "{}",
@@ -113,7 +147,7 @@ async fn authenticates_and_registers_players() {
         r#"{"application": "my_game", "robloxUserId": null}"#,
         r#"{"application": 7, "robloxUserId": 1001}"#,
     ] {
-        let (status, err) = auth(&server, Some(SECRET), bad).await;
+        let (status, err) = auth(&kit.server, Some(SECRET), bad).await;
         assert_eq!(
             (status, &err["code"]),
             (400, &json!("bad_request")),
@@ -121,34 +155,58 @@ async fn authenticates_and_registers_players() {
         );
         assert!(err["message"].is_string(), "{err}");
     }
+    assert_secret_not_logged(&kit.server);
+}
 
-    // Unknown application, unknown / banned players, a broken Roblox.
-    let (status, err) = auth(&server, Some(SECRET), &login_body("no_such_game", PLAYER, false)).await;
-    assert_eq!(status, 404, "{err}");
-    let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", UNKNOWN, false)).await;
-    assert_eq!(status, 404, "{err}");
-    let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", BANNED, true)).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_application_or_player_gets_404() {
+    let kit = kit_with_my_game().await;
+    let (status, err) = auth(
+        &kit.server,
+        Some(SECRET),
+        &login_body("no_such_game", PLAYER, false),
+    )
+    .await;
+    assert_eq!(status, 404, "unknown application: {err}");
+    let (status, err) = auth(&kit.server, Some(SECRET), &login_body("my_game", UNKNOWN, false)).await;
+    assert_eq!(status, 404, "unknown player: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_banned_on_roblox_gets_403() {
+    let kit = kit_with_my_game().await;
+    let (status, err) = auth(&kit.server, Some(SECRET), &login_body("my_game", BANNED, true)).await;
     assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_garbled_roblox_answer_is_a_502_naming_roblox() {
+    let kit = kit_with_my_game().await;
     for broken in [FAILING, GARBAGE] {
-        let (status, err) = auth(&server, Some(SECRET), &login_body("my_game", broken, false)).await;
+        let (status, err) = auth(&kit.server, Some(SECRET), &login_body("my_game", broken, false)).await;
         assert_eq!(status, 502, "{broken}: {err}");
         assert!(err["message"].as_str().unwrap().contains("Roblox"), "{err}");
     }
+}
 
-    // First login, with a numeric id: a user, a profile and a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_makes_a_user_a_profile_and_a_session_named_after_the_player() {
+    let kit = kit_with_my_game().await;
     let before = now_ms();
-    let (status, first) = auth(&server, Some(SECRET), &body).await;
-    assert_eq!(status, 200, "{first}");
+    let first = first_login(&kit).await;
     let (user, profile, session) = (&first["user"], &first["profile"], &first["session"]);
     assert_eq!(
         user["name"], "builderman_x",
         "named after the Roblox player: {user}"
     );
     assert_eq!(profile["userId"], user["id"]);
-    assert_eq!(profile["applicationId"], app["id"]);
+    assert_eq!(profile["applicationId"], kit.app["id"]);
     assert_eq!(profile["displayName"], "Builder X");
     assert_eq!(profile["metadata"]["robloxProfile"], roblox::user_json(PLAYER));
-    let secret = session["sessionSecret"].as_str().expect("a session secret");
+    assert!(
+        session["sessionSecret"].is_string(),
+        "a session secret: {session}"
+    );
     assert_eq!(session["session"]["user"]["id"], user["id"]);
     assert_eq!(session["session"]["profile"]["id"], profile["id"]);
     assert_eq!(session["session"]["application"]["name"], "my_game");
@@ -158,37 +216,59 @@ async fn authenticates_and_registers_players() {
         (expected - 5_000..expected + 60_000).contains(&expiry),
         "expiry {expiry} is not about {EXPIRY_SECS} s away"
     );
-    assert!(!server.log().contains(SECRET), "the secret must not be logged");
+    assert_secret_not_logged(&kit.server);
+}
 
-    // The session works on the core API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kits_session_works_on_the_core_api() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    let secret = first["session"]["sessionSecret"]
+        .as_str()
+        .expect("a session secret");
     let bearer = format!("Bearer {secret}");
     let (status, me) = raw_request(
-        &server,
+        &kit.server,
         "GET",
         "/api/rest/user/me",
         &[("authorization", &bearer)],
         None,
     )
     .await;
-    assert_eq!((status, &me["id"]), (200, &user["id"]), "{me}");
+    assert_eq!((status, &me["id"]), (200, &first["user"]["id"]), "{me}");
+}
 
-    // The profile is found by the core API's profile search.
-    let user_id = user["id"].as_str().unwrap();
-    let page = profiles(&server, &root, &format!("user={user_id}&application=my_game")).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_players_profile_is_found_by_the_core_apis_profile_search() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    let user_id = first["user"]["id"].as_str().unwrap();
+    let page = profiles(
+        &kit.server,
+        &kit.root,
+        &format!("user={user_id}&application=my_game"),
+    )
+    .await;
     assert_eq!(page["total"], 1, "{page}");
-    assert_eq!(page["objects"][0]["id"], profile["id"]);
+    assert_eq!(page["objects"][0]["id"], first["profile"]["id"]);
     assert_eq!(
         page["objects"][0]["metadata"]["robloxProfile"]["name"],
         "builderman_x"
     );
+}
 
-    // Other metadata survives later logins, which find the same accounts;
-    // the id may be a string.
-    let root_bearer = format!("Bearer {root}");
+/// Other metadata survives later logins, which find the same accounts; the
+/// id may be a string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_login_finds_the_same_accounts_and_keeps_other_metadata() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    let (user, profile, session) = (&first["user"], &first["profile"], &first["session"]);
+    let root_bearer = format!("Bearer {}", kit.root);
     let mut metadata = profile["metadata"].clone();
     metadata["coins"] = json!(5);
     let (status, updated) = raw_request(
-        &server,
+        &kit.server,
         "PUT",
         &format!("/api/rest/profile/{}", profile["id"].as_str().unwrap()),
         &[("authorization", &root_bearer)],
@@ -196,7 +276,7 @@ async fn authenticates_and_registers_players() {
     )
     .await;
     assert_eq!(status, 200, "{updated}");
-    let (status, again) = auth(&server, Some(SECRET), &login_body("my_game", PLAYER, true)).await;
+    let (status, again) = auth(&kit.server, Some(SECRET), &login_body("my_game", PLAYER, true)).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["user"]["id"], user["id"]);
     assert_eq!(again["profile"]["id"], profile["id"]);
@@ -206,17 +286,35 @@ async fn authenticates_and_registers_players() {
         roblox::user_json(PLAYER)
     );
     assert_ne!(again["session"]["sessionSecret"], session["sessionSecret"]);
+}
 
-    // The application may be named by id; a second application is a second
-    // profile of the same user.
-    create_application(&server, &root, "other_game").await;
-    let (status, other) = auth(&server, Some(SECRET), &login_body("other_game", PLAYER, false)).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_application_is_a_second_profile_of_the_same_user() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    create_application(&kit.server, &kit.root, "other_game").await;
+    let (status, other) = auth(
+        &kit.server,
+        Some(SECRET),
+        &login_body("other_game", PLAYER, false),
+    )
+    .await;
     assert_eq!(status, 200, "{other}");
-    assert_eq!(other["user"]["id"], user["id"]);
-    assert_ne!(other["profile"]["id"], profile["id"]);
-    let by_id = login_body(app["id"].as_str().unwrap(), PLAYER, false);
-    let (status, same) = auth(&server, Some(SECRET), &by_id).await;
-    assert_eq!((status, &same["profile"]["id"]), (200, &profile["id"]), "{same}");
+    assert_eq!(other["user"]["id"], first["user"]["id"]);
+    assert_ne!(other["profile"]["id"], first["profile"]["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_may_be_named_by_its_id() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    let by_id = login_body(kit.app["id"].as_str().unwrap(), PLAYER, false);
+    let (status, same) = auth(&kit.server, Some(SECRET), &by_id).await;
+    assert_eq!(
+        (status, &same["profile"]["id"]),
+        (200, &first["profile"]["id"]),
+        "{same}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

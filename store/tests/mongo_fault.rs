@@ -1,7 +1,8 @@
 //! MongoDB connection loss: the server process is killed mid-run; operations
-//! fail with `Unavailable` within a bounded time (no panic, no hang); the server
-//! is restarted on the same storage path and port; the same store works again
-//! without being reopened.
+//! fail with `Unavailable` within a bounded time (no panic, no hang), a write
+//! load sees nothing else; the server is restarted on the same storage path
+//! and port; the same store works again without being reopened. Each
+//! scenario has a SecantusDB of its own.
 //!
 //! Needs SecantusDB: `ELEMENTS_SECANTUSD` (path of `secantusd-py`), else
 //! `${ELEMENTS_VENV:-~/.cache/elements/venv}/bin/secantusd-py` (installed by
@@ -42,6 +43,10 @@ async fn start(bin: &PathBuf, port: u16, storage: &std::path::Path) -> tokio::pr
             "--storage-path",
         ])
         .arg(storage)
+        // What it acknowledged must survive its SIGKILL; without this, the
+        // WiredTiger log reaches the disk only later, and a kill right
+        // after the writes loses them.
+        .arg("--sync-on-commit")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -58,22 +63,30 @@ async fn start(bin: &PathBuf, port: u16, storage: &std::path::Path) -> tokio::pr
     child
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongodb_loss_gives_unavailable_and_recovers() {
+/// A SecantusDB of the test's own with a store open on it: the collection
+/// `fault` holds `d0`..`d19` (`k` 0..19) under a unique index on `k`.
+struct Mongo {
+    bin: PathBuf,
+    port: u16,
+    storage: tempfile::TempDir,
+    server: tokio::process::Child,
+    store: std::sync::Arc<dyn DocumentStore>,
+    c: CollectionName,
+}
+
+/// [`Mongo`], or `None` (the test did not run) without SecantusDB.
+async fn mongo_with_documents(test: &str) -> Option<Mongo> {
     let Some(bin) = secantusd() else {
         if std::env::var("ELEMENTS_REQUIRE_MONGODB").is_ok_and(|v| v == "1") {
             panic!("ELEMENTS_REQUIRE_MONGODB=1 but secantusd-py was not found");
         }
         // Straight to stderr: libtest captures `eprintln!` of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOT RUN: mongodb_loss_gives_unavailable_and_recovers: secantusd-py not found"
-        );
-        return;
+        let _ = writeln!(std::io::stderr(), "NOT RUN: {test}: secantusd-py not found");
+        return None;
     };
     let storage = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let mut server = start(&bin, port, storage.path()).await;
+    let server = start(&bin, port, storage.path()).await;
 
     let mut cfg = MongoConfig::new(
         format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
@@ -93,40 +106,38 @@ async fn mongodb_loss_gives_unavailable_and_recovers() {
             .await
             .expect("insert");
     }
+    Some(Mongo {
+        bin,
+        port,
+        storage,
+        server,
+        store,
+        c,
+    })
+}
 
-    // A write load running while the server dies.
-    let load = {
-        let (store, c) = (store.clone(), c.clone());
-        tokio::spawn(async move {
-            let mut results = (0u32, 0u32);
-            // Until the outage has been seen (bounded in time), so a fast
-            // machine can't finish the load before the server dies.
-            let started = Instant::now();
-            let mut i = 0u32;
-            while started.elapsed() < Duration::from_secs(90) {
-                i += 1;
-                match store
-                    .insert(&c, json!({"_id": format!("l{i}"), "k": 1000 + i}))
-                    .await
-                {
-                    Ok(_) => results.0 += 1,
-                    Err(StoreError::Unavailable(_)) => {
-                        results.1 += 1;
-                        if results.1 == 3 {
-                            break;
-                        }
-                    }
-                    Err(e) => panic!("unexpected error during the outage: {e:?}"),
-                }
-            }
-            results
-        })
+impl Mongo {
+    async fn kill(&mut self) {
+        self.server.start_kill().expect("SIGKILL server");
+        let _ = self.server.wait().await;
+    }
+
+    /// Restarts the server on the same port and storage.
+    async fn restart(&mut self) {
+        self.server = start(&self.bin, self.port, self.storage.path()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_fails_unavailable_and_quickly_while_mongodb_is_down() {
+    let Some(mut m) =
+        mongo_with_documents("every_operation_fails_unavailable_and_quickly_while_mongodb_is_down").await
+    else {
+        return;
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    server.start_kill().expect("SIGKILL server");
-    let _ = server.wait().await;
+    let (store, c) = (m.store.clone(), m.c.clone());
+    m.kill().await;
 
-    // Every kind of operation fails with Unavailable, quickly.
     let t0 = Instant::now();
     let e = store.get(&c, "d1").await.expect_err("server is down");
     eprintln!("get failed after {:?}: {e}", t0.elapsed());
@@ -163,15 +174,67 @@ async fn mongodb_loss_gives_unavailable_and_recovers() {
         "operations hung: {:?}",
         t0.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_load_gets_only_unavailable_errors_when_mongodb_dies() {
+    let Some(mut m) =
+        mongo_with_documents("a_write_load_gets_only_unavailable_errors_when_mongodb_dies").await
+    else {
+        return;
+    };
+    let load = {
+        let (store, c) = (m.store.clone(), m.c.clone());
+        tokio::spawn(async move {
+            let mut results = (0u32, 0u32);
+            // Until the outage has been seen (bounded in time), so a fast
+            // machine can't finish the load before the server dies.
+            let started = Instant::now();
+            let mut i = 0u32;
+            while started.elapsed() < Duration::from_secs(90) {
+                i += 1;
+                match store
+                    .insert(&c, json!({"_id": format!("l{i}"), "k": 1000 + i}))
+                    .await
+                {
+                    Ok(_) => results.0 += 1,
+                    Err(StoreError::Unavailable(_)) => {
+                        results.1 += 1;
+                        if results.1 == 3 {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("unexpected error during the outage: {e:?}"),
+                }
+            }
+            results
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.kill().await;
     let (ok, unavailable) = tokio::time::timeout(Duration::from_secs(120), load)
         .await
         .expect("load finished")
         .expect("join");
     eprintln!("load during outage: {ok} acknowledged, {unavailable} unavailable");
     assert!(unavailable > 0);
+}
 
-    // Restart on the same port and storage: the same store recovers.
-    let mut server = start(&bin, port, storage.path()).await;
+/// Restarted on the same port and storage, the same store (not reopened)
+/// works again, with what it acknowledged before and its unique index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_store_recovers_with_its_data_when_mongodb_returns() {
+    let Some(mut m) =
+        mongo_with_documents("the_same_store_recovers_with_its_data_when_mongodb_returns").await
+    else {
+        return;
+    };
+    let (store, c) = (m.store.clone(), m.c.clone());
+    m.kill().await;
+    let e = store.ping().await.expect_err("server is down");
+    assert!(e.is_unavailable(), "the outage, before the restart: {e:?}");
+
+    m.restart().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match store.ping().await {
@@ -197,6 +260,5 @@ async fn mongodb_loss_gives_unavailable_and_recovers() {
         .await
         .expect_err("unique index survived");
     assert!(e.is_duplicate_key(), "{e:?}");
-    server.start_kill().expect("stop server");
-    let _ = server.wait().await;
+    m.kill().await;
 }
