@@ -44,6 +44,12 @@ pub struct User {
     /// Language tag, e.g. `en`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang_tag: Option<String>,
+    /// Where the user says they are (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The user's time zone (free text, e.g. `Europe/Paris`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Free-form JSON object.
     #[serde(default = "empty_object")]
     pub metadata: Value,

@@ -412,6 +412,9 @@ impl IdentityService {
     pub async fn create_user(&self, new: NewUser) -> Result<User> {
         let name = validate::username(&new.name)?;
         let email = new.email.as_deref().map(validate::email).transpose()?;
+        if let Some(display_name) = &new.display_name {
+            validate::user_text("display_name", display_name)?;
+        }
         let hash = match new.password {
             Some(p) => {
                 validate::password(&p)?;
@@ -428,6 +431,8 @@ impl IdentityService {
             display_name: new.display_name.filter(|d| !d.is_empty()),
             avatar_url: None,
             lang_tag: None,
+            location: None,
+            timezone: None,
             metadata: empty_object(),
             banned: false,
             banned_at: None,
@@ -558,12 +563,15 @@ impl IdentityService {
             ("display_name", &update.display_name),
             ("avatar_url", &update.avatar_url),
             ("lang_tag", &update.lang_tag),
+            ("location", &update.location),
+            ("timezone", &update.timezone),
         ] {
             match value.as_deref() {
                 Some("") => {
                     unset.insert(field.into(), json!(""));
                 }
                 Some(v) => {
+                    validate::user_text(field, v)?;
                     set.insert(field.into(), json!(v));
                 }
                 None => {}
@@ -736,6 +744,8 @@ impl IdentityService {
                 display_name: None,
                 avatar_url: None,
                 lang_tag: None,
+                location: None,
+                timezone: None,
                 metadata: empty_object(),
                 banned: false,
                 banned_at: None,

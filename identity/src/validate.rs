@@ -35,6 +35,28 @@ fn identifier(value: &str, what: &str, min: usize, max: usize) -> Result<String>
     Ok(value.to_owned())
 }
 
+/// A user's free-text field (display name, avatar URL, language tag,
+/// location, time zone) within Nakama's limits, so no account carries
+/// megabytes in fields every listing returns. Control characters are refused.
+pub fn user_text(field: &str, value: &str) -> Result<()> {
+    let max = match field {
+        "lang_tag" => 18,
+        "avatar_url" => 512,
+        _ => 255,
+    };
+    if value.len() > max {
+        return Err(IdentityError::invalid(format!(
+            "{field} is too long (at most {max} bytes)."
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdentityError::invalid(format!(
+            "{field} must not contain control characters."
+        )));
+    }
+    Ok(())
+}
+
 /// A device id: 10–128 bytes, no spaces or control characters.
 pub fn device_id(id: &str) -> Result<String> {
     identifier(id, "Device ID", 10, 128)

@@ -1078,3 +1078,159 @@ async fn an_email_is_one_address_in_any_case_or_normalization_form_and_no_invisi
         "Invalid email address format.",
     );
 }
+
+/// A device login as `username`: the session token and the user's id.
+async fn device_user(server: &Server, id: &str, username: &str) -> (String, String) {
+    let (status, body) = device_login(server, &format!("username={username}"), id).await;
+    assert_eq!(status, 200, "{body}");
+    let token = token(&body);
+    let uid = claims(&token)["uid"].as_str().unwrap().to_owned();
+    (token, uid)
+}
+
+#[tokio::test]
+async fn updating_the_account_changes_its_fields_and_an_empty_field_clears_it() {
+    let (server, _dirs, first) = device_server().await;
+    let token = token(&first);
+    let change = json!({
+        "username": "ana_renamed", "display_name": "Ana", "avatar_url": "https://cdn.test/ana.png",
+        "lang_tag": "pt-BR", "location": "Lisbon", "timezone": "Europe/Lisbon"
+    });
+    let (status, body) = request(&server, "PUT", "/v2/account", Some(&token), Some(change)).await;
+    assert_eq!((status, &body), (200, &json!({})));
+    let (_, shown) = account(&server, &token).await;
+    let user = &shown["user"];
+    assert_eq!(
+        (&user["username"], &user["display_name"], &user["avatar_url"]),
+        (
+            &json!("ana_renamed"),
+            &json!("Ana"),
+            &json!("https://cdn.test/ana.png")
+        ),
+        "{shown}"
+    );
+    assert_eq!(
+        (&user["lang_tag"], &user["location"], &user["timezone"]),
+        (&json!("pt-BR"), &json!("Lisbon"), &json!("Europe/Lisbon"))
+    );
+    // Absent: unchanged; empty: cleared.
+    let change = json!({"display_name": "", "location": ""});
+    let (status, _) = request(&server, "PUT", "/v2/account", Some(&token), Some(change)).await;
+    assert_eq!(status, 200);
+    let (_, shown) = account(&server, &token).await;
+    let user = &shown["user"];
+    assert!(
+        user.get("display_name").is_none() && user.get("location").is_none(),
+        "{shown}"
+    );
+    assert_eq!(
+        (&user["username"], &user["timezone"]),
+        (&json!("ana_renamed"), &json!("Europe/Lisbon"))
+    );
+    // The other API sees the same user.
+    let (_, me) = request(&server, "GET", "/api/rest/user/me", Some(&token), None).await;
+    assert_eq!(
+        (&me["name"], &me["timezone"]),
+        (&json!("ana_renamed"), &json!("Europe/Lisbon")),
+        "{me}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_update_that_is_refused_changes_nothing() {
+    let (server, _dirs, first) = device_server().await;
+    let token = token(&first);
+    device_user(&server, "device-000002", "taken_name").await;
+    let (_, before) = account(&server, &token).await;
+    let put = |body: Value| request(&server, "PUT", "/v2/account", Some(&token), Some(body));
+    let (status, body) = put(json!({"username": "TAKEN_name", "display_name": "X"})).await;
+    assert_eq!((status, body["code"].as_i64()), (409, Some(6)), "{body}");
+    for bad in [
+        json!({"username": ""}),
+        json!({"username": "has space"}),
+        json!({"display_name": "x".repeat(256)}),
+        json!({"avatar_url": format!("https://cdn.test/{}", "a".repeat(600))}),
+        json!({"lang_tag": "a-very-long-language-tag"}),
+        json!({"location": "line\nbreak"}),
+        json!({"displayname": "typo"}),
+        json!({"display_name": 5}),
+    ] {
+        let (status, body) = put(bad.clone()).await;
+        assert_eq!((status, body["code"].as_i64()), (400, Some(3)), "{bad}: {body}");
+    }
+    let (status, _) = request(
+        &server,
+        "PUT",
+        "/v2/account",
+        None,
+        Some(json!({"display_name": "X"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (_, after) = account(&server, &token).await;
+    assert_eq!(
+        after["user"], before["user"],
+        "a refused update changed the account"
+    );
+}
+
+#[tokio::test]
+async fn users_are_found_by_id_and_username_once_each_without_private_fields() {
+    let (server, _dirs, first) = device_server().await;
+    let token = token(&first);
+    let (_, bea) = device_user(&server, "device-000002", "bea").await;
+    let (_, cid) = device_user(&server, "device-000003", "cid").await;
+    // Bea has an email: another player must not see it.
+    let (status, _) = bearer_post(
+        &server,
+        "/v2/account/link/email",
+        &device_user(&server, "device-000002", "bea").await.0,
+        json!({"email": "bea@example.com", "password": "password-123"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let nobody = "0b6e7a4c-1111-4222-8333-944455556666";
+    let path = format!("/v2/user?ids={bea}&ids={nobody}&usernames=cid&usernames=bea&usernames=nobody_here");
+    let (status, body) = request(&server, "GET", &path, Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let users = body["users"].as_array().unwrap();
+    let mut ids: Vec<&str> = users.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut expected = vec![bea.as_str(), cid.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("bea@example.com") && !text.contains("email"),
+        "{body}"
+    );
+    let bea_shown = users.iter().find(|u| u["id"] == bea.as_str()).unwrap();
+    assert_eq!(bea_shown["username"], "bea");
+    assert!(bea_shown["create_time"].as_str().unwrap().ends_with('Z'));
+    // Nothing asked, nothing found.
+    let (status, body) = request(&server, "GET", "/v2/user", Some(&token), None).await;
+    assert_eq!((status, &body), (200, &json!({})));
+}
+
+#[tokio::test]
+async fn a_user_lookup_needs_a_session_valid_ids_and_at_most_100_names() {
+    let (server, _dirs, first) = device_server().await;
+    let token = token(&first);
+    let (status, _) = request(&server, "GET", "/v2/user?usernames=ana_device", None, None).await;
+    assert_eq!(status, 401);
+    assert_status(
+        request(&server, "GET", "/v2/user?ids=not-a-uuid", Some(&token), None).await,
+        400,
+        3,
+        "ID 'not-a-uuid' is not a valid system ID.",
+    );
+    let flood: String = (0..101).map(|i| format!("usernames=u{i}&")).collect();
+    let (status, body) = request(&server, "GET", &format!("/v2/user?{flood}"), Some(&token), None).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(3)), "{body}");
+    let hundred: String = (0..100).map(|i| format!("usernames=u{i}&")).collect();
+    let path = format!("/v2/user?{hundred}usernames=ana_device");
+    let (status, _) = request(&server, "GET", &path, Some(&token), None).await;
+    assert_eq!(status, 400, "101 with the real one");
+    let (status, body) = request(&server, "GET", &format!("/v2/user?{hundred}"), Some(&token), None).await;
+    assert_eq!((status, &body), (200, &json!({})), "exactly 100 is allowed");
+}

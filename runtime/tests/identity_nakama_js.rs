@@ -1,7 +1,7 @@
 //! The real Nakama JavaScript client (`@heroiclabs/nakama-js` from npm,
 //! installed by `cargo xtask test`) against the server: device login,
-//! account reads, refresh with rotation, a replayed refresh token revoking
-//! its family, and logout — on SQLite and, in CI, on MongoDB.
+//! account reads and updates, user lookups, refresh with rotation, a
+//! replayed refresh token revoking its family, and logout — on SQLite and, in CI, on MongoDB.
 
 mod support;
 
@@ -21,19 +21,23 @@ fn nakama_js() -> Option<PathBuf> {
     module.join("package.json").exists().then_some(module)
 }
 
-#[tokio::test]
-async fn nakama_js_refreshes_with_rotation_and_logs_out() {
+/// Runs `tests/nakama-js/SCRIPT` with node against a fresh server and
+/// returns the JSON object it prints; `None` (skip) when the client isn't
+/// installed outside CI.
+async fn run_script(script: &str) -> Option<serde_json::Value> {
     let Some(module) = nakama_js() else {
         assert!(
             std::env::var("CI").is_err(),
             "@heroiclabs/nakama-js is not installed: `cargo xtask test` installs it"
         );
         eprintln!("skipping: @heroiclabs/nakama-js is not installed (`cargo xtask test` installs it)");
-        return;
+        return None;
     };
     let dirs = Dirs::new();
     let server = Server::start(&dirs, &[]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nakama-js/sessions.cjs");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/nakama-js")
+        .join(script);
     let addr = server.addr.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -49,8 +53,14 @@ async fn nakama_js_refreshes_with_rotation_and_logs_out() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "node failed:\n{stdout}\n{stderr}");
     let line = stdout.lines().last().unwrap_or_default();
-    let got: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+    Some(serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+}
+
+#[tokio::test]
+async fn nakama_js_refreshes_with_rotation_and_logs_out() {
+    let Some(got) = run_script("sessions.cjs").await else {
+        return;
+    };
     assert_eq!(got["username"], "njs_player", "{got}");
     assert_eq!(
         got["rotated"], true,
@@ -67,4 +77,24 @@ async fn nakama_js_refreshes_with_rotation_and_logs_out() {
     assert_eq!(got["logout"], true, "{got}");
     assert_eq!(got["account_after_logout"], 401, "{got}");
     assert_eq!(got["refresh_after_logout"], 401, "{got}");
+}
+
+#[tokio::test]
+async fn nakama_js_updates_the_account_and_finds_users() {
+    let Some(got) = run_script("account.cjs").await else {
+        return;
+    };
+    assert_eq!(got["updated"], true, "{got}");
+    assert_eq!(
+        got["account"],
+        serde_json::json!({
+            "username": "njs_ana2", "display_name": "Ana", "avatar_url": "https://cdn.test/ana.png",
+            "lang_tag": "pt-BR", "location": "Lisbon", "timezone": "Europe/Lisbon"
+        }),
+        "{got}"
+    );
+    assert_eq!(got["found"], serde_json::json!(["njs_ana2", "njs_bea"]), "{got}");
+    assert_eq!(got["found_location"], "Lisbon", "{got}");
+    assert_eq!(got["taken"], 409, "a taken username must be refused: {got}");
+    assert_eq!(got["username_after_refusal"], "njs_ana2", "{got}");
 }

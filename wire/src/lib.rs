@@ -104,6 +104,12 @@ pub struct User {
     /// Language tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang_tag: Option<String>,
+    /// Where the user says they are (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Time zone (free text, e.g. `Europe/Paris`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Free-form JSON object.
     #[serde(default = "empty_object")]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -305,6 +311,12 @@ pub struct UserUpdate {
     /// Language tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lang_tag: Option<String>,
+    /// Location (free text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Time zone (free text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Free-form JSON object, replacing the old one.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -329,6 +341,8 @@ impl fmt::Debug for UserUpdate {
             .field("display_name", &self.display_name)
             .field("avatar_url", &self.avatar_url)
             .field("lang_tag", &self.lang_tag)
+            .field("location", &self.location)
+            .field("timezone", &self.timezone)
             .field("metadata", &self.metadata)
             .field("level", &self.level)
             .field("banned", &self.banned)

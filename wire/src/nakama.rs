@@ -23,6 +23,12 @@ pub struct User {
     /// Language tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang_tag: Option<String>,
+    /// Location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Metadata, a JSON object encoded as a string.
     pub metadata: String,
     /// Creation time (RFC 3339).
@@ -62,4 +68,40 @@ pub struct Account {
     /// When the account was banned (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_time: Option<String>,
+}
+
+/// Users by id or username (Nakama's `Users`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Users))]
+pub struct Users {
+    /// The users found; ids and names that match nobody are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<User>,
+}
+
+/// Changes to the caller's account (Nakama's `UpdateAccountRequest`): an
+/// absent field stays as it is, an empty string clears it (a username
+/// can't be cleared).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UpdateAccountRequest))]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateAccount {
+    /// New username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Avatar URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    /// Language tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang_tag: Option<String>,
+    /// Location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Time zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }

@@ -1,4 +1,4 @@
-//! `GET /v2/account`, `POST /v2/account/link/{...}`, `POST /v2/account/unlink/{...}`.
+//! `GET/PUT /v2/account`, `POST /v2/account/link/{...}`, `POST /v2/account/unlink/{...}`.
 
 use std::sync::Arc;
 
@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use bytes::Bytes;
 
-use elements_identity::{Credential, IdentityError, scheme};
+use elements_identity::{Credential, IdentityError, UserUpdate, scheme};
 use elements_wire as wire;
 
 use super::error::{Code, NakamaError, NakamaStatus};
@@ -35,6 +35,38 @@ pub async fn get_account(
     };
     let identities = service.identities_of(&user.id).await?;
     Ok(Json(elements_identity::wire::nakama_account(user, &identities)))
+}
+
+/// Change the caller's username, display name, avatar, language, location
+/// or time zone. An absent field stays as it is; an empty one is cleared
+/// (the username can't be).
+#[utoipa::path(put, path = "/v2/account", tag = "nakama", request_body = wire::nakama::UpdateAccount,
+    responses(
+        (status = 200, description = "Changed", body = Empty),
+        (status = 400, description = "Invalid username or field", body = NakamaStatus),
+        (status = 401, description = "No valid session token", body = NakamaStatus),
+        (status = 404, description = "Account gone", body = NakamaStatus),
+        (status = 409, description = "Username taken", body = NakamaStatus),
+    ), security(("bearer" = [])))]
+pub async fn update_account(
+    State(app): State<Arc<App>>,
+    Session(caller): Session,
+    body: Bytes,
+) -> Result<Json<Empty>, NakamaError> {
+    let change: wire::nakama::UpdateAccount = parse_body(&body).map_err(NakamaError::invalid)?;
+    let service = &app.identity.service;
+    let user = service.user(&caller.user_id).await?;
+    let update = UserUpdate {
+        name: change.username,
+        display_name: change.display_name,
+        avatar_url: change.avatar_url,
+        lang_tag: change.lang_tag,
+        location: change.location,
+        timezone: change.timezone,
+        ..UserUpdate::default()
+    };
+    service.update_user(&user, &user.id, update).await?;
+    Ok(Json(Empty {}))
 }
 
 /// The credential in a link/unlink body of `scheme`.

@@ -7,6 +7,7 @@
 mod account;
 mod authenticate;
 pub mod error;
+mod user;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,11 +27,13 @@ use elements_server::App;
 pub use account::*;
 pub use authenticate::*;
 use error::{BASIC_CHALLENGE, BEARER_CHALLENGE, NakamaError};
+pub use user::*;
 
 /// The API's routes, each documented by its handler's annotation.
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
-        .routes(routes!(account::get_account))
+        .routes(routes!(account::get_account, account::update_account))
+        .routes(routes!(user::get_users))
         .routes(routes!(authenticate::authenticate))
         .routes(routes!(account::link))
         .routes(routes!(account::unlink))
@@ -38,8 +41,6 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(authenticate::logout))
 }
 
-/// Checks the server key (HTTP Basic user), as Nakama does before
-/// authenticate and refresh.
 /// A request carrying the server key (HTTP Basic user), as a handler
 /// argument: any other is answered 401 before the handler runs.
 pub struct ServerKey;
