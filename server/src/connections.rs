@@ -378,7 +378,8 @@ impl AsyncWrite for GuardedIo {
 }
 
 /// A request body that must arrive whole by a deadline; `late` is set when
-/// it didn't.
+/// it didn't. (tower-http's `RequestBodyTimeout` restarts its timer at
+/// every chunk: a client trickling bytes would never meet it.)
 struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,

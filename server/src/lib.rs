@@ -225,7 +225,10 @@ fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
         router
     };
     // Outermost, so every answer (404s, framework rejections, errors
-    // rewritten by `json_errors`) carries the id.
+    // rewritten by `json_errors`) carries the id. No tower-http
+    // `TimeoutLayer`: an Element's deadline is its own (504
+    // `ELEMENT_TIMEOUT`), and the slow phases of a connection have theirs
+    // in `connections`.
     let request_ids = ServiceBuilder::new()
         .layer(MapRequestLayer::new(drop_client_request_id))
         .layer(SetRequestIdLayer::new(
@@ -489,6 +492,8 @@ async fn serve_element(
     below: &str,
     request_id: &str,
 ) -> Result<Response, ApiError> {
+    // Not tower-http's `RequestBodyLimitLayer`: the limit is the Element's,
+    // known only once the route is.
     let limit = element.limits.max_request_body;
     let declared = request
         .headers()
