@@ -68,6 +68,16 @@ fn status_of(response: &[u8]) -> u16 {
         .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"))
 }
 
+/// The value of header `name` (lower case) in a raw response.
+fn header_of(response: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(response);
+    let (head, _) = text.split_once("\r\n\r\n")?;
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
 fn json_body(response: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(response);
     let (_, body) = text.split_once("\r\n\r\n").expect("a head and a body");
@@ -141,10 +151,13 @@ async fn a_slow_body_gets_408_on_every_api() {
             String::from_utf8_lossy(&response)
         );
         let body = json_body(&response);
+        let id = header_of(&response, "x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no x-request-id: {}", String::from_utf8_lossy(&response)));
         if nakama {
             assert_eq!(body["code"], 4, "{path}: {body}");
         } else {
             assert_eq!(body["code"], "REQUEST_TIMEOUT", "{path}: {body}");
+            assert_eq!(body["requestId"], id.as_str(), "{path}: {body}");
         }
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     }

@@ -511,3 +511,189 @@ async fn when_every_instance_slot_is_busy_requests_get_503() {
     let (status, _) = json(server.get("/app/rest/misbehave/ok").await).await;
     assert_eq!(status, 200);
 }
+
+/// `x-request-id` of `response`, which every answer must carry.
+fn request_id(response: &reqwest::Response) -> String {
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("no x-request-id on {} {}", response.status(), response.url()))
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // The server's own format: a per-process hex prefix and a hex counter.
+    let (prefix, counter) = id.split_once('-').unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        prefix.len() == 8
+            && !counter.is_empty()
+            && (prefix.chars().chain(counter.chars())).all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    id
+}
+
+/// Every answer of both listeners carries an id of the server's making,
+/// fresh each time, and errors in the `/api/rest` shape name it.
+#[tokio::test]
+async fn every_answer_carries_a_fresh_request_id() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = support::root_server(&dirs);
+    let client = &server.client;
+    let mut ids = std::collections::HashSet::new();
+    let mut fresh = |id: String| {
+        assert!(ids.insert(id.clone()), "{id} was given twice");
+        id
+    };
+
+    // Successes: the public API, an Element, /health on both listeners.
+    for url in [
+        server.url("/health"),
+        server.url("/api/rest/openapi.json"),
+        server.url("/app/rest/misbehave/ok"),
+        server.admin_url("/health"),
+    ] {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        fresh(request_id(&response));
+    }
+
+    // Errors in the `/api/rest` shape: the body names the same id as the
+    // header, whoever made the error (a handler, the Element front, the
+    // fallback, the framework, the admin API).
+    for (method, url, status) in [
+        ("GET", server.url("/api/rest/user/me"), 401),
+        ("GET", server.url("/app/rest/nothing-here/x"), 404),
+        ("GET", server.url("/no/such/path"), 404),
+        ("DELETE", server.url("/health"), 405),
+        ("GET", server.admin_url("/api/rest/elements/deployment"), 401),
+        ("GET", server.admin_url("/no/such/path"), 404),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        let id = fresh(request_id(&response));
+        let (got, body) = json(response).await;
+        assert_eq!(got, status, "{method} {url}: {body}");
+        assert_eq!(body["requestId"], id.as_str(), "{method} {url}: {body}");
+    }
+
+    // Nakama's `/v2`: the header, and the body stays in Nakama's shape.
+    let response = client
+        .post(server.url("/v2/account/authenticate/device"))
+        .basic_auth(support::SERVER_KEY, Some(""))
+        .json(&serde_json::json!({"id": "short"}))
+        .send()
+        .await
+        .unwrap();
+    fresh(request_id(&response));
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400, "{body}");
+    let mut keys: Vec<_> = body.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["code", "details", "message"], "{body}");
+
+    // A framework rejection on `/v2` (body over the limit) also has one.
+    let response = client
+        .post(server.url("/v2/account/authenticate/device"))
+        .basic_auth(support::SERVER_KEY, Some(""))
+        .header("content-type", "application/json")
+        .body("x".repeat(3 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    fresh(request_id(&response));
+
+    // Both listeners draw from one sequence of the same process.
+    let prefixes: std::collections::HashSet<_> = ids.iter().map(|id| id.split('-').next().unwrap()).collect();
+    assert_eq!(prefixes.len(), 1, "{ids:?}");
+}
+
+/// A client can't choose its request's id: not a long text, not another
+/// request's id. The Element is told the server's id, can't answer with
+/// another, and its log lines (in the server log and the deployment's log)
+/// carry the id the client got.
+#[tokio::test]
+async fn request_ids_are_the_servers_and_reach_the_element_and_its_log() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = support::root_server(&dirs);
+    let first = server.get("/app/rest/misbehave/ok").await;
+    let earlier = request_id(&first);
+
+    for sent in [
+        "A".repeat(5000),
+        earlier.clone(),
+        "x-request-id-of-my-choosing".to_owned(),
+    ] {
+        for path in ["/api/rest/user/me", "/app/rest/misbehave/ok", "/no/such/path"] {
+            let response = server
+                .client
+                .get(server.url(path))
+                .header("x-request-id", &sent)
+                .send()
+                .await
+                .unwrap();
+            let id = request_id(&response);
+            assert_ne!(id, sent, "{path}");
+            assert_ne!(id, earlier, "{path}");
+            let (_, body) = json(response).await;
+            assert!(
+                !body.to_string().contains(&sent),
+                "{path} echoed the client's id: {body}"
+            );
+        }
+    }
+
+    // The Element sees the server's id; its own `x-request-id` is dropped.
+    let response = server
+        .client
+        .get(server.url("/app/rest/misbehave/request-id"))
+        .header("x-request-id", &earlier)
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&response);
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["seen"], id.as_str(), "{body}");
+
+    // The lines the Element logs carry the id its client got.
+    let response = server
+        .client
+        .get(server.url("/app/rest/misbehave/log"))
+        .header("x-request-id", &earlier)
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&response);
+    assert_eq!(response.status(), 200);
+    server.wait_for_log(&format!("request_id={id}"), Duration::from_secs(5));
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("level test warn"))
+        .unwrap_or_else(|| panic!("no Element line in the log:\n{}", server.log()))
+        .to_owned();
+    assert!(line.contains(&format!("request_id={id}")), "{line}");
+    let root = support::root_secret(&server).await;
+    let (status, lines) = support::admin_request(
+        &server,
+        "GET",
+        "/api/rest/elements/deployment/misbehave/logs",
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lines}");
+    let warn = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["message"] == "level test warn")
+        .unwrap_or_else(|| panic!("no Element line in {lines}"));
+    assert_eq!(warn["requestId"], id.as_str(), "{warn}");
+}

@@ -141,7 +141,11 @@ pub async fn serve(
                     // Whatever the handler made of the failed read, the
                     // client hears why (and the half-read connection ends).
                     if late.load(Ordering::Acquire) {
-                        return Ok(body_timeout_response(nakama));
+                        let id = response
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.headers().get(&crate::REQUEST_ID));
+                        return Ok(body_timeout_response(nakama, id));
                     }
                     response
                 }
@@ -374,7 +378,8 @@ impl AsyncWrite for GuardedIo {
 }
 
 /// A request body that must arrive whole by a deadline; `late` is set when
-/// it didn't.
+/// it didn't. (tower-http's `RequestBodyTimeout` restarts its timer at
+/// every chunk: a client trickling bytes would never meet it.)
 struct DeadlineBody {
     inner: Incoming,
     deadline: Pin<Box<Sleep>>,
@@ -391,22 +396,32 @@ impl DeadlineBody {
     }
 }
 
-/// `408` in the error shape of the API asked (Nakama's on `/v2`).
-fn body_timeout_response(nakama: bool) -> axum::response::Response {
+/// `408` in the error shape of the API asked (Nakama's on `/v2`), with the
+/// id the router gave the request (`request_id`, the `x-request-id` of the
+/// answer this one replaces).
+fn body_timeout_response(nakama: bool, request_id: Option<&http::HeaderValue>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let message = "the request body did not arrive in time";
     let body = if nakama {
         // gRPC's DEADLINE_EXCEEDED.
         serde_json::json!({"code": 4, "message": message, "details": []})
     } else {
-        serde_json::json!({"code": "REQUEST_TIMEOUT", "message": message})
+        let mut body = serde_json::json!({"code": "REQUEST_TIMEOUT", "message": message});
+        if let Some(id) = request_id.and_then(|id| id.to_str().ok()) {
+            body["requestId"] = id.into();
+        }
+        body
     };
-    (
+    let mut response = (
         http::StatusCode::REQUEST_TIMEOUT,
         [(http::header::CONNECTION, "close")],
         axum::Json(body),
     )
-        .into_response()
+        .into_response();
+    if let Some(id) = request_id {
+        response.headers_mut().insert(&crate::REQUEST_ID, id.clone());
+    }
+    response
 }
 
 /// The request body did not arrive in time ([`ConnectionLimits::body_read_timeout_ms`]).

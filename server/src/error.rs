@@ -123,15 +123,41 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Body {
+impl ApiError {
+    fn body(&self) -> Body<'_> {
+        Body {
             code: self.code,
             message: &self.message,
             element: self.element.as_deref(),
             request_id: self.request_id.as_deref(),
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        }
+    }
+}
+
+/// `response`, if an [`ApiError`] made it and named no request, with its
+/// body naming request `id`. Handlers don't see the id; the middleware
+/// every router ends with (`json_errors`) does, and calls this.
+pub(crate) fn name_request(mut response: Response, id: &str) -> Response {
+    // Only errors carry one: for every other response this is one failed
+    // lookup in an empty map.
+    let Some(error) = response.extensions_mut().remove::<ApiError>() else {
+        return response;
+    };
+    if error.request_id.is_some() {
+        return response;
+    }
+    let error = error.with_request_id(id);
+    let Ok(body) = serde_json::to_vec(&error.body()) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
         if let Some(challenge) = self.www_authenticate.as_deref()
             && let Ok(value) = http::HeaderValue::from_str(challenge)
         {
@@ -144,6 +170,8 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
+        // Kept for `name_request`, which adds the request id.
+        response.extensions_mut().insert(self);
         response
     }
 }

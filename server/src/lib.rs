@@ -29,6 +29,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower::ServiceBuilder;
+use tower::util::MapRequestLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 
 use elements_identity::{IdentityService, Secret};
 use elements_store::DocumentStore;
@@ -118,28 +121,50 @@ impl App {
     }
 }
 
-/// Request ids: a random per-process prefix and a counter, unique across
-/// restarts and nodes without a random draw per request.
+/// The header carrying a request's id, on the request (as an Element sees
+/// it) and on every response.
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids, `x-request-id` on both listeners: a random per-process
+/// prefix and a counter, unique across restarts and nodes without a random
+/// draw per request. Both listeners share one counter.
+#[derive(Clone)]
 struct RequestIds {
     prefix: u32,
-    next: AtomicU64,
+    next: Arc<AtomicU64>,
 }
 
 impl RequestIds {
     fn new() -> RequestIds {
         RequestIds {
             prefix: uuid::Uuid::new_v4().as_u128() as u32,
-            next: AtomicU64::new(1),
+            next: Arc::new(AtomicU64::new(1)),
         }
     }
+}
 
-    fn next(&self) -> String {
-        format!(
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let id = format!(
             "{:08x}-{:x}",
             self.prefix,
             self.next.fetch_add(1, Ordering::Relaxed)
-        )
+        );
+        // Hex digits and a hyphen: always a valid header value.
+        HeaderValue::from_maybe_shared(Bytes::from(id))
+            .ok()
+            .map(RequestId::new)
     }
+}
+
+/// A client's own `x-request-id` is dropped, never adopted: the id goes
+/// into the server log, the Element's log and error bodies, where a
+/// client's text could pose as another request's id (or fill the line with
+/// up to the header limit of anything). Every request gets ours, which a
+/// client can quote to an operator; a proxy in front keeps its own ids.
+fn drop_client_request_id(mut request: Request) -> Request {
+    request.headers_mut().remove(&REQUEST_ID);
+    request
 }
 
 /// The public listener's routes: Element content, the client APIs (`api`),
@@ -199,14 +224,28 @@ fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
     } else {
         router
     };
-    router.with_state(app)
+    // Outermost, so every answer (404s, framework rejections, errors
+    // rewritten by `json_errors`) carries the id. No tower-http
+    // `TimeoutLayer`: an Element's deadline is its own (504
+    // `ELEMENT_TIMEOUT`), and the slow phases of a connection have theirs
+    // in `connections`.
+    let request_ids = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(drop_client_request_id))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID.clone(),
+            app.request_ids.clone(),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()));
+    router.layer(request_ids).with_state(app)
 }
 
 /// Every error the server itself answers is JSON: framework rejections
 /// (a body over the limit, a malformed JSON body or query, a wrong method)
 /// come as plain text and are rewritten here, in the `/api/rest` shape, or
-/// in Nakama's on `/v2`.
+/// in Nakama's on `/v2`. Errors in the `/api/rest` shape name the request
+/// (`requestId`, as in `x-request-id`); Nakama's shape stays Nakama's.
 async fn json_errors(request: Request, next: Next) -> Response {
+    let request_id = request.extensions().get::<RequestId>().cloned();
     let path = request.uri().path();
     let nakama = path.starts_with("/v2/");
     // An Element's own answers pass untouched (its errors are its own).
@@ -221,6 +260,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
     } else {
         next.run(request).await
     };
+    let request_id = request_id.as_ref().and_then(|id| id.header_value().to_str().ok());
+    if let Some(id) = request_id {
+        response = crate::error::name_request(response, id);
+    }
     let status = response.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         // The rest of the body was never read: the connection can't carry
@@ -274,7 +317,11 @@ async fn json_errors(request: Request, next: Next) -> Response {
             s if s.is_client_error() => "BAD_REQUEST",
             _ => "INTERNAL",
         };
-        axum::Json(serde_json::json!({"code": code, "message": message})).into_response()
+        let mut body = serde_json::json!({"code": code, "message": message});
+        if let Some(id) = request_id {
+            body["requestId"] = id.into();
+        }
+        axum::Json(body).into_response()
     };
     *rewritten.status_mut() = status;
     // Keep what the original said beyond its body (Allow, WWW-Authenticate, Connection...).
@@ -358,8 +405,6 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!("nothing is served at {}", request.uri().path()))
 }
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// Headers that describe one connection, not the message: never forwarded
 /// between the client and an Element.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -370,7 +415,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
-    let request_id = app.request_ids.next();
+    let request_id = request_id_of(&request);
     // The raw (still percent-encoded) path, so the Element sees exactly what
     // the client sent below the mount point.
     let path = request.uri().path().to_owned();
@@ -391,7 +436,7 @@ async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
 /// An extension route of the core API (see [`EXTENSION_ROUTES`]), served by
 /// the Element that claims it; the Element sees the full path.
 async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Response {
-    let request_id = app.request_ids.next();
+    let request_id = request_id_of(&request);
     let path = request.uri().path().to_owned();
     let result = match app.registry.core_route(&path) {
         Some(element) => serve_counted(&app, element, request, &path, &request_id).await,
@@ -402,15 +447,19 @@ async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Respon
     with_request_id(result, &request_id)
 }
 
+fn request_id_of(request: &Request) -> String {
+    crate::request::request_id(request.extensions())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The Element's answer, or the error tagged with the request id (the
+/// `x-request-id` header is set by the layers of `finish_router`).
 fn with_request_id(result: Result<Response, ApiError>, request_id: &str) -> Response {
-    let mut response = match result {
+    match result {
         Ok(response) => response,
         Err(error) => error.with_request_id(request_id).into_response(),
-    };
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
-    response
 }
 
 /// [`serve_element`], recorded in the Element's metrics.
@@ -443,6 +492,8 @@ async fn serve_element(
     below: &str,
     request_id: &str,
 ) -> Result<Response, ApiError> {
+    // Not tower-http's `RequestBodyLimitLayer`: the limit is the Element's,
+    // known only once the route is.
     let limit = element.limits.max_request_body;
     let declared = request
         .headers()
@@ -515,6 +566,8 @@ async fn serve_element(
         Ok(response) => {
             let (mut parts, body): (_, Bytes) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            // The id is the server's: an Element can't answer as another request.
+            parts.headers.remove(&REQUEST_ID);
             for name in strip_portal_cookies(&mut parts.headers) {
                 element.log.push(
                     Level::Warn,

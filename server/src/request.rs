@@ -1,6 +1,6 @@
 //! What a handler reads from a request besides its body: the client's
-//! address, the caller's credential, an `Authorization` header's parts, and
-//! a JSON body that may be empty.
+//! address, the request's id, the caller's credential, an `Authorization`
+//! header's parts, and a JSON body that may be empty.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,6 +18,15 @@ pub const SESSION_HEADER: &str = "elements-sessionsecret";
 /// 400 for a body or parameter that can't be read.
 pub fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PARAMETER", message)
+}
+
+/// The id of a request: the one `SetRequestIdLayer` gave it on the way in
+/// (both listeners' routers have it; see `finish_router`), also sent back
+/// as `x-request-id`. `None` only on a router built without it.
+pub fn request_id(extensions: &http::Extensions) -> Option<&str> {
+    extensions
+        .get::<tower_http::request_id::RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
 }
 
 /// The session credential of a request, if any.

@@ -144,4 +144,8 @@ pub struct ErrorDto {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// The request's id, as in its `x-request-id` header: what an operator
+    /// looks the failure up by in the log.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }

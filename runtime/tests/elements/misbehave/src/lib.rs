@@ -30,6 +30,12 @@ fn router() -> Router {
                 })
         })
         .get("/attack", attack_page)
+        // Request ids: what the Element was told, and an attempt to answer
+        // with an id of its own.
+        .get("/request-id", |req: Request| {
+            let seen = req.header("x-request-id").map(str::to_owned);
+            Response::json(&json!({"seen": seen})).with_header("x-request-id", "forged-by-the-element")
+        })
         .get("/loop", |_req| -> Response { spin() })
         .get("/alloc", |_req| -> Response { exhaust_memory() })
         .get("/panic", |_req| -> Response {
