@@ -47,11 +47,13 @@ const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("put", "/api/rest/application/{id}"),
     ("delete", "/api/rest/application/{id}"),
     ("get", "/v2/account"),
+    ("put", "/v2/account"),
     ("post", "/v2/account/authenticate/{scheme}"),
     ("post", "/v2/account/link/{scheme}"),
     ("post", "/v2/account/unlink/{scheme}"),
     ("post", "/v2/account/session/refresh"),
     ("post", "/v2/session/logout"),
+    ("get", "/v2/user"),
     // Core extension points (served by the Email Verification Element).
     ("post", "/api/rest/user/me/email/verify"),
     ("get", "/api/rest/verify"),
