@@ -130,14 +130,17 @@ pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id
 /// draw per request. Both listeners share one counter.
 #[derive(Clone)]
 struct RequestIds {
-    prefix: u32,
+    /// The prefix as text, `{:08x}-`, written once.
+    prefix: [u8; 9],
     next: Arc<AtomicU64>,
 }
 
 impl RequestIds {
     fn new() -> RequestIds {
+        let mut prefix = [b'-'; 9];
+        write_hex(uuid::Uuid::new_v4().as_u128() as u32 as u64, &mut prefix[..8]);
         RequestIds {
-            prefix: uuid::Uuid::new_v4().as_u128() as u32,
+            prefix,
             next: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -145,15 +148,24 @@ impl RequestIds {
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let id = format!(
-            "{:08x}-{:x}",
-            self.prefix,
-            self.next.fetch_add(1, Ordering::Relaxed)
-        );
+        // `{prefix:08x}-{counter:x}`, written by hand rather than with
+        // `format!`: this runs for every request, and the formatting
+        // machinery was a tenth of the request-id layers' cost.
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+        let mut id = [0u8; 9 + 16];
+        id[..9].copy_from_slice(&self.prefix);
+        write_hex(n, &mut id[9..9 + digits]);
         // Hex digits and a hyphen: always a valid header value.
-        HeaderValue::from_maybe_shared(Bytes::from(id))
-            .ok()
-            .map(RequestId::new)
+        HeaderValue::from_bytes(&id[..9 + digits]).ok().map(RequestId::new)
+    }
+}
+
+/// The low `out.len()` hex digits of `n`, most significant first.
+fn write_hex(mut n: u64, out: &mut [u8]) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
     }
 }
 
@@ -218,25 +230,28 @@ async fn on_admin_listener(request: Request) -> ApiError {
 }
 
 fn finish_router(router: Router<Arc<App>>, app: Arc<App>) -> Router {
-    let router = router.layer(middleware::from_fn(json_errors));
-    let router = if app.metrics.is_some() {
-        router.layer(middleware::from_fn_with_state(app.clone(), record_request))
-    } else {
-        router
-    };
-    // Outermost, so every answer (404s, framework rejections, errors
-    // rewritten by `json_errors`) carries the id. No tower-http
+    // One layer, not one per concern: axum boxes each `Router::layer` around
+    // every route and clones the box for every request.
+    //
+    // Request ids outermost, so every answer (404s, framework rejections,
+    // errors rewritten by `json_errors`) carries the id. No tower-http
     // `TimeoutLayer`: an Element's deadline is its own (504
     // `ELEMENT_TIMEOUT`), and the slow phases of a connection have theirs
     // in `connections`.
-    let request_ids = ServiceBuilder::new()
+    let record = app
+        .metrics
+        .is_some()
+        .then(|| middleware::from_fn_with_state(app.clone(), record_request));
+    let layers = ServiceBuilder::new()
         .layer(MapRequestLayer::new(drop_client_request_id))
         .layer(SetRequestIdLayer::new(
             REQUEST_ID.clone(),
             app.request_ids.clone(),
         ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()));
-    router.layer(request_ids).with_state(app)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .option_layer(record)
+        .layer(middleware::from_fn(json_errors));
+    router.layer(layers).with_state(app)
 }
 
 /// Every error the server itself answers is JSON: framework rejections
@@ -547,7 +562,7 @@ async fn serve_element(
     // The host resolves the caller from the session credential; the Element
     // asks `identity.caller` and never sees the secret itself.
     let credential: Option<Arc<str>> = crate::request::credential(&parts.headers).map(Into::into);
-    parts.headers.remove(crate::request::SESSION_HEADER);
+    parts.headers.remove(&crate::request::SESSION_HEADER);
     if parts
         .headers
         .get(header::AUTHORIZATION)
@@ -631,6 +646,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        let mut ids = RequestIds::new();
+        let prefix = std::str::from_utf8(&ids.prefix).unwrap().to_owned();
+        assert!(prefix.len() == 9 && prefix.ends_with('-'), "{prefix}");
+        assert!(prefix[..8].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let request = http::Request::new(());
+        for (counter, suffix) in [(1, "1"), (0xf, "f"), (0x10, "10"), (0xabc_0001, "abc0001"), (u64::MAX, "ffffffffffffffff")] {
+            ids.next.store(counter, Ordering::Relaxed);
+            let id = ids.make_request_id(&request).expect("an id");
+            assert_eq!(id.header_value().to_str().unwrap(), format!("{prefix}{suffix}"));
+        }
+        // The counter wraps rather than panics after u64::MAX.
+        assert!(ids.make_request_id(&request).is_some());
+    }
 
     #[test]
     fn only_portal_cookies_are_stripped_from_element_responses() {

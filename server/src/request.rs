@@ -13,7 +13,9 @@ use crate::error::ApiError;
 pub const CHALLENGE: &str = "Bearer realm=\"elements\"";
 
 /// The header carrying a session secret, besides `Authorization: Bearer`.
-pub const SESSION_HEADER: &str = "elements-sessionsecret";
+/// A `HeaderName`, not a `&str`: every Element request looks it up, and a
+/// `&str` name is parsed again at each lookup.
+pub static SESSION_HEADER: http::HeaderName = http::HeaderName::from_static("elements-sessionsecret");
 
 /// 400 for a body or parameter that can't be read.
 pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -31,7 +33,7 @@ pub fn request_id(extensions: &http::Extensions) -> Option<&str> {
 
 /// The session credential of a request, if any.
 pub fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(secret) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+    if let Some(secret) = headers.get(&SESSION_HEADER).and_then(|v| v.to_str().ok()) {
         let secret = secret.trim();
         if !secret.is_empty() {
             return Some(secret);
