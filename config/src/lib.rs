@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod grants;
+pub mod providers;
 mod settings;
 
 pub use settings::{
@@ -423,6 +424,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Bounds on deploys.
     pub deploy: DeploySettings,
+    /// Social and platform logins.
+    pub providers: providers::Providers,
 }
 
 impl Default for Config {
@@ -612,12 +615,14 @@ impl Config {
             metrics: value!(s.metrics),
             services,
             connections: value!(s.connections),
+            providers: value!(s.providers),
             deploy,
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.connections.validate().map_err(ConfigError::Invalid)?;
+        self.providers.validate().map_err(ConfigError::Invalid)?;
         for (key, url) in [
             ("public_url", &self.public_url),
             ("admin_public_url", &self.admin_public_url),
@@ -1440,6 +1445,47 @@ mod tests {
     }
 
     #[test]
+    fn providers_are_read_from_the_file_and_their_secrets_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            Config::load(&cli).unwrap().providers.apple.is_none(),
+            "none by default"
+        );
+        std::fs::write(
+            &path,
+            "[providers.facebook]\napp_id = \"1\"\napp_secret = \"fb-secret-value\"\n\
+             [providers.game_center]\nbundle_ids = [\"com.example\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(&cli).unwrap();
+        let facebook = config.providers.facebook.clone().unwrap();
+        assert_eq!(facebook.app_secret.expose(), "fb-secret-value");
+        assert_eq!(facebook.graph_url, "https://graph.facebook.com/v19.0");
+        let gc = config.providers.game_center.clone().unwrap();
+        assert_eq!(gc.key_url_prefix, "https://static.gc.apple.com/");
+        assert!(!format!("{config:?}").contains("fb-secret-value"));
+        for (text, needle) in [
+            ("[providers.apple]\nbundle_ids = []\n", "bundle_ids"),
+            (
+                "[providers.facebook]\napp_id = \"1\"\napp_secret = \"\"\n",
+                "empty",
+            ),
+            ("[providers.steam]\napp_id = 1\n", "publisher_key"),
+            ("[providers]\ntimeout_ms = 0\n", "timeout_ms"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(&cli).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn an_unknown_key_in_any_table_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("elements.toml");
@@ -1456,6 +1502,9 @@ mod tests {
             "[login]",
             "[connections]",
             "[elements.hello]",
+            "[providers]",
+            "[providers.apple]\nbundle_ids = [\"a\"]",
+            "[providers.steam]\napp_id = 1\npublisher_key = \"k\"",
         ] {
             std::fs::write(&path, format!("{table}\nbogus_key = 1\n")).unwrap();
             let err = Config::load(&cli).unwrap_err().to_string();

@@ -28,6 +28,7 @@ use clap::{Args, Command};
 use elements_identity::ThrottleConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::providers::Providers;
 use crate::{ConnectionLimits, Isolation, LogFormat, Network, Pooling};
 
 /// One source's settings, each optional, stackable over another source's.
@@ -227,6 +228,10 @@ layer! {
         /// table is read whole, over [`ConnectionLimits`]'s defaults.
         #[arg(skip)]
         pub connections: Option<ConnectionLimits> = ConnectionLimits::default(),
+        /// `[providers]`: social and platform logins; the table is read
+        /// whole, over [`Providers`]'s defaults (none configured).
+        #[arg(skip)]
+        pub providers: Option<Providers> = Providers::default(),
         /// `[attributes]`: operator attributes given to every Element.
         #[arg(skip)]
         #[serde(default)]

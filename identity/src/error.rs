@@ -42,6 +42,15 @@ pub enum IdentityError {
         /// Seconds to wait before retrying.
         retry_after_secs: u64,
     },
+    /// The server can't do this as configured (Nakama's
+    /// `FAILED_PRECONDITION`), e.g. a login provider that is not set up.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A login provider (Apple, Google, Steam...) could not be reached or
+    /// answered nonsense: nothing was decided about the credential. The
+    /// detail is for the log.
+    #[error("login provider unavailable: {0}")]
+    ProviderUnavailable(String),
     /// The document store cannot be reached; retry later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -15,6 +15,18 @@ pub mod scheme {
     pub const CUSTOM: &str = "custom";
     /// An email address, with the account's password.
     pub const EMAIL: &str = "email";
+    /// Sign in with Apple (an Apple ID token).
+    pub const APPLE: &str = "apple";
+    /// Google Sign-In (a Google ID token).
+    pub const GOOGLE: &str = "google";
+    /// Facebook Login (an access token, or a Limited Login token).
+    pub const FACEBOOK: &str = "facebook";
+    /// Facebook Instant Games (signed player info).
+    pub const FACEBOOK_INSTANT_GAME: &str = "facebookinstantgame";
+    /// Apple Game Center (an identity verification signature).
+    pub const GAME_CENTER: &str = "gamecenter";
+    /// Steam (a session ticket).
+    pub const STEAM: &str = "steam";
 }
 
 /// Levels and verification statuses are plain vocabulary, the same in

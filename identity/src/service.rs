@@ -705,6 +705,14 @@ impl IdentityService {
         let username = request.username.as_deref().map(validate::username).transpose()?;
         let key = Identity::key_of(&v.scheme, &v.id);
         let mut password_hash: Option<String> = None;
+        // A provider's email fills a new account unless another account
+        // has it; then the account is created without one (the provider
+        // vouched for the player, not for that account).
+        let mut email = if v.scheme == scheme::EMAIL {
+            v.email.clone()
+        } else {
+            v.email.as_deref().and_then(|e| validate::email(e).ok())
+        };
         for _ in 0..8 {
             if let Some(doc) = self.store.get(&self.c.identities, &key).await? {
                 let identity: Identity = parse(doc)?;
@@ -739,10 +747,10 @@ impl IdentityService {
             let user = User {
                 id: uuid::Uuid::new_v4().to_string(),
                 name,
-                email: v.email.clone(),
+                email: email.clone(),
                 level: Level::User,
-                display_name: None,
-                avatar_url: None,
+                display_name: provided("display_name", &v.display_name),
+                avatar_url: provided("avatar_url", &v.avatar_url),
                 lang_tag: None,
                 location: None,
                 timezone: None,
@@ -770,6 +778,10 @@ impl IdentityService {
                             return Err(IdentityError::username_in_use());
                         }
                         // A generated name collided: draw another.
+                        continue;
+                    }
+                    if v.scheme != scheme::EMAIL && email.is_some() {
+                        email = None;
                         continue;
                     }
                     return Err(IdentityError::AlreadyExists("Email is already in use.".into()));
@@ -877,6 +889,7 @@ impl IdentityService {
             status: Verification::Unverified,
             password,
             email: Some(email),
+            ..VerifiedIdentity::default()
         };
         self.link_verified(user_id, &identity, "Email").await
     }
@@ -937,7 +950,7 @@ impl IdentityService {
     /// the user document, so two concurrent unlinks of a user's last two
     /// identifiers conflict instead of both passing.
     pub async fn unlink(&self, user_id: &str, scheme: &str, credential: &Credential) -> Result<()> {
-        let id = self.verifier(scheme)?.normalize(&credential.id)?;
+        let id = self.verifier(scheme)?.identify(credential).await?;
         if scheme == scheme::EMAIL {
             self.require_own_password(user_id, credential).await?;
         }
@@ -1065,6 +1078,15 @@ async fn backfill_name_keys(store: &Arc<dyn DocumentStore>, c: &Collections) -> 
             return Err(IdentityError::internal("could not backfill user name keys"));
         }
     }
+}
+
+/// A profile field a provider gave, if it fits the field's limits: a
+/// provider's odd data never fails a login, it is just not copied.
+fn provided(field: &str, value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty() && validate::user_text(field, v).is_ok())
+        .map(str::to_owned)
 }
 
 /// A user document split into the user and its password hash.

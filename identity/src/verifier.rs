@@ -7,6 +7,8 @@
 //! registering it with [`crate::IdentityService::register_verifier`]; the
 //! model, find-or-create, linking and sessions stay as they are.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::error::{IdentityError, Result};
@@ -22,6 +24,9 @@ pub struct Credential {
     pub password: Option<String>,
     /// A provider token, for schemes a third party vouches for (social logins).
     pub token: Option<String>,
+    /// The other parts of a proof, by name, for schemes whose proof is more
+    /// than one token (Game Center's `salt`, `signature`...).
+    pub fields: BTreeMap<String, String>,
 }
 
 impl Credential {
@@ -35,7 +40,7 @@ impl Credential {
 }
 
 /// A credential a verifier accepted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct VerifiedIdentity {
     /// The scheme.
     pub scheme: String,
@@ -48,6 +53,10 @@ pub struct VerifiedIdentity {
     pub password: Option<String>,
     /// The account's email, if the scheme knows it (set on new accounts).
     pub email: Option<String>,
+    /// The name the provider shows for the player (set on new accounts).
+    pub display_name: Option<String>,
+    /// The player's picture at the provider (set on new accounts).
+    pub avatar_url: Option<String>,
 }
 
 /// Checks credentials of one scheme.
@@ -65,6 +74,13 @@ pub trait IdentityVerifier: Send + Sync + 'static {
 
     /// Verifies a credential presented to authenticate or link.
     async fn verify(&self, credential: &Credential) -> Result<VerifiedIdentity>;
+
+    /// The id a credential presented to unlink names. By default the bare
+    /// id, normalized; a provider's proof is verified instead (as Nakama
+    /// does), so a token alone can't name someone else's id.
+    async fn identify(&self, credential: &Credential) -> Result<String> {
+        self.normalize(&credential.id)
+    }
 }
 
 /// Device ids: unproven, 10–128 bytes.
@@ -87,8 +103,7 @@ impl IdentityVerifier for DeviceVerifier {
             scheme: scheme::DEVICE.into(),
             id: self.normalize(&credential.id)?,
             status: Verification::Unverified,
-            password: None,
-            email: None,
+            ..VerifiedIdentity::default()
         })
     }
 }
@@ -114,8 +129,7 @@ impl IdentityVerifier for CustomVerifier {
             scheme: scheme::CUSTOM.into(),
             id: self.normalize(&credential.id)?,
             status: Verification::Unverified,
-            password: None,
-            email: None,
+            ..VerifiedIdentity::default()
         })
     }
 }
@@ -146,6 +160,7 @@ impl IdentityVerifier for EmailVerifier {
             status: Verification::Unverified,
             password: Some(password),
             email: Some(email),
+            ..VerifiedIdentity::default()
         })
     }
 }

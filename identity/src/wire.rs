@@ -96,9 +96,29 @@ impl From<User> for wire::nakama::User {
             location: u.location,
             timezone: u.timezone,
             metadata: u.metadata.to_string(),
+            facebook_id: None,
+            google_id: None,
+            gamecenter_id: None,
+            steam_id: None,
+            apple_id: None,
+            facebook_instant_game_id: None,
             create_time: rfc3339(u.created),
             update_time: rfc3339(u.updated),
         }
+    }
+}
+
+/// Nakama's user with the provider ids among `identities` filled in.
+pub fn nakama_user(user: User, identities: &[Identity]) -> wire::nakama::User {
+    let id_of = |s: &str| identities.iter().find(|i| i.scheme == s).map(|i| i.id.clone());
+    wire::nakama::User {
+        facebook_id: id_of(scheme::FACEBOOK),
+        google_id: id_of(scheme::GOOGLE),
+        gamecenter_id: id_of(scheme::GAME_CENTER),
+        steam_id: id_of(scheme::STEAM),
+        apple_id: id_of(scheme::APPLE),
+        facebook_instant_game_id: id_of(scheme::FACEBOOK_INSTANT_GAME),
+        ..user.into()
     }
 }
 
@@ -122,7 +142,7 @@ pub fn nakama_account(user: User, identities: &[Identity]) -> wire::nakama::Acco
     wire::nakama::Account {
         email: user.email.clone(),
         disable_time: user.banned_at.map(rfc3339),
-        user: user.into(),
+        user: nakama_user(user, identities),
         wallet: "{}".into(),
         devices,
         custom_id,

@@ -29,6 +29,7 @@ fn device(id: &str) -> FindOrCreate {
             status: Verification::Unverified,
             password: None,
             email: None,
+            ..VerifiedIdentity::default()
         },
         create: true,
         username: None,

@@ -46,6 +46,12 @@ impl Runtime {
     pub async fn start(config: &Config) -> anyhow::Result<Runtime> {
         let store = open_store(config).await?;
         let identity = start_identity(store.clone(), &config.identity).await?;
+        for verifier in
+            elements_providers::verifiers(&config.providers).context("setting up the login providers")?
+        {
+            tracing::info!(scheme = verifier.scheme(), "login provider configured");
+            identity.service.register_verifier(verifier);
+        }
         let (engine, allocation) = engine::build(config)?;
         tracing::info!(
             ?allocation,

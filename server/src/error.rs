@@ -197,6 +197,17 @@ impl From<IdentityError> for ApiError {
                 "the server is busy checking passwords; retry later",
             )
             .with_retry_after(retry_after_secs),
+            IdentityError::FailedPrecondition(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "FAILED_PRECONDITION", m)
+            }
+            IdentityError::ProviderUnavailable(m) => {
+                tracing::warn!("identity request failed, login provider unavailable: {m}");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "PROVIDER_UNAVAILABLE",
+                    "the login provider could not be reached; retry later",
+                )
+            }
             IdentityError::Unavailable(m) => {
                 tracing::warn!("identity request failed, store unavailable: {m}");
                 ApiError::new(

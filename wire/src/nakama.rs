@@ -31,6 +31,24 @@ pub struct User {
     pub timezone: Option<String>,
     /// Metadata, a JSON object encoded as a string.
     pub metadata: String,
+    /// Linked Facebook id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facebook_id: Option<String>,
+    /// Linked Google id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_id: Option<String>,
+    /// Linked Game Center player id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamecenter_id: Option<String>,
+    /// Linked Steam id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steam_id: Option<String>,
+    /// Linked Apple id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_id: Option<String>,
+    /// Linked Facebook Instant Games player id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facebook_instant_game_id: Option<String>,
     /// Creation time (RFC 3339).
     pub create_time: String,
     /// Last update (RFC 3339).

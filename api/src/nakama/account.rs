@@ -70,7 +70,7 @@ pub async fn update_account(
 }
 
 /// The credential in a link/unlink body of `scheme`.
-fn credential(scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError> {
+fn credential(app: &App, scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError> {
     match scheme_name {
         scheme::DEVICE | scheme::CUSTOM => {
             let account: AccountId = parse_body(body).map_err(NakamaError::invalid)?;
@@ -81,29 +81,35 @@ fn credential(scheme_name: &str, body: &Bytes) -> Result<Credential, NakamaError
             Ok(Credential {
                 id: account.email,
                 password: Some(account.password),
-                token: None,
+                ..Credential::default()
             })
         }
-        // A scheme this server has no route for: 404, not a server error
-        // (a 501 would read as the server failing).
-        other => Err(NakamaError::new(
-            Code::NotFound,
-            format!("Linking {other:?} is not supported."),
-        )),
+        other => match super::proof::provider(&app.identity.service, other, body) {
+            Some(parsed) => parsed.map(|(credential, _)| credential),
+            // A scheme this server has no route for: 404, not a server
+            // error (a 501 would read as the server failing).
+            None => Err(NakamaError::new(
+                Code::NotFound,
+                format!("Linking {other:?} is not supported."),
+            )),
+        },
     }
 }
 
 /// Link a device id, an email and password, or a custom id to the caller's
 /// account. Re-linking one of the caller's own is a no-op.
 #[utoipa::path(post, path = "/v2/account/link/{scheme}", tag = "nakama",
-    params(("scheme" = String, Path, description = "`device`, `email` or `custom`")),
-    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email"),
+    params(("scheme" = String, Path, description = "`device`, `email`, `custom`, or a provider: `apple`, `google`, `facebook`, `facebookinstantgame`, `gamecenter`, `steam`")),
+    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email; \
+        for a provider, `{\"token\"}` (AccountApple, AccountGoogle, AccountFacebook, AccountSteam), \
+        `{\"signed_player_info\"}` (AccountFacebookInstantGame) or AccountGameCenter's fields"),
     responses(
         (status = 200, description = "Linked", body = Empty),
-        (status = 400, description = "Invalid id, email or password", body = NakamaStatus),
-        (status = 401, description = "No valid session token", body = NakamaStatus),
+        (status = 400, description = "Invalid id, email or password; a provider not configured (code 9)", body = NakamaStatus),
+        (status = 401, description = "No valid session token; a provider's proof not genuine", body = NakamaStatus),
         (status = 404, description = "Scheme not supported", body = NakamaStatus),
         (status = 409, description = "Used by another account", body = NakamaStatus),
+        (status = 502, description = "The login provider could not be reached", body = NakamaStatus),
     ), security(("bearer" = [])))]
 pub async fn link(
     State(app): State<Arc<App>>,
@@ -111,7 +117,7 @@ pub async fn link(
     Session(caller): Session,
     body: Bytes,
 ) -> Result<Json<Empty>, NakamaError> {
-    let credential = credential(&scheme_name, &body)?;
+    let credential = credential(&app, &scheme_name, &body)?;
     app.identity
         .service
         .link(&caller.user_id, &scheme_name, &credential)
@@ -122,12 +128,14 @@ pub async fn link(
 /// Unlink a device id, an email or a custom id from the caller's account;
 /// the account's last identifier can't be unlinked.
 #[utoipa::path(post, path = "/v2/account/unlink/{scheme}", tag = "nakama",
-    params(("scheme" = String, Path, description = "`device`, `email` or `custom`")),
-    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email"),
+    params(("scheme" = String, Path, description = "`device`, `email`, `custom`, or a provider: `apple`, `google`, `facebook`, `facebookinstantgame`, `gamecenter`, `steam`")),
+    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email; \
+        for a provider, `{\"token\"}` (AccountApple, AccountGoogle, AccountFacebook, AccountSteam), \
+        `{\"signed_player_info\"}` (AccountFacebookInstantGame) or AccountGameCenter's fields"),
     responses(
         (status = 200, description = "Unlinked", body = Empty),
-        (status = 400, description = "Invalid id or email", body = NakamaStatus),
-        (status = 401, description = "No valid session token", body = NakamaStatus),
+        (status = 400, description = "Invalid id or email; a provider not configured (code 9)", body = NakamaStatus),
+        (status = 401, description = "No valid session token; a provider's proof not genuine", body = NakamaStatus),
         (status = 403, description = "Not linked to the caller, or the last identifier", body = NakamaStatus),
         (status = 404, description = "Scheme not supported", body = NakamaStatus),
     ), security(("bearer" = [])))]
@@ -137,7 +145,7 @@ pub async fn unlink(
     Session(caller): Session,
     body: Bytes,
 ) -> Result<Json<Empty>, NakamaError> {
-    let credential = credential(&scheme_name, &body)?;
+    let credential = credential(&app, &scheme_name, &body)?;
     app.identity
         .service
         .unlink(&caller.user_id, &scheme_name, &credential)

@@ -62,19 +62,23 @@ fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
 /// "password", "vars"}` for email.
 #[utoipa::path(post, path = "/v2/account/authenticate/{scheme}", tag = "nakama",
     params(
-        ("scheme" = String, Path, description = "`device`, `email` or `custom`"),
+        ("scheme" = String, Path, description = "`device`, `email`, `custom`, or a provider: `apple`, `google`, `facebook`, `facebookinstantgame`, `gamecenter`, `steam`"),
         ("create" = Option<bool>, Query, description = "Create the account if it does not exist (default true)"),
         ("username" = Option<String>, Query, description = "Username of a new account (default: generated)"),
+        ("sync" = Option<bool>, Query, description = "Facebook and Steam: import friends (accepted; there is no friends feature yet)"),
     ),
-    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email"),
+    request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email; \
+        for a provider, `{\"token\"}` (AccountApple, AccountGoogle, AccountFacebook, AccountSteam), \
+        `{\"signed_player_info\"}` (AccountFacebookInstantGame) or AccountGameCenter's fields"),
     responses(
         (status = 200, description = "Session", body = SessionResponse),
-        (status = 400, description = "Invalid id, email, password or username", body = NakamaStatus),
-        (status = 401, description = "Server key missing or invalid; wrong password", body = NakamaStatus),
+        (status = 400, description = "Invalid id, email, password or username; a provider not configured (code 9)", body = NakamaStatus),
+        (status = 401, description = "Server key missing or invalid; wrong password; a provider's proof not genuine", body = NakamaStatus),
         (status = 403, description = "Account banned", body = NakamaStatus),
         (status = 404, description = "create=false and no such account; scheme not supported", body = NakamaStatus),
         (status = 409, description = "Username taken", body = NakamaStatus),
         (status = 429, description = "Too many failed logins (RESOURCE_EXHAUSTED); see `Retry-After`", body = NakamaStatus),
+        (status = 502, description = "The login provider could not be reached (UNAVAILABLE)", body = NakamaStatus),
         (status = 503, description = "Password checks saturated (UNAVAILABLE); see `Retry-After`", body = NakamaStatus),
     ), security(("server_key" = [])))]
 pub async fn authenticate(
@@ -100,18 +104,21 @@ pub async fn authenticate(
             let credential = Credential {
                 id: account.email,
                 password: Some(account.password),
-                token: None,
+                ..Credential::default()
             };
             (credential, account.vars)
         }
-        other => {
+        other => match super::proof::provider(&app.identity.service, other, &body) {
+            Some(parsed) => parsed?,
             // A scheme this server has no route for: 404, not a server
             // error (a 501 would read as the server failing).
-            return Err(NakamaError::new(
-                Code::NotFound,
-                format!("Authentication with {other:?} is not supported."),
-            ));
-        }
+            None => {
+                return Err(NakamaError::new(
+                    Code::NotFound,
+                    format!("Authentication with {other:?} is not supported."),
+                ));
+            }
+        },
     };
     let service = &app.identity.service;
     let outcome = service

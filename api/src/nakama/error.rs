@@ -24,6 +24,8 @@ pub enum Code {
     PermissionDenied = 7,
     /// 8.
     ResourceExhausted = 8,
+    /// 9.
+    FailedPrecondition = 9,
     /// 12.
     Unimplemented = 12,
     /// 13.
@@ -43,6 +45,7 @@ impl Code {
             Code::AlreadyExists => StatusCode::CONFLICT,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::FailedPrecondition => StatusCode::BAD_REQUEST,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,13 +65,16 @@ pub struct NakamaError {
     pub challenge: &'static str,
     /// Seconds for `Retry-After` (throttled, busy).
     pub retry_after: Option<u64>,
+    /// The HTTP status when it is not the gateway's for `code`: 502 for a
+    /// login provider that could not be reached (gRPC has no such code).
+    pub status: Option<StatusCode>,
 }
 
 /// The gateway's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NakamaStatus {
     /// gRPC status code (3 invalid argument, 5 not found, 6 already exists,
-    /// 7 permission denied, 8 resource exhausted, 13 internal, 14 unavailable, 16 unauthenticated).
+    /// 7 permission denied, 8 resource exhausted, 9 failed precondition, 13 internal, 14 unavailable, 16 unauthenticated).
     pub code: i32,
     /// Message.
     pub message: String,
@@ -90,6 +96,7 @@ impl NakamaError {
             message: message.into(),
             challenge: BEARER_CHALLENGE,
             retry_after: None,
+            status: None,
         }
     }
 
@@ -105,6 +112,7 @@ impl NakamaError {
             message: message.into(),
             challenge,
             retry_after: None,
+            status: None,
         }
     }
 }
@@ -129,6 +137,17 @@ impl From<IdentityError> for NakamaError {
                 retry_after: Some(retry_after_secs),
                 ..NakamaError::new(Code::Unavailable, "Server busy, retry later.")
             },
+            IdentityError::FailedPrecondition(m) => NakamaError::new(Code::FailedPrecondition, m),
+            IdentityError::ProviderUnavailable(m) => {
+                tracing::warn!("Nakama API request failed, login provider unavailable: {m}");
+                NakamaError {
+                    status: Some(StatusCode::BAD_GATEWAY),
+                    ..NakamaError::new(
+                        Code::Unavailable,
+                        "The login provider could not be reached; retry later.",
+                    )
+                }
+            }
             IdentityError::Unavailable(m) => {
                 tracing::warn!("Nakama API request failed, store unavailable: {m}");
                 NakamaError::new(Code::Unavailable, "Storage unavailable, retry later.")
@@ -148,7 +167,8 @@ impl IntoResponse for NakamaError {
             message: self.message,
             details: Vec::new(),
         };
-        let mut response = (self.code.http_status(), Json(body)).into_response();
+        let status = self.status.unwrap_or(self.code.http_status());
+        let mut response = (status, Json(body)).into_response();
         if self.code == Code::Unauthenticated {
             response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
@@ -177,14 +197,17 @@ mod tests {
             (IdentityError::account_not_found(), 5, 404),
             (IdentityError::username_in_use(), 6, 409),
             (IdentityError::Unavailable("x".into()), 14, 503),
+            (IdentityError::FailedPrecondition("x".into()), 9, 400),
+            (IdentityError::ProviderUnavailable("x".into()), 14, 502),
             (IdentityError::throttled(3), 8, 429),
             (IdentityError::Busy { retry_after_secs: 1 }, 14, 503),
             (IdentityError::internal("secret detail"), 13, 500),
         ];
         for (error, code, status) in cases {
             let e = NakamaError::from(error);
-            assert_eq!((e.code as i32, e.code.http_status().as_u16()), (code, status));
             assert!(!e.message.contains("secret detail"));
+            assert_eq!(e.code as i32, code);
+            assert_eq!(e.into_response().status().as_u16(), status);
         }
     }
 }

@@ -7,6 +7,7 @@
 mod account;
 mod authenticate;
 pub mod error;
+mod proof;
 mod user;
 
 use std::collections::BTreeMap;

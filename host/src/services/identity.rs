@@ -162,7 +162,7 @@ fn to_wit(error: IdentityError) -> Error {
         IdentityError::AlreadyExists(m) => Error::Conflict(m),
         IdentityError::InvalidArgument(m) => Error::Invalid(m),
         IdentityError::PermissionDenied(m) => Error::Forbidden(m),
-        IdentityError::Unavailable(m) => Error::Unavailable(m),
+        IdentityError::Unavailable(m) | IdentityError::ProviderUnavailable(m) => Error::Unavailable(m),
         // Password threads saturated: as transient as a store outage.
         busy @ IdentityError::Busy { .. } => Error::Unavailable(busy.to_string()),
         other => Error::Internal(other.to_string()),
@@ -206,6 +206,7 @@ impl wit::Host for Identities {
                     status: Verification::Verified,
                     password: None,
                     email: None,
+                    ..VerifiedIdentity::default()
                 },
                 create: true,
                 username,

@@ -3,7 +3,7 @@
 //! One module each concept: [`client`] (requests and their replies),
 //! [`accounts`] (`root` and signing in), [`component`] (changed guest
 //! components), [`browser`] (a WebDriver session), [`roblox`] (a stub of the
-//! Roblox users API), and here the server process and its folders.
+//! Roblox users API), [`providers`] (stubs of the login providers), and here the server process and its folders.
 
 #![allow(dead_code)]
 
@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod browser;
 pub mod client;
 pub mod component;
+pub mod providers;
 pub mod roblox;
 
 // Each test binary uses some of these.

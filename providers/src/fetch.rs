@@ -1,0 +1,124 @@
+//! The one way providers are called: GET, a deadline, no redirects, a
+//! bounded answer, and every transport failure as `ProviderUnavailable`.
+
+use std::time::Duration;
+
+use elements_identity::IdentityError;
+
+/// The largest answer read from a provider (key sets and profiles are a
+/// few KiB).
+const MAX_ANSWER: usize = 1 << 20;
+
+/// An HTTP client for provider calls. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+}
+
+/// What a provider answered.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, if the provider gave one.
+    pub max_age: Option<Duration>,
+}
+
+impl Answer {
+    /// The body as JSON of type `T`, or `ProviderUnavailable` naming `what`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, IdentityError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| IdentityError::ProviderUnavailable(format!("{what}: not the expected JSON: {e}")))
+    }
+
+    /// Whether the status is 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+impl Fetcher {
+    /// A client whose every call ends within `timeout`.
+    pub fn new(timeout: Duration) -> Result<Fetcher, IdentityError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // A provider's documented endpoints answer directly; following a
+            // redirect could take the server somewhere no one configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("elements/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| IdentityError::internal(format!("HTTP client for login providers: {e}")))?;
+        Ok(Fetcher { client })
+    }
+
+    /// GETs `url` with `query`; `what` names the call in errors (never the
+    /// query, which may hold a token or a key).
+    pub(crate) async fn get(
+        &self,
+        what: &str,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, IdentityError> {
+        let unavailable = |e: String| IdentityError::ProviderUnavailable(format!("{what}: {e}"));
+        let mut response = self
+            .client
+            .get(url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        if response.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(unavailable("answer too large".into()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(unavailable("answer too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status,
+            body,
+            max_age,
+        })
+    }
+}
+
+/// The `max-age` of a `Cache-Control` value.
+fn max_age(value: &str) -> Option<Duration> {
+    value.split(',').find_map(|part| {
+        let (name, secs) = part.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| secs.trim().parse().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age("public, max-age=21600, must-revalidate"),
+            Some(Duration::from_secs(21600))
+        );
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! ID tokens (Apple, Google, Facebook Limited Login): JWTs signed with one
+//! of the provider's published keys.
+
+use elements_identity::IdentityError;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use crate::keys::KeySet;
+use crate::{MAX_PROOF, not_genuine};
+
+/// The algorithms providers sign ID tokens with. Never `HS*` (a public key
+/// used as an HMAC secret is the classic forgery) and never `none`.
+const ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY: u64 = 60;
+
+/// The claims of `token` when it is signed by a key of `keys`, names one of
+/// `issuers`, is meant for one of `audiences`, has a subject and has not
+/// expired; otherwise "Could not authenticate `provider` profile.".
+pub(crate) async fn verify(
+    provider: &str,
+    token: &str,
+    keys: &KeySet,
+    issuers: &[String],
+    audiences: &[String],
+) -> Result<Map<String, Value>, IdentityError> {
+    if token.len() > MAX_PROOF {
+        return Err(not_genuine(provider));
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| not_genuine(provider))?;
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(not_genuine(provider));
+    }
+    let kid = header.kid.ok_or_else(|| not_genuine(provider))?;
+    let key = keys.key(&kid).await?.ok_or_else(|| not_genuine(provider))?;
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = LEEWAY;
+    validation.set_audience(audiences);
+    validation.set_issuer(issuers);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+        tracing::debug!(provider, "ID token refused: {e}");
+        not_genuine(provider)
+    })?;
+    Ok(data.claims)
+}
+
+/// A string claim, if present and not empty.
+pub(crate) fn claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether a claim is `true` or `"true"` (Apple sends booleans as strings).
+pub(crate) fn claim_true(claims: &Map<String, Value>, name: &str) -> bool {
+    match claims.get(name) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
