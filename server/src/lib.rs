@@ -157,7 +157,9 @@ impl MakeRequestId for RequestIds {
         id[..9].copy_from_slice(&self.prefix);
         write_hex(n, &mut id[9..9 + digits]);
         // Hex digits and a hyphen: always a valid header value.
-        HeaderValue::from_bytes(&id[..9 + digits]).ok().map(RequestId::new)
+        HeaderValue::from_bytes(&id[..9 + digits])
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -652,9 +654,19 @@ mod tests {
         let mut ids = RequestIds::new();
         let prefix = std::str::from_utf8(&ids.prefix).unwrap().to_owned();
         assert!(prefix.len() == 9 && prefix.ends_with('-'), "{prefix}");
-        assert!(prefix[..8].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            prefix[..8]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         let request = http::Request::new(());
-        for (counter, suffix) in [(1, "1"), (0xf, "f"), (0x10, "10"), (0xabc_0001, "abc0001"), (u64::MAX, "ffffffffffffffff")] {
+        for (counter, suffix) in [
+            (1, "1"),
+            (0xf, "f"),
+            (0x10, "10"),
+            (0xabc_0001, "abc0001"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
             ids.next.store(counter, Ordering::Relaxed);
             let id = ids.make_request_id(&request).expect("an id");
             assert_eq!(id.header_value().to_str().unwrap(), format!("{prefix}{suffix}"));
