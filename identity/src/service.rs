@@ -637,14 +637,14 @@ impl IdentityService {
                 unset.insert("banned_at".into(), json!(""));
             }
         }
-        if let Some(email) = new_email {
-            if current.email.as_deref() != Some(email.as_str()) {
-                ops.push(self.insert_identity(id, scheme::EMAIL, &email, Verification::Unverified, now)?);
-                if let Some(old) = &current.email {
-                    ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
-                }
-                set.insert("email".into(), json!(email));
+        if let Some(email) = new_email
+            && current.email.as_deref() != Some(email.as_str())
+        {
+            ops.push(self.insert_identity(id, scheme::EMAIL, &email, Verification::Unverified, now)?);
+            if let Some(old) = &current.email {
+                ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
             }
+            set.insert("email".into(), json!(email));
         }
         set.insert("updated".into(), json!(now));
         let mut doc = Map::new();
