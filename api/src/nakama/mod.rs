@@ -32,7 +32,11 @@ pub use user::*;
 /// The API's routes, each documented by its handler's annotation.
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
-        .routes(routes!(account::get_account, account::update_account))
+        .routes(routes!(
+            account::get_account,
+            account::update_account,
+            account::delete_account
+        ))
         .routes(routes!(user::get_users))
         .routes(routes!(authenticate::authenticate))
         .routes(routes!(account::link))
@@ -116,7 +120,7 @@ pub struct AccountId {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct AccountEmail {
-    /// Email address.
+    /// Email address (empty on `authenticate/email`: a username login).
     pub email: String,
     /// Password.
     pub password: String,
