@@ -1698,7 +1698,26 @@ async fn a_refresh_with_empty_or_absent_vars_keeps_the_tokens_and_new_vars_repla
     assert_eq!(status, 200, "{replaced}");
     let new_vars = json!({"lang": "en", "tier": "gold"});
     assert_eq!(claims(&token(&replaced))["vrs"], new_vars);
-    // Absent: the (new) refresh token's.
+    // Absent or null (protojson reads null as absent): the (new) refresh token's.
     let absent = refresh(&server, &replaced).await;
     assert_eq!(claims(&token(&absent))["vrs"], new_vars);
+    let (status, null) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&absent), "vars": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{null}");
+    assert_eq!(claims(&token(&null))["vrs"], new_vars);
+    // Not a map of strings: refused.
+    let (status, body) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&null), "vars": {"n": 1}}),
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (400, &json!(3)), "{body}");
+    let (status, body) = auth(&server, DEVICE, json!({"id": "device-null-vars", "vars": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims(&token(&body)).get("vrs").is_none(), "{body}");
 }

@@ -26,7 +26,8 @@ pub struct SessionRefreshRequest {
     /// Session variables for the new session. Absent or empty (`{}`, what
     /// nakama-js sends by default): the refresh token's. Nakama can't tell
     /// the two apart either: its gateway passes the request on as protobuf,
-    /// where an empty map is no map.
+    /// where an empty map is no map. `null` is absent too.
+    #[serde(deserialize_with = "super::vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 

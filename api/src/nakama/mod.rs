@@ -106,6 +106,15 @@ pub(crate) async fn require_session(app: &App, headers: &HeaderMap) -> Result<To
         })
 }
 
+/// Session variables as Nakama's gateway reads them: `null` is the same as
+/// absent (protojson skips a null field).
+pub(crate) fn vars_or_null<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A device or custom id (Nakama's `AccountDevice` / `AccountCustom`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
@@ -113,6 +122,7 @@ pub struct AccountId {
     /// The id.
     pub id: String,
     /// Session variables, copied into the session token.
+    #[serde(deserialize_with = "vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 
@@ -125,6 +135,7 @@ pub struct AccountEmail {
     /// Password.
     pub password: String,
     /// Session variables, copied into the session token.
+    #[serde(deserialize_with = "vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 
