@@ -381,6 +381,37 @@ impl IdentityService {
         }
     }
 
+    /// Nakama's username login (`authenticate/email` without an email): an
+    /// existing account by its name and password, never a new one. Checked
+    /// and throttled like the email login, under the account's id. As in
+    /// Nakama, an unknown name is "not found" (names are public: `GET
+    /// /v2/user` finds users by them), and an account without a password
+    /// fails like a wrong password.
+    pub async fn login_username(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<User> {
+        validate::password(password)?;
+        if username.is_empty() {
+            return Err(IdentityError::invalid(
+                "Username is required when email address is not supplied.",
+            ));
+        }
+        let name = validate::username(username)?;
+        let Some((user, phc)) = self.user_doc_by_name(&name).await?.map(split_hash).transpose()? else {
+            return Err(IdentityError::account_not_found());
+        };
+        if !self.check_password(&user.id, client, password, phc).await? {
+            return Err(IdentityError::invalid_credentials());
+        }
+        if user.banned {
+            return Err(IdentityError::banned());
+        }
+        Ok(user)
+    }
+
     /// Whether `password` matches `phc` (never without one), throttled per
     /// `account` and `client`: a throttled attempt fails before hashing,
     /// a wrong password counts, a right one clears the account's failures.
@@ -587,30 +618,9 @@ impl IdentityService {
             update.level.is_none_or(|l| l == Level::Superuser) && update.banned != Some(true);
         let steps_down = current.level == Level::Superuser && !current.banned && !stays_superuser;
         if steps_down {
-            let others = Filter::parse(&json!({
-                "level": Level::Superuser.as_str(),
-                "banned": {"$ne": true},
-                "_id": {"$ne": id},
-            }))?;
-            if self.store.count(&self.c.users, &others).await? == 0 {
-                return Err(last_superuser());
-            }
-            // Checked again in the batch (op 0), so two superusers demoting
-            // each other at once can't both pass. Both batches also write
-            // one guard document: a transaction that only read the other
-            // superuser would not conflict with the other's (write skew).
-            ops.push(WriteOp::Require {
-                collection: self.c.users.clone(),
-                filter: others,
-                exists: true,
-            });
-            ops.push(WriteOp::Update {
-                collection: self.c.settings.clone(),
-                filter: Filter::by_id(SUPERUSER_GUARD_DOC),
-                update: Update::parse(&json!({"$inc": {"changes": 1}}))?,
-                upsert: true,
-                require_match: false,
-            });
+            // Checked again in the batch, so two superusers demoting each
+            // other at once can't both pass.
+            ops.extend(self.other_superuser_required(id).await?);
         }
         if let Some(p) = update.password {
             validate::password(&p)?;
@@ -627,14 +637,14 @@ impl IdentityService {
                 unset.insert("banned_at".into(), json!(""));
             }
         }
-        if let Some(email) = new_email {
-            if current.email.as_deref() != Some(email.as_str()) {
-                ops.push(self.insert_identity(id, scheme::EMAIL, &email, Verification::Unverified, now)?);
-                if let Some(old) = &current.email {
-                    ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
-                }
-                set.insert("email".into(), json!(email));
+        if let Some(email) = new_email
+            && current.email.as_deref() != Some(email.as_str())
+        {
+            ops.push(self.insert_identity(id, scheme::EMAIL, &email, Verification::Unverified, now)?);
+            if let Some(old) = &current.email {
+                ops.push(self.delete_identity(id, scheme::EMAIL, old)?);
             }
+            set.insert("email".into(), json!(email));
         }
         set.insert("updated".into(), json!(now));
         let mut doc = Map::new();
@@ -669,6 +679,111 @@ impl IdentityService {
             }
         }
         self.user(id).await
+    }
+
+    /// Deletes a user: the user themself or a superuser. Its identities
+    /// (so the same device id, custom id or email makes a fresh account
+    /// afterwards), its profiles and the user go in one all-or-nothing
+    /// batch; then every session and token of the user is revoked. The last
+    /// superuser can't be deleted (the same rule as demoting or banning it).
+    ///
+    /// The batch deletes the user only at the version it read: a link,
+    /// unlink or update of the user meanwhile (each writes the user
+    /// document) makes it read again, so no identity added concurrently is
+    /// left pointing to a deleted user. Identities go before the user, so
+    /// even the one-by-one fallback of a store without transactions never
+    /// leaves such an identity behind.
+    pub async fn delete_user(&self, actor: &User, id: &str) -> Result<()> {
+        require_self_or_superuser(actor, id)?;
+        for _ in 0..8 {
+            let Some(doc) = self.store.get(&self.c.users, id).await? else {
+                return Err(IdentityError::not_found("User not found."));
+            };
+            let version = doc
+                .get(elements_store::VERSION)
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let user: User = parse(doc)?;
+            let mut ops = Vec::new();
+            let last_superuser_guarded = user.level == Level::Superuser && !user.banned;
+            if last_superuser_guarded {
+                ops.extend(self.other_superuser_required(id).await?);
+            }
+            for identity in self.identities_of(id).await? {
+                ops.push(self.delete_identity(id, &identity.scheme, &identity.id)?);
+            }
+            let profiles = self
+                .store
+                .find(&self.c.profiles, &Query::new(Filter::eq("user_id", id)?))
+                .await?;
+            for profile in profiles {
+                if let Some(profile_id) = profile.get("_id").and_then(Value::as_str) {
+                    ops.push(WriteOp::Delete {
+                        collection: self.c.profiles.clone(),
+                        filter: Filter::by_id(profile_id),
+                        require_match: false,
+                    });
+                }
+            }
+            ops.push(WriteOp::Delete {
+                collection: self.c.users.clone(),
+                filter: Filter::by_id(id).and(Filter::eq(elements_store::VERSION, version)?),
+                require_match: true,
+            });
+            match atomic(&self.store, ops).await {
+                Ok(()) => {
+                    // A profile made while the batch ran, and any token or
+                    // session, issued before or meanwhile.
+                    self.store
+                        .delete_many(&self.c.profiles, &Filter::eq("user_id", id)?)
+                        .await?;
+                    self.revoke_all(id).await?;
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(Conflict::Precondition { op_index: 0, .. }))
+                    if last_superuser_guarded =>
+                {
+                    return Err(last_superuser());
+                }
+                // The user changed (or went) since it was read: read again.
+                Err(e) if is_precondition(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IdentityError::internal(
+            "could not delete the user (too much contention)",
+        ))
+    }
+
+    /// The batch steps that let a superuser stop being one (demoted, banned
+    /// or deleted) only while another active superuser remains: that one
+    /// required (op 0, so a failure there is [`last_superuser`]), and a
+    /// write of one guard document, so two such batches at once conflict
+    /// (two transactions that only read each other's superuser would not:
+    /// write skew). Fails at once when no other superuser exists.
+    async fn other_superuser_required(&self, id: &str) -> Result<Vec<WriteOp>> {
+        let others = Filter::parse(&json!({
+            "level": Level::Superuser.as_str(),
+            "banned": {"$ne": true},
+            "_id": {"$ne": id},
+        }))?;
+        if self.store.count(&self.c.users, &others).await? == 0 {
+            return Err(last_superuser());
+        }
+        Ok(vec![
+            WriteOp::Require {
+                collection: self.c.users.clone(),
+                filter: others,
+                exists: true,
+            },
+            WriteOp::Update {
+                collection: self.c.settings.clone(),
+                filter: Filter::by_id(SUPERUSER_GUARD_DOC),
+                update: Update::parse(&json!({"$inc": {"changes": 1}}))?,
+                upsert: true,
+                require_match: false,
+            },
+        ])
     }
 
     // ----------------------------------------------------------- identities
@@ -844,7 +959,8 @@ impl IdentityService {
 
     /// Links a credential of `scheme` (checked by its verifier) to a user.
     /// Re-linking the user's own identifier is a no-op; one another account
-    /// uses is "`<label>` is already in use.".
+    /// uses is "`<label>` is already in use.". An account has one email and
+    /// one custom id, as in Nakama: linking another replaces it.
     pub async fn link(&self, user_id: &str, scheme: &str, credential: &Credential) -> Result<()> {
         let verifier = self.verifier(scheme)?;
         let mut identity = verifier.verify(credential).await?;
@@ -897,52 +1013,71 @@ impl IdentityService {
     /// Links an already verified identity to a user.
     pub async fn link_verified(&self, user_id: &str, v: &VerifiedIdentity, label: &str) -> Result<()> {
         let in_use = || IdentityError::AlreadyExists(format!("{label} is already in use."));
-        if let Some(existing) = self.identity(&v.scheme, &v.id).await? {
-            return if existing.user_id == user_id {
-                Ok(())
-            } else {
-                Err(in_use())
-            };
-        }
-        let user = self
-            .user(user_id)
-            .await
-            .map_err(|_| IdentityError::account_not_found())?;
-        let now = now_ms();
-        let mut ops = vec![self.insert_identity(user_id, &v.scheme, &v.id, v.status, now)?];
-        let mut set = Map::new();
-        set.insert("updated".into(), json!(now));
-        if v.scheme == scheme::EMAIL {
-            // One email per account, as in Nakama: linking another replaces it.
-            if let Some(old) = user.email.as_deref().filter(|old| *old != v.id) {
-                ops.push(self.delete_identity(user_id, scheme::EMAIL, old)?);
+        let password_hash = match (&v.password, v.scheme == scheme::EMAIL) {
+            (Some(p), true) => Some(self.passwords.hash(p.clone()).await?),
+            _ => None,
+        };
+        for _ in 0..8 {
+            if let Some(existing) = self.identity(&v.scheme, &v.id).await? {
+                return if existing.user_id == user_id {
+                    Ok(())
+                } else {
+                    Err(in_use())
+                };
             }
-            set.insert("email".into(), json!(v.id));
-            if let Some(p) = &v.password {
-                set.insert(
-                    "password_hash".into(),
-                    json!(self.passwords.hash(p.clone()).await?),
-                );
-            }
-        }
-        ops.push(update_by_id(
-            &self.c.users,
-            user_id,
-            Update::parse(&json!({"$set": set}))?,
-        ));
-        match atomic(&self.store, ops).await {
-            Ok(()) => Ok(()),
-            Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => {
-                // A concurrent link of the same id: fine if it was ours.
-                match self.identity(&v.scheme, &v.id).await? {
-                    Some(existing) if existing.user_id == user_id => Ok(()),
-                    _ => Err(in_use()),
+            let user = self
+                .user(user_id)
+                .await
+                .map_err(|_| IdentityError::account_not_found())?;
+            let now = now_ms();
+            let mut ops = vec![self.insert_identity(user_id, &v.scheme, &v.id, v.status, now)?];
+            let mut set = Map::new();
+            set.insert("updated".into(), json!(now));
+            if v.scheme == scheme::EMAIL {
+                // One email per account, as in Nakama: linking another replaces it.
+                if let Some(old) = user.email.as_deref().filter(|old| *old != v.id) {
+                    ops.push(self.delete_identity(user_id, scheme::EMAIL, old)?);
+                }
+                set.insert("email".into(), json!(v.id));
+                if let Some(hash) = &password_hash {
+                    set.insert("password_hash".into(), json!(hash));
                 }
             }
-            Err(e) if duplicate_in(&e).is_some() => Err(in_use()),
-            Err(e) if is_precondition(&e) => Err(IdentityError::account_not_found()),
-            Err(e) => Err(e.into()),
+            if v.scheme == scheme::CUSTOM {
+                // One custom id per account, as in Nakama (its `custom_id`
+                // column): linking another replaces it, in the same batch, so
+                // the old one stops logging in exactly when the new one starts.
+                for old in self.identities_of(user_id).await? {
+                    if old.scheme == scheme::CUSTOM && old.id != v.id {
+                        ops.push(self.delete_identity(user_id, scheme::CUSTOM, &old.id)?);
+                    }
+                }
+            }
+            ops.push(update_by_id(
+                &self.c.users,
+                user_id,
+                Update::parse(&json!({"$set": set}))?,
+            ));
+            return match atomic(&self.store, ops).await {
+                Ok(()) => Ok(()),
+                Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => {
+                    // A concurrent link of the same id: fine if it was ours.
+                    match self.identity(&v.scheme, &v.id).await? {
+                        Some(existing) if existing.user_id == user_id => Ok(()),
+                        _ => Err(in_use()),
+                    }
+                }
+                Err(e) if duplicate_in(&e).is_some() => Err(in_use()),
+                // The identity being replaced went meanwhile (a concurrent
+                // link or unlink): read the account again. A user that is
+                // gone is not found then.
+                Err(e) if is_precondition(&e) => continue,
+                Err(e) => Err(e.into()),
+            };
         }
+        Err(IdentityError::internal(
+            "could not link the identity (too much contention)",
+        ))
     }
 
     /// Unlinks `(scheme, id)` from a user, refusing to remove the user's last
@@ -1101,7 +1236,7 @@ fn split_hash(doc: Value) -> Result<(User, Option<String>)> {
 /// Why the last superuser can't step down.
 fn last_superuser() -> IdentityError {
     IdentityError::PermissionDenied(
-        "This is the last superuser: promote another user before demoting or banning it.".into(),
+        "This is the last superuser: promote another user before demoting, banning or deleting it.".into(),
     )
 }
 

@@ -124,7 +124,10 @@ pub fn nakama_user(user: User, identities: &[Identity]) -> wire::nakama::User {
 
 /// Nakama's `Account` of `user`, whose identities are `identities`: its
 /// devices, custom id and, when the email identity is verified, since when.
-/// Nakama has no wallet here, so it is always `{}`.
+/// Nakama has no wallet here, so it is always `{}`. Devices are ids alone:
+/// Nakama's `AccountDevice` has `vars`, but Nakama stores none for a device
+/// (vars given at authenticate go into the session token only) and its
+/// gateway leaves the empty map out, so nakama-js never sees any.
 pub fn nakama_account(user: User, identities: &[Identity]) -> wire::nakama::Account {
     let devices = identities
         .iter()

@@ -404,3 +404,231 @@ async fn email_link_and_unlink_need_the_current_password() {
         .await
         .expect("owner unlinks");
 }
+
+/// Deleting a user takes its identities, profiles, sessions and tokens with
+/// it; only the user or a superuser may, and never the last superuser.
+#[tokio::test]
+async fn deleting_a_user_frees_its_identities_and_revokes_its_sessions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+    let boss = service
+        .create_user(NewUser {
+            name: "boss".into(),
+            level: Level::Superuser,
+            ..NewUser::default()
+        })
+        .await
+        .expect("superuser");
+    let player = service
+        .find_or_create_user(device("device-doomed-1"))
+        .await
+        .expect("player")
+        .user;
+    let other = service
+        .find_or_create_user(device("device-bystander"))
+        .await
+        .expect("other")
+        .user;
+    service
+        .link(&player.id, scheme::CUSTOM, &Credential::id("custom-doomed"))
+        .await
+        .expect("custom");
+    service
+        .link_email(&player.id, "doomed@example.com", Some("password1".into()))
+        .await
+        .expect("email");
+    service
+        .create_application(&boss, "chess", None)
+        .await
+        .expect("application");
+    let (profile, _) = service
+        .find_or_create_profile(&player.id, "chess")
+        .await
+        .expect("profile");
+    let (secret, _) = service
+        .create_session(&player.id, Some(&profile.id), None, None)
+        .await
+        .expect("session");
+    let pair = service
+        .issue_tokens(&player, Default::default())
+        .await
+        .expect("tokens");
+
+    // Another (non-superuser) account may not.
+    assert!(matches!(
+        service.delete_user(&other, &player.id).await,
+        Err(IdentityError::PermissionDenied(_))
+    ));
+    service.delete_user(&player, &player.id).await.expect("delete");
+
+    assert!(matches!(
+        service.user(&player.id).await,
+        Err(IdentityError::NotFound(_))
+    ));
+    assert_eq!(
+        service.identities_of(&player.id).await.expect("identities"),
+        vec![]
+    );
+    for (kind, id) in [
+        (scheme::DEVICE, "device-doomed-1"),
+        (scheme::CUSTOM, "custom-doomed"),
+        (scheme::EMAIL, "doomed@example.com"),
+    ] {
+        assert_eq!(
+            service.identity(kind, id).await.expect("identity"),
+            None,
+            "{kind}"
+        );
+    }
+    assert!(matches!(
+        service.profile_as_system(&profile.id).await,
+        Err(IdentityError::NotFound(_))
+    ));
+    assert!(service.resolve_session(&secret).await.is_err());
+    assert!(service.verify_token(&pair.token).await.is_err());
+    assert!(
+        service
+            .refresh_tokens(&pair.refresh_token, Default::default())
+            .await
+            .is_err()
+    );
+    // The device makes a fresh account; the email and name are free.
+    let again = service
+        .find_or_create_user(device("device-doomed-1"))
+        .await
+        .expect("fresh account");
+    assert!(again.created);
+    assert_ne!(again.user.id, player.id);
+    service
+        .link_email(&again.user.id, "doomed@example.com", None)
+        .await
+        .expect("the email is free again");
+    // Twice: gone.
+    assert!(matches!(
+        service.delete_user(&player, &player.id).await,
+        Err(IdentityError::NotFound(_))
+    ));
+    // The bystander is untouched.
+    assert_eq!(service.user(&other.id).await.expect("other").id, other.id);
+
+    // A superuser may delete another account, but not the last superuser.
+    service
+        .delete_user(&boss, &other.id)
+        .await
+        .expect("by a superuser");
+    let refused = service.delete_user(&boss, &boss.id).await;
+    assert!(
+        matches!(&refused, Err(IdentityError::PermissionDenied(m)) if m.contains("last superuser")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        service.user(&boss.id).await.expect("boss").level,
+        Level::Superuser
+    );
+    let second = service
+        .create_user(NewUser {
+            name: "boss-2".into(),
+            level: Level::Superuser,
+            ..NewUser::default()
+        })
+        .await
+        .expect("second superuser");
+    service
+        .delete_user(&boss, &boss.id)
+        .await
+        .expect("not the last one now");
+    assert!(matches!(
+        service.delete_user(&second, &second.id).await,
+        Err(IdentityError::PermissionDenied(_))
+    ));
+}
+
+/// Two superusers deleting themselves at once: one stays.
+#[tokio::test]
+async fn two_superusers_deleting_themselves_at_once_leave_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+    for round in 0..10 {
+        let superuser = |name: String| NewUser {
+            name,
+            level: Level::Superuser,
+            ..NewUser::default()
+        };
+        let a = service
+            .create_user(superuser(format!("self-a{round}")))
+            .await
+            .expect("a");
+        let b = service
+            .create_user(superuser(format!("self-b{round}")))
+            .await
+            .expect("b");
+        // Only these two are superusers: the previous round's survivor goes.
+        if round > 0 {
+            let survivors = service
+                .search_users(&a, Some("self-"), 0, 100)
+                .await
+                .expect("search");
+            for user in survivors.items.iter().filter(|u| u.id != a.id && u.id != b.id) {
+                service.delete_user(&a, &user.id).await.expect("clean up");
+            }
+        }
+        let (s1, s2, a1, b1) = (service.clone(), service.clone(), a.clone(), b.clone());
+        let first = tokio::spawn(async move { s1.delete_user(&a1, &a1.id).await });
+        let second = tokio::spawn(async move { s2.delete_user(&b1, &b1.id).await });
+        let results = [first.await.expect("task"), second.await.expect("task")];
+        let deleted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(deleted, 1, "{results:?}");
+    }
+}
+
+/// Linking a custom id replaces the account's previous one.
+#[tokio::test]
+async fn a_custom_id_link_replaces_the_previous_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(&dir).await;
+    let user = service
+        .find_or_create_user(device("device-custom-owner"))
+        .await
+        .expect("user")
+        .user;
+    for id in ["custom-first", "custom-second"] {
+        service
+            .link(&user.id, scheme::CUSTOM, &Credential::id(id))
+            .await
+            .expect("link");
+    }
+    let customs: Vec<String> = service
+        .identities_of(&user.id)
+        .await
+        .expect("identities")
+        .into_iter()
+        .filter(|i| i.scheme == scheme::CUSTOM)
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(customs, vec!["custom-second".to_owned()]);
+    // Concurrent links: the account ends with exactly one of them.
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (service, user_id) = (service.clone(), user.id.clone());
+        tasks.push(tokio::spawn(async move {
+            service
+                .link(
+                    &user_id,
+                    scheme::CUSTOM,
+                    &Credential::id(format!("custom-race-{n}")),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("link");
+    }
+    let customs = service
+        .identities_of(&user.id)
+        .await
+        .expect("identities")
+        .into_iter()
+        .filter(|i| i.scheme == scheme::CUSTOM)
+        .count();
+    assert_eq!(customs, 1);
+}

@@ -349,11 +349,12 @@ async fn custom_and_email_rules_and_server_key_setting() {
         3,
         "Invalid email address format.",
     );
+    // No email is a username login (Nakama's rule), which needs a username.
     assert_status(
         post(email, json!({"password": "password1"})).await,
         400,
         3,
-        "Email address is required.",
+        "Username is required when email address is not supplied.",
     );
     assert_status(
         post(email, json!({"email": "a@b.co", "password": "password1"})).await,
@@ -1233,4 +1234,490 @@ async fn a_user_lookup_needs_a_session_valid_ids_and_at_most_100_names() {
     assert_eq!(status, 400, "101 with the real one");
     let (status, body) = request(&server, "GET", &format!("/v2/user?{hundred}"), Some(&token), None).await;
     assert_eq!((status, &body), (200, &json!({})), "exactly 100 is allowed");
+}
+
+const EMAIL: &str = "/v2/account/authenticate/email";
+
+async fn delete_account(server: &Server, token: &str) -> (u16, Value) {
+    request(server, "DELETE", "/v2/account", Some(token), None).await
+}
+
+#[tokio::test]
+async fn deleting_the_account_revokes_its_tokens_and_frees_its_identities_and_name() {
+    let (server, _dirs, first) = device_server().await;
+    let t = token(&first);
+    let uid = claims(&t)["uid"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        ("/v2/account/link/custom", json!({"id": "custom-del-01"})),
+        (
+            "/v2/account/link/email",
+            json!({"email": "deleted@example.com", "password": "password1"}),
+        ),
+    ] {
+        assert_eq!(
+            bearer_post(&server, path, &t, body).await,
+            (200, json!({})),
+            "{path}"
+        );
+    }
+    // A second login of the same account: its tokens go too.
+    let (_, second) = auth(&server, DEVICE, json!({"id": "device-000001"})).await;
+    let (status, bystander) = auth(&server, DEVICE, json!({"id": "device-keeps-01"})).await;
+    assert_eq!(status, 200, "{bystander}");
+    let (status, _) = request(&server, "DELETE", "/v2/account", None, None).await;
+    assert_eq!(status, 401, "no token, no deletion");
+
+    assert_eq!(delete_account(&server, &t).await, (200, json!({})));
+
+    for old in [&t, &token(&second)] {
+        assert_status(account(&server, old).await, 401, 16, "Auth token invalid");
+    }
+    // Deleting twice: the token is dead by then.
+    assert_status(delete_account(&server, &t).await, 401, 16, "Auth token invalid");
+    for old in [&first, &second] {
+        assert_status(
+            auth(&server, REFRESH, json!({"token": refresh_token(old)})).await,
+            401,
+            16,
+            "Refresh token invalid or expired.",
+        );
+    }
+    // Every identity is free: none logs in to anything any more...
+    for (path, body) in [
+        (DEVICE, json!({"id": "device-000001"})),
+        ("/v2/account/authenticate/custom", json!({"id": "custom-del-01"})),
+        (
+            EMAIL,
+            json!({"email": "deleted@example.com", "password": "password1"}),
+        ),
+    ] {
+        assert_status(
+            auth(&server, &format!("{path}?create=false"), body).await,
+            404,
+            5,
+            "User account not found.",
+        );
+    }
+    // ...and the device and the name make a fresh account.
+    let (status, fresh) = auth(
+        &server,
+        &format!("{DEVICE}?username=ana_device"),
+        json!({"id": "device-000001"}),
+    )
+    .await;
+    assert_eq!((status, &fresh["created"]), (200, &json!(true)), "{fresh}");
+    assert_ne!(claims(&token(&fresh))["uid"], uid.as_str());
+    let (_, shown) = account(&server, &token(&fresh)).await;
+    assert!(
+        shown.get("email").is_none() && shown.get("custom_id").is_none(),
+        "{shown}"
+    );
+    let (status, found) = request(
+        &server,
+        "GET",
+        &format!("/v2/user?ids={uid}"),
+        Some(&token(&fresh)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &found),
+        (200, &json!({})),
+        "the deleted user is not found"
+    );
+    // Another account is untouched.
+    assert_eq!(account(&server, &token(&bystander)).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_last_superuser_cannot_delete_its_account() {
+    let p = players().await;
+    let server = &p.server;
+    // root has a name and a password, no email: a username login.
+    let (status, root) = auth(
+        server,
+        &format!("{EMAIL}?username=root"),
+        json!({"password": support::ROOT_PASSWORD}),
+    )
+    .await;
+    assert_eq!((status, &root["created"]), (200, &json!(false)), "{root}");
+    let (status, body) = delete_account(server, &token(&root)).await;
+    assert_eq!((status, &body["code"]), (403, &json!(7)), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("last superuser"),
+        "{body}"
+    );
+    let (status, shown) = account(server, &token(&root)).await;
+    assert_eq!(
+        (status, &shown["user"]["username"]),
+        (200, &json!("root")),
+        "{shown}"
+    );
+    // An ordinary player may delete theirs.
+    assert_eq!(delete_account(server, &p.t).await, (200, json!({})));
+    assert_eq!(account(server, &p.other_token).await.0, 200);
+}
+
+/// A deletion racing the same account's other calls: every call answers
+/// 200, 401 or 404 (never a server error), nothing is left half-deleted
+/// (an identity pointing to the deleted user would make its next login a
+/// 500), and no token the account held, or got by refreshing meanwhile, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_while_the_accounts_other_calls_run_leaves_nothing_half_deleted() {
+    let dirs = Dirs::new();
+    let server = std::sync::Arc::new(Server::start(&dirs, &[]));
+    for round in 0..3 {
+        let device = format!("device-race-del-{round}");
+        let (status, owner) = auth(&server, DEVICE, json!({"id": device})).await;
+        assert_eq!(status, 200, "{owner}");
+        let t = token(&owner);
+        let uid = claims(&t)["uid"].clone();
+        let mut calls = Vec::new();
+        for n in 0..6 {
+            let server = server.clone();
+            let t = t.clone();
+            let (refresh, device) = (refresh_token(&owner), device.clone());
+            calls.push(tokio::spawn(async move {
+                let linked = format!("tablet-race-{round}-{n}");
+                let rename = json!({"display_name": format!("n{n}")});
+                let mut got: Vec<(&'static str, (u16, Value))> = Vec::new();
+                if n == 3 {
+                    got.push(("delete", delete_account(&server, &t).await));
+                }
+                got.extend([
+                    ("get", account(&server, &t).await),
+                    (
+                        "put",
+                        request(&server, "PUT", "/v2/account", Some(&t), Some(rename)).await,
+                    ),
+                    (
+                        "link",
+                        bearer_post(&server, "/v2/account/link/device", &t, json!({"id": linked})).await,
+                    ),
+                    ("login", auth(&server, DEVICE, json!({"id": device})).await),
+                ]);
+                if n == 0 {
+                    got.push(("refresh", auth(&server, REFRESH, json!({"token": refresh})).await));
+                }
+                got
+            }));
+        }
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.extend(call.await.expect("call"));
+        }
+        let deleted = answers
+            .iter()
+            .any(|(what, (s, _))| *what == "delete" && *s == 200);
+        assert!(deleted, "{answers:?}");
+        for (what, (status, body)) in &answers {
+            assert!([200, 401, 404].contains(status), "{what}: {status} {body}");
+        }
+        // Tokens held or refreshed before the deletion are dead.
+        assert_eq!(account(&server, &t).await.0, 401);
+        for (what, (status, body)) in &answers {
+            if *what == "refresh" && *status == 200 {
+                assert_eq!(account(&server, &token(body)).await.0, 401, "refreshed: {body}");
+                assert_eq!(
+                    auth(&server, REFRESH, json!({"token": refresh_token(body)}))
+                        .await
+                        .0,
+                    401
+                );
+            }
+            // A login that found the account just before it went: its
+            // token is refused cleanly, or the account is not found. (Later
+            // logins may find the fresh account an earlier one made.)
+            if *what == "login" && *status == 200 && claims(&token(body))["uid"] == uid {
+                let (status, shown) = account(&server, &token(body)).await;
+                assert!(status == 401 || status == 404, "{status} {shown}");
+            }
+        }
+        // No identity of the deleted account is left behind: each id makes
+        // a fresh account (or finds the one a racing login just made).
+        for n in 0..6 {
+            let (status, body) = auth(
+                &server,
+                &format!("{DEVICE}?create=false"),
+                json!({"id": format!("tablet-race-{round}-{n}")}),
+            )
+            .await;
+            assert_eq!(status, 404, "tablet {n}: {body}");
+        }
+        let (status, body) = auth(&server, DEVICE, json!({"id": device})).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, shown) = account(&server, &token(&body)).await;
+        assert_eq!(status, 200, "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_username_and_password_log_in_through_the_email_route_and_never_create() {
+    let (server, _dirs, _) = device_server().await;
+    let (status, created) = auth(
+        &server,
+        &format!("{EMAIL}?username=name_login"),
+        json!({"email": "name.login@example.com", "password": "password1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let uid = claims(&token(&created))["uid"].clone();
+
+    // `create` is ignored: a username login never creates.
+    for create in ["", "&create=false", "&create=true"] {
+        let (status, by_name) = auth(
+            &server,
+            &format!("{EMAIL}?username=name_login{create}"),
+            json!({"password": "password1", "vars": {"via": "name"}}),
+        )
+        .await;
+        assert_eq!((status, &by_name["created"]), (200, &json!(false)), "{by_name}");
+        let c = claims(&token(&by_name));
+        assert_eq!((&c["uid"], &c["usn"]), (&uid, &json!("name_login")));
+        assert_eq!(c["vrs"], json!({"via": "name"}));
+        assert_eq!(account(&server, &token(&by_name)).await.0, 200);
+    }
+    let by_name = |username: &str, password: &str| {
+        let path = if username.is_empty() {
+            EMAIL.to_owned()
+        } else {
+            format!("{EMAIL}?username={username}")
+        };
+        let body = json!({"email": "", "password": password});
+        let server = &server;
+        async move { auth(server, &path, body).await }
+    };
+    assert_status(
+        by_name("name_login", "password2").await,
+        401,
+        16,
+        "Invalid credentials.",
+    );
+    // A device account has no password: no username login either.
+    assert_status(
+        by_name("ana_device", "password1").await,
+        401,
+        16,
+        "Invalid credentials.",
+    );
+    for create in ["false", "true"] {
+        assert_status(
+            auth(
+                &server,
+                &format!("{EMAIL}?username=nobody_here&create={create}"),
+                json!({"password": "password1"}),
+            )
+            .await,
+            404,
+            5,
+            "User account not found.",
+        );
+    }
+    let (_, none) = request(
+        &server,
+        "GET",
+        "/v2/user?usernames=nobody_here",
+        Some(&token(&created)),
+        None,
+    )
+    .await;
+    assert_eq!(none, json!({}), "nothing was created");
+    assert_status(
+        by_name("", "password1").await,
+        400,
+        3,
+        "Username is required when email address is not supplied.",
+    );
+    assert_status(
+        by_name("name_login", "short").await,
+        400,
+        3,
+        "Password must be at least 8 characters long.",
+    );
+    assert_status(
+        by_name("name%20login", "password1").await,
+        400,
+        3,
+        "Username invalid, no spaces or control characters allowed.",
+    );
+}
+
+#[tokio::test]
+async fn username_logins_are_throttled_like_email_logins() {
+    let dirs = Dirs::new();
+    dirs.config(
+        "[login]\naccount_failures = 3\naddress_failures = 1000\nlockout_secs = 600\nmax_lockout_secs = 600\n",
+    );
+    let server = Server::start(&dirs, &[]);
+    let (status, _) = auth(
+        &server,
+        &format!("{EMAIL}?username=locked_out"),
+        json!({"email": "locked.out@example.com", "password": "password1"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let by_name = format!("{EMAIL}?username=locked_out");
+    for _ in 0..3 {
+        assert_status(
+            auth(&server, &by_name, json!({"password": "wrong-password"})).await,
+            401,
+            16,
+            "Invalid credentials.",
+        );
+    }
+    let reply = support::request_full(
+        &server,
+        "POST",
+        &by_name,
+        None,
+        Some(json!({"password": "password1"})),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, &reply.body["code"]),
+        (429, &json!(8)),
+        "{}",
+        reply.body
+    );
+    assert!(reply.retry_after.is_some_and(|w| (1..=600).contains(&w)));
+    // The same account through its email is locked too.
+    let (status, body) = auth(
+        &server,
+        EMAIL,
+        json!({"email": "locked.out@example.com", "password": "password1"}),
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (429, &json!(8)), "{body}");
+}
+
+#[tokio::test]
+async fn linking_a_custom_id_replaces_the_accounts_previous_one() {
+    let p = players().await;
+    let server = &p.server;
+    link_all(&p).await;
+    assert_eq!(
+        bearer_post(
+            server,
+            "/v2/account/link/custom",
+            &p.t,
+            json!({"id": "origin-43"})
+        )
+        .await,
+        (200, json!({}))
+    );
+    let (_, acc) = account(server, &p.t).await;
+    assert_eq!(acc["custom_id"], "origin-43", "{acc}");
+    // The old id logs in to nothing; the new one to player1.
+    assert_status(
+        auth(
+            server,
+            "/v2/account/authenticate/custom?create=false",
+            json!({"id": "origin-42"}),
+        )
+        .await,
+        404,
+        5,
+        "User account not found.",
+    );
+    let (status, by_new) = auth(
+        server,
+        "/v2/account/authenticate/custom?create=false",
+        json!({"id": "origin-43"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{by_new}");
+    assert_eq!(claims(&token(&by_new))["uid"], p.uid);
+    // The old id is no longer linked: unlinking it is refused.
+    assert_status(
+        unlink(&p, "custom", json!({"id": "origin-42"})).await,
+        403,
+        7,
+        LAST_LINK,
+    );
+    // Another account's custom id is still refused, and changes nothing.
+    assert_eq!(
+        bearer_post(
+            server,
+            "/v2/account/link/custom",
+            &p.other_token,
+            json!({"id": "origin-99"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_status(
+        bearer_post(
+            server,
+            "/v2/account/link/custom",
+            &p.t,
+            json!({"id": "origin-99"}),
+        )
+        .await,
+        409,
+        6,
+        "Custom ID is already in use.",
+    );
+    let (_, acc) = account(server, &p.t).await;
+    assert_eq!(acc["custom_id"], "origin-43", "{acc}");
+    let (_, other) = account(server, &p.other_token).await;
+    assert_eq!(other["custom_id"], "origin-99", "{other}");
+}
+
+#[tokio::test]
+async fn account_devices_carry_no_vars_as_in_nakama() {
+    // device_server's login gave vars: they are in the token only.
+    let (server, _dirs, first) = device_server().await;
+    assert_eq!(claims(&token(&first))["vrs"], json!({"k": "v"}));
+    let (status, acc) = account(&server, &token(&first)).await;
+    assert_eq!(status, 200, "{acc}");
+    assert_eq!(acc["devices"], json!([{"id": "device-000001"}]));
+}
+
+#[tokio::test]
+async fn a_refresh_with_empty_or_absent_vars_keeps_the_tokens_and_new_vars_replace_them() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let (kept, _) = two_sessions(&server).await;
+    // `{}` (what nakama-js sends by default) is no vars, as in Nakama.
+    let (status, empty) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&kept), "vars": {}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(claims(&token(&empty))["vrs"], json!({"lang": "pt"}));
+    assert_eq!(claims(&refresh_token(&empty))["vrs"], json!({"lang": "pt"}));
+    let (status, replaced) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&empty), "vars": {"lang": "en", "tier": "gold"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    let new_vars = json!({"lang": "en", "tier": "gold"});
+    assert_eq!(claims(&token(&replaced))["vrs"], new_vars);
+    // Absent or null (protojson reads null as absent): the (new) refresh token's.
+    let absent = refresh(&server, &replaced).await;
+    assert_eq!(claims(&token(&absent))["vrs"], new_vars);
+    let (status, null) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&absent), "vars": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{null}");
+    assert_eq!(claims(&token(&null))["vrs"], new_vars);
+    // Not a map of strings: refused.
+    let (status, body) = auth(
+        &server,
+        REFRESH,
+        json!({"token": refresh_token(&null), "vars": {"n": 1}}),
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (400, &json!(3)), "{body}");
+    let (status, body) = auth(&server, DEVICE, json!({"id": "device-null-vars", "vars": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims(&token(&body)).get("vrs").is_none(), "{body}");
 }

@@ -1,7 +1,9 @@
 //! The real Nakama JavaScript client (`@heroiclabs/nakama-js` from npm,
 //! installed by `cargo xtask test`) against the server: device login,
 //! account reads and updates, user lookups, refresh with rotation, a
-//! replayed refresh token revoking its family, and logout — on SQLite and, in CI, on MongoDB.
+//! replayed refresh token revoking its family, logout, a username login,
+//! refresh vars, a custom id replaced and the account deleted — on SQLite
+//! and, in CI, on MongoDB.
 
 mod support;
 
@@ -97,4 +99,56 @@ async fn nakama_js_updates_the_account_and_finds_users() {
     assert_eq!(got["found_location"], "Lisbon", "{got}");
     assert_eq!(got["taken"], 409, "a taken username must be refused: {got}");
     assert_eq!(got["username_after_refusal"], "njs_ana2", "{got}");
+}
+
+#[tokio::test]
+async fn nakama_js_logs_in_by_username_refreshes_vars_replaces_the_custom_id_and_deletes_the_account() {
+    let Some(got) = run_script("account_lifecycle.cjs").await else {
+        return;
+    };
+    assert_eq!(
+        got["username_login"],
+        serde_json::json!({"same_user": true, "username": "njs_owner", "created": false, "vars": {"via": "name"}}),
+        "{got}"
+    );
+    assert_eq!(got["username_wrong_password"], 401, "{got}");
+    assert_eq!(
+        got["username_unknown"], 404,
+        "a username login never creates: {got}"
+    );
+    assert_eq!(
+        got["devices"],
+        serde_json::json!([{"id": "nakama-js-device-0010"}]),
+        "{got}"
+    );
+    assert_eq!(
+        got["vars_after_default_refresh"],
+        serde_json::json!({"lang": "pt"}),
+        "nakama-js sends vars {{}} by default: kept, as Nakama does: {got}"
+    );
+    assert_eq!(
+        got["vars_after_new_vars"],
+        serde_json::json!({"lang": "en"}),
+        "{got}"
+    );
+    assert_eq!(
+        (&got["first_link"], &got["second_link"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+    assert_eq!(got["custom_id"], "njs-custom-0002", "{got}");
+    assert_eq!(got["old_custom_login"], 404, "{got}");
+    assert_eq!(got["new_custom_same_user"], true, "{got}");
+    assert_eq!(got["custom_taken"], 409, "{got}");
+    assert_eq!(got["deleted"], true, "{got}");
+    assert_eq!(got["account_after_delete"], 401, "{got}");
+    assert_eq!(got["refresh_after_delete"], 401, "{got}");
+    assert_eq!(got["delete_again"], 401, "{got}");
+    assert_eq!(got["custom_after_delete"], 404, "{got}");
+    assert_eq!(
+        got["fresh"],
+        serde_json::json!({"created": true, "new_user": true, "username": "njs_player2"}),
+        "{got}"
+    );
+    assert_eq!(got["stale_token_unchanged"], true, "{got}");
+    assert_eq!(got["owner_still_there"], "njs_owner", "{got}");
 }

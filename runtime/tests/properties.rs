@@ -214,6 +214,7 @@ const V2_ROUTES: &[&str] = &[
     "/v2/account/session/refresh",
     "/v2/account/link/device",
     "/v2/account/link/email",
+    "/v2/account/link/custom",
     "/v2/account/unlink/custom",
     "/v2/session/logout",
 ];

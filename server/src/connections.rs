@@ -40,6 +40,8 @@ const RESERVED_DESCRIPTORS: u64 = 512;
 /// Raises the soft limit on open files to the hard limit (as Go and nginx
 /// do: the soft default of 1024 is far below what a server holding client
 /// connections needs), and returns the connection cap the result allows.
+// `rlim_t` is u64 on Linux but not on every target: the casts stay.
+#[allow(clippy::unnecessary_cast)]
 pub fn fit_to_descriptor_limit(wanted: u32) -> u32 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -1,4 +1,4 @@
-//! `GET/PUT /v2/account`, `POST /v2/account/link/{...}`, `POST /v2/account/unlink/{...}`.
+//! `GET/PUT/DELETE /v2/account`, `POST /v2/account/link/{...}`, `POST /v2/account/unlink/{...}`.
 
 use std::sync::Arc;
 
@@ -26,15 +26,41 @@ pub async fn get_account(
     Session(caller): Session,
 ) -> Result<Json<wire::nakama::Account>, NakamaError> {
     let service = &app.identity.service;
-    let user = match service.user(&caller.user_id).await {
-        Ok(user) => user,
-        Err(IdentityError::NotFound(_)) => {
-            return Err(NakamaError::new(Code::NotFound, "Account not found."));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let user = service.user(&caller.user_id).await.map_err(account_error)?;
     let identities = service.identities_of(&user.id).await?;
     Ok(Json(elements_identity::wire::nakama_account(user, &identities)))
+}
+
+/// An identity error about the caller's own account: its absence (deleted
+/// while the token was still live) is Nakama's "Account not found.".
+fn account_error(e: IdentityError) -> NakamaError {
+    match e {
+        IdentityError::NotFound(_) => NakamaError::new(Code::NotFound, "Account not found."),
+        other => other.into(),
+    }
+}
+
+/// Delete the caller's account: its identities (a device, custom id or
+/// email of it then makes a fresh account), its profiles, the user, and
+/// every session and token of it. The last superuser can't be deleted.
+#[utoipa::path(delete, path = "/v2/account", tag = "nakama",
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        (status = 401, description = "No valid session token (one of a deleted account included)", body = NakamaStatus),
+        (status = 403, description = "The caller is the last superuser", body = NakamaStatus),
+        (status = 404, description = "Account already gone", body = NakamaStatus),
+    ), security(("bearer" = [])))]
+pub async fn delete_account(
+    State(app): State<Arc<App>>,
+    Session(caller): Session,
+) -> Result<Json<Empty>, NakamaError> {
+    let service = &app.identity.service;
+    let user = service.user(&caller.user_id).await.map_err(account_error)?;
+    service
+        .delete_user(&user, &user.id)
+        .await
+        .map_err(account_error)?;
+    Ok(Json(Empty {}))
 }
 
 /// Change the caller's username, display name, avatar, language, location
@@ -97,7 +123,9 @@ fn credential(app: &App, scheme_name: &str, body: &Bytes) -> Result<Credential, 
 }
 
 /// Link a device id, an email and password, or a custom id to the caller's
-/// account. Re-linking one of the caller's own is a no-op.
+/// account. Re-linking one of the caller's own is a no-op; an account has one
+/// email and one custom id, so linking another replaces it (the old one no
+/// longer logs in).
 #[utoipa::path(post, path = "/v2/account/link/{scheme}", tag = "nakama",
     params(("scheme" = String, Path, description = "`device`, `email`, `custom`, or a provider: `apple`, `google`, `facebook`, `facebookinstantgame`, `gamecenter`, `steam`")),
     request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email; \

@@ -23,7 +23,11 @@ use elements_server::request::{ClientAddr, parse_body};
 pub struct SessionRefreshRequest {
     /// Refresh token.
     pub token: String,
-    /// Session variables for the new session (default: the refresh token's).
+    /// Session variables for the new session. Absent or empty (`{}`, what
+    /// nakama-js sends by default): the refresh token's. Nakama can't tell
+    /// the two apart either: its gateway passes the request on as protobuf,
+    /// where an empty map is no map. `null` is absent too.
+    #[serde(deserialize_with = "super::vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 
@@ -56,15 +60,18 @@ fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
     })
 }
 
-/// Authenticate with a device id, an email and password, or a custom id:
-/// finds the account (creating it unless `create=false`) and opens a session.
+/// Authenticate with a device id, an email and password, a custom id, or a
+/// provider's proof (Apple, Google, Facebook, Facebook Instant Games, Game
+/// Center, Steam; see `proof`): finds the account (creating it unless `create=false`) and opens a session.
 /// The body is `{"id", "vars"}` for device and custom, `{"email",
-/// "password", "vars"}` for email.
+/// "password", "vars"}` for email. Email without an email address is a
+/// username login, as in Nakama: `username` names an existing account whose
+/// password the body gives; it never creates one, whatever `create` says.
 #[utoipa::path(post, path = "/v2/account/authenticate/{scheme}", tag = "nakama",
     params(
         ("scheme" = String, Path, description = "`device`, `email`, `custom`, or a provider: `apple`, `google`, `facebook`, `facebookinstantgame`, `gamecenter`, `steam`"),
         ("create" = Option<bool>, Query, description = "Create the account if it does not exist (default true)"),
-        ("username" = Option<String>, Query, description = "Username of a new account (default: generated)"),
+        ("username" = Option<String>, Query, description = "Username of a new account (default: generated); for email without an address, the account to log in to"),
         ("sync" = Option<bool>, Query, description = "Facebook and Steam: import friends (accepted; there is no friends feature yet)"),
     ),
     request_body(content = AccountId, description = "AccountDevice / AccountCustom; AccountEmail for email; \
@@ -75,7 +82,7 @@ fn session(created: bool, pair: TokenPair) -> Json<SessionResponse> {
         (status = 400, description = "Invalid id, email, password or username; a provider not configured (code 9)", body = NakamaStatus),
         (status = 401, description = "Server key missing or invalid; wrong password; a provider's proof not genuine", body = NakamaStatus),
         (status = 403, description = "Account banned", body = NakamaStatus),
-        (status = 404, description = "create=false and no such account; scheme not supported", body = NakamaStatus),
+        (status = 404, description = "create=false (or a username login) and no such account; scheme not supported", body = NakamaStatus),
         (status = 409, description = "Username taken", body = NakamaStatus),
         (status = 429, description = "Too many failed logins (RESOURCE_EXHAUSTED); see `Retry-After`", body = NakamaStatus),
         (status = 502, description = "The login provider could not be reached (UNAVAILABLE)", body = NakamaStatus),
@@ -101,6 +108,15 @@ pub async fn authenticate(
         }
         scheme::EMAIL => {
             let account: AccountEmail = parse_body(&body).map_err(NakamaError::invalid)?;
+            if account.email.is_empty() {
+                // Nakama's username login: the `username` parameter names an
+                // existing account; `create` is ignored (never creates).
+                let service = &app.identity.service;
+                let name = username.as_deref().unwrap_or_default();
+                let user = service.login_username(name, &account.password, client).await?;
+                let pair = service.issue_tokens(&user, account.vars).await?;
+                return Ok(session(false, pair));
+            }
             let credential = Credential {
                 id: account.email,
                 password: Some(account.password),

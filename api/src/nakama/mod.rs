@@ -33,7 +33,11 @@ pub use user::*;
 /// The API's routes, each documented by its handler's annotation.
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
-        .routes(routes!(account::get_account, account::update_account))
+        .routes(routes!(
+            account::get_account,
+            account::update_account,
+            account::delete_account
+        ))
         .routes(routes!(user::get_users))
         .routes(routes!(authenticate::authenticate))
         .routes(routes!(account::link))
@@ -103,6 +107,15 @@ pub(crate) async fn require_session(app: &App, headers: &HeaderMap) -> Result<To
         })
 }
 
+/// Session variables as Nakama's gateway reads them: `null` is the same as
+/// absent (protojson skips a null field).
+pub(crate) fn vars_or_null<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A device or custom id (Nakama's `AccountDevice` / `AccountCustom`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
@@ -110,6 +123,7 @@ pub struct AccountId {
     /// The id.
     pub id: String,
     /// Session variables, copied into the session token.
+    #[serde(deserialize_with = "vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 
@@ -117,11 +131,12 @@ pub struct AccountId {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct AccountEmail {
-    /// Email address.
+    /// Email address (empty on `authenticate/email`: a username login).
     pub email: String,
     /// Password.
     pub password: String,
     /// Session variables, copied into the session token.
+    #[serde(deserialize_with = "vars_or_null")]
     pub vars: BTreeMap<String, String>,
 }
 

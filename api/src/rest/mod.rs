@@ -88,6 +88,9 @@ pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Api
 }
 
 /// `offset` and `count` query parameters (defaults 0 and 20, count at most 100).
+// ApiError is every handler's error (one per failed request, not per item):
+// its size costs nothing here, and boxing it here alone would gain nothing.
+#[allow(clippy::result_large_err)]
 pub(crate) fn paging(query: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
     let number = |name: &str, default: u64| match query.get(name) {
         None => Ok(default),
