@@ -33,6 +33,9 @@ const MAX_SEEN: usize = 100_000;
 /// Most certificates cached (Apple serves one or two at a time).
 const MAX_CERTIFICATES: usize = 16;
 
+/// A certificate (DER) and when it expires, by URL.
+type Cached = (Arc<Vec<u8>>, Instant);
+
 /// The Game Center verifier.
 pub struct GameCenter {
     bundle_ids: Vec<String>,
@@ -40,7 +43,7 @@ pub struct GameCenter {
     max_age: u64,
     ttl: Duration,
     fetcher: Fetcher,
-    certificates: tokio::sync::Mutex<HashMap<String, (Arc<Vec<u8>>, Instant)>>,
+    certificates: tokio::sync::Mutex<HashMap<String, Cached>>,
     seen: Mutex<HashMap<Vec<u8>, u64>>,
 }
 

@@ -2,7 +2,8 @@
 //! installed by `cargo xtask test`) against the server: device login,
 //! account reads and updates, user lookups, refresh with rotation, a
 //! replayed refresh token revoking its family, logout, a username login,
-//! refresh vars, a custom id replaced and the account deleted — on SQLite
+//! refresh vars, a custom id replaced, the account deleted, and every
+//! social and platform login against the provider stubs — on SQLite
 //! and, in CI, on MongoDB.
 
 mod support;
@@ -27,6 +28,12 @@ fn nakama_js() -> Option<PathBuf> {
 /// returns the JSON object it prints; `None` (skip) when the client isn't
 /// installed outside CI.
 async fn run_script(script: &str) -> Option<serde_json::Value> {
+    run_script_with(script, "", &[]).await
+}
+
+/// [`run_script`] on a server with configuration file `config`, and with
+/// `env` set for the script.
+async fn run_script_with(script: &str, config: &str, env: &[(&str, String)]) -> Option<serde_json::Value> {
     let Some(module) = nakama_js() else {
         assert!(
             std::env::var("CI").is_err(),
@@ -36,7 +43,11 @@ async fn run_script(script: &str) -> Option<serde_json::Value> {
         return None;
     };
     let dirs = Dirs::new();
+    if !config.is_empty() {
+        dirs.config(config);
+    }
     let server = Server::start(&dirs, &[]);
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/nakama-js")
         .join(script);
@@ -46,6 +57,7 @@ async fn run_script(script: &str) -> Option<serde_json::Value> {
             .arg(script)
             .arg(addr)
             .env("NAKAMA_JS", module)
+            .envs(env)
             .output()
             .expect("run node")
     })
@@ -151,4 +163,105 @@ async fn nakama_js_logs_in_by_username_refreshes_vars_replaces_the_custom_id_and
     );
     assert_eq!(got["stale_token_unchanged"], true, "{got}");
     assert_eq!(got["owner_still_there"], "njs_owner", "{got}");
+}
+
+#[tokio::test]
+async fn nakama_js_logs_in_links_and_unlinks_with_every_provider() {
+    use serde_json::json;
+    use support::providers::{self, Stub};
+    let stub = Stub::start().await;
+    let url = stub.certificate_url();
+    let now = providers::now();
+    let token = |t: String| json!({"token": t});
+    let apple = |sub: &str| {
+        token(providers::id_token(
+            "apple-test",
+            "https://appleid.apple.com",
+            providers::BUNDLE_ID,
+            sub,
+            json!({}),
+        ))
+    };
+    let google = |sub: &str| {
+        token(providers::id_token(
+            "google-test",
+            "https://accounts.google.com",
+            providers::GOOGLE_CLIENT_ID,
+            sub,
+            json!({}),
+        ))
+    };
+    let instant = |player: &str| json!({"signed_player_info": providers::signed_player_info(providers::INSTANT_GAME_SECRET, player, now)});
+    let gc = |player: &str| providers::game_center(player, providers::BUNDLE_ID, now, &url);
+    // first/again/last are player 1, link/unlink player 2, stranger player 3.
+    let set =
+        |field: &str, make: &dyn Fn(&str) -> serde_json::Value, ids: [&str; 3], forged: serde_json::Value| {
+            json!({
+                "field": field,
+                "stranger": make(ids[2]), "first": make(ids[0]), "again": make(ids[0]), "last": make(ids[0]),
+                "link": make(ids[1]), "unlink": make(ids[1]), "forged": forged,
+            })
+        };
+    let proofs = json!({
+        "apple": set("apple_id", &apple, ["001.a", "002.a", "003.a"],
+            token(providers::id_token("apple-test", "https://appleid.apple.com", "com.other.game", "001.a", json!({})))),
+        "google": set("google_id", &google, ["101", "102", "103"],
+            token(providers::id_token("google-test", "https://evil.example", providers::GOOGLE_CLIENT_ID, "101", json!({})))),
+        "facebook": set("facebook_id", &|id: &str| token(format!("fb-good-{id}")), ["201", "202", "203"], token("fb-other-app-201".into())),
+        "facebookinstantgame": set("facebook_instant_game_id", &instant, ["301", "302", "303"],
+            json!({"signed_player_info": providers::signed_player_info("not-the-secret", "301", now)})),
+        "gamecenter": set("gamecenter_id", &gc, ["G:401", "G:402", "G:403"],
+            providers::game_center("G:401", providers::BUNDLE_ID, now - 3600, &url)),
+        "steam": set("steam_id", &|id: &str| token(format!("5eed{id}")), ["76561197960287501", "76561197960287502", "76561197960287503"],
+            token("deadbeef".into())),
+    });
+    let Some(got) = run_script_with("providers.cjs", &stub.config(), &[("PROOFS", proofs.to_string())]).await
+    else {
+        return;
+    };
+    let ids = [
+        ("apple", "001.a", "002.a"),
+        ("google", "101", "102"),
+        ("facebook", "201", "202"),
+        ("facebookinstantgame", "301", "302"),
+        ("gamecenter", "G:401", "G:402"),
+        ("steam", "76561197960287501", "76561197960287502"),
+    ];
+    for (scheme, first, second) in ids {
+        let r = &got[scheme];
+        assert_eq!(r["stranger"], 404, "{scheme}: create=false for a stranger: {r}");
+        assert_eq!(
+            (r["created"].as_bool(), r["username"].as_str()),
+            (Some(true), Some(format!("njs_{scheme}").as_str())),
+            "{scheme}: {r}"
+        );
+        assert_eq!(r["id"], first, "{scheme}: {r}");
+        assert_eq!(
+            (r["same_user"].as_bool(), r["again_created"].as_bool()),
+            (Some(true), Some(false)),
+            "{scheme}: {r}"
+        );
+        assert_eq!(r["forged"], 401, "{scheme}: forged proof: {r}");
+        assert_eq!(
+            (r["linked"].as_bool(), r["linked_id"].as_str()),
+            (Some(true), Some(second)),
+            "{scheme}: {r}"
+        );
+        assert_eq!(r["link_forged"], 401, "{scheme}: link with a forged proof: {r}");
+        assert_eq!(
+            (r["unlinked"].as_bool(), &r["after_unlink"]),
+            (Some(true), &serde_json::Value::Null),
+            "{scheme}: {r}"
+        );
+        assert_eq!(
+            r["last_identifier"], 403,
+            "{scheme}: unlinking the last identifier: {r}"
+        );
+        assert_eq!(
+            (r["refreshed_user"].as_bool(), r["logout"].as_bool()),
+            (Some(true), Some(true)),
+            "{scheme}: {r}"
+        );
+        assert_eq!(r["after_logout"], 401, "{scheme}: {r}");
+    }
 }

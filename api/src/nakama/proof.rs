@@ -73,6 +73,9 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
+/// What a body presents: the credential, and the session variables.
+pub(crate) type Presented = (Credential, BTreeMap<String, String>);
+
 /// The provider schemes, with the names Nakama's messages use.
 const PROVIDERS: &[(&str, &str)] = &[
     (scheme::APPLE, "Apple"),
@@ -91,7 +94,7 @@ pub(crate) fn provider(
     identity: &IdentityService,
     scheme_name: &str,
     body: &Bytes,
-) -> Option<Result<(Credential, BTreeMap<String, String>), NakamaError>> {
+) -> Option<Result<Presented, NakamaError>> {
     let (_, name) = PROVIDERS.iter().find(|(s, _)| *s == scheme_name)?;
     if identity.verifier(scheme_name).is_err() {
         return Some(Err(NakamaError::new(
@@ -102,7 +105,7 @@ pub(crate) fn provider(
     Some(parse(scheme_name, body))
 }
 
-fn parse(scheme_name: &str, body: &Bytes) -> Result<(Credential, BTreeMap<String, String>), NakamaError> {
+fn parse(scheme_name: &str, body: &Bytes) -> Result<Presented, NakamaError> {
     let token = |token: String| Credential {
         token: Some(token),
         ..Credential::default()
@@ -127,6 +130,22 @@ fn parse(scheme_name: &str, body: &Bytes) -> Result<(Credential, BTreeMap<String
                 ..Credential::default()
             };
             Ok((credential, account.vars))
+        }
+        scheme::STEAM => {
+            // Linking Steam takes Nakama's `LinkSteamRequest`,
+            // `{"account": {"token"}, "sync"}`; the other calls the token.
+            #[derive(Default, Deserialize)]
+            #[serde(default)]
+            struct Steam {
+                token: String,
+                vars: BTreeMap<String, String>,
+                account: Option<AccountToken>,
+            }
+            let steam: Steam = parse_body(body).map_err(NakamaError::invalid)?;
+            Ok(match steam.account {
+                Some(account) if steam.token.is_empty() => (token(account.token), account.vars),
+                _ => (token(steam.token), steam.vars),
+            })
         }
         _ => {
             let account: AccountToken = parse_body(body).map_err(NakamaError::invalid)?;
