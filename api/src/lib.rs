@@ -3,11 +3,13 @@
 //!
 //! - [`rest`]: the Elements-style identity API under `/api/rest`;
 //! - [`nakama`]: the Nakama-compatible `/v2` authentication API;
-//! - [`deployments`] and [`services`]: the admin API (admin listener);
+//! - [`deployments`], [`services`] and [`auth_schemes`]: the admin API
+//!   (admin listener);
 //! - [`extensions`]: the documentation of the core extension points;
 //! - [`openapi`]: the OpenAPI documents (`/api/rest/openapi.json` on each
 //!   listener) and Swagger UI (`/doc/swagger/`), served from the binary.
 
+pub mod auth_schemes;
 pub mod deployments;
 pub mod extensions;
 pub mod nakama;
@@ -51,4 +53,5 @@ pub fn admin_api() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::with_openapi(openapi::AdminApiDoc::openapi())
         .merge(deployments::router())
         .merge(services::router())
+        .merge(auth_schemes::router())
 }

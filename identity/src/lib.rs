@@ -61,6 +61,7 @@ mod error;
 pub mod model;
 pub mod password;
 mod profiles;
+pub mod schemes;
 pub mod secret;
 mod service;
 mod sessions;

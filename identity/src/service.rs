@@ -84,6 +84,8 @@ pub(crate) struct Collections {
     pub sessions: CollectionName,
     pub tokens: CollectionName,
     pub settings: CollectionName,
+    pub oidc_schemes: CollectionName,
+    pub oauth2_schemes: CollectionName,
 }
 
 impl Collections {
@@ -98,6 +100,8 @@ impl Collections {
             sessions: c("sessions")?,
             tokens: c("tokens")?,
             settings: c("settings")?,
+            oidc_schemes: c("oidc_schemes")?,
+            oauth2_schemes: c("oauth2_schemes")?,
         })
     }
 }
@@ -204,6 +208,9 @@ impl IdentityService {
             (&c.profiles, index(&["user_id"], false)?),
             (&c.profiles, index(&["application_id"], false)?),
             (&c.applications, index(&["name"], true)?),
+            (&c.oidc_schemes, index(&["name"], true)?),
+            (&c.oidc_schemes, index(&["issuer"], true)?),
+            (&c.oauth2_schemes, index(&["name"], true)?),
             (&c.sessions, index(&["user_id"], false)?),
             (&c.tokens, index(&["user_id"], false)?),
             (&c.tokens, index(&["family"], false)?),

@@ -60,11 +60,54 @@ impl Fetcher {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<Answer, IdentityError> {
+        self.read(what, self.client.get(url).query(query)).await
+    }
+
+    /// Sends an operator-defined request (an OAuth2 validation): `method`
+    /// GET or POST, query `params`, `headers`, and for POST `body` as JSON
+    /// or (`FORM_URL_ENCODED`) a form.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        params: &[(String, String)],
+        headers: &[(String, String)],
+        body: &[(String, String)],
+        body_type: Option<&str>,
+    ) -> Result<Answer, IdentityError> {
+        let mut request = match method {
+            "POST" => self.client.post(url),
+            _ => self.client.get(url),
+        }
+        .query(params);
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| IdentityError::internal(format!("{what}: bad header name {name:?}")))?;
+            // A client's value that can't be a header value can't be a token.
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                IdentityError::Unauthenticated("Could not authenticate OAuth2 profile.".into())
+            })?;
+            request = request.header(name, value);
+        }
+        if method == "POST" {
+            request = if body_type == Some("FORM_URL_ENCODED") {
+                request.form(body)
+            } else {
+                let map: serde_json::Map<String, serde_json::Value> = body
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                request.json(&map)
+            };
+        }
+        self.read(what, request).await
+    }
+
+    async fn read(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Answer, IdentityError> {
         let unavailable = |e: String| IdentityError::ProviderUnavailable(format!("{what}: {e}"));
-        let mut response = self
-            .client
-            .get(url)
-            .query(query)
+        let mut response = request
             .send()
             .await
             .map_err(|e| unavailable(e.without_url().to_string()))?;

@@ -22,10 +22,20 @@ use crate::Fetcher;
 /// The shortest time between two fetches of one key set.
 pub const MIN_REFETCH: Duration = Duration::from_secs(10);
 
+/// Where a key set comes from.
+enum Source {
+    /// A JWKS document at this URL.
+    Url(String),
+    /// The `jwks_uri` of the OIDC discovery document at this URL.
+    Discovery(String),
+    /// Keys given inline, never fetched.
+    Fixed,
+}
+
 /// One provider's key set.
 pub struct KeySet {
     what: String,
-    url: String,
+    source: Source,
     fetcher: Fetcher,
     ttl: Duration,
     state: Mutex<State>,
@@ -44,10 +54,39 @@ impl KeySet {
     pub fn new(what: impl Into<String>, url: impl Into<String>, fetcher: Fetcher, ttl: Duration) -> KeySet {
         KeySet {
             what: what.into(),
-            url: url.into(),
+            source: Source::Url(url.into()),
             fetcher,
             ttl,
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The keys named by the OIDC discovery document at `url` (its `jwks_uri`).
+    pub fn discovered(
+        what: impl Into<String>,
+        url: impl Into<String>,
+        fetcher: Fetcher,
+        ttl: Duration,
+    ) -> KeySet {
+        KeySet {
+            source: Source::Discovery(url.into()),
+            ..KeySet::new(what, "", fetcher, ttl)
+        }
+    }
+
+    /// Keys given inline (JWKs): never fetched, never expire.
+    pub fn fixed(what: impl Into<String>, jwks: &[serde_json::Value], fetcher: Fetcher) -> KeySet {
+        let state = State {
+            keys: parse_keys(jwks.iter().cloned()),
+            attempted: None,
+            expires: Some(Instant::now() + Duration::from_secs(100 * 365 * 86_400)),
+        };
+        KeySet {
+            what: what.into(),
+            source: Source::Fixed,
+            fetcher,
+            ttl: Duration::MAX,
+            state: Mutex::new(state),
         }
     }
 
@@ -63,6 +102,9 @@ impl KeySet {
         // With no keys at all there is nothing to answer from: try every
         // time (as providers called per login are). With keys, an unknown
         // id or expired keys refetch at most once every MIN_REFETCH.
+        if matches!(self.source, Source::Fixed) {
+            return Ok(state.keys.get(kid).cloned());
+        }
         let may_refetch = state.keys.is_empty()
             || state
                 .attempted
@@ -88,7 +130,25 @@ impl KeySet {
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let answer = self.fetcher.get(&self.what, &self.url, &[]).await?;
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            jwks_uri: String,
+        }
+        let url = match &self.source {
+            Source::Url(url) => url.clone(),
+            Source::Discovery(url) => {
+                let answer = self.fetcher.get(&self.what, url, &[]).await?;
+                if !answer.ok() {
+                    return Err(IdentityError::ProviderUnavailable(format!(
+                        "{}: discovery answered {}",
+                        self.what, answer.status
+                    )));
+                }
+                answer.json::<Discovery>(&self.what)?.jwks_uri
+            }
+            Source::Fixed => return Ok((HashMap::new(), self.ttl)),
+        };
+        let answer = self.fetcher.get(&self.what, &url, &[]).await?;
         if !answer.ok() {
             return Err(IdentityError::ProviderUnavailable(format!(
                 "{}: answered {}",
@@ -96,18 +156,23 @@ impl KeySet {
             )));
         }
         let document: Document = answer.json(&self.what)?;
-        let mut keys = HashMap::new();
-        for value in document.keys {
-            // A key of a type this server doesn't use is skipped, not fatal.
-            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
-                continue;
-            };
-            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk)) else {
-                continue;
-            };
-            keys.insert(kid, Arc::new(key));
-        }
         let ttl = answer.max_age.map_or(self.ttl, |a| a.min(self.ttl));
-        Ok((keys, ttl))
+        Ok((parse_keys(document.keys), ttl))
     }
+}
+
+/// The usable keys of a JWKS, by key id. A key of a type this server
+/// doesn't use, or without a `kid`, is skipped, not fatal.
+fn parse_keys(keys: impl IntoIterator<Item = serde_json::Value>) -> HashMap<String, Arc<DecodingKey>> {
+    let mut out = HashMap::new();
+    for value in keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk)) else {
+            continue;
+        };
+        out.insert(kid, Arc::new(key));
+    }
+    out
 }

@@ -27,6 +27,7 @@ pub mod facebook_instant;
 pub mod game_center;
 pub mod google;
 pub mod keys;
+pub mod schemes;
 pub mod steam;
 
 mod fetch;
@@ -38,6 +39,15 @@ use elements_config::providers::Providers;
 use elements_identity::{IdentityError, IdentityVerifier};
 
 pub use fetch::Fetcher;
+pub use schemes::AuthSchemes;
+
+/// The checker of the auth schemes operators register at run time.
+pub fn auth_schemes(settings: &Providers) -> Result<AuthSchemes, IdentityError> {
+    Ok(AuthSchemes::new(
+        Fetcher::new(settings.timeout())?,
+        settings.keys_ttl(),
+    ))
+}
 
 /// The verifiers of the providers `settings` configures.
 pub fn verifiers(settings: &Providers) -> Result<Vec<Arc<dyn IdentityVerifier>>, IdentityError> {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use config::Config;
-use config::IdentitySettings;
 use elements_config as config;
 use elements_deployments::Deployer;
 use elements_deployments::persist::Deployments;
@@ -45,7 +44,7 @@ impl Runtime {
     /// Builds the engine and host, and deploys the Elements in the deploy folder.
     pub async fn start(config: &Config) -> anyhow::Result<Runtime> {
         let store = open_store(config).await?;
-        let identity = start_identity(store.clone(), &config.identity).await?;
+        let identity = start_identity(store.clone(), config).await?;
         for verifier in
             elements_providers::verifiers(&config.providers).context("setting up the login providers")?
         {
@@ -220,10 +219,10 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn elements_store::D
 
 /// Opens the identity service over `store` and bootstraps the `root`
 /// superuser on first start (printing a generated password once).
-async fn start_identity(
-    store: Arc<dyn DocumentStore>,
-    settings: &IdentitySettings,
-) -> anyhow::Result<Arc<IdentityApi>> {
+async fn start_identity(store: Arc<dyn DocumentStore>, config: &Config) -> anyhow::Result<Arc<IdentityApi>> {
+    let settings = &config.identity;
+    let schemes =
+        elements_providers::auth_schemes(&config.providers).context("setting up the auth schemes")?;
     let config = IdentityConfig {
         token_key: settings.token_key.clone(),
         refresh_token_key: settings.refresh_token_key.clone(),
@@ -258,5 +257,6 @@ async fn start_identity(
     Ok(Arc::new(IdentityApi {
         service: Arc::new(service),
         server_key: settings.server_key.clone(),
+        schemes: Arc::new(schemes),
     }))
 }

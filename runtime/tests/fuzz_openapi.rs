@@ -31,6 +31,10 @@ const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/rest/session"),
     ("delete", "/api/rest/session/{secret}"),
     ("post", "/api/rest/signup/session"),
+    ("post", "/api/rest/auth/oidc"),
+    ("post", "/api/rest/auth/oidc/link"),
+    ("post", "/api/rest/auth/oauth2"),
+    ("post", "/api/rest/auth/oauth2/link"),
     ("get", "/api/rest/user"),
     ("get", "/api/rest/user/me"),
     ("get", "/api/rest/user/{id}"),
@@ -71,6 +75,16 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/rest/services"),
     ("put", "/api/rest/services/{service}"),
     ("delete", "/api/rest/services/{service}"),
+    ("get", "/api/rest/auth_scheme/oidc"),
+    ("post", "/api/rest/auth_scheme/oidc"),
+    ("get", "/api/rest/auth_scheme/oidc/{id}"),
+    ("put", "/api/rest/auth_scheme/oidc/{id}"),
+    ("delete", "/api/rest/auth_scheme/oidc/{id}"),
+    ("get", "/api/rest/auth_scheme/oauth2"),
+    ("post", "/api/rest/auth_scheme/oauth2"),
+    ("get", "/api/rest/auth_scheme/oauth2/{id}"),
+    ("put", "/api/rest/auth_scheme/oauth2/{id}"),
+    ("delete", "/api/rest/auth_scheme/oauth2/{id}"),
 ];
 
 /// A server with the Email Verification Element (on a real SMTP server)

@@ -54,6 +54,8 @@ pub struct IdentityApi {
     pub service: Arc<IdentityService>,
     /// Server key Nakama clients authenticate with.
     pub server_key: Secret,
+    /// The checker of the OIDC and OAuth2 auth schemes operators register.
+    pub schemes: Arc<elements_providers::AuthSchemes>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -221,6 +223,8 @@ const ADMIN_ONLY: &[&str] = &[
     "/api/rest/elements/deployment/{*rest}",
     "/api/rest/services",
     "/api/rest/services/{*rest}",
+    "/api/rest/auth_scheme",
+    "/api/rest/auth_scheme/{*rest}",
 ];
 
 async fn on_admin_listener(request: Request) -> ApiError {

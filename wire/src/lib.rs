@@ -28,6 +28,7 @@
 //! ```
 
 pub mod nakama;
+pub mod schemes;
 
 use std::fmt;
 

@@ -5,6 +5,7 @@
 //! session token is accepted as a bearer too).
 
 mod application;
+mod auth;
 mod profile;
 mod session;
 mod user;
@@ -40,6 +41,10 @@ pub const ROOT: &str = "/api/rest";
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(session::create_session))
+        .routes(routes!(auth::oidc_session))
+        .routes(routes!(auth::oidc_link))
+        .routes(routes!(auth::oauth2_session))
+        .routes(routes!(auth::oauth2_link))
         .routes(routes!(session::delete_session))
         .routes(routes!(session::signup_session))
         .routes(routes!(user::search_users))

@@ -50,7 +50,7 @@ pub struct SignupRequest {
 }
 
 /// Opens a session for `user`, for a profile / application if asked.
-async fn open(
+pub(crate) async fn open(
     app: &App,
     user: User,
     profile_id: Option<&str>,

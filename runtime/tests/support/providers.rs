@@ -76,6 +76,14 @@ impl Stub {
                 axum::routing::get(steam),
             )
             .route("/gc/test.cer", axum::routing::get(certificate))
+            .route(
+                "/oidc/.well-known/openid-configuration",
+                axum::routing::get(discovery),
+            )
+            .route(
+                "/oauth2/validate",
+                axum::routing::get(oauth2_validate).post(oauth2_validate),
+            )
             .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -244,6 +252,53 @@ async fn steam(State(state): State<Arc<StubState>>, Query(q): Query<HashMap<Stri
         }}}))
         .into_response(),
         None => axum::Json(json!({"response": {"error": {"errorcode": 101, "errordesc": "Invalid ticket"}}})).into_response(),
+    }
+}
+
+/// The stub's OIDC issuer: `OIDC_ISSUER`, keys at `/google/certs` (kid `google-test`).
+pub const OIDC_ISSUER: &str = "https://id.example.test";
+
+async fn discovery(State(state): State<Arc<StubState>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(down) = answer(&state) {
+        return down;
+    }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    axum::Json(json!({
+        "issuer": OIDC_ISSUER,
+        "jwks_uri": format!("http://{host}/google/certs"),
+        "authorization_endpoint": format!("http://{host}/authorize"),
+    }))
+    .into_response()
+}
+
+/// The key an OAuth2 scheme must send as `x-api-key`.
+pub const OAUTH2_API_KEY: &str = "stored-api-key";
+
+/// An OAuth2 validation endpoint: `x-api-key` must be [`OAUTH2_API_KEY`];
+/// `access_token=good-<id>` is active and names `<id>`, any other inactive.
+async fn oauth2_validate(
+    State(state): State<Arc<StubState>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(down) = answer(&state) {
+        return down;
+    }
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(OAUTH2_API_KEY) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "bad api key"})),
+        )
+            .into_response();
+    }
+    let token = q.get("access_token").cloned().unwrap_or_default();
+    match token.strip_prefix("good-") {
+        Some(id) => axum::Json(json!({"data": {"active": true, "user": {"player_id": id}}})).into_response(),
+        None => axum::Json(json!({"data": {"active": false}})).into_response(),
     }
 }
 
