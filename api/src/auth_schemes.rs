@@ -79,6 +79,8 @@ async fn create_oidc(
     responses(
         (status = 200, description = "The scheme", body = OidcAuthScheme),
         (status = 404, description = "No such scheme", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn get_oidc(
     State(app): State<Arc<App>>,
@@ -97,6 +99,8 @@ async fn get_oidc(
         (status = 400, description = "A scheme that can't work", body = ErrorDto),
         (status = 404, description = "No such scheme", body = ErrorDto),
         (status = 409, description = "Name or issuer taken", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn update_oidc(
     State(app): State<Arc<App>>,
@@ -120,6 +124,8 @@ async fn update_oidc(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such scheme", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn delete_oidc(
     State(app): State<Arc<App>>,
@@ -156,6 +162,8 @@ async fn list_oauth2(
         (status = 201, description = "Registered (stored values hidden)", body = OAuth2AuthScheme),
         (status = 400, description = "A scheme that can't work (nothing from the client, no way to name the player...)", body = ErrorDto),
         (status = 409, description = "Name taken", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn create_oauth2(
     State(app): State<Arc<App>>,
@@ -174,6 +182,8 @@ async fn create_oauth2(
     responses(
         (status = 200, description = "The scheme", body = OAuth2AuthScheme),
         (status = 404, description = "No such scheme", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn get_oauth2(
     State(app): State<Arc<App>>,
@@ -191,6 +201,8 @@ async fn get_oauth2(
         (status = 200, description = "Replaced (stored values hidden)", body = OAuth2AuthScheme),
         (status = 400, description = "A scheme that can't work", body = ErrorDto),
         (status = 404, description = "No such scheme", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn update_oauth2(
     State(app): State<Arc<App>>,
@@ -214,6 +226,8 @@ async fn update_oauth2(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such scheme", body = ErrorDto),
+        (status = 401, description = "No valid session", body = ErrorDto),
+        (status = 403, description = "Not a superuser", body = ErrorDto),
     ), security(("session" = [])))]
 async fn delete_oauth2(
     State(app): State<Arc<App>>,

@@ -10,7 +10,7 @@ use axum::extract::State;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-use elements_identity::{FindOrCreate, VerifiedIdentity};
+use elements_identity::{Caller, FindOrCreate, VerifiedIdentity};
 use elements_server::App;
 use elements_server::error::ApiError;
 use elements_server::request::{ClientAddr, parse_body};
@@ -57,11 +57,10 @@ async fn log_in(
 
 async fn link(
     app: &App,
-    headers: &HeaderMap,
+    caller: &Caller,
     identity: VerifiedIdentity,
     label: &str,
 ) -> Result<StatusCode, ApiError> {
-    let caller = caller(app, headers).await?;
     app.identity
         .service
         .link_verified(&caller.user.id, &identity, label)
@@ -100,17 +99,21 @@ pub async fn oidc_session(
 #[utoipa::path(post, path = "/api/rest/auth/oidc/link", tag = "sessions", request_body = OidcSessionRequest,
     responses(
         (status = 204, description = "Linked"),
+        (status = 400, description = "No token", body = ErrorDto),
         (status = 401, description = "No valid session; a token not genuine", body = ErrorDto),
         (status = 409, description = "The identity belongs to another account", body = ErrorDto),
+        (status = 502, description = "The issuer's keys could not be fetched", body = ErrorDto),
     ), security(("session" = [])))]
 pub async fn oidc_link(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    // The session first: nobody without one makes this server call a provider.
+    let caller = caller(&app, &headers).await?;
     let request: OidcSessionRequest = parse_body(&body).map_err(bad_request)?;
     let identity = oidc_identity(&app, &request).await?;
-    link(&app, &headers, identity, "OIDC identity").await
+    link(&app, &caller, identity, "OIDC identity").await
 }
 
 /// Log in through a registered OAuth2 provider: the scheme's validation
@@ -144,15 +147,19 @@ pub async fn oauth2_session(
 #[utoipa::path(post, path = "/api/rest/auth/oauth2/link", tag = "sessions", request_body = OAuth2SessionRequest,
     responses(
         (status = 204, description = "Linked"),
+        (status = 400, description = "No scheme, or a value the scheme takes from the client missing", body = ErrorDto),
         (status = 401, description = "No valid session; a token not valid", body = ErrorDto),
+        (status = 404, description = "No such scheme", body = ErrorDto),
         (status = 409, description = "The identity belongs to another account", body = ErrorDto),
+        (status = 502, description = "The provider could not be reached", body = ErrorDto),
     ), security(("session" = [])))]
 pub async fn oauth2_link(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    let caller = caller(&app, &headers).await?;
     let request: OAuth2SessionRequest = parse_body(&body).map_err(bad_request)?;
     let identity = oauth2_identity(&app, &request).await?;
-    link(&app, &headers, identity, "OAuth2 identity").await
+    link(&app, &caller, identity, "OAuth2 identity").await
 }
