@@ -445,7 +445,8 @@ mod tests {
     #[test]
     fn oauth2_schemes_that_cant_work_are_refused() {
         assert!(check_oauth2(&oauth2()).is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut OAuth2AuthScheme)>)> = vec![
+        type Change = Box<dyn Fn(&mut OAuth2AuthScheme)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "nothing from the client",
                 Box::new(|s| s.params.retain(|kv| !kv.from_client)),
