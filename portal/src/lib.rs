@@ -13,6 +13,7 @@
 mod applications;
 mod assets;
 mod auth;
+mod auth_schemes;
 mod elements;
 mod home;
 mod profiles;
@@ -76,6 +77,13 @@ pub fn router() -> Router<Arc<App>> {
         .route("/admin/elements/{name}/enabled", post(elements::enabled))
         .route("/admin/elements/{name}/grants", post(elements::grants))
         .route("/admin/elements/{name}/delete", post(elements::delete))
+        .route("/admin/auth-schemes", get(auth_schemes::page))
+        .route("/admin/auth-schemes/oidc", post(auth_schemes::create_oidc))
+        .route("/admin/auth-schemes/oauth2", post(auth_schemes::create_oauth2))
+        .route(
+            "/admin/auth-schemes/{kind}/{id}/delete",
+            post(auth_schemes::delete),
+        )
         .route("/admin/services", get(services::page))
         .route("/admin/services/{service}", post(services::save))
         .route("/admin/services/{service}/reset", post(services::reset))

@@ -1409,3 +1409,105 @@ async fn grants_and_service_settings_are_managed_in_the_portal() {
     assert_eq!(b.text_of("#mail-source").await, "the configuration");
     b.close().await;
 }
+
+/// Auth schemes: root registers an OIDC issuer with the form and an OAuth2
+/// provider as JSON; the issuer then logs players in; a scheme that can't
+/// work is refused with the reason; the OAuth2 provider's stored key never
+/// shows; deleting asks first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_registers_and_deletes_auth_schemes() {
+    use support::providers::{self, OAUTH2_API_KEY, OIDC_ISSUER, Stub};
+    let stub = Stub::start().await;
+    let dirs = Dirs::new();
+    let server = support::root_server(&dirs);
+    let mut b = Browser::start().await;
+    log_in(&mut b, &server, "root", ROOT_PASSWORD).await;
+    b.wait_for_text("Logged in as root.", WAIT).await;
+    b.click_link("Auth schemes").await;
+    b.wait_for_text("Register an OIDC issuer", WAIT).await;
+    assert_eq!(unlabelled_controls(&b).await, Vec::<Value>::new());
+
+    // Audiences that are only blanks: the server refuses, and says why.
+    b.fill("Name", "example-id").await;
+    b.fill("Issuer", OIDC_ISSUER).await;
+    b.fill("Audiences", " , ").await;
+    b.fill(
+        "Discovery URL",
+        &stub.url("/oidc/.well-known/openid-configuration"),
+    )
+    .await;
+    b.click_button("Register the issuer").await;
+    b.wait_for_text("`audiences` must name", WAIT).await;
+
+    b.fill("Name", "example-id").await;
+    b.fill("Issuer", OIDC_ISSUER).await;
+    b.fill("Audiences", "game-client").await;
+    b.fill(
+        "Discovery URL",
+        &stub.url("/oidc/.well-known/openid-configuration"),
+    )
+    .await;
+    b.click_button("Register the issuer").await;
+    b.wait_for_text("Registered the OIDC scheme example-id.", WAIT)
+        .await;
+    assert!(b.text_of("table").await.contains(OIDC_ISSUER));
+    let jwt = providers::id_token(
+        "google-test",
+        OIDC_ISSUER,
+        "game-client",
+        "portal-player",
+        json!({}),
+    );
+    let (status, body) = support::request(
+        &server,
+        "POST",
+        "/api/rest/auth/oidc",
+        None,
+        Some(json!({"jwt": jwt})),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the issuer registered in the portal logs players in: {body}"
+    );
+
+    let scheme = json!({
+        "name": "example-oauth",
+        "validationUrl": stub.url("/oauth2/validate"),
+        "method": "GET",
+        "headers": [{"key": "x-api-key", "value": OAUTH2_API_KEY}],
+        "params": [{"key": "access_token", "fromClient": true}],
+        "responseIdMapping": "player_id",
+    });
+    b.fill(
+        "Scheme (JSON, as POST /api/rest/auth_scheme/oauth2 takes it)",
+        &scheme.to_string(),
+    )
+    .await;
+    b.click_button("Register the provider").await;
+    b.wait_for_text("Registered the OAuth2 scheme example-oauth.", WAIT)
+        .await;
+    assert!(!b.body_text().await.contains(OAUTH2_API_KEY));
+    let html = b
+        .script(
+            "return document.documentElement.outerHTML;",
+            vec![],
+            "reading the page",
+        )
+        .await;
+    assert!(
+        !html.to_string().contains(OAUTH2_API_KEY),
+        "the stored key is in the page"
+    );
+    b.screenshot("auth-schemes").await;
+
+    // Deleting asks first; declining keeps the scheme.
+    b.click_button("Delete the OIDC scheme example-id").await;
+    b.client.dismiss_alert().await.expect("declining the deletion");
+    assert!(b.text_of("table").await.contains(OIDC_ISSUER));
+    b.click_button("Delete the OIDC scheme example-id").await;
+    b.client.accept_alert().await.expect("confirming the deletion");
+    b.wait_for_text("Deleted the auth scheme.", WAIT).await;
+    assert!(b.body_text().await.contains("No OIDC issuer registered."));
+    b.close().await;
+}
