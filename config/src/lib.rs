@@ -760,6 +760,7 @@ pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
                 "identity.scheme:dev.getelements.robloxkit.player.id",
                 "identity.session",
                 "http.outbound:users.roblox.com",
+                "http.outbound:thumbnails.roblox.com",
             ]),
         ),
         (
