@@ -59,45 +59,43 @@ enum SelectorTerm {
     DisplayName(String),
 }
 
-/// Parses a profile selector; a 400 naming what is not understood.
-fn parse_selector(selector: &str) -> Result<Vec<SelectorTerm>, ApiError> {
+/// Parses a profile selector; `Err` says what is not understood (a 400).
+fn parse_selector(selector: &str) -> Result<Vec<SelectorTerm>, String> {
     let selector = selector.trim();
     if selector.is_empty() || selector.len() > MAX_SELECTOR {
-        return Err(bad_request(format!(
-            "`profileSelector` must be 1 to {MAX_SELECTOR} bytes"
-        )));
+        return Err(format!("`profileSelector` must be 1 to {MAX_SELECTOR} bytes"));
     }
     selector
         .split(" AND ")
         .map(|term| {
             let term = term.trim();
-            let (field, value) = term.split_once(':').ok_or_else(|| {
-                bad_request(format!("`profileSelector`: {term:?} is not a `field:value` term"))
-            })?;
+            let (field, value) = term
+                .split_once(':')
+                .ok_or_else(|| format!("`profileSelector`: {term:?} is not a `field:value` term"))?;
             let value = value.trim();
             let (value, quoted) = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
                 Some(inner) => (inner, true),
                 None => (value, false),
             };
             if !quoted && value.contains(char::is_whitespace) {
-                return Err(bad_request(format!(
+                return Err(format!(
                     "`profileSelector`: {term:?}: quote a value with spaces; terms are joined by ` AND ` only"
-                )));
+                ));
             }
             if value.is_empty() || value.contains('"') {
-                return Err(bad_request(format!(
+                return Err(format!(
                     "`profileSelector`: {term:?} needs a value (quote it as a whole)"
-                )));
+                ));
             }
             match field.trim() {
                 ".ref.application" => Ok(SelectorTerm::Application(value.to_owned())),
                 ".name.application" => Ok(SelectorTerm::ApplicationName(value.to_owned())),
                 "displayName" => Ok(SelectorTerm::DisplayName(value.to_owned())),
-                other => Err(bad_request(format!(
+                other => Err(format!(
                     "`profileSelector`: unsupported selector {other:?}; supported are \
                      `.ref.application:<id or name>`, `.name.application:<name>` and \
                      `displayName:<name>`, joined by ` AND `"
-                ))),
+                )),
             }
         })
         .collect()
@@ -247,7 +245,9 @@ pub async fn create_session(
     // Refuse a malformed selector before the password is checked (and
     // counted against the account's failed logins).
     let selector = match request.profile_selector.as_deref() {
-        Some(selector) if request.profile_id.is_none() => Some(parse_selector(selector)?),
+        Some(selector) if request.profile_id.is_none() => {
+            Some(parse_selector(selector).map_err(bad_request)?)
+        }
         _ => None,
     };
     let user = app
