@@ -14,6 +14,7 @@
 //! | `identity.scheme:SCHEME` | find or create users by identities of `SCHEME`, read those identities, link email addresses (`SCHEME` = `email`); reach (read, profile) the users who have such an identity |
 //! | `identity.session` | create sessions for users the Element reaches (never for a SUPERUSER) |
 //! | `identity.verify:SCHEME` | read identities of `SCHEME` and set their verification status |
+//! | `identity.request-verification:SCHEME` | ask the host to have an identity of `SCHEME` verified (`email`: the Email Verification Element emails the user a link) |
 //! | `mail.send` | send email through the operator's SMTP server |
 //! | `events.publish:PATTERN` | publish events whose names match `PATTERN` (a name, or a prefix ending in `*`) |
 //! | `events.subscribe:PATTERN` | receive events whose names match `PATTERN` |
@@ -44,6 +45,8 @@ pub enum Grant {
     IdentitySession,
     /// `identity.verify:SCHEME`.
     IdentityVerify(String),
+    /// `identity.request-verification:SCHEME`.
+    IdentityRequestVerification(String),
     /// `mail.send`.
     MailSend,
     /// `events.publish:PATTERN`.
@@ -100,6 +103,9 @@ impl FromStr for Grant {
             "identity.verify" => Ok(Grant::IdentityVerify(
                 scheme(needs("a scheme")?).map_err(|w| err(&w))?,
             )),
+            "identity.request-verification" => Ok(Grant::IdentityRequestVerification(
+                scheme(needs("a scheme")?).map_err(|w| err(&w))?,
+            )),
             "identity.session" => none().map(|_| Grant::IdentitySession),
             "mail.send" => none().map(|_| Grant::MailSend),
             "events.publish" => {
@@ -127,7 +133,7 @@ impl FromStr for Grant {
             }
             _ => Err(err(
                 "unknown kind; grants are identity.scheme:, identity.session, identity.verify:, \
-                 mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:",
+                 identity.request-verification:, mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:",
             )),
         }
     }
@@ -139,6 +145,7 @@ impl fmt::Display for Grant {
             Grant::IdentityScheme(s) => write!(f, "identity.scheme:{s}"),
             Grant::IdentitySession => f.write_str("identity.session"),
             Grant::IdentityVerify(s) => write!(f, "identity.verify:{s}"),
+            Grant::IdentityRequestVerification(s) => write!(f, "identity.request-verification:{s}"),
             Grant::MailSend => f.write_str("mail.send"),
             Grant::EventsPublish(p) => write!(f, "events.publish:{p}"),
             Grant::EventsSubscribe(p) => write!(f, "events.subscribe:{p}"),
@@ -170,7 +177,11 @@ impl Grant {
     /// private address.
     pub fn is_powerful(&self) -> bool {
         match self {
-            Grant::IdentitySession | Grant::IdentityVerify(_) | Grant::CoreRoute(_) => true,
+            // Requesting verifications sends mail to any user's address.
+            Grant::IdentitySession
+            | Grant::IdentityVerify(_)
+            | Grant::IdentityRequestVerification(_)
+            | Grant::CoreRoute(_) => true,
             // The built-in login schemes are every player's account.
             Grant::IdentityScheme(s) => matches!(s.as_str(), "email" | "device" | "custom"),
             Grant::EventsPublish(p) | Grant::EventsSubscribe(p) => pattern_overlaps(p, RESERVED_EVENT_PREFIX),
@@ -194,6 +205,9 @@ impl Grant {
             Grant::IdentityVerify(s) => {
                 format!("Read {s:?} identities of any user and set their verification status.")
             }
+            Grant::IdentityRequestVerification(s) => format!(
+                "Have any user's {s:?} identity verified (for email: a verification link is sent to the address)."
+            ),
             Grant::MailSend => "Send email through the server's SMTP settings.".into(),
             Grant::EventsPublish(p) => format!("Publish events named {p}."),
             Grant::EventsSubscribe(p) => format!("Receive events named {p}."),
@@ -406,6 +420,7 @@ mod tests {
             "identity.scheme:dev.getelements.robloxkit.player.id",
             "identity.session",
             "identity.verify:email",
+            "identity.request-verification:email",
             "mail.send",
             "events.publish:game.*",
             "events.subscribe:dev.getelements.email_verification.completed",
@@ -429,6 +444,8 @@ mod tests {
             "identity.scheme",
             "identity.scheme:",
             "identity.session:x",
+            "identity.request-verification",
+            "identity.request-verification:",
             "mail.send:all",
             "events.publish:Game",
             "events.publish:*",
@@ -451,6 +468,7 @@ mod tests {
         assert!(p("identity.scheme:email"));
         assert!(!p("identity.scheme:dev.getelements.robloxkit.player.id"));
         assert!(p("identity.verify:email"));
+        assert!(p("identity.request-verification:email"));
         assert!(p("events.publish:dev.getelements.email_verification.*"));
         assert!(!p("events.publish:game.*"));
         assert!(p("http.outbound:127.0.0.1:80"));

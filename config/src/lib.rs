@@ -760,6 +760,7 @@ pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
                 "identity.scheme:dev.getelements.robloxkit.player.id",
                 "identity.session",
                 "http.outbound:users.roblox.com",
+                "http.outbound:thumbnails.roblox.com",
             ]),
         ),
         (
@@ -768,6 +769,7 @@ pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
                 "identity.verify:email",
                 "mail.send",
                 "events.publish:dev.getelements.email_verification.*",
+                "events.subscribe:dev.getelements.verification.email_requested",
                 "route.core:/api/rest/user/me/email/verify",
                 "route.core:/api/rest/verify",
             ]),

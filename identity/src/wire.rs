@@ -61,12 +61,7 @@ impl From<Application> for wire::Application {
 
 impl From<Identity> for wire::Identity {
     fn from(i: Identity) -> wire::Identity {
-        wire::Identity {
-            scheme: i.scheme,
-            id: i.id,
-            user_id: i.user_id,
-            verification: i.status,
-        }
+        wire::Identity::new(i.scheme, i.id, i.user_id, i.status)
     }
 }
 

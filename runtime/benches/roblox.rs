@@ -54,7 +54,8 @@ fn main() {
     let stub = server_rt.block_on(roblox::start());
     let values = format!(
         "\n[values]\n\"dev.getelements.robloxkit.secret\" = \"{SECRET}\"\n\
-         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n"
+         \"dev.getelements.robloxkit.roblox.users.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n\
+         \"dev.getelements.robloxkit.roblox.thumbnails.api.url\" = \"http://127.0.0.1:{stub}/v1\"\n"
     );
     // The operator approves the Kit's grants and the stub's address.
     let grants: std::collections::BTreeSet<elements_config::grants::Grant> = [

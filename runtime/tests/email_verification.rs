@@ -209,6 +209,12 @@ async fn request_and_complete_verification() {
     assert_eq!(pending["scheme"], "email");
     assert_eq!(pending["id"], "ana@example.com");
     assert_eq!(pending["verification"], "PENDING");
+    // Namazu's UserUid field name, beside the one this server's clients read.
+    assert_eq!(pending["verificationStatus"], "PENDING");
+    assert_eq!(
+        pending["userId"],
+        identity(&server, "ana@example.com").await["userId"]
+    );
     assert_eq!(
         identity(&server, "ana@example.com").await["verification"],
         "PENDING"
@@ -225,12 +231,14 @@ async fn request_and_complete_verification() {
 
     let requested = wait_for_event(&server, REQUESTED, 1).await;
     assert_eq!(requested[0]["verification"], "PENDING");
+    assert_eq!(requested[0]["verificationStatus"], "PENDING");
     assert_eq!(requested[0]["id"], "ana@example.com");
 
     // The link completes the verification, once.
     let (status, verified) = call(&server, "GET", path_of(&link), None, None).await;
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["verification"], "VERIFIED");
+    assert_eq!(verified["verificationStatus"], "VERIFIED");
     assert_eq!(verified["id"], "ana@example.com");
     assert_eq!(
         identity(&server, "ana@example.com").await["verification"],
@@ -244,6 +252,7 @@ async fn request_and_complete_verification() {
     );
     let completed = wait_for_event(&server, COMPLETED, 1).await;
     assert_eq!(completed[0]["verification"], "VERIFIED");
+    assert_eq!(completed[0]["verificationStatus"], "VERIFIED");
 
     // Unknown tokens, also below the Element's prefix.
     for path in [
@@ -410,6 +419,183 @@ async fn base_url_subject_and_template_attributes() {
         "{message}"
     );
     assert!(!message.contains(PUBLIC_URL), "{message}");
+}
+
+/// The `...verification.base_url` attribute means what Namazu's says: the
+/// URL of the verification endpoint the link is built on, path and query
+/// included; the link in the email that reaches the SMTP server works when
+/// the proxy forwards it to the server's `/api/rest/verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_url_is_the_verification_endpoint_the_link_is_built_on() {
+    for (base, expected) in [
+        (
+            "https://proxy.example/game/verify",
+            "https://proxy.example/game/verify?token=",
+        ),
+        (
+            "https://proxy.example/v?from=mail",
+            "https://proxy.example/v?from=mail&token=",
+        ),
+        // A bare origin is the server's root, as before 0.2.
+        (
+            "https://proxy.example",
+            "https://proxy.example/api/rest/verify?token=",
+        ),
+    ] {
+        let smtp = SmtpServer::start();
+        let dirs = Dirs::new();
+        deploy(
+            &dirs,
+            Some(smtp.port),
+            &[("dev.getelements.elements.verification.base_url", base)],
+        );
+        let server = start(&dirs, &[], None);
+        let ivy = signup(&server, "ivy", "ivy@example.com").await;
+        let (status, body) = request_verification(&server, Some(&ivy), "ivy@example.com").await;
+        assert_eq!(status, 200, "{base}: {body}");
+        let message = unquote(&smtp.wait_for_message(Duration::from_secs(10)));
+        let start = message
+            .find(expected)
+            .unwrap_or_else(|| panic!("{base}: no link starting {expected} in:\n{message}"));
+        let link = message[start..]
+            .split(['"', '<', '\r', '\n', ' '])
+            .next()
+            .unwrap();
+        assert!(!message.contains(PUBLIC_URL), "{message}");
+        let token = &link[expected.len()..];
+        assert_eq!(token.len(), 36, "{base}: one UUID token: {link}");
+        // What the proxy forwards the link to: the token works once.
+        let (status, verified) = call(&server, "GET", &format!("{VERIFY}?token={token}"), None, None).await;
+        assert_eq!(status, 200, "{base}: {verified}");
+        assert_eq!(verified["verificationStatus"], "VERIFIED");
+    }
+}
+
+/// Deploys, beside the Email Verification Element and the probe, two
+/// Elements that ask the host for verifications: `requester`, whose grant
+/// `identity.request-verification:email` the operator approved, and
+/// `nogrant`, which has no grant.
+fn deploy_requesters(dirs: &Dirs, smtp_port: u16) {
+    deploy(dirs, Some(smtp_port), &[]);
+    let mut config = std::fs::read_to_string(dirs.root.path().join("elements.toml")).unwrap();
+    config.push_str(&support::grants_section(
+        "requester",
+        &["identity.request-verification:email"],
+    ));
+    dirs.config(&config);
+    dirs.deploy(
+        "requester",
+        "misbehave",
+        "grants = [\"identity.request-verification:email\"]\n",
+    );
+    dirs.deploy("nogrant", "misbehave", "");
+}
+
+/// Another Element asks the host for a verification: the Email
+/// Verification Element emails the user, whose link verifies the address;
+/// without the grant, the call is refused and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_element_with_the_grant_requests_a_verification_through_the_host() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy_requesters(&dirs, smtp.port);
+    let server = start(&dirs, &[], None);
+    signup(&server, "jo", "jo@example.com").await;
+    signup(&server, "kim", "kim@example.com").await;
+    let ask = |element: &'static str, email: &str| {
+        let path = format!("/app/rest/{element}/verify-email/{email}");
+        let server = &server;
+        async move { call(server, "POST", &path, None, None).await }
+    };
+
+    // Without the grant: refused, naming it; nothing is sent.
+    let (status, err) = ask("nogrant", "jo@example.com").await;
+    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("identity.request-verification:email"),
+        "{err}"
+    );
+    // Nobody's address, an empty or oversized one: refused.
+    let (status, err) = ask("requester", "nobody@example.com").await;
+    assert_eq!((status, &err["code"]), (404, &json!("not_found")), "{err}");
+    let (status, err) = ask("requester", &format!("{}@example.com", "x".repeat(300))).await;
+    assert_eq!(status, 400, "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(smtp.messages().is_empty(), "nothing sent yet");
+    assert_eq!(
+        identity(&server, "jo@example.com").await["verificationStatus"],
+        "UNVERIFIED"
+    );
+
+    // With it: the answer is the identity as it is now; the email follows.
+    let (status, asked) = ask("requester", "JO@example.com").await;
+    assert_eq!(status, 200, "{asked}");
+    assert_eq!(asked["id"], "jo@example.com");
+    assert_eq!(asked["scheme"], "email");
+    let message = smtp.wait_for_message(Duration::from_secs(10));
+    assert!(message.contains("To: jo@example.com"), "{message}");
+    let requested = wait_for_event(&server, REQUESTED, 1).await;
+    assert_eq!(requested[0]["id"], "jo@example.com");
+    assert_eq!(requested[0]["verificationStatus"], "PENDING");
+    assert_eq!(
+        identity(&server, "jo@example.com").await["verificationStatus"],
+        "PENDING"
+    );
+    // The Email Verification Element's log names who asked.
+    server.wait_for_log("requested by Element", Duration::from_secs(10));
+    assert!(server.log().contains("requester"), "{}", server.log());
+    // Within the cooldown, another request sends nothing more.
+    let (status, _) = ask("requester", "jo@example.com").await;
+    assert_eq!(status, 200);
+    let link = link_in(&message);
+    let (status, verified) = call(&server, "GET", path_of(&link), None, None).await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["verificationStatus"], "VERIFIED");
+    // A verified address is answered as it is, and no email goes out.
+    let (status, asked) = ask("requester", "jo@example.com").await;
+    assert_eq!((status, &asked["verificationStatus"]), (200, &json!("VERIFIED")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "one email in all");
+    // Kim's address was never asked for.
+    assert_eq!(
+        identity(&server, "kim@example.com").await["verificationStatus"],
+        "UNVERIFIED"
+    );
+}
+
+/// A requesting Element whose grant the operator did not approve is not
+/// deployed at all.
+#[tokio::test]
+async fn an_unapproved_request_verification_grant_fails_the_deploy() {
+    let smtp = SmtpServer::start();
+    let dirs = Dirs::new();
+    deploy(&dirs, Some(smtp.port), &[]);
+    dirs.deploy(
+        "sneaky",
+        "misbehave",
+        "grants = [\"identity.request-verification:email\"]\n",
+    );
+    let server = start(&dirs, &[], None);
+    server.wait_for_log("Element \"sneaky\" refused", Duration::from_secs(10));
+    assert!(
+        server
+            .log()
+            .contains("requests grants the operator has not approved: identity.request-verification:email"),
+        "{}",
+        server.log()
+    );
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/app/rest/sneaky/verify-email/a@example.com",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
 }
 
 /// An SMTP server that reads a whole message and then refuses it (554).

@@ -1001,3 +1001,156 @@ fn collect_refs(value: &Value, into: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// `POST /api/rest/session` with a JSON body: status and body.
+async fn session_with(w: &World, body: Value) -> (u16, Value) {
+    request(&w.server, "POST", "/api/rest/session", None, Some(body)).await
+}
+
+/// Namazu Elements' `applicationNameOrId` and `profileSelector`: the user's
+/// profile in an application, or the one a selector picks; never anyone
+/// else's, and never a selector this server doesn't understand.
+#[tokio::test]
+async fn a_session_takes_namazus_application_name_or_id_and_profile_selector() {
+    let w = world().await;
+    let chess_id = create_application(&w, json!({"name": "chess", "description": "Chess"})).await;
+    create_application(&w, json!({"name": "go", "description": "Go"})).await;
+    let (status, anas_chess) = request(
+        &w.server,
+        "POST",
+        "/api/rest/profile",
+        Some(&w.ana),
+        Some(json!({"application": "chess", "displayName": "Ana Chess"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{anas_chess}");
+    let anas_go = ana_session_for(&w, "go").await["session"]["profile"].clone();
+    let (status, bobs_chess) = request(
+        &w.server,
+        "POST",
+        "/api/rest/profile",
+        Some(&w.bob),
+        Some(json!({"application": "chess", "displayName": "Bob"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{bobs_chess}");
+    let ana = |extra: Value| {
+        let mut body = json!({"userId": "ana", "password": "password1"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    // applicationNameOrId: by name or id, the user's profile there.
+    for app in ["chess", chess_id.as_str()] {
+        let (status, s) = session_with(&w, ana(json!({"applicationNameOrId": app}))).await;
+        assert_eq!(status, 200, "{s}");
+        assert_eq!(s["session"]["profile"]["id"], anas_chess["id"], "{s}");
+        assert_eq!(s["session"]["application"]["name"], "chess");
+    }
+    // An unknown application, or one the user has no profile in: a session
+    // without a profile (Namazu's rule), and nothing is created.
+    let (status, s) = session_with(&w, ana(json!({"applicationNameOrId": "nope"}))).await;
+    assert_eq!(status, 200, "{s}");
+    assert!(s["session"]["profile"].is_null(), "{s}");
+    assert!(s["sessionSecret"].is_string());
+    let bob = json!({"userId": "bob", "password": "password1", "applicationNameOrId": "go"});
+    let (status, s) = session_with(&w, bob).await;
+    assert_eq!(status, 200, "{s}");
+    assert!(s["session"]["profile"].is_null(), "no profile made for bob: {s}");
+    let (status, bobs) = request(&w.server, "GET", "/api/rest/profile", Some(&w.bob), None).await;
+    assert_eq!(status, 200, "{bobs}");
+    assert_eq!(bobs["total"], 1, "bob still has only his chess profile: {bobs}");
+
+    // profileSelector: the documented selectors.
+    for (selector, expected) in [
+        (".ref.application:chess", &anas_chess),
+        (".ref.application:go", &anas_go),
+        (&format!(".ref.application:{chess_id}") as &str, &anas_chess),
+        (".name.application:go", &anas_go),
+        ("displayName:\"Ana Chess\"", &anas_chess),
+        (
+            ".ref.application:chess AND displayName:\"Ana Chess\"",
+            &anas_chess,
+        ),
+    ] {
+        let (status, s) = session_with(&w, ana(json!({"profileSelector": selector}))).await;
+        assert_eq!(status, 200, "{selector}: {s}");
+        assert_eq!(s["session"]["profile"]["id"], expected["id"], "{selector}: {s}");
+    }
+    // It wins over applicationNameOrId, and profileId over both.
+    let (status, s) = session_with(
+        &w,
+        ana(json!({"profileSelector": ".ref.application:go", "applicationNameOrId": "chess"})),
+    )
+    .await;
+    assert_eq!((status, &s["session"]["profile"]["id"]), (200, &anas_go["id"]));
+    let (status, s) = session_with(
+        &w,
+        ana(json!({"profileId": anas_chess["id"], "profileSelector": ".ref.application:go"})),
+    )
+    .await;
+    assert_eq!((status, &s["session"]["profile"]["id"]), (200, &anas_chess["id"]));
+
+    // Nothing matches, or only someone else's profile does: 404, never theirs.
+    for selector in [
+        ".ref.application:go AND displayName:\"Ana Chess\"",
+        "displayName:Bob",
+        ".ref.application:nope",
+    ] {
+        let (status, err) = session_with(&w, ana(json!({"profileSelector": selector}))).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{selector}: {err}"
+        );
+        assert!(err["message"].is_string(), "{err}");
+    }
+    // By id, an application's name is not matched as a name.
+    let (status, err) = session_with(
+        &w,
+        ana(json!({"profileSelector": format!(".name.application:{chess_id}")})),
+    )
+    .await;
+    assert_eq!(status, 404, "{err}");
+
+    // Selectors this server doesn't implement, malformed or oversized: 400
+    // with a JSON error, before the password is even checked.
+    let bobs_user = format!(".ref.user:{}", w.bob_id);
+    let oversized = format!("displayName:{}", "x".repeat(600));
+    for selector in [
+        bobs_user.as_str(),
+        "level:SUPERUSER",
+        "chess",
+        "",
+        ".ref.application:chess OR .ref.application:go",
+        "displayName:\"unterminated",
+        oversized.as_str(),
+    ] {
+        for password in ["password1", "wrong-password"] {
+            let body = json!({"userId": "ana", "password": password, "profileSelector": selector});
+            let (status, err) = session_with(&w, body).await;
+            assert_eq!(
+                (status, err["code"].as_str()),
+                (400, Some("INVALID_PARAMETER")),
+                "{selector:?}: {err}"
+            );
+            assert!(
+                err["message"].as_str().unwrap().contains("profileSelector"),
+                "{err}"
+            );
+        }
+    }
+    for bad in [
+        json!({"userId": "ana", "password": "password1", "profileSelector": 5}),
+        json!({"userId": "ana", "password": "password1", "applicationNameOrId": ["chess"]}),
+    ] {
+        let (status, err) = session_with(&w, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert!(err["code"].is_string() && err["message"].is_string(), "{err}");
+    }
+    // A good selector does not help a wrong password.
+    let body = json!({"userId": "ana", "password": "nope-nope", "profileSelector": ".ref.application:chess"});
+    assert_eq!(session_with(&w, body).await.0, 401);
+}

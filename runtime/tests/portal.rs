@@ -25,7 +25,13 @@ fn start_with_kit(dirs: &Dirs, port: u16, secret: Option<&str>) -> Server {
     let stub = format!("http.outbound:127.0.0.1:{port}");
     let grants = [support::ROBLOX_KIT_GRANTS, &[stub.as_str()]].concat();
     dirs.config(&support::grants_section("roblox-kit", &grants));
-    let mut values = vec![("dev.getelements.robloxkit.roblox.users.api.url", api.as_str())];
+    let mut values = vec![
+        ("dev.getelements.robloxkit.roblox.users.api.url", api.as_str()),
+        (
+            "dev.getelements.robloxkit.roblox.thumbnails.api.url",
+            api.as_str(),
+        ),
+    ];
     if let Some(secret) = secret {
         values.push(("dev.getelements.robloxkit.secret", secret));
     }

@@ -1,5 +1,6 @@
 //! The bundled Roblox Kit Element over HTTP against the real binary, with a
-//! stub of the Roblox users API on loopback (never the internet).
+//! stub of the Roblox users and thumbnails APIs on loopback (never the
+//! internet).
 
 mod support;
 
@@ -7,7 +8,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use support::roblox::{self, BANNED, FAILING, GARBAGE, PLAYER, UNKNOWN};
+use support::roblox::{
+    self, AVATAR_FAILING, AVATAR_GARBAGE, AVATAR_PENDING, BANNED, FAILING, GARBAGE, PLAYER, UNKNOWN,
+};
 use support::{Dirs, Server, raw_request, root_secret};
 
 const SECRET: &str = "roblox-shared-secret-0123456789";
@@ -74,6 +77,7 @@ fn start(dirs: &Dirs, port: u16) -> Server {
         &[
             ("dev.getelements.robloxkit.secret", SECRET),
             ("dev.getelements.robloxkit.roblox.users.api.url", &api),
+            ("dev.getelements.robloxkit.roblox.thumbnails.api.url", &api),
             ("dev.getelements.robloxkit.session.expiry.seconds", &expiry),
         ],
     );
@@ -203,6 +207,11 @@ async fn a_first_login_makes_a_user_a_profile_and_a_session_named_after_the_play
     assert_eq!(profile["applicationId"], kit.app["id"]);
     assert_eq!(profile["displayName"], "Builder X");
     assert_eq!(profile["metadata"]["robloxProfile"], roblox::user_json(PLAYER));
+    assert_eq!(
+        profile["imageUrl"],
+        roblox::avatar_url(PLAYER),
+        "the avatar headshot: {profile}"
+    );
     assert!(
         session["sessionSecret"].is_string(),
         "a session secret: {session}"
@@ -404,6 +413,90 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
             .contains("no http.outbound grant"),
         "{err}"
     );
+}
+
+/// Thumbnails failing, garbled, not ready or unreachable never fail a
+/// login: the profile just has no avatar, and the log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnails_failure_leaves_the_avatar_empty_and_the_login_works() {
+    let kit = kit_with_my_game().await;
+    for id in [AVATAR_FAILING, AVATAR_GARBAGE, AVATAR_PENDING] {
+        let (status, body) = auth(&kit.server, Some(SECRET), &login_body("my_game", id, false)).await;
+        assert_eq!(status, 200, "player {id}: {body}");
+        assert!(body["session"]["sessionSecret"].is_string(), "{body}");
+        assert_eq!(body["profile"]["displayName"], format!("Player {id}"));
+        assert!(
+            body["profile"].get("imageUrl").is_none(),
+            "no avatar for player {id}: {body}"
+        );
+        assert!(
+            kit.server
+                .log()
+                .contains(&format!("no avatar for Roblox player {id}")),
+            "the failure is logged"
+        );
+    }
+
+    // The thumbnails API unreachable (nothing listens), the users API fine.
+    let port = roblox::start().await;
+    let closed = support::closed_port();
+    let dirs = Dirs::new();
+    let (users, thumbnails) = (
+        format!("http.outbound:127.0.0.1:{port}"),
+        format!("http.outbound:127.0.0.1:{closed}"),
+    );
+    let grants = [support::ROBLOX_KIT_GRANTS, &[users.as_str(), thumbnails.as_str()]].concat();
+    dirs.config(&support::grants_section("roblox-kit", &grants));
+    dirs.deploy_bundled(
+        "roblox-kit",
+        "roblox-kit",
+        &[
+            ("dev.getelements.robloxkit.secret", SECRET),
+            (
+                "dev.getelements.robloxkit.roblox.users.api.url",
+                &format!("http://127.0.0.1:{port}/v1"),
+            ),
+            (
+                "dev.getelements.robloxkit.roblox.thumbnails.api.url",
+                &format!("http://127.0.0.1:{closed}/v1"),
+            ),
+        ],
+    );
+    let server = Server::start_with(&dirs, &[], support::ROOT_ENV, None);
+    let root = root_secret(&server).await;
+    create_application(&server, &root, "my_game").await;
+    let (status, body) = auth(&server, Some(SECRET), &login_body("my_game", PLAYER, false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["profile"]["displayName"], "Builder X");
+    assert!(body["profile"].get("imageUrl").is_none(), "{body}");
+    assert!(
+        server
+            .log()
+            .contains(&format!("no avatar for Roblox player {PLAYER}"))
+    );
+}
+
+/// Every login refreshes the avatar, like the display name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_avatar_is_refreshed_on_every_login() {
+    let kit = kit_with_my_game().await;
+    let first = first_login(&kit).await;
+    let root_bearer = format!("Bearer {}", kit.root);
+    // Someone changed the image; the next login puts the Roblox one back.
+    let (status, updated) = raw_request(
+        &kit.server,
+        "PUT",
+        &format!("/api/rest/profile/{}", first["profile"]["id"].as_str().unwrap()),
+        &[("authorization", &root_bearer)],
+        Some(&json!({"imageUrl": "https://example.test/old.png"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["imageUrl"], "https://example.test/old.png");
+    let (status, again) = auth(&kit.server, Some(SECRET), &login_body("my_game", PLAYER, false)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["profile"]["id"], first["profile"]["id"]);
+    assert_eq!(again["profile"]["imageUrl"], roblox::avatar_url(PLAYER));
 }
 
 #[tokio::test]

@@ -213,6 +213,26 @@ pub fn link_email(user_id: &str, email: &str) -> Result<()> {
     wit::link_email(user_id, email).map_err(from_wit)
 }
 
+/// Asks for the email address `email` (linked to any user) to be verified:
+/// the bundled Email Verification Element emails its owner a single-use
+/// link, under its own bounds, shortly after this returns (so the status
+/// becomes `PENDING` then; an address already `VERIFIED` is left alone).
+/// Returns the identity as it is now. Needs the grant
+/// `identity.request-verification:email` (403 without it); 404 when no
+/// user has the address. This is Namazu's
+/// `EmailVerificationService.requestVerification` from Element code.
+///
+/// ```no_run
+/// let identity = elements_sdk::identity::request_email_verification("ada@example.com")?;
+/// # Ok::<(), elements_sdk::Error>(())
+/// ```
+pub fn request_email_verification(email: &str) -> Result<Identity> {
+    parse(
+        &crate::__private::bindings::elements::platform::verification::request_email(email)
+            .map_err(from_wit)?,
+    )
+}
+
 /// Maps the host's error to the SDK's.
 fn from_wit(error: wit::Error) -> Error {
     match error {

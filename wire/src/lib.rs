@@ -193,10 +193,20 @@ pub struct Application {
 ///     "scheme": "email", "id": "ada@example.com", "userId": "u1", "verification": "UNVERIFIED"
 /// })).unwrap();
 /// assert_eq!(i.verification, Verification::Unverified);
+/// assert_eq!(i.verification_status, Verification::Unverified);
+///
+/// // Namazu Elements' `UserUid` names the status `verificationStatus`; both
+/// // names are written, either is read.
+/// let i: Identity = serde_json::from_value(serde_json::json!({
+///     "scheme": "email", "id": "ada@example.com", "userId": "u1", "verificationStatus": "PENDING"
+/// })).unwrap();
+/// assert_eq!(i.verification, Verification::Pending);
+/// let json = serde_json::to_value(&i).unwrap();
+/// assert_eq!((&json["verification"], &json["verificationStatus"]), (&"PENDING".into(), &"PENDING".into()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "IdentityFields")]
 pub struct Identity {
     /// The scheme, e.g. `email`.
     pub scheme: String,
@@ -204,8 +214,51 @@ pub struct Identity {
     pub id: String,
     /// The user it logs into.
     pub user_id: String,
-    /// Its verification status.
+    /// Its verification status (the name this server's clients have read
+    /// since 0.1; kept so they don't break).
     pub verification: Verification,
+    /// The same status under Namazu Elements' `UserUid` name. Always equal
+    /// to `verification`; build an identity with [`Identity::new`].
+    pub verification_status: Verification,
+}
+
+impl Identity {
+    /// An identity whose two status fields agree.
+    pub fn new(scheme: String, id: String, user_id: String, status: Verification) -> Identity {
+        Identity {
+            scheme,
+            id,
+            user_id,
+            verification: status,
+            verification_status: status,
+        }
+    }
+}
+
+/// What an [`Identity`] is read from: either status name (the newer,
+/// Namazu's, wins when both are given and differ).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityFields {
+    scheme: String,
+    id: String,
+    user_id: String,
+    #[serde(default)]
+    verification: Option<Verification>,
+    #[serde(default)]
+    verification_status: Option<Verification>,
+}
+
+impl TryFrom<IdentityFields> for Identity {
+    type Error = &'static str;
+
+    fn try_from(f: IdentityFields) -> Result<Identity, &'static str> {
+        let status = f
+            .verification_status
+            .or(f.verification)
+            .ok_or("an identity needs `verificationStatus` (or `verification`)")?;
+        Ok(Identity::new(f.scheme, f.id, f.user_id, status))
+    }
 }
 
 /// A session: whose it is, and until when.

@@ -43,7 +43,21 @@
 //! its slots back.
 //!
 //! Events `dev.getelements.email_verification.requested` and
-//! `dev.getelements.email_verification.completed` carry the identity.
+//! `dev.getelements.email_verification.completed` carry the identity, as
+//! `{"scheme", "id", "userId", "verificationStatus"}` (Namazu's `UserUid`
+//! field name; `verification`, the same value, is kept for older clients).
+//!
+//! Other Elements ask for a verification through the host
+//! (`elements:platform/verification`, grant
+//! `identity.request-verification:email`): the host publishes
+//! `dev.getelements.verification.email_requested`, which this Element
+//! handles with the same flow and the same bounds, for whoever the address
+//! belongs to.
+//!
+//! The link is `{base_url}?token=...`: the `...verification.base_url`
+//! attribute is the URL of the verification endpoint as clients reach it
+//! (Namazu's meaning), by default the server's public URL plus
+//! `/api/rest/verify`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +91,9 @@ const DEFAULT_TEMPLATE: &str = "<p>Please verify your email address by clicking 
                                 <p><a href=\"{link}\">Verify Email</a></p>";
 
 const REQUESTED: &str = "dev.getelements.email_verification.requested";
+/// Published by the host when another Element asks for a verification
+/// (`elements:platform/verification`).
+const SEND_REQUESTED: &str = "dev.getelements.verification.email_requested";
 const COMPLETED: &str = "dev.getelements.email_verification.completed";
 
 /// Pending tokens: `{"_id": token, "email", "userId", "_expiresAt"}`.
@@ -113,26 +130,72 @@ fn request_verification(req: Request) -> Result<Response> {
     if linked.user_id != caller.user.id {
         return Err(Error::forbidden("this email address belongs to another account"));
     }
-    if linked.verification == Verification::Verified {
-        return Ok(Response::json(&linked));
+    match send_verification(linked)? {
+        Ok(identity) => Ok(Response::json(&identity)),
+        Err(throttled) => Ok(throttled),
     }
+}
 
-    let link = format!("{}{VERIFY_PATH}?token=", base_url()?);
-    let taken = match take_send_allowance(&email, &caller.user.id)? {
+/// Another Element asked the host to verify an address (the host checked
+/// its grant `identity.request-verification:email` and published this
+/// event; names under `dev.getelements.` can't be published without a
+/// grant the operator approves). The same flow as the REST request, with
+/// the same bounds, for the user the address belongs to now.
+fn on_event(event: Event) -> Result<()> {
+    if event.name != SEND_REQUESTED {
+        return Ok(());
+    }
+    let field = |key: &str| event.payload.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (email, user_id, by) = (field("id"), field("userId"), field("requestedBy"));
+    if field("scheme") != EMAIL || email.is_empty() {
+        return Err(Error::bad_request(
+            "a verification request names an email identity",
+        ));
+    }
+    let linked = identity::get_identity(EMAIL, email)?
+        .filter(|linked| user_id.is_empty() || linked.user_id == user_id)
+        .ok_or_else(|| Error::not_found("the address is no longer linked to that user"))?;
+    match send_verification(linked)? {
+        Ok(identity) => {
+            info!(
+                "verification of {email} requested by Element {by:?}: {:?}",
+                identity.verification_status
+            );
+            Ok(())
+        }
+        Err(_) => Err(Error::new(
+            429,
+            "throttled",
+            format!("verification of {email} requested by Element {by:?} is throttled"),
+        )),
+    }
+}
+
+/// Emails a single-use link for `linked` (an email identity) and marks it
+/// `PENDING`; an address already `VERIFIED` is returned as it is.
+/// `Ok(Err(response))` is the 429 when a bound is reached.
+fn send_verification(linked: Identity) -> Result<std::result::Result<Identity, Response>> {
+    if linked.verification == Verification::Verified {
+        return Ok(Ok(linked));
+    }
+    let (email, user_id) = (linked.id.as_str(), linked.user_id.as_str());
+
+    let link = link_base()?;
+    let taken = match take_send_allowance(email, user_id)? {
         Ok(taken) => taken,
-        Err(throttled) => return Ok(throttled),
+        Err(throttled) => return Ok(Err(throttled)),
     };
     let token = Uuid::new_v4().to_string();
     let tokens = documents::collection(TOKENS);
     tokens.insert(&json!({
         "_id": token,
         "email": email,
-        "userId": caller.user.id,
+        "userId": user_id,
         "_expiresAt": now_ms() + TOKEN_TTL.as_millis() as i64,
     }))?;
 
     let template = attributes::get(TEMPLATE).unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned());
-    let message = Message::to(&email)
+    let message = Message::to(email)
         .subject(attributes::get(SUBJECT).unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()))
         .html(template.replace("{link}", &format!("{link}{token}")));
     if let Err(e) = mail::send(&message) {
@@ -144,9 +207,9 @@ fn request_verification(req: Request) -> Result<Response> {
         return Err(e.into());
     }
 
-    let identity = identity::set_verification(EMAIL, &email, Verification::Pending)?;
+    let identity = identity::set_verification(EMAIL, email, Verification::Pending)?;
     publish(REQUESTED, &identity);
-    Ok(Response::json(&identity))
+    Ok(Ok(identity))
 }
 
 fn complete_verification(req: Request) -> Result<Response> {
@@ -289,25 +352,51 @@ fn seconds_until(at_ms: i64) -> u64 {
     ms.div_ceil(1000).max(1)
 }
 
-/// Where links point: the `base_url` attribute, else the server's public URL
-/// (set by the host); never the request's `Host` header.
-fn base_url() -> Result<String> {
-    let (name, url) = [BASE_URL, PUBLIC_URL]
-        .into_iter()
-        .find_map(|name| {
-            attributes::get(name)
-                .map(|v| v.trim().trim_end_matches('/').to_owned())
-                .filter(|v| !v.is_empty())
-                .map(|v| (name, v))
-        })
-        .ok_or_else(|| Error::internal(format!("neither `{BASE_URL}` nor `{PUBLIC_URL}` is set")))?;
-    if url.starts_with("https://") || url.starts_with("http://") {
-        Ok(url)
-    } else {
-        Err(Error::internal(format!(
+/// What the token is appended to: the `base_url` attribute, which is (as
+/// in Namazu Elements) the URL of the verification endpoint itself, e.g.
+/// `https://game.example.com/api/rest/verify` behind a proxy; when blank,
+/// the server's public URL (set by the host) plus `/api/rest/verify`, never
+/// the request's `Host` header. A `base_url` that is a bare origin
+/// (`https://game.example.com`, no path) is read as the server's root, as
+/// this attribute meant before 0.2, so links set up then keep working.
+fn link_base() -> Result<String> {
+    let attribute = |name: &str| {
+        attributes::get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let (name, url) = match attribute(BASE_URL) {
+        Some(url) => (BASE_URL, url),
+        None => {
+            let public = attribute(PUBLIC_URL)
+                .ok_or_else(|| Error::internal(format!("neither `{BASE_URL}` nor `{PUBLIC_URL}` is set")))?;
+            (
+                PUBLIC_URL,
+                format!("{}{VERIFY_PATH}", public.trim_end_matches('/')),
+            )
+        }
+    };
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err(Error::internal(format!(
             "attribute `{name}` must be an http(s) URL, not {url:?}"
-        )))
+        )));
+    };
+    if url.contains('#') || url.contains(char::is_whitespace) || rest.is_empty() {
+        return Err(Error::internal(format!(
+            "attribute `{name}` must be an http(s) URL without a fragment, not {url:?}"
+        )));
     }
+    let url = match rest.find(['/', '?']) {
+        // A bare origin: the server's root.
+        None => format!("{url}{VERIFY_PATH}"),
+        Some(at) if rest[at..] == *"/" => format!("{}{VERIFY_PATH}", url.trim_end_matches('/')),
+        Some(_) => url,
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{separator}token="))
 }
 
 /// Publishes an event; a failure is logged and never fails the request (the
@@ -324,4 +413,4 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-elements_sdk::export_element!(router);
+elements_sdk::export_element!(router, events = on_event);

@@ -32,7 +32,12 @@
 //!    in the host: concurrent first logins make one user and one profile.
 //! 5. The profile takes the Roblox display name and keeps the Roblox user
 //!    object in its metadata under `robloxProfile` (other metadata keys are
-//!    kept), refreshed on every login.
+//!    kept), refreshed on every login. Its `imageUrl` takes the player's
+//!    avatar headshot from the Roblox thumbnails API,
+//!    `GET {dev.getelements.robloxkit.roblox.thumbnails.api.url}/users/avatar-headshot?userIds={id}&size=150x150&format=Png`
+//!    (the first `data` entry for the player whose `state` is `Completed`).
+//!    A thumbnails failure never fails the login: it is logged, and the
+//!    profile keeps the avatar it had (none on a first login).
 //! 6. A session is created for the profile, valid for
 //!    `dev.getelements.robloxkit.session.expiry.seconds` (default 86400).
 
@@ -49,6 +54,8 @@ use subtle::ConstantTimeEq;
 const SECRET: &str = "dev.getelements.robloxkit.secret";
 /// Base URL of the Roblox users API v1.
 const USERS_API: &str = "dev.getelements.robloxkit.roblox.users.api.url";
+/// Base URL of the Roblox thumbnails API v1.
+const THUMBNAILS_API: &str = "dev.getelements.robloxkit.roblox.thumbnails.api.url";
 /// Session lifetime in seconds.
 const SESSION_EXPIRY: &str = "dev.getelements.robloxkit.session.expiry.seconds";
 /// The header Roblox game servers send the secret in.
@@ -59,6 +66,9 @@ const SCHEME: &str = "dev.getelements.robloxkit.player.id";
 const METADATA_KEY: &str = "robloxProfile";
 
 const DEFAULT_USERS_API: &str = "https://users.roblox.com/v1";
+const DEFAULT_THUMBNAILS_API: &str = "https://thumbnails.roblox.com/v1";
+/// Longest avatar URL kept; anything longer is not a thumbnail URL.
+const MAX_AVATAR_URL: usize = 2048;
 const DEFAULT_SESSION_EXPIRY: u64 = 86_400;
 /// How long to wait for Roblox before answering 502.
 const ROBLOX_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,13 +91,14 @@ fn auth(req: Request) -> Result<Response> {
     let application = identity::application(&application)?
         .ok_or_else(|| Error::not_found(format!("no application {application:?}")))?;
     let player = fetch_player(roblox_id)?;
+    let avatar = fetch_avatar(roblox_id);
 
     let user = find_or_create_user(roblox_id, &player)?;
     let (profile, created) = identity::find_or_create_profile(&user.id, &application.id)?;
     if created {
         info!("new Roblox player {roblox_id} in {}", application.name);
     }
-    let profile = sync_profile(profile, &player)?;
+    let profile = sync_profile(profile, &player, avatar)?;
 
     let expiry = attributes::parse::<u64>(SESSION_EXPIRY)?.unwrap_or(DEFAULT_SESSION_EXPIRY);
     let session = identity::create_session(&user.id, Some(&profile.id), expiry)?;
@@ -207,9 +218,67 @@ fn find_or_create_user(roblox_id: u64, player: &Player) -> Result<identity::User
     Ok(user)
 }
 
-/// Puts the Roblox display name and user object on the profile, keeping the
-/// other metadata; writes only when something changed.
-fn sync_profile(profile: identity::Profile, player: &Player) -> Result<identity::Profile> {
+/// The player's avatar headshot URL, or `None` (logged) when the thumbnails
+/// API fails, has none ready, or answers something else: an avatar is never
+/// worth failing a login for.
+fn fetch_avatar(roblox_id: u64) -> Option<String> {
+    let base = attributes::get(THUMBNAILS_API)
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_THUMBNAILS_API.to_owned());
+    let url = format!("{base}/users/avatar-headshot?userIds={roblox_id}&size=150x150&format=Png");
+    let outcome = http::request(Method::Get, &url)
+        .header("accept", "application/json")
+        .timeout(ROBLOX_TIMEOUT)
+        .send()
+        .map_err(|e| e.to_string())
+        .and_then(|response| match response.status {
+            200..=299 => response.json::<Value>().map_err(|e| e.to_string()),
+            status => Err(format!("answered HTTP {status}")),
+        })
+        .and_then(|body| avatar_in(&body, roblox_id));
+    match outcome {
+        Ok(avatar) => Some(avatar),
+        Err(why) => {
+            warn!(
+                "no avatar for Roblox player {roblox_id} (the profile keeps its own): thumbnails API: {why}"
+            );
+            None
+        }
+    }
+}
+
+/// The `imageUrl` of the `Completed` thumbnail of `roblox_id` in a
+/// thumbnails API answer, `{"data": [{"targetId", "state", "imageUrl"}]}`.
+fn avatar_in(body: &Value, roblox_id: u64) -> std::result::Result<String, String> {
+    let entry = body
+        .get("data")
+        .and_then(Value::as_array)
+        .and_then(|data| {
+            data.iter()
+                .find(|e| e.get("targetId").and_then(Value::as_u64) == Some(roblox_id))
+        })
+        .ok_or("the answer has no thumbnail for the player")?;
+    let state = entry.get("state").and_then(Value::as_str).unwrap_or_default();
+    if state != "Completed" {
+        return Err(format!("the thumbnail is not ready (state {state:?})"));
+    }
+    entry
+        .get("imageUrl")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("https://") && u.len() <= MAX_AVATAR_URL)
+        .map(str::to_owned)
+        .ok_or_else(|| "the thumbnail has no https imageUrl".into())
+}
+
+/// Puts the Roblox display name, avatar and user object on the profile,
+/// keeping the other metadata (and the avatar when none was fetched);
+/// writes only when something changed.
+fn sync_profile(
+    profile: identity::Profile,
+    player: &Player,
+    avatar: Option<String>,
+) -> Result<identity::Profile> {
     let mut metadata = match &profile.metadata {
         Value::Object(m) => m.clone(),
         _ => serde_json::Map::new(),
@@ -217,6 +286,7 @@ fn sync_profile(profile: identity::Profile, player: &Player) -> Result<identity:
     let display_name = player.display_name.clone().or_else(|| player.name.clone());
     if metadata.get(METADATA_KEY) == Some(&player.raw)
         && (display_name.is_none() || profile.display_name == display_name)
+        && (avatar.is_none() || profile.image_url == avatar)
     {
         return Ok(profile);
     }
@@ -225,7 +295,7 @@ fn sync_profile(profile: identity::Profile, player: &Player) -> Result<identity:
         &profile.id,
         &ProfileUpdate {
             display_name,
-            image_url: None,
+            image_url: avatar,
             metadata: Some(Value::Object(metadata)),
         },
     )
@@ -265,6 +335,25 @@ mod tests {
             r#"{"application":"g","robloxUserId":"99999999999999999999999"}"#,
         ] {
             assert_eq!(body(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn avatars() {
+        let ok = json!({"data": [{"targetId": 7, "state": "Completed", "imageUrl": "https://tr.rbxcdn.com/a/150/150/AvatarHeadshot/Png"}]});
+        assert_eq!(
+            avatar_in(&ok, 7).unwrap(),
+            "https://tr.rbxcdn.com/a/150/150/AvatarHeadshot/Png"
+        );
+        for bad in [
+            json!({}),
+            json!({"data": []}),
+            json!({"data": [{"targetId": 8, "state": "Completed", "imageUrl": "https://x"}]}),
+            json!({"data": [{"targetId": 7, "state": "Pending", "imageUrl": ""}]}),
+            json!({"data": [{"targetId": 7, "state": "Completed", "imageUrl": "javascript:alert(1)"}]}),
+            json!({"data": [{"targetId": 7, "state": "Completed"}]}),
+        ] {
+            assert!(avatar_in(&bad, 7).is_err(), "{bad}");
         }
     }
 

@@ -15,6 +15,17 @@
 //! those schemes, creates sessions only with `identity.session`, for users
 //! it reaches and never for a SUPERUSER, and changes verification only with
 //! `identity.verify:SCHEME`.
+//!
+//! `elements:platform/verification` lives here too: with
+//! `identity.request-verification:email` an Element asks for an address to
+//! be verified, and the host publishes
+//! [`EMAIL_VERIFICATION_REQUESTED`] for the Email Verification Element,
+//! which sends the link under its own bounds. An event rather than a call
+//! into that Element's route: the host needs no route to it, the request
+//! can't impersonate a user's session, the sender keeps the one copy of the
+//! flow (tokens, throttles, template), and a deployment without it simply
+//! sends nothing. Names under `dev.getelements.` need a grant the operator
+//! approves to publish, so no Element forges the event by itself.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,7 +39,9 @@ use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::elements::platform::identity::{self as wit, Error};
+use super::elements::platform::verification as wit_verification;
 use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
+use crate::events::{Chain, EventBus, MAX_DEPTH};
 use crate::instance::{RequestInfo, RequestState};
 use elements_config::grants::{Grant, Grants, MissingGrant};
 use elements_wire as wire;
@@ -36,16 +49,32 @@ use elements_wire as wire;
 /// Longest session an Element may create: 90 days.
 const MAX_SESSION: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// The event the Email Verification Element handles: another Element
+/// asked for an address to be verified.
+pub const EMAIL_VERIFICATION_REQUESTED: &str = "dev.getelements.verification.email_requested";
+
+/// Most verification requests one request (or event delivery) makes: each
+/// may send an email.
+const MAX_VERIFICATION_REQUESTS: u32 = 10;
+
 /// The identity service.
 pub struct IdentityHostService {
     service: Arc<IdentityService>,
+    bus: Arc<EventBus>,
 }
 
 impl IdentityHostService {
-    /// Over the server's identity service.
-    pub fn new(service: Arc<IdentityService>) -> IdentityHostService {
-        IdentityHostService { service }
+    /// Over the server's identity service, publishing verification
+    /// requests on `bus`.
+    pub fn new(service: Arc<IdentityService>, bus: Arc<EventBus>) -> IdentityHostService {
+        IdentityHostService { service, bus }
     }
+}
+
+/// One Element's state: its grants and name.
+pub struct DeployedIdentity {
+    grants: Arc<Grants>,
+    element: Arc<str>,
 }
 
 /// One instance's view: the service, the request's credential and the
@@ -58,31 +87,54 @@ pub struct Identities {
     caller: Option<Option<Caller>>,
     /// Users this instance already found it may reach.
     reached: BTreeSet<String>,
+    /// Where verification requests go.
+    bus: Arc<EventBus>,
+    /// The Element's name, named in the verification requests it makes.
+    element: Arc<str>,
+    /// The chain of the event being handled, if any; requests start their own.
+    chain: Option<Chain>,
+    /// Verification requests made so far by this instance.
+    verification_requests: u32,
 }
 
 impl HostService for IdentityHostService {
-    type Deployed = Arc<Grants>;
+    type Deployed = DeployedIdentity;
     type Instance = Identities;
 
     fn start(deps: &ServiceDeps) -> Result<IdentityHostService, ServicesError> {
-        Ok(IdentityHostService::new(deps.identity.clone()))
+        Ok(IdentityHostService::new(
+            deps.identity.clone(),
+            deps.events.clone(),
+        ))
     }
 
     fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-        wit::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| &mut state.services.identity)
+        wit::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| {
+            &mut state.services.identity
+        })?;
+        wit_verification::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| {
+            &mut state.services.identity
+        })
     }
 
-    fn deploy(&self, element: &DeployContext<'_>) -> Result<Arc<Grants>, ServiceConfigError> {
-        Ok(element.grants.clone())
+    fn deploy(&self, element: &DeployContext<'_>) -> Result<DeployedIdentity, ServiceConfigError> {
+        Ok(DeployedIdentity {
+            grants: element.grants.clone(),
+            element: element.name.clone(),
+        })
     }
 
-    fn prepare(&self, grants: &Arc<Grants>, request: &RequestInfo) -> Identities {
+    fn prepare(&self, deployed: &DeployedIdentity, request: &RequestInfo) -> Identities {
         Identities {
             service: self.service.clone(),
             credential: request.credential.clone(),
-            grants: grants.clone(),
+            grants: deployed.grants.clone(),
             caller: None,
             reached: BTreeSet::new(),
+            bus: self.bus.clone(),
+            element: deployed.element.clone(),
+            chain: request.chain.clone(),
+            verification_requests: 0,
         }
     }
 }
@@ -369,5 +421,59 @@ impl wit::Host for Identities {
             .link_email(&user_id, &email, None)
             .await
             .map_err(to_wit)
+    }
+}
+
+impl wit_verification::Host for Identities {
+    async fn request_email(&mut self, email: String) -> Result<String, Error> {
+        self.grants
+            .require(Grant::IdentityRequestVerification("email".into()))
+            .map_err(forbidden)?;
+        let email = email.trim().to_lowercase();
+        if email.is_empty() || email.len() > 256 {
+            return Err(Error::Invalid("the address must be 1 to 256 bytes".into()));
+        }
+        if self.verification_requests >= MAX_VERIFICATION_REQUESTS {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_VERIFICATION_REQUESTS} verification requests in one request or event"
+            )));
+        }
+        let identity = self
+            .service
+            .identity("email", &email)
+            .await
+            .map_err(to_wit)?
+            .ok_or_else(|| Error::NotFound(format!("no user has the email address {email:?}")))?;
+        let identity = wire::Identity::from(identity);
+        if identity.verification != Verification::Verified {
+            // Within the chain of the event being handled, so that handlers
+            // requesting verifications can't loop; a request starts its own.
+            let chain = match &self.chain {
+                Some(chain) if chain.depth >= MAX_DEPTH => {
+                    return Err(Error::Invalid(format!(
+                        "this event handler runs {MAX_DEPTH} deliveries deep"
+                    )));
+                }
+                Some(chain) => chain.clone(),
+                None => Chain::root(),
+            };
+            if !chain.take() {
+                return Err(Error::Invalid(
+                    "this request, with everything its events set off, published its last event".into(),
+                ));
+            }
+            self.verification_requests += 1;
+            self.bus.publish_in(
+                EMAIL_VERIFICATION_REQUESTED,
+                serde_json::json!({
+                    "scheme": identity.scheme,
+                    "id": identity.id,
+                    "userId": identity.user_id,
+                    "requestedBy": &*self.element,
+                }),
+                chain,
+            );
+        }
+        to_json(identity)
     }
 }

@@ -45,6 +45,7 @@ wasmtime::component::bindgen!({
         "elements:platform/documents": async,
         "elements:platform/mail": async,
         "elements:platform/identity": async,
+        "elements:platform/verification": async,
     },
 });
 

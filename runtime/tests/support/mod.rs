@@ -151,6 +151,7 @@ pub const ROBLOX_KIT_GRANTS: &[&str] = &[
     "identity.scheme:dev.getelements.robloxkit.player.id",
     "identity.session",
     "http.outbound:users.roblox.com",
+    "http.outbound:thumbnails.roblox.com",
 ];
 
 /// The `element.toml` of bundled Element `crate_name` (in `elements/`).

@@ -1,11 +1,19 @@
-//! A stub of the Roblox users API v1 on loopback (`GET /v1/users/{id}`),
-//! for the Roblox Kit's tests and benchmark. Never the internet.
+//! A stub of the Roblox users API v1 (`GET /v1/users/{id}`) and thumbnails
+//! API v1 (`GET /v1/users/avatar-headshot?userIds=..&size=..&format=..`) on
+//! loopback, for the Roblox Kit's tests and benchmark. Never the internet.
+//!
+//! Users API:
 //!
 //! * `1002` is banned; `1003` answers 500; `1004` answers garbage;
 //! * any other id from 1000 to 999999 is a player named `player_<id>`
 //!   (display name `Player <id>`), except
 //! * `1001`, `builderman_x` / `Builder X`;
 //! * everything else is unknown: 404 with Roblox's error body.
+//!
+//! Thumbnails API: every requested id has a `Completed` headshot at
+//! [`avatar_url`], except [`AVATAR_FAILING`] (500 for the whole request),
+//! [`AVATAR_GARBAGE`] (not JSON) and [`AVATAR_PENDING`] (state `Pending`,
+//! no URL). A request without `size=150x150` and `format=Png` is a 400.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -17,6 +25,48 @@ pub const BANNED: u64 = 1002;
 pub const FAILING: u64 = 1003;
 pub const GARBAGE: u64 = 1004;
 pub const UNKNOWN: u64 = 5;
+/// A player whose thumbnail request fails (500).
+pub const AVATAR_FAILING: u64 = 1005;
+/// A player whose thumbnail answer is not JSON.
+pub const AVATAR_GARBAGE: u64 = 1006;
+/// A player whose thumbnail is not ready.
+pub const AVATAR_PENDING: u64 = 1007;
+
+/// The headshot URL the stub answers for `id`.
+pub fn avatar_url(id: u64) -> String {
+    format!("https://tr.rbxcdn.test/30DAY-AvatarHeadshot-{id}/150/150/AvatarHeadshot/Png/noFilter")
+}
+
+async fn avatar_headshot(
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if query.get("size").map(String::as_str) != Some("150x150")
+        || query.get("format").map(String::as_str) != Some("Png")
+    {
+        return (StatusCode::BAD_REQUEST, "size and format are required").into_response();
+    }
+    let ids: Vec<u64> = query
+        .get("userIds")
+        .map(|ids| ids.split(',').filter_map(|id| id.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    if ids.contains(&AVATAR_FAILING) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "thumbnails exploded").into_response();
+    }
+    if ids.contains(&AVATAR_GARBAGE) {
+        return (StatusCode::OK, "<html>no thumbnails</html>").into_response();
+    }
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|&id| {
+            if id == AVATAR_PENDING {
+                json!({"targetId": id, "state": "Pending", "imageUrl": null, "version": "TN3"})
+            } else {
+                json!({"targetId": id, "state": "Completed", "imageUrl": avatar_url(id), "version": "TN3"})
+            }
+        })
+        .collect();
+    axum::Json(json!({"data": data})).into_response()
+}
 
 /// The JSON the stub answers for a known id.
 pub fn user_json(id: u64) -> Value {
@@ -61,7 +111,10 @@ async fn user(Path(id): Path<String>) -> Response {
 pub async fn start() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().route("/v1/users/{id}", axum::routing::get(user));
+    // The static segment wins over `{id}` in axum's router.
+    let app = axum::Router::new()
+        .route("/v1/users/avatar-headshot", axum::routing::get(avatar_headshot))
+        .route("/v1/users/{id}", axum::routing::get(user));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -247,6 +247,11 @@ fn router() -> Router {
                 None => Err(Error::not_found(format!("no identity {scheme}:{id}"))),
             }
         })
+        // Ask the host to have an address verified (elements:platform/verification).
+        .post("/verify-email/{email}", |req: Request| -> Result<Response> {
+            let email = req.param("email").unwrap_or_default();
+            Ok(Response::json(&identity::request_email_verification(email)?))
+        })
 }
 
 /// `Set-Cookie` values naming the portal's cookies, which the server must drop.
