@@ -193,29 +193,71 @@ async fn nakama_js_logs_in_links_and_unlinks_with_every_provider() {
     };
     let instant = |player: &str| json!({"signed_player_info": providers::signed_player_info(providers::INSTANT_GAME_SECRET, player, now)});
     let gc = |player: &str| providers::game_center(player, providers::BUNDLE_ID, now, &url);
-    // first/again/last are player 1, link/unlink player 2, stranger player 3.
-    let set =
-        |field: &str, make: &dyn Fn(&str) -> serde_json::Value, ids: [&str; 3], forged: serde_json::Value| {
-            json!({
-                "field": field,
-                "stranger": make(ids[2]), "first": make(ids[0]), "again": make(ids[0]), "last": make(ids[0]),
-                "link": make(ids[1]), "unlink": make(ids[1]), "forged": forged,
-            })
-        };
+    // first/again/last are player 1, link/unlink player 2, stranger player 3;
+    // `outage` (player 4) is tried while the provider is down, and
+    // `outage_check` (player 4 again) shows it created nothing.
+    let set = |field: &str,
+               make: &dyn Fn(&str) -> serde_json::Value,
+               ids: [&str; 4],
+               forged: Vec<serde_json::Value>,
+               outage: bool| {
+        let mut set = json!({
+            "field": field,
+            "stranger": make(ids[2]), "first": make(ids[0]), "again": make(ids[0]), "last": make(ids[0]),
+            "link": make(ids[1]), "unlink": make(ids[1]), "forged": forged,
+        });
+        if outage {
+            set["outage"] = make(ids[3]);
+            set["outage_check"] = make(ids[3]);
+        }
+        set
+    };
+    let apple_iss = "https://appleid.apple.com";
+    let google_iss = "https://accounts.google.com";
+    let expired = |kid: &str, iss: &str, aud: &str| {
+        token(providers::jwt(
+            json!({"alg": "RS256", "kid": kid}),
+            json!({"iss": iss, "aud": aud, "sub": "001.a", "iat": now - 7200, "exp": now - 3600}),
+        ))
+    };
     let proofs = json!({
-        "apple": set("apple_id", &apple, ["001.a", "002.a", "003.a"],
-            token(providers::id_token("apple-test", "https://appleid.apple.com", "com.other.game", "001.a", json!({})))),
-        "google": set("google_id", &google, ["101", "102", "103"],
-            token(providers::id_token("google-test", "https://evil.example", providers::GOOGLE_CLIENT_ID, "101", json!({})))),
-        "facebook": set("facebook_id", &|id: &str| token(format!("fb-good-{id}")), ["201", "202", "203"], token("fb-other-app-201".into())),
-        "facebookinstantgame": set("facebook_instant_game_id", &instant, ["301", "302", "303"],
-            json!({"signed_player_info": providers::signed_player_info("not-the-secret", "301", now)})),
-        "gamecenter": set("gamecenter_id", &gc, ["G:401", "G:402", "G:403"],
-            providers::game_center("G:401", providers::BUNDLE_ID, now - 3600, &url)),
-        "steam": set("steam_id", &|id: &str| token(format!("5eed{id}")), ["76561197960287501", "76561197960287502", "76561197960287503"],
-            token("deadbeef".into())),
+        "apple": set("apple_id", &apple, ["001.a", "002.a", "003.a", "004.a"], vec![
+            token(providers::id_token("apple-test", apple_iss, "com.other.game", "001.a", json!({}))),
+            token(providers::id_token("apple-test", "https://evil.example", providers::BUNDLE_ID, "001.a", json!({}))),
+            expired("apple-test", apple_iss, providers::BUNDLE_ID),
+            token(providers::id_token("made-up-kid", apple_iss, providers::BUNDLE_ID, "001.a", json!({}))),
+        ], true),
+        "google": set("google_id", &google, ["101", "102", "103", "104"], vec![
+            token(providers::id_token("google-test", "https://evil.example", providers::GOOGLE_CLIENT_ID, "101", json!({}))),
+            token(providers::id_token("google-test", google_iss, "other.apps.googleusercontent.com", "101", json!({}))),
+            expired("google-test", google_iss, providers::GOOGLE_CLIENT_ID),
+        ], true),
+        "facebook": set("facebook_id", &|id: &str| token(format!("fb-good-{id}")), ["201", "202", "203", "204"], vec![
+            token("fb-other-app-201".into()),
+            token("fb-made-up".into()),
+            token(providers::id_token("fb-test", "https://www.facebook.com", "999", "201", json!({}))),
+        ], true),
+        "facebookinstantgame": set("facebook_instant_game_id", &instant, ["301", "302", "303", "304"], vec![
+            json!({"signed_player_info": providers::signed_player_info("not-the-secret", "301", now)}),
+            json!({"signed_player_info": providers::signed_player_info(providers::INSTANT_GAME_SECRET, "301", now - 7200)}),
+        ], false),
+        "gamecenter": set("gamecenter_id", &gc, ["G:401", "G:402", "G:403", "G:404"], vec![
+            providers::game_center("G:401", providers::BUNDLE_ID, now - 3600, &url),
+            providers::game_center("G:401", "com.other.game", now, &url),
+            providers::game_center("G:401", providers::BUNDLE_ID, now, &format!("http://127.0.0.2:{}/gc/test.cer", stub.port)),
+        ], true),
+        "steam": set("steam_id", &|id: &str| token(format!("5eed{id}")),
+            ["76561197960287501", "76561197960287502", "76561197960287503", "76561197960287504"], vec![
+            token("deadbeef".into()),
+            token("not-hex".into()),
+        ], true),
     });
-    let Some(got) = run_script_with("providers.cjs", &stub.config(), &[("PROOFS", proofs.to_string())]).await
+    let Some(got) = run_script_with(
+        "providers.cjs",
+        &stub.config(),
+        &[("PROOFS", proofs.to_string()), ("STUB", stub.url(""))],
+    )
+    .await
     else {
         return;
     };
@@ -241,7 +283,11 @@ async fn nakama_js_logs_in_links_and_unlinks_with_every_provider() {
             (Some(true), Some(false)),
             "{scheme}: {r}"
         );
-        assert_eq!(r["forged"], 401, "{scheme}: forged proof: {r}");
+        let forged = r["forged"].as_array().unwrap();
+        assert!(
+            !forged.is_empty() && forged.iter().all(|s| s == 401),
+            "{scheme}: every forged or stale proof is 401: {r}"
+        );
         assert_eq!(
             (r["linked"].as_bool(), r["linked_id"].as_str()),
             (Some(true), Some(second)),
@@ -263,5 +309,17 @@ async fn nakama_js_logs_in_links_and_unlinks_with_every_provider() {
             "{scheme}: {r}"
         );
         assert_eq!(r["after_logout"], 401, "{scheme}: {r}");
+        if scheme != "facebookinstantgame" {
+            assert_eq!(
+                (&r["outage_auth"], &r["outage_link"]),
+                (&json!(502), &json!(502)),
+                "{scheme}: outage: {r}"
+            );
+            assert_eq!(r["outage_unchanged"], true, "{scheme}: {r}");
+            assert_eq!(
+                r["outage_stranger_after"], 404,
+                "{scheme}: the outage created no account: {r}"
+            );
+        }
     }
 }

@@ -56,6 +56,20 @@ const attempt = async (f) => {
     const call = calls[scheme];
     const field = p.field;
     const r = {};
+    const device = await client.authenticateDevice("njs-device-for-" + scheme, true);
+    // A provider that can't be reached: 502, and nothing changes. First,
+    // before the server holds the provider's keys or certificate (held
+    // ones keep working through an outage).
+    if (p.outage) {
+      const before = JSON.stringify(await client.getAccount(device));
+      r.outage_control = (await fetch(process.env.STUB + "/control/outage?down=true", { method: "POST" })).status;
+      if (r.outage_control !== 204) throw new Error("the stub's outage switch answered " + r.outage_control);
+      r.outage_auth = await attempt(() => call.auth(p.outage, true));
+      r.outage_link = await attempt(() => call.link(device, p.outage));
+      await fetch(process.env.STUB + "/control/outage?down=false", { method: "POST" });
+      r.outage_unchanged = before === JSON.stringify(await client.getAccount(device));
+      r.outage_stranger_after = await attempt(() => call.auth(p.outage_check, false));
+    }
     r.stranger = await attempt(() => call.auth(p.stranger, false));
     const first = await call.auth(p.first, true, "njs_" + scheme);
     r.created = first.created;
@@ -64,11 +78,13 @@ const attempt = async (f) => {
     const again = await call.auth(p.again, false);
     r.same_user = again.user_id === first.user_id;
     r.again_created = again.created;
-    r.forged = await attempt(() => call.auth(p.forged, true));
-    const device = await client.authenticateDevice("njs-device-for-" + scheme, true);
+    r.forged = [];
+    for (const forged of p.forged) {
+      r.forged.push(await attempt(() => call.auth(forged, true)));
+    }
     r.linked = await call.link(device, p.link);
     r.linked_id = (await client.getAccount(device)).user[field];
-    r.link_forged = await attempt(() => call.link(device, p.forged));
+    r.link_forged = await attempt(() => call.link(device, p.forged[0]));
     r.unlinked = await call.unlink(device, p.unlink);
     r.after_unlink = (await client.getAccount(device)).user[field] ?? null;
     r.last_identifier = await attempt(() => call.unlink(first, p.last));

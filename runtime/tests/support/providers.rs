@@ -11,8 +11,9 @@
 //!   `5eed<steamid>` is genuine, any other is "Invalid ticket";
 //! * `/gc/test.cer`: the test certificate (DER).
 //!
-//! [`Stub::set_down`] makes every route answer 503, as a provider in an
-//! outage would; [`Stub::fetches`] counts the calls, to check caching.
+//! [`Stub::set_down`] (or `POST /control/outage?down=true`) makes every
+//! provider route answer 503, as a provider in an outage would;
+//! [`Stub::fetches`] counts the calls, to check caching.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,6 +85,8 @@ impl Stub {
                 "/oauth2/validate",
                 axum::routing::get(oauth2_validate).post(oauth2_validate),
             )
+            // For scripts (nakama-js) that can't call `set_down`: `?down=true|false`.
+            .route("/control/outage", axum::routing::post(outage))
             .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -253,6 +256,14 @@ async fn steam(State(state): State<Arc<StubState>>, Query(q): Query<HashMap<Stri
         .into_response(),
         None => axum::Json(json!({"response": {"error": {"errorcode": 101, "errordesc": "Invalid ticket"}}})).into_response(),
     }
+}
+
+async fn outage(State(state): State<Arc<StubState>>, Query(q): Query<HashMap<String, String>>) -> StatusCode {
+    state.down.store(
+        q.get("down").map(String::as_str) == Some("true"),
+        Ordering::SeqCst,
+    );
+    StatusCode::NO_CONTENT
 }
 
 /// The stub's OIDC issuer: `OIDC_ISSUER`, keys at `/google/certs` (kid `google-test`).
