@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use elements_config::providers::Apple as Settings;
-use elements_identity::{Credential, IdentityVerifier, Result, Verification, VerifiedIdentity, scheme};
+use elements_identity::{Credential, IdentityVerifier, Result, VerifiedIdentity, scheme};
 
-use crate::jwt::{self, claim, claim_true};
+use crate::jwt::{self};
 use crate::keys::KeySet;
 use crate::{Fetcher, required};
 
@@ -51,17 +51,7 @@ impl IdentityVerifier for Apple {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| required("Apple ID token"))?;
         let claims = jwt::verify("Apple", token, &self.keys, &self.issuer, &self.audiences).await?;
-        let id = claim(&claims, "sub").ok_or_else(|| crate::not_genuine("Apple"))?;
         // Apple vouches for the address only when it says so.
-        let email = claim_true(&claims, "email_verified")
-            .then(|| claim(&claims, "email"))
-            .flatten();
-        Ok(VerifiedIdentity {
-            scheme: scheme::APPLE.into(),
-            id,
-            status: Verification::Verified,
-            email: email.map(|e| e.to_lowercase()),
-            ..VerifiedIdentity::default()
-        })
+        jwt::identity(scheme::APPLE, "Apple", &claims, false)
     }
 }

@@ -18,7 +18,7 @@ use elements_identity::{
 };
 use serde::Deserialize;
 
-use crate::jwt::{self, claim};
+use crate::jwt::{self};
 use crate::keys::KeySet;
 use crate::{Fetcher, MAX_PROOF, not_genuine, required};
 
@@ -59,16 +59,8 @@ impl Facebook {
             std::slice::from_ref(&self.app_id),
         )
         .await?;
-        let id = claim(&claims, "sub").ok_or_else(|| not_genuine("Facebook"))?;
-        Ok(VerifiedIdentity {
-            scheme: scheme::FACEBOOK.into(),
-            id,
-            status: Verification::Verified,
-            email: claim(&claims, "email").map(|e| e.to_lowercase()),
-            display_name: claim(&claims, "name"),
-            avatar_url: claim(&claims, "picture"),
-            ..VerifiedIdentity::default()
-        })
+        // Limited Login includes the email only when the player shared it.
+        jwt::identity(scheme::FACEBOOK, "Facebook", &claims, true)
     }
 
     async fn access_token(&self, token: &str) -> Result<VerifiedIdentity> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use elements_config::providers::Google as Settings;
-use elements_identity::{Credential, IdentityVerifier, Result, Verification, VerifiedIdentity, scheme};
+use elements_identity::{Credential, IdentityVerifier, Result, VerifiedIdentity, scheme};
 
-use crate::jwt::{self, claim, claim_true};
+use crate::jwt::{self};
 use crate::keys::KeySet;
 use crate::{Fetcher, required};
 
@@ -52,18 +52,6 @@ impl IdentityVerifier for Google {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| required("Google access token"))?;
         let claims = jwt::verify("Google", token, &self.keys, &self.issuers, &self.audiences).await?;
-        let id = claim(&claims, "sub").ok_or_else(|| crate::not_genuine("Google"))?;
-        let email = claim_true(&claims, "email_verified")
-            .then(|| claim(&claims, "email"))
-            .flatten();
-        Ok(VerifiedIdentity {
-            scheme: scheme::GOOGLE.into(),
-            id,
-            status: Verification::Verified,
-            email: email.map(|e| e.to_lowercase()),
-            display_name: claim(&claims, "name"),
-            avatar_url: claim(&claims, "picture"),
-            ..VerifiedIdentity::default()
-        })
+        jwt::identity(scheme::GOOGLE, "Google", &claims, false)
     }
 }

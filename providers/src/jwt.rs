@@ -1,7 +1,7 @@
 //! ID tokens (Apple, Google, Facebook Limited Login): JWTs signed with one
 //! of the provider's published keys.
 
-use elements_identity::IdentityError;
+use elements_identity::{IdentityError, Verification, VerifiedIdentity};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
@@ -68,4 +68,29 @@ pub(crate) fn claim_true(claims: &Map<String, Value>, name: &str) -> bool {
         Some(Value::String(s)) => s == "true",
         _ => false,
     }
+}
+
+/// The player verified ID-token `claims` name, as an identity of `scheme`:
+/// `sub`; the email when the provider vouches for it (`email_verified`, or
+/// always with `trust_email`); the name and picture, which fill a new
+/// account.
+pub(crate) fn identity(
+    scheme: impl Into<String>,
+    provider: &str,
+    claims: &Map<String, Value>,
+    trust_email: bool,
+) -> Result<VerifiedIdentity, IdentityError> {
+    let id = claim(claims, "sub").ok_or_else(|| not_genuine(provider))?;
+    let email = (trust_email || claim_true(claims, "email_verified"))
+        .then(|| claim(claims, "email"))
+        .flatten();
+    Ok(VerifiedIdentity {
+        scheme: scheme.into(),
+        id,
+        status: Verification::Verified,
+        email: email.map(|e| e.to_lowercase()),
+        display_name: claim(claims, "name").or_else(|| claim(claims, "preferred_username")),
+        avatar_url: claim(claims, "picture"),
+        ..VerifiedIdentity::default()
+    })
 }

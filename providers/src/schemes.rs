@@ -15,7 +15,7 @@ use elements_wire::schemes::{OAuth2AuthScheme, OAuth2KeyValue, OidcAuthScheme};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::jwt::{self, claim, claim_true};
+use crate::jwt::{self};
 use crate::keys::KeySet;
 use crate::{Fetcher, MAX_PROOF, not_genuine};
 
@@ -97,19 +97,7 @@ impl AuthSchemes {
             &scheme.audiences,
         )
         .await?;
-        let id = claim(&claims, "sub").ok_or_else(|| not_genuine("OIDC"))?;
-        let email = claim_true(&claims, "email_verified")
-            .then(|| claim(&claims, "email"))
-            .flatten();
-        Ok(VerifiedIdentity {
-            scheme: oidc_identity_scheme(&scheme.name),
-            id,
-            status: Verification::Verified,
-            email: email.map(|e| e.to_lowercase()),
-            display_name: claim(&claims, "name").or_else(|| claim(&claims, "preferred_username")),
-            avatar_url: claim(&claims, "picture"),
-            ..VerifiedIdentity::default()
-        })
+        jwt::identity(oidc_identity_scheme(&scheme.name), "OIDC", &claims, false)
     }
 
     /// The player `values` (the client's part of the validation request)
