@@ -94,3 +94,48 @@ pub(crate) fn identity(
         ..VerifiedIdentity::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn id_token_claims_make_a_verified_identity_and_the_email_needs_the_providers_word() {
+        let vouched = claims(
+            json!({"sub": "s1", "email": "Ada@Example.com", "email_verified": "true", "name": "Ada", "picture": "https://p/a.png"}),
+        );
+        let identity = identity("apple", "Apple", &vouched, false).unwrap();
+        assert_eq!(identity.status, Verification::Verified);
+        assert_eq!(
+            (
+                identity.id.as_str(),
+                identity.email.as_deref(),
+                identity.display_name.as_deref(),
+                identity.avatar_url.as_deref()
+            ),
+            (
+                "s1",
+                Some("ada@example.com"),
+                Some("Ada"),
+                Some("https://p/a.png")
+            )
+        );
+        let unvouched = claims(json!({"sub": "s1", "email": "ada@example.com", "email_verified": false}));
+        assert_eq!(identity_email(&unvouched, false), None);
+        assert_eq!(
+            identity_email(&unvouched, true).as_deref(),
+            Some("ada@example.com")
+        );
+        let no_subject = claims(json!({"email": "ada@example.com"}));
+        assert!(identity("apple", "Apple", &no_subject, false).is_err());
+    }
+
+    fn identity_email(claims: &Map<String, Value>, trust: bool) -> Option<String> {
+        identity("google", "Google", claims, trust).unwrap().email
+    }
+}
