@@ -109,8 +109,8 @@ mod tests {
         let vouched = claims(
             json!({"sub": "s1", "email": "Ada@Example.com", "email_verified": "true", "name": "Ada", "picture": "https://p/a.png"}),
         );
-        let identity = identity("apple", "Apple", &vouched, false).unwrap();
-        assert_eq!(identity.status, Verification::Verified);
+        let made = identity("apple", "Apple", &vouched, false).unwrap();
+        assert_eq!(made.status, Verification::Verified);
         assert_eq!(
             (
                 identity.id.as_str(),
