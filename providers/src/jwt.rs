@@ -113,10 +113,10 @@ mod tests {
         assert_eq!(made.status, Verification::Verified);
         assert_eq!(
             (
-                identity.id.as_str(),
-                identity.email.as_deref(),
-                identity.display_name.as_deref(),
-                identity.avatar_url.as_deref()
+                made.id.as_str(),
+                made.email.as_deref(),
+                made.display_name.as_deref(),
+                made.avatar_url.as_deref()
             ),
             (
                 "s1",
