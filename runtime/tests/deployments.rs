@@ -686,3 +686,88 @@ async fn an_operator_sets_the_roblox_kit_secret_of_a_folder_deployment() {
     assert_eq!(status, 403);
     assert!(!server.log().contains(SECRET));
 }
+
+/// Typed attributes may be written as TOML numbers and booleans; the Element
+/// reads them as numbers, and a value of the wrong kind or out of range fails
+/// the upload (a bad default) or the deploy (a bad value), naming the attribute.
+#[tokio::test]
+async fn typed_attributes_written_as_toml_numbers_deploy_and_read_as_numbers() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let misbehave = std::fs::read(guest("misbehave")).unwrap();
+    let typed = |default: &str, extra: &str| {
+        format!(
+            "[attributes.size]\ntype = \"integer\"\nmin = 1\nmax = 1000\ndefault = {default}\n\
+             [attributes.flag]\ntype = \"boolean\"\ndefault = true\n{extra}"
+        )
+    };
+
+    let (status, view) = upload(
+        &server,
+        &root,
+        form("typed", misbehave.clone(), &typed("280", ""), json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["status"], "LOADED", "{view}");
+    let (status, body) = read_json(server.get("/app/rest/typed/attr-u32/size").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"], json!(280), "{body}");
+    let (_, body) = read_json(server.get("/app/rest/typed/attr/flag").await).await;
+    assert_eq!(body["value"], "true", "{body}");
+
+    // A quoted value still works, and reads the same.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form("quoted", misbehave.clone(), &typed("\"281\"", ""), json!({})),
+    )
+    .await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+    let (_, body) = read_json(server.get("/app/rest/quoted/attr-u32/size").await).await;
+    assert_eq!(body["value"], json!(281), "{body}");
+
+    // A default of the wrong kind or out of range refuses the upload.
+    for (default, why) in [
+        ("2000", "must be at most 1000"),
+        ("true", "must be a whole number"),
+        ("2.5", "must be a whole number"),
+    ] {
+        let (status, body) = upload(
+            &server,
+            &root,
+            form("bad", misbehave.clone(), &typed(default, ""), json!({})),
+        )
+        .await;
+        assert_eq!(status, 400, "{default}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("\"size\"") && message.contains(why),
+            "{default}: {body}"
+        );
+    }
+    // A deployment value out of range fails the deploy, naming the attribute.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form(
+            "bad",
+            misbehave,
+            &typed("280", "[values]\nsize = 5000\n"),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["status"], "FAILED", "{view}");
+    let error = view["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("size") && error.contains("must be at most 1000"),
+        "{view}"
+    );
+    assert_eq!(
+        read_json(server.get("/app/rest/bad/attr-u32/size").await).await.0,
+        404
+    );
+}
