@@ -771,3 +771,66 @@ async fn typed_attributes_written_as_toml_numbers_deploy_and_read_as_numbers() {
         404
     );
 }
+
+/// A guest panic is one log line with its whole message, and the client's
+/// error says where to read it.
+#[tokio::test]
+async fn a_panic_is_one_log_line_and_the_client_error_names_the_log() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let misbehave = std::fs::read(guest("misbehave")).unwrap();
+    let (status, view) = upload(&server, &root, form("crashy", misbehave, "", json!({}))).await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+
+    let (status, body) = read_json(server.get("/app/rest/crashy/panic").await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("ELEMENT_TRAP")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("/api/rest/elements/deployment/crashy/logs"),
+        "{body}"
+    );
+    assert!(message.contains("/admin/elements/crashy"), "{body}");
+    assert!(
+        !message.contains("deliberate panic"),
+        "the panic text stays in the log: {body}"
+    );
+
+    let (status, lines) = api(
+        &server,
+        &root,
+        "GET",
+        "/api/rest/elements/deployment/crashy/logs",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lines}");
+    let lines = lines.as_array().unwrap();
+    let panics: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("panicked"))
+        .collect();
+    assert_eq!(panics.len(), 1, "{lines:?}");
+    assert!(
+        panics[0].contains("deliberate panic from misbehave"),
+        "{panics:?}"
+    );
+    assert!(panics[0].contains("src/lib.rs"), "{panics:?}");
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("RUST_BACKTRACE")),
+        "{lines:?}"
+    );
+    let server_log = server.log();
+    let joined: Vec<&str> = server_log.lines().filter(|l| l.contains("panicked at")).collect();
+    assert_eq!(joined.len(), 1, "{server_log}");
+    assert!(
+        joined[0].contains("deliberate panic from misbehave"),
+        "{server_log}"
+    );
+    assert!(!server_log.contains("RUST_BACKTRACE"), "{server_log}");
+}
