@@ -24,6 +24,11 @@ struct Lines {
     source: Source,
     log: Arc<RequestLog>,
     pending: Vec<u8>,
+    /// A Rust panic being gathered: std writes it as several stderr lines
+    /// (`thread '..' panicked at FILE:LINE:COL:`, the message, a note about
+    /// RUST_BACKTRACE), which are logged as one line so the message is never
+    /// read apart from where it was raised.
+    panic: Option<String>,
 }
 
 impl GuestOutput {
@@ -33,6 +38,7 @@ impl GuestOutput {
             source,
             log,
             pending: Vec::new(),
+            panic: None,
         })))
     }
 
@@ -61,7 +67,30 @@ impl Lines {
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
-        self.emit_text(line.trim_end_matches('\r'));
+        let line = line.trim_end_matches('\r');
+        if self.source != Source::Stderr {
+            return self.emit_text(line);
+        }
+        if line.starts_with("thread '") && line.contains(" panicked at ") {
+            self.flush_panic();
+            self.panic = Some(format!("panic: {line}"));
+        } else if line.starts_with("note: run with `RUST_BACKTRACE") {
+            // Noise for an Element: there is no environment to set.
+            self.flush_panic();
+        } else if let Some(panic) = &mut self.panic {
+            if panic.len() < MAX_MESSAGE {
+                panic.push(' ');
+                panic.push_str(line);
+            }
+        } else {
+            self.emit_text(line);
+        }
+    }
+
+    fn flush_panic(&mut self) {
+        if let Some(panic) = self.panic.take() {
+            self.emit_text(&panic);
+        }
     }
 
     fn emit_text(&self, line: &str) {
@@ -90,6 +119,7 @@ impl Drop for Lines {
         if !self.pending.is_empty() {
             self.emit();
         }
+        self.flush_panic();
     }
 }
 

@@ -686,3 +686,151 @@ async fn an_operator_sets_the_roblox_kit_secret_of_a_folder_deployment() {
     assert_eq!(status, 403);
     assert!(!server.log().contains(SECRET));
 }
+
+/// Typed attributes may be written as TOML numbers and booleans; the Element
+/// reads them as numbers, and a value of the wrong kind or out of range fails
+/// the upload (a bad default) or the deploy (a bad value), naming the attribute.
+#[tokio::test]
+async fn typed_attributes_written_as_toml_numbers_deploy_and_read_as_numbers() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let misbehave = std::fs::read(guest("misbehave")).unwrap();
+    let typed = |default: &str, extra: &str| {
+        format!(
+            "[attributes.size]\ntype = \"integer\"\nmin = 1\nmax = 1000\ndefault = {default}\n\
+             [attributes.flag]\ntype = \"boolean\"\ndefault = true\n{extra}"
+        )
+    };
+
+    let (status, view) = upload(
+        &server,
+        &root,
+        form("typed", misbehave.clone(), &typed("280", ""), json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["status"], "LOADED", "{view}");
+    let (status, body) = read_json(server.get("/app/rest/typed/attr-u32/size").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"], json!(280), "{body}");
+    let (_, body) = read_json(server.get("/app/rest/typed/attr/flag").await).await;
+    assert_eq!(body["value"], "true", "{body}");
+
+    // A quoted value still works, and reads the same.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form("quoted", misbehave.clone(), &typed("\"281\"", ""), json!({})),
+    )
+    .await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+    let (_, body) = read_json(server.get("/app/rest/quoted/attr-u32/size").await).await;
+    assert_eq!(body["value"], json!(281), "{body}");
+
+    // A default of the wrong kind or out of range refuses the upload.
+    for (default, why) in [
+        ("2000", "must be at most 1000"),
+        ("true", "must be a whole number"),
+        ("2.5", "must be a whole number"),
+    ] {
+        let (status, body) = upload(
+            &server,
+            &root,
+            form("bad", misbehave.clone(), &typed(default, ""), json!({})),
+        )
+        .await;
+        assert_eq!(status, 400, "{default}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("\"size\"") && message.contains(why),
+            "{default}: {body}"
+        );
+    }
+    // A deployment value out of range fails the deploy, naming the attribute.
+    let (status, view) = upload(
+        &server,
+        &root,
+        form(
+            "bad",
+            misbehave,
+            &typed("280", "[values]\nsize = 5000\n"),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["status"], "FAILED", "{view}");
+    let error = view["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("size") && error.contains("must be at most 1000"),
+        "{view}"
+    );
+    assert_eq!(
+        read_json(server.get("/app/rest/bad/attr-u32/size").await).await.0,
+        404
+    );
+}
+
+/// A guest panic is one log line with its whole message, and the client's
+/// error says where to read it.
+#[tokio::test]
+async fn a_panic_is_one_log_line_and_the_client_error_names_the_log() {
+    let dirs = Dirs::new();
+    let server = start(&dirs);
+    let root = root_secret(&server).await;
+    let misbehave = std::fs::read(guest("misbehave")).unwrap();
+    let (status, view) = upload(&server, &root, form("crashy", misbehave, "", json!({}))).await;
+    assert_eq!((status, view["status"].as_str()), (201, Some("LOADED")), "{view}");
+
+    let (status, body) = read_json(server.get("/app/rest/crashy/panic").await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("ELEMENT_TRAP")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("/api/rest/elements/deployment/crashy/logs"),
+        "{body}"
+    );
+    assert!(message.contains("/admin/elements/crashy"), "{body}");
+    assert!(
+        !message.contains("deliberate panic"),
+        "the panic text stays in the log: {body}"
+    );
+
+    let (status, lines) = api(
+        &server,
+        &root,
+        "GET",
+        "/api/rest/elements/deployment/crashy/logs",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lines}");
+    let lines = lines.as_array().unwrap();
+    let panics: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("panicked"))
+        .collect();
+    assert_eq!(panics.len(), 1, "{lines:?}");
+    assert!(
+        panics[0].contains("deliberate panic from misbehave"),
+        "{panics:?}"
+    );
+    assert!(panics[0].contains("src/lib.rs"), "{panics:?}");
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("RUST_BACKTRACE")),
+        "{lines:?}"
+    );
+    let server_log = server.log();
+    let joined: Vec<&str> = server_log.lines().filter(|l| l.contains("panicked at")).collect();
+    assert_eq!(joined.len(), 1, "{server_log}");
+    assert!(
+        joined[0].contains("deliberate panic from misbehave"),
+        "{server_log}"
+    );
+    assert!(!server_log.contains("RUST_BACKTRACE"), "{server_log}");
+}

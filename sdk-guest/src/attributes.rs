@@ -51,6 +51,36 @@ where
     get(name).map(|v| parse_value(name, &v)).transpose()
 }
 
+/// The value of attribute `name` as a `T` (a number, a `bool`, ...);
+/// `Ok(None)` when it has no value.
+///
+/// A typed attribute's value was checked against its declared `type`, `min`
+/// and `max` when the Element was deployed (a manifest may write it as
+/// `default = 280` or `default = "280"`), so for a `T` that holds the
+/// declared range this does not fail. It is a 500 error naming the attribute
+/// only when `T` is narrower than the declaration (say `u8` for an
+/// `integer` with `max = 1000`).
+///
+/// ```no_run
+/// use elements_sdk::{attributes, Result};
+///
+/// // element.toml: [attributes.page-size]
+/// //               type = "integer"
+/// //               min = 1
+/// //               max = 500
+/// //               default = 280
+/// fn page_size() -> Result<u32> {
+///     Ok(attributes::get_as::<u32>("page-size")?.unwrap_or(280))
+/// }
+/// ```
+pub fn get_as<T>(name: &str) -> Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    parse(name)
+}
+
 /// The value of attribute `name` parsed as `T`; a missing or unparsable value
 /// is a 500 error naming the attribute.
 ///
@@ -101,5 +131,13 @@ mod tests {
         assert_eq!(e.status(), 500);
         assert!(e.message().contains("`page-size`"), "{}", e.message());
         assert!(e.message().contains("\"lots\""), "{}", e.message());
+    }
+
+    #[test]
+    fn typed_values_parse_as_their_rust_types() {
+        // What a manifest's `default = 280` / `default = true` arrives as.
+        assert_eq!(parse_value::<u32>("n", "280").unwrap(), 280);
+        assert!(parse_value::<bool>("flag", "true").unwrap());
+        assert_eq!(parse_value::<u8>("n", "280").unwrap_err().status(), 500);
     }
 }

@@ -102,7 +102,11 @@ impl ApiError {
         // A trap's detail (backtrace, panic text) stays in the log: clients
         // get the class of failure and the request id to look it up.
         let message = match error {
-            InvokeError::Trap(_) => format!("Element {element:?} failed (it trapped); see its log"),
+            // The name is a checked URL segment, so the paths are usable as is.
+            InvokeError::Trap(_) => format!(
+                "Element {element:?} failed (it trapped); see its log: \
+                 /api/rest/elements/deployment/{element}/logs (admin API) or /admin/elements/{element} (portal)"
+            ),
             other => format!("Element {element:?} {other}"),
         };
         ApiError {

@@ -19,6 +19,8 @@
 //! type = "integer"               # "boolean" or "url"; a value of another
 //! min = 0                        # kind or out of range fails the deploy
 //! max = 1000000
+//! default = 280                  # TOML integers, floats and booleans are
+//!                                # taken as their text ("280"), like "280"
 //!
 //! [values]                       # this deployment's attribute values
 //! greeting = "Hi"
@@ -54,8 +56,9 @@ pub struct Manifest {
     /// Declared attributes by name.
     #[serde(default)]
     pub attributes: BTreeMap<String, AttributeSpec>,
-    /// The deployment's attribute values by name.
-    #[serde(default)]
+    /// The deployment's attribute values by name (strings, or TOML
+    /// numbers and booleans taken as their text).
+    #[serde(default, deserialize_with = "scalar::map")]
     pub values: BTreeMap<String, String>,
     /// Events the Element receives.
     #[serde(default)]
@@ -89,7 +92,9 @@ pub struct EventsSpec {
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeSpec {
-    /// Value used when nobody sets one.
+    /// Value used when nobody sets one (a string, or a TOML number or
+    /// boolean taken as its text).
+    #[serde(default, deserialize_with = "scalar::option")]
     pub default: Option<String>,
     /// What the attribute means, for operators.
     #[serde(default)]
@@ -239,6 +244,70 @@ impl Manifest {
     }
 }
 
+/// Attribute values as text, whether the manifest quotes them or writes them
+/// as TOML numbers or booleans: the declared kind and range are checked on
+/// the text at deploy, so `default = 280` and `default = "280"` are the same
+/// value and pass or fail the same checks.
+mod scalar {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct Scalar(String);
+
+    impl<'de> serde::Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ScalarVisitor).map(Scalar)
+        }
+    }
+
+    struct ScalarVisitor;
+
+    impl Visitor<'_> for ScalarVisitor {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string, number or boolean")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        // Debug keeps the fraction (`280.0`, not `280`): a float is not a
+        // whole number, so an integer attribute refuses it as it would "280.0".
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(format!("{v:?}"))
+        }
+    }
+
+    pub(super) fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(ScalarVisitor).map(Some)
+    }
+
+    pub(super) fn map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        let map: BTreeMap<String, Scalar> = serde::Deserialize::deserialize(d)?;
+        Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
+
 /// Checks an Element name or mount prefix: 1 to 48 characters of ASCII
 /// letters, digits, `_` and `-`, starting with a letter or digit. Such a name
 /// is one URL path segment, a safe file name and a valid part of the
@@ -328,6 +397,66 @@ mod tests {
         ] {
             assert!(Manifest::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn typed_values_may_be_toml_numbers_and_booleans() {
+        let m = Manifest::parse(
+            r#"
+            [attributes.size]
+            type = "integer"
+            min = 1
+            max = 1000
+            default = 280
+            [attributes.flag]
+            type = "boolean"
+            default = true
+            [attributes.ratio]
+            default = 0.5
+            [attributes.quoted]
+            type = "integer"
+            default = "12"
+            [values]
+            size = 300
+            flag = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.attributes["size"].default.as_deref(), Some("280"));
+        assert_eq!(m.attributes["flag"].default.as_deref(), Some("true"));
+        assert_eq!(m.attributes["ratio"].default.as_deref(), Some("0.5"));
+        assert_eq!(m.attributes["quoted"].default.as_deref(), Some("12"));
+        assert_eq!(m.values["size"], "300");
+        assert_eq!(m.values["flag"], "false");
+
+        // The type and range are still checked, naming the attribute.
+        for (bad, why) in [
+            (
+                "[attributes.a]\ntype = \"integer\"\nmax = 10\ndefault = 280",
+                "must be at most 10",
+            ),
+            (
+                "[attributes.a]\ntype = \"integer\"\ndefault = true",
+                "must be a whole number",
+            ),
+            (
+                "[attributes.a]\ntype = \"integer\"\ndefault = 280.0",
+                "must be a whole number",
+            ),
+            (
+                "[attributes.a]\ntype = \"boolean\"\ndefault = 1",
+                "must be true or false",
+            ),
+        ] {
+            let e = Manifest::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("attribute \"a\"") && e.contains(why), "{bad}: {e}");
+        }
+        // Arrays and tables are not attribute values.
+        let e = Manifest::parse("[attributes.a]\ndefault = [1]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a string, number or boolean"), "{e}");
+        assert!(Manifest::parse("[values]\na = { b = 1 }").is_err());
     }
 
     #[test]

@@ -70,6 +70,11 @@ fn router() -> Router {
             let name = req.param("name").unwrap_or_default();
             json!({"name": name, "value": attributes::get(name)})
         })
+        .get("/attr-u32/{name}", |req: Request| -> Result<Response> {
+            let name = req.param("name").unwrap_or_default();
+            let value = attributes::get_as::<u32>(name)?;
+            Ok(Response::json(&json!({"name": name, "value": value})))
+        })
         .get("/log", |_req| {
             trace!("level test trace");
             debug!("level test debug");
