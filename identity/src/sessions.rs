@@ -301,6 +301,15 @@ impl IdentityService {
                 }
             }
         }
+        // A deletion of the account may race this: it removes the user,
+        // then every token of the user. A token stored after that sweep
+        // would outlive the account (and where the store has no
+        // transactions the parent check above can't stop it), so the user
+        // is looked up once more and the entry withdrawn when it is gone.
+        if self.store.get(&self.c.users, &user.id).await?.is_none() {
+            self.store.delete_by_id(&self.c.tokens, &token_id, None).await?;
+            return Err(IdentityError::account_not_found());
+        }
         let mut claims = Claims {
             tid: token_id.clone(),
             uid: user.id.clone(),
