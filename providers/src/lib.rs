@@ -26,6 +26,7 @@ pub mod facebook;
 pub mod facebook_instant;
 pub mod game_center;
 pub mod google;
+pub mod id_token;
 pub mod keys;
 pub mod schemes;
 pub mod steam;
@@ -55,10 +56,10 @@ pub fn verifiers(settings: &Providers) -> Result<Vec<Arc<dyn IdentityVerifier>>,
     let ttl = settings.keys_ttl();
     let mut out: Vec<Arc<dyn IdentityVerifier>> = Vec::new();
     if let Some(s) = &settings.apple {
-        out.push(Arc::new(apple::Apple::new(s, fetcher.clone(), ttl)));
+        out.push(Arc::new(apple::verifier(s, fetcher.clone(), ttl)));
     }
     if let Some(s) = &settings.google {
-        out.push(Arc::new(google::Google::new(s, fetcher.clone(), ttl)));
+        out.push(Arc::new(google::verifier(s, fetcher.clone(), ttl)));
     }
     if let Some(s) = &settings.facebook {
         out.push(Arc::new(facebook::Facebook::new(s, fetcher.clone(), ttl)));
