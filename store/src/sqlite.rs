@@ -6,10 +6,17 @@
 //! WAL on disk, so acknowledged writes survive a process kill *and* a power
 //! loss (NORMAL would survive a process kill but could lose the last commits on
 //! power loss; the price of FULL is one fsync per commit). One writer
-//! connection (SQLite serializes writers anyway; every write is a `BEGIN
-//! IMMEDIATE` transaction, which is what makes find-one-and-update, upserts and
-//! batches atomic) and a small pool of reader connections; all blocking calls
-//! run on tokio's blocking pool.
+//! connection (SQLite serializes writers anyway) and a small pool of reader
+//! connections; all blocking calls run on tokio's blocking pool.
+//!
+//! **Group commit.** Writes queue for the writer, which takes every write
+//! waiting (up to [`MAX_BATCH`]) into one `BEGIN IMMEDIATE` transaction,
+//! each write inside its own savepoint, and commits them with one fsync.
+//! A write that fails rolls back to its savepoint and leaves the others be,
+//! so each write stays atomic on its own (what makes find-one-and-update,
+//! upserts and batches atomic); none is acknowledged before the commit
+//! that holds it is on disk, and a failed commit fails every write in it.
+//! Under concurrency N writers pay for one fsync instead of N.
 //!
 //! Filters compile to SQL over `json_extract` / `json_type`; indexes are
 //! expression indexes over the same `json_extract(data,'$."field"')`
@@ -43,6 +50,7 @@ pub struct SqliteStore {
 struct Inner {
     path: std::path::PathBuf,
     writer: Mutex<Writer>,
+    queue: Mutex<WriteQueue>,
     readers: Mutex<Vec<Pooled>>,
     max_readers: usize,
     clock: Arc<dyn Clock>,
@@ -83,9 +91,130 @@ struct Writer {
 
 struct Tx<'a, 'b> {
     tx: rusqlite::Transaction<'a>,
+    /// Tables that existed when the batch began.
     tables: &'b HashSet<String>,
+    /// Tables this batch created, and dropped (disjoint).
     created: Vec<String>,
+    dropped: Vec<String>,
     now: i64,
+}
+
+/// Most writes committed together: bounds how long one batch holds the writer.
+const MAX_BATCH: usize = 64;
+
+/// Writes waiting for the writer, and whether a blocking task is draining them.
+#[derive(Default)]
+struct WriteQueue {
+    jobs: Vec<Job>,
+    draining: bool,
+}
+
+/// One queued write. `run` gets the batch's transaction (or why there is
+/// none), says whether the write succeeded, and returns what delivers its
+/// result once the commit's outcome is known.
+struct Job {
+    now: i64,
+    run: Box<dyn FnOnce(std::result::Result<&mut Tx<'_, '_>, StoreError>) -> (bool, Deliver) + Send>,
+}
+
+type Deliver = Box<dyn FnOnce(std::result::Result<(), &StoreError>) + Send>;
+
+impl Writer {
+    /// Runs `jobs` in one transaction, each in a savepoint, commits once,
+    /// then delivers every result. Never panics: a panicking job counts as
+    /// a failed one (its caller hears the write was dropped).
+    fn commit_batch(&mut self, jobs: Vec<Job>) {
+        let Writer { conn, tables } = self;
+        (conn.used, conn.released) = (Instant::now(), false);
+        let tx = match conn
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = map_err(e, "BEGIN");
+                for job in jobs {
+                    let (_, deliver) = (job.run)(Err(e.clone()));
+                    deliver(Err(&e));
+                }
+                return;
+            }
+        };
+        let mut t = Tx {
+            tx,
+            tables: &*tables,
+            created: Vec::new(),
+            dropped: Vec::new(),
+            now: 0,
+        };
+        let mut done: Vec<Deliver> = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
+        let mut broken = None;
+        for job in jobs.by_ref() {
+            t.now = job.now;
+            let before = (t.created.clone(), t.dropped.clone());
+            if let Err(e) = t.tx.execute_batch("SAVEPOINT job") {
+                let e = map_err(e, "SAVEPOINT");
+                let (_, deliver) = (job.run)(Err(e.clone()));
+                deliver(Err(&e));
+                broken = Some(e);
+                break;
+            }
+            let run = job.run;
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(Ok(&mut t))));
+            let ok = match ran {
+                Ok((ok, deliver)) => {
+                    done.push(deliver);
+                    ok
+                }
+                Err(_) => false,
+            };
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if !ok {
+                (t.created, t.dropped) = before;
+            }
+            // A failure SQLite answers by rolling the whole transaction
+            // back (a full disk, an I/O error) takes every earlier write
+            // of the batch with it.
+            if let Err(e) = t.tx.execute_batch(end) {
+                broken = Some(map_err(e, "SAVEPOINT"));
+                break;
+            }
+            if t.tx.is_autocommit() {
+                broken = Some(StoreError::Unavailable(
+                    "SQLite rolled the write batch back".into(),
+                ));
+                break;
+            }
+        }
+        let Tx {
+            tx, created, dropped, ..
+        } = t;
+        let outcome = match broken {
+            Some(e) => Err(e),
+            None => tx.commit().map_err(|e| map_err(e, "COMMIT")),
+        };
+        if outcome.is_ok() {
+            for table in dropped {
+                tables.remove(&table);
+            }
+            tables.extend(created);
+        }
+        for deliver in done {
+            deliver(outcome.as_ref().map(|_| ()));
+        }
+        if let Err(e) = &outcome {
+            // Writes the broken batch never reached fail the same way.
+            for job in jobs {
+                let (_, deliver) = (job.run)(Err(e.clone()));
+                deliver(Err(e));
+            }
+        }
+    }
 }
 
 impl Drop for SqliteStore {
@@ -391,7 +520,8 @@ fn open_conn(path: &std::path::Path, write: bool) -> Result<Connection> {
 
 impl Tx<'_, '_> {
     fn ensure_table(&mut self, c: &str) -> Result<()> {
-        if self.tables.contains(c) || self.created.iter().any(|t| t == c) {
+        let exists = self.tables.contains(c) && !self.dropped.iter().any(|t| t == c);
+        if exists || self.created.iter().any(|t| t == c) {
             return Ok(());
         }
         let q = qi(c);
@@ -403,8 +533,21 @@ impl Tx<'_, '_> {
                  CREATE INDEX IF NOT EXISTS {ix} ON {q}(expires_at) WHERE expires_at IS NOT NULL;"
             ))
             .map_err(|e| map_err(e, c))?;
+        self.dropped.retain(|t| t != c);
         self.created.push(c.to_string());
         Ok(())
+    }
+
+    /// Tables this batch treats as existing.
+    fn live_tables(&self) -> Vec<String> {
+        let mut live: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| !self.dropped.contains(t))
+            .cloned()
+            .collect();
+        live.extend(self.created.iter().cloned());
+        live
     }
 
     fn purge_expired(&mut self, c: &str) -> Result<usize> {
@@ -656,6 +799,23 @@ fn spawn_idle_release(weak: Weak<Inner>, after: Duration) -> tokio::task::JoinHa
 }
 
 impl Inner {
+    /// Commits queued writes, batch after batch, until the queue is empty.
+    fn drain(&self) {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let jobs = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.jobs.is_empty() {
+                    queue.draining = false;
+                    return;
+                }
+                let n = queue.jobs.len().min(MAX_BATCH);
+                queue.jobs.drain(..n).collect::<Vec<_>>()
+            };
+            writer.commit_batch(jobs);
+        }
+    }
+
     fn release_idle(&self, after: Duration, now: Instant) {
         // A writer busy now is not idle: don't wait for it.
         if let Ok(mut writer) = self.writer.try_lock() {
@@ -727,6 +887,7 @@ impl SqliteStore {
         let inner = Arc::new(Inner {
             path: config.path,
             writer: Mutex::new(writer),
+            queue: Mutex::new(WriteQueue::default()),
             readers: Mutex::new(Vec::new()),
             max_readers: config.readers.max(1),
             clock: options.clock,
@@ -739,37 +900,41 @@ impl SqliteStore {
         Ok(SqliteStore { inner, background })
     }
 
+    /// Queues a write for the writer and waits for the commit that holds it.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = self.inner.clone();
-        let now = inner.clock.now_millis();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let Writer { conn, tables } = &mut *guard;
-            (conn.used, conn.released) = (Instant::now(), false);
-            let conn = &mut conn.conn;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| map_err(e, "BEGIN"))?;
-            let (out, created) = {
-                let mut t = Tx {
-                    tx,
-                    tables: &*tables,
-                    created: Vec::new(),
-                    now,
-                };
-                let out = f(&mut t)?;
-                let Tx { tx, created, .. } = t;
-                tx.commit().map_err(|e| map_err(e, "COMMIT"))?;
-                (out, created)
-            };
-            tables.extend(created);
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let job = Job {
+            now: self.inner.clock.now_millis(),
+            run: Box::new(move |tx| {
+                let out = tx.and_then(f);
+                let ok = out.is_ok();
+                let deliver: Deliver = Box::new(move |commit| {
+                    let result = match (out, commit) {
+                        (Ok(value), Ok(())) => Ok(value),
+                        (Ok(_), Err(e)) => Err(e.clone()),
+                        (Err(e), _) => Err(e),
+                    };
+                    // The caller may have given up waiting: nothing to tell.
+                    let _ = send.send(result);
+                });
+                (ok, deliver)
+            }),
+        };
+        let start_draining = {
+            let mut queue = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.jobs.push(job);
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start_draining {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.drain());
+        }
+        receive
+            .await
+            .map_err(|_| StoreError::Internal("the write was dropped (a panic in the writer)".into()))?
     }
 
     async fn read<T: Send + 'static>(
@@ -1036,7 +1201,7 @@ impl DocumentStore for SqliteStore {
 
     async fn sweep_expired(&self) -> Result<u64> {
         self.write(move |tx| {
-            let tables: Vec<String> = tx.tables.iter().cloned().collect();
+            let tables = tx.live_tables();
             let mut n = 0;
             for t in tables {
                 n += tx.purge_expired(&t)? as u64;
@@ -1048,17 +1213,15 @@ impl DocumentStore for SqliteStore {
 
     async fn drop_collection(&self, collection: &CollectionName) -> Result<()> {
         let c = collection.physical().to_string();
-        let inner = self.inner.clone();
         self.write(move |tx| {
             tx.tx
                 .execute_batch(&format!("DROP TABLE IF EXISTS {}", qi(&c)))
                 .map_err(|e| map_err(e, &c))?;
+            tx.created.retain(|t| t != &c);
+            tx.dropped.push(c);
             Ok(())
         })
-        .await?;
-        let mut w = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        w.tables.remove(collection.physical());
-        Ok(())
+        .await
     }
 }
 

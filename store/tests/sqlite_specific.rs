@@ -190,3 +190,73 @@ async fn tables_from_before_the_name_encoding_keep_their_data() {
     assert_eq!(store.get(&game, "a").await.expect("get").expect("kept")["n"], 1);
     assert_eq!(store.count(&lower, &Filter::all()).await.expect("count"), 0);
 }
+
+/// Concurrent writes share commits (group commit) yet each stays atomic on
+/// its own: a batch whose second insert collides leaves no trace of its
+/// first, and the writes committed beside it are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_commit_together_and_fail_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
+        .await
+        .expect("open");
+    let c = Namespace::core().collection("group").expect("name");
+    store.insert(&c, json!({"_id": "taken"})).await.expect("insert");
+    let counter = Namespace::core().collection("counter").expect("name");
+    store
+        .insert(&counter, json!({"_id": "n", "n": 0}))
+        .await
+        .expect("insert");
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let (store, c, counter) = (store.clone(), c.clone(), counter.clone());
+            tokio::spawn(async move {
+                let second = if i % 3 == 0 {
+                    "taken".to_string()
+                } else {
+                    format!("b{i}")
+                };
+                let batch = store
+                    .transaction(vec![
+                        WriteOp::Insert {
+                            collection: c.clone(),
+                            document: json!({"_id": format!("a{i}")}),
+                        },
+                        WriteOp::Insert {
+                            collection: c.clone(),
+                            document: json!({"_id": second}),
+                        },
+                    ])
+                    .await;
+                let bump = Update::parse(&json!({"$inc": {"n": 1}})).expect("update");
+                store
+                    .find_one_and_update(&counter, &Filter::by_id("n"), &bump, &FindAndModify::default())
+                    .await
+                    .expect("increment");
+                (i, batch)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, batch) = task.await.expect("join");
+        let first = store.get(&c, &format!("a{i}")).await.expect("get");
+        if i % 3 == 0 {
+            assert!(batch.expect_err("collides").is_duplicate_key());
+            assert!(first.is_none(), "batch {i} failed but its first insert stayed");
+        } else {
+            batch.expect("batch");
+            assert!(
+                first.is_some(),
+                "batch {i} succeeded but its first insert is missing"
+            );
+        }
+    }
+    let n = store.get(&counter, "n").await.expect("get").expect("counter");
+    assert_eq!(n["n"], json!(400), "every increment counted exactly once");
+    // Reopened from disk, everything acknowledged is there.
+    drop(store);
+    let store = open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
+        .await
+        .expect("reopen");
+    assert_eq!(store.count(&c, &Filter::all()).await.expect("count"), 1 + 2 * 266);
+}
