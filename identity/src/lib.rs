@@ -18,12 +18,13 @@
 //! * [`Profile`]: a user in an application (one per pair by default).
 //! * [`Session`]: an Elements session; the client holds a random secret,
 //!   the store its SHA-256. Nakama clients get JWT session/refresh tokens
-//!   ([`token`]) whose ids are on an allow-list in the store; refresh
-//!   tokens rotate within a family, and a replayed one revokes the family.
+//!   ([`token`]), which are not stored: the user's document holds what
+//!   revokes them (see `sessions`); refresh tokens rotate within a family,
+//!   and a replayed one revokes the family.
 //!
 //! Collections (namespace `core`): `users`, `identities` (`_id` =
-//! `<scheme>:<id>`), `profiles`, `applications`, `sessions`, `tokens`,
-//! `settings` (generated token keys).
+//! `<scheme>:<id>`), `profiles`, `applications`, `sessions`,
+//! `spent_refresh_tokens`, `settings` (generated token keys).
 //!
 //! What clients see of the model — the JSON shapes of `elements-wire` that
 //! `/api/rest`, `/v2` and Elements share — is converted in [`wire`]. Updates

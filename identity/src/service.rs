@@ -82,7 +82,7 @@ pub(crate) struct Collections {
     pub profiles: CollectionName,
     pub applications: CollectionName,
     pub sessions: CollectionName,
-    pub tokens: CollectionName,
+    pub spent_refresh_tokens: CollectionName,
     pub settings: CollectionName,
     pub oidc_schemes: CollectionName,
     pub oauth2_schemes: CollectionName,
@@ -98,7 +98,7 @@ impl Collections {
             profiles: c("profiles")?,
             applications: c("applications")?,
             sessions: c("sessions")?,
-            tokens: c("tokens")?,
+            spent_refresh_tokens: c("spent_refresh_tokens")?,
             settings: c("settings")?,
             oidc_schemes: c("oidc_schemes")?,
             oauth2_schemes: c("oauth2_schemes")?,
@@ -113,6 +113,9 @@ pub struct AuthOutcome {
     pub user: User,
     /// True if the account was created by this call.
     pub created: bool,
+    /// The generation of the user's Nakama tokens, read with the user, so
+    /// the login's tokens need no further read (see `sessions`).
+    pub token_generation: u64,
 }
 
 /// A find-or-create request for the user behind a verified identity.
@@ -212,8 +215,6 @@ impl IdentityService {
             (&c.oidc_schemes, index(&["issuer"], true)?),
             (&c.oauth2_schemes, index(&["name"], true)?),
             (&c.sessions, index(&["user_id"], false)?),
-            (&c.tokens, index(&["user_id"], false)?),
-            (&c.tokens, index(&["family"], false)?),
         ];
         if config.unique_profile_per_application {
             indexes.push((&c.profiles, index(&["user_id", "application_id"], true)?));
@@ -838,9 +839,15 @@ impl IdentityService {
         for _ in 0..8 {
             if let Some(doc) = self.store.get(&self.c.identities, &key).await? {
                 let identity: Identity = parse(doc)?;
-                let (user, phc) = self.user_with_hash(&identity.user_id).await?.ok_or_else(|| {
-                    IdentityError::internal(format!("identity {key} points to a missing user"))
-                })?;
+                let doc = self
+                    .store
+                    .get(&self.c.users, &identity.user_id)
+                    .await?
+                    .ok_or_else(|| {
+                        IdentityError::internal(format!("identity {key} points to a missing user"))
+                    })?;
+                let token_generation = crate::sessions::TokenState::generation_of(&doc)?;
+                let (user, phc) = split_hash(doc)?;
                 if let Some(password) = &v.password
                     && !self
                         .check_password(&user.id, request.client, password, phc)
@@ -851,7 +858,11 @@ impl IdentityService {
                 if user.banned {
                     return Err(IdentityError::banned());
                 }
-                return Ok(AuthOutcome { user, created: false });
+                return Ok(AuthOutcome {
+                    user,
+                    created: false,
+                    token_generation,
+                });
             }
             if !request.create {
                 return Err(IdentityError::account_not_found());
@@ -891,7 +902,13 @@ impl IdentityService {
                 },
             ];
             match atomic(&self.store, ops).await {
-                Ok(()) => return Ok(AuthOutcome { user, created: true }),
+                Ok(()) => {
+                    return Ok(AuthOutcome {
+                        user,
+                        created: true,
+                        token_generation: 0,
+                    });
+                }
                 // Another login created the identity first: read it.
                 Err(e) if duplicate_in(&e) == Some(self.c.identities.physical()) => continue,
                 Err(e) if duplicate_in(&e).is_some() => {
@@ -1151,9 +1168,10 @@ impl IdentityService {
 
     /// Revokes every session and token of a user (ban, logout everywhere).
     pub async fn revoke_all(&self, user_id: &str) -> Result<()> {
-        let filter = Filter::eq("user_id", user_id)?;
-        self.store.delete_many(&self.c.tokens, &filter).await?;
-        self.store.delete_many(&self.c.sessions, &filter).await?;
+        self.revoke_all_tokens(user_id, None).await?;
+        self.store
+            .delete_many(&self.c.sessions, &Filter::eq("user_id", user_id)?)
+            .await?;
         Ok(())
     }
 }

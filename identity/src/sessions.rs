@@ -1,30 +1,40 @@
 //! Sessions: Elements-style sessions (a random secret, stored as its SHA-256)
-//! and Nakama-compatible JWT session/refresh tokens (stored as an allow-list
-//! entry per token id, which logout and bans remove). Both live in the store,
-//! so revocation survives restarts and holds on every node.
+//! and Nakama-compatible JWT session/refresh tokens.
+//!
+//! ## Nakama tokens: revocations are stored, not tokens
+//!
+//! Issuing a token writes nothing: a login that creates nothing costs no
+//! durable write. What is stored is what revokes tokens, in the user's own
+//! document ([`TokenState`]): a *generation* every token carries (revoking
+//! every token of the user moves it on: ban, logout everywhere, password
+//! change, deletion) and the revoked *families*. Each check of a token
+//! reads the user's document (one read, which the caller needs anyway), so
+//! a revocation holds at once on every node sharing the store, and across
+//! restarts.
 //!
 //! ## Token families
 //!
-//! A login starts a *family*; each refresh rotates within it: the refresh
-//! token used is spent (its entry marked `rotated`, atomically, so of two
-//! concurrent refreshes with one token exactly one wins) and a new pair is
-//! issued in the same family. A spent refresh token presented again means
-//! two parties hold it, one of them a thief: the whole family (every
-//! session and refresh token issued from that login) is revoked. Logout
-//! revokes the family of the tokens it names.
+//! A login starts a *family* (`fam`, its first token id); each refresh
+//! rotates within it: the refresh token used is spent (its id inserted in
+//! `spent_refresh_tokens`, which succeeds once, so of two concurrent
+//! refreshes with one token exactly one wins) and a new pair is issued in
+//! the same family. A spent refresh token presented again means two parties
+//! hold it, one of them a thief: the whole family (every session and
+//! refresh token issued from that login) is revoked. Logout revokes the
+//! family of the tokens it names.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use elements_store::{Filter, FindAndModify, ReturnDocument, StoreError, Update, WriteOp};
+use elements_store::{Filter, StoreError, Update};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::{IdentityError, Result};
 use crate::model::{Application, Profile, Session, User};
 use crate::secret::{ct_eq, hash_secret, random_token};
-use crate::service::IdentityService;
-use crate::store_util::{atomic, is_precondition, parse, to_doc};
+use crate::service::{AuthOutcome, IdentityService};
+use crate::store_util::{parse, to_doc};
 use crate::time::now_ms;
 use crate::token::{Claims, TokenKind};
 
@@ -57,7 +67,7 @@ pub struct TokenPair {
 }
 
 /// A valid Nakama session token's contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenSession {
     /// User id (`uid`).
     pub user_id: String,
@@ -67,8 +77,12 @@ pub struct TokenSession {
     pub vars: BTreeMap<String, String>,
     /// Token id (`tid`).
     pub token_id: String,
+    /// The login the token descends from (`fam`).
+    pub family: String,
     /// Expiry, seconds since the epoch (`exp`).
     pub expires_at: i64,
+    /// The user, as read when the token was checked.
+    pub user: User,
 }
 
 /// Who is calling, from either kind of credential.
@@ -89,35 +103,67 @@ pub enum CallerSession {
     Token(TokenSession),
 }
 
-/// Allow-list entry of a Nakama token id.
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenDoc {
-    #[serde(rename = "_id")]
-    id: String,
-    user_id: String,
-    /// The session token with this id is valid.
-    session: bool,
-    /// The refresh token with this id is valid.
-    refresh: bool,
-    session_exp: i64,
-    refresh_exp: i64,
-    #[serde(rename = "_expiresAt")]
-    expires_at: i64,
-    /// The login this entry descends from (absent on entries issued before
-    /// families: the entry is its own family then).
+/// What a user's document keeps about its Nakama tokens (field
+/// [`TOKEN_STATE`]). Tokens are not stored: a login writes nothing. A token
+/// is valid while its signature and expiry hold and this state admits it,
+/// so revoking writes here, and every check reads it with the user.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TokenState {
+    /// Tokens carry the generation they were issued in; revoking every
+    /// token of the user moves it on.
     #[serde(default)]
-    family: String,
-    /// The refresh token was exchanged: presenting it again is a replay.
-    #[serde(default)]
-    rotated: bool,
+    generation: u64,
+    /// Families of an older generation still admitted: the caller's own,
+    /// kept when a password change ends the other sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    kept: Vec<String>,
+    /// Revoked families, each with when its last possible token expires
+    /// (seconds): dropped once that has passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revoked: Vec<(String, i64)>,
 }
 
-impl TokenDoc {
-    fn family(&self) -> &str {
-        if self.family.is_empty() {
-            &self.id
+/// The user document's field holding its [`TokenState`].
+pub(crate) const TOKEN_STATE: &str = "token_state";
+
+/// Most revoked families a user document keeps; past that, every token of
+/// the user is revoked instead (the safe side of a bounded list: someone
+/// logging out a thousand times can't grow their document).
+const MAX_REVOKED_FAMILIES: usize = 32;
+
+impl TokenState {
+    /// The generation in a user's document.
+    pub(crate) fn generation_of(doc: &Value) -> Result<u64> {
+        Ok(TokenState::of(doc)?.generation)
+    }
+
+    fn of(doc: &Value) -> Result<TokenState> {
+        match doc.get(TOKEN_STATE) {
+            Some(state) => parse(state.clone()),
+            None => Ok(TokenState::default()),
+        }
+    }
+
+    fn admits(&self, claims: &Claims) -> bool {
+        let family = claims.fam.as_str();
+        !family.is_empty()
+            && !self.revoked.iter().any(|(f, _)| f == family)
+            && (claims.generation == Some(self.generation) || self.kept.iter().any(|f| f == family))
+    }
+
+    fn revoke_all(&mut self, keep: Option<&str>) {
+        self.generation += 1;
+        self.kept = keep.map(str::to_owned).into_iter().collect();
+        self.revoked.clear();
+    }
+
+    fn revoke_family(&mut self, family: &str, until: i64, now: i64) {
+        self.revoked.retain(|(f, exp)| *exp > now && f != family);
+        self.kept.retain(|f| f != family);
+        if self.revoked.len() >= MAX_REVOKED_FAMILIES {
+            self.revoke_all(None);
         } else {
-            &self.family
+            self.revoked.push((family.to_owned(), until));
         }
     }
 }
@@ -240,76 +286,46 @@ impl IdentityService {
 
     // ------------------------------------------------------ Nakama tokens
 
-    /// Issues a session token and a refresh token for `user`, sharing a new
-    /// token id that is put on the allow-list, in a new family (a login).
+    /// Issues a session token and a refresh token for `user` (as just read
+    /// from the store), sharing a new token id, in a new family (a login).
+    /// Nothing is written: see [`TokenState`].
     pub async fn issue_tokens(&self, user: &User, vars: BTreeMap<String, String>) -> Result<TokenPair> {
+        let state = match self.store.get(&self.c.users, &user.id).await? {
+            Some(doc) => TokenState::of(&doc)?,
+            None => return Err(IdentityError::account_not_found()),
+        };
         let token_id = uuid::Uuid::new_v4().to_string();
-        self.issue_in_family(user, vars, token_id.clone(), token_id, None)
-            .await
+        self.sign_pair(user, vars, token_id.clone(), token_id, state.generation)
     }
 
-    /// Issues a pair in `family`. With `parent` (the refresh that led here),
-    /// only while the parent's entry is still there, in one atomic batch:
-    /// a replay revoking the family at the same moment either removes the
-    /// parent first (nothing is issued) or the new entry with the family.
-    async fn issue_in_family(
+    /// Issues the tokens of a login: [`AuthOutcome`] carries the
+    /// generation read with the user, so this costs no store access.
+    pub fn issue_login_tokens(
+        &self,
+        login: &AuthOutcome,
+        vars: BTreeMap<String, String>,
+    ) -> Result<TokenPair> {
+        let token_id = uuid::Uuid::new_v4().to_string();
+        self.sign_pair(
+            &login.user,
+            vars,
+            token_id.clone(),
+            token_id,
+            login.token_generation,
+        )
+    }
+
+    fn sign_pair(
         &self,
         user: &User,
         vars: BTreeMap<String, String>,
         token_id: String,
         family: String,
-        parent: Option<&str>,
+        generation: u64,
     ) -> Result<TokenPair> {
         let iat = now_ms() / 1000;
         let exp = iat.saturating_add(self.config.token_expiry.as_secs() as i64);
         let refresh_exp = iat.saturating_add(self.config.refresh_token_expiry.as_secs() as i64);
-        let entry = TokenDoc {
-            id: token_id.clone(),
-            user_id: user.id.clone(),
-            session: true,
-            refresh: true,
-            session_exp: exp,
-            refresh_exp,
-            expires_at: exp.max(refresh_exp).saturating_mul(1000),
-            family,
-            rotated: false,
-        };
-        match parent {
-            None => {
-                self.store.insert(&self.c.tokens, to_doc(&entry)?).await?;
-            }
-            Some(parent) => {
-                let ops = vec![
-                    WriteOp::Require {
-                        collection: self.c.tokens.clone(),
-                        filter: Filter::by_id(parent),
-                        exists: true,
-                    },
-                    WriteOp::Insert {
-                        collection: self.c.tokens.clone(),
-                        document: to_doc(&entry)?,
-                    },
-                ];
-                match atomic(&self.store, ops).await {
-                    Ok(()) => {}
-                    Err(e) if is_precondition(&e) => {
-                        return Err(IdentityError::Unauthenticated(
-                            "Refresh token invalid or expired.".into(),
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        // A deletion of the account may race this: it removes the user,
-        // then every token of the user. A token stored after that sweep
-        // would outlive the account (and where the store has no
-        // transactions the parent check above can't stop it), so the user
-        // is looked up once more and the entry withdrawn when it is gone.
-        if self.store.get(&self.c.users, &user.id).await?.is_none() {
-            self.store.delete_by_id(&self.c.tokens, &token_id, None).await?;
-            return Err(IdentityError::account_not_found());
-        }
         let mut claims = Claims {
             tid: token_id.clone(),
             uid: user.id.clone(),
@@ -317,6 +333,8 @@ impl IdentityService {
             vrs: vars,
             exp,
             iat,
+            fam: family,
+            generation: Some(generation),
         };
         let token = self.keys.sign(TokenKind::Session, &claims)?;
         claims.exp = refresh_exp;
@@ -330,16 +348,23 @@ impl IdentityService {
         })
     }
 
-    async fn token_entry(&self, token_id: &str) -> Result<Option<TokenDoc>> {
-        self.store
-            .get(&self.c.tokens, token_id)
-            .await?
-            .map(parse)
-            .transpose()
+    /// The user of `claims` if its document admits them: it exists, is not
+    /// banned, and has not revoked the token's family or generation.
+    async fn admitted(&self, claims: &Claims) -> Result<Option<(User, TokenState)>> {
+        let Some(doc) = self.store.get(&self.c.users, &claims.uid).await? else {
+            return Ok(None);
+        };
+        let state = TokenState::of(&doc)?;
+        let user: User = parse(doc)?;
+        if user.banned || !state.admits(claims) {
+            return Ok(None);
+        }
+        Ok(Some((user, state)))
     }
 
     /// Checks a session token: signature, expiry, and that it was not
-    /// revoked (logout, ban). Failures are "Auth token invalid".
+    /// revoked (logout, ban, deletion). Failures are "Auth token invalid".
+    /// One store read, which also gives the user.
     pub async fn verify_token(&self, token: &str) -> Result<TokenSession> {
         if token.len() > MAX_CREDENTIAL {
             return Err(token_invalid());
@@ -348,16 +373,16 @@ impl IdentityService {
             .keys
             .verify(TokenKind::Session, token)
             .ok_or_else(token_invalid)?;
-        match self.token_entry(&claims.tid).await? {
-            Some(entry) if entry.session && entry.user_id == claims.uid => Ok(TokenSession {
-                user_id: claims.uid,
-                username: claims.usn,
-                vars: claims.vrs,
-                token_id: claims.tid,
-                expires_at: claims.exp,
-            }),
-            _ => Err(token_invalid()),
-        }
+        let (user, _) = self.admitted(&claims).await?.ok_or_else(token_invalid)?;
+        Ok(TokenSession {
+            user_id: claims.uid,
+            username: claims.usn,
+            vars: claims.vrs,
+            token_id: claims.tid,
+            family: claims.fam,
+            expires_at: claims.exp,
+            user,
+        })
     }
 
     /// Exchanges a valid refresh token for a new session (Nakama's session
@@ -379,60 +404,84 @@ impl IdentityService {
             .keys
             .verify(TokenKind::Refresh, refresh_token)
             .ok_or_else(invalid)?;
-        // Spend the refresh token: one atomic step, so of concurrent
-        // refreshes with it exactly one gets through.
-        let live = Filter::parse(&json!({"_id": claims.tid, "refresh": true, "user_id": claims.uid}))?;
-        let spend = Update::parse(&json!({"$set": {"refresh": false, "rotated": true}}))?;
-        let options = FindAndModify {
-            return_document: ReturnDocument::Before,
-            ..FindAndModify::default()
-        };
-        let spent = self
-            .store
-            .find_one_and_update(&self.c.tokens, &live, &spend, &options)
-            .await?;
-        let entry: TokenDoc = match spent {
-            Some(doc) => parse(doc)?,
-            None => {
-                if let Some(entry) = self.token_entry(&claims.tid).await?
-                    && entry.rotated
-                    && entry.user_id == claims.uid
-                {
-                    tracing::warn!(
-                        user = %claims.uid,
-                        "a spent refresh token was presented again: revoking its session family"
-                    );
-                    self.revoke_family(&entry).await?;
-                }
+        let (user, state) = self.admitted(&claims).await?.ok_or_else(invalid)?;
+        // Spend the refresh token: its id inserted once, so of concurrent
+        // refreshes with it exactly one gets through, and a second use is
+        // seen. A revocation racing this one lands in the user's document:
+        // the pair issued below is then refused like the rest of its family.
+        let mut spent = json!({"_id": claims.tid, "user_id": claims.uid});
+        spent[elements_store::EXPIRES_AT] = json!(claims.exp.saturating_mul(1000));
+        match self.store.insert(&self.c.spent_refresh_tokens, spent).await {
+            Ok(_) => {}
+            Err(e) if e.is_duplicate_key() => {
+                tracing::warn!(
+                    user = %claims.uid,
+                    "a spent refresh token was presented again: revoking its session family"
+                );
+                self.revoke_families(&claims.uid, &[claims.fam.as_str()]).await?;
                 return Err(invalid());
             }
-        };
-        let user = match self.user(&claims.uid).await {
-            Ok(user) => user,
-            Err(IdentityError::NotFound(_)) => return Err(IdentityError::account_not_found()),
-            Err(e) => return Err(e),
-        };
-        if user.banned {
-            return Err(IdentityError::banned());
+            Err(e) => return Err(e.into()),
         }
         let vars = if vars.is_empty() { claims.vrs } else { vars };
-        let pair = self
-            .issue_in_family(
-                &user,
-                vars,
-                uuid::Uuid::new_v4().to_string(),
-                entry.family().to_owned(),
-                Some(&entry.id),
-            )
-            .await?;
+        let pair = self.sign_pair(
+            &user,
+            vars,
+            uuid::Uuid::new_v4().to_string(),
+            claims.fam,
+            state.generation,
+        )?;
         Ok((user, pair))
     }
 
-    /// Revokes every token of `entry`'s family.
-    async fn revoke_family(&self, entry: &TokenDoc) -> Result<()> {
-        let filter = Filter::parse(&json!({"$or": [{"family": entry.family()}, {"_id": entry.id}]}))?;
-        self.store.delete_many(&self.c.tokens, &filter).await?;
-        Ok(())
+    /// Changes the user's [`TokenState`] with `change`, atomically against
+    /// concurrent changes (compare-and-set on the document's version). A
+    /// user that is gone has no tokens left to revoke.
+    async fn change_token_state(&self, user_id: &str, change: impl Fn(&mut TokenState)) -> Result<()> {
+        for _ in 0..16 {
+            let Some(doc) = self.store.get(&self.c.users, user_id).await? else {
+                return Ok(());
+            };
+            let mut state = TokenState::of(&doc)?;
+            change(&mut state);
+            let update = Update::set(TOKEN_STATE, to_doc(&state)?)?;
+            let version = doc
+                .get(elements_store::VERSION)
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            match self
+                .store
+                .update_by_id(&self.c.users, user_id, &update, Some(version))
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IdentityError::internal(
+            "could not revoke the tokens (too much contention on the account)",
+        ))
+    }
+
+    /// Revokes every token of these families of `user_id`.
+    async fn revoke_families(&self, user_id: &str, families: &[&str]) -> Result<()> {
+        let now = now_ms() / 1000;
+        // No token of a family outlives a refresh token issued now.
+        let until = now.saturating_add(self.config.refresh_token_expiry.as_secs() as i64);
+        self.change_token_state(user_id, |state| {
+            for family in families {
+                state.revoke_family(family, until, now);
+            }
+        })
+        .await
+    }
+
+    /// Revokes every Nakama token of `user_id`, except those of the family
+    /// `keep`.
+    pub(crate) async fn revoke_all_tokens(&self, user_id: &str, keep: Option<&str>) -> Result<()> {
+        self.change_token_state(user_id, |state| state.revoke_all(keep))
+            .await
     }
 
     /// Nakama's session logout for `user_id`: revokes the families of the
@@ -446,39 +495,29 @@ impl IdentityService {
     ) -> Result<()> {
         let token = token.filter(|t| !t.is_empty());
         let refresh_token = refresh_token.filter(|t| !t.is_empty());
-        let session_claims = match token {
-            Some(t) => Some(
-                self.keys
-                    .verify(TokenKind::Session, t)
+        let mut families = Vec::new();
+        for (kind, token, what) in [
+            (TokenKind::Session, token, "Session token invalid."),
+            (TokenKind::Refresh, refresh_token, "Refresh token invalid."),
+        ] {
+            if let Some(t) = token {
+                let claims = self
+                    .keys
+                    .verify(kind, t)
                     .filter(|c| c.uid == user_id)
-                    .ok_or_else(|| IdentityError::invalid("Session token invalid."))?,
-            ),
-            None => None,
-        };
-        let refresh_claims = match refresh_token {
-            Some(t) => Some(
-                self.keys
-                    .verify(TokenKind::Refresh, t)
-                    .filter(|c| c.uid == user_id)
-                    .ok_or_else(|| IdentityError::invalid("Refresh token invalid."))?,
-            ),
-            None => None,
-        };
-        if session_claims.is_none() && refresh_claims.is_none() {
-            self.store
-                .delete_many(&self.c.tokens, &Filter::eq("user_id", user_id)?)
-                .await?;
-            return Ok(());
-        }
-        for claims in [session_claims, refresh_claims].into_iter().flatten() {
-            // Already gone (logged out, revoked, expired): nothing to do.
-            if let Some(entry) = self.token_entry(&claims.tid).await?
-                && entry.user_id == user_id
-            {
-                self.revoke_family(&entry).await?;
+                    .ok_or_else(|| IdentityError::invalid(what))?;
+                families.push(claims.fam);
             }
         }
-        Ok(())
+        if token.is_none() && refresh_token.is_none() {
+            return self.revoke_all_tokens(user_id, None).await;
+        }
+        let families: Vec<&str> = families
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.is_empty())
+            .collect();
+        self.revoke_families(user_id, &families).await
     }
 
     /// Ends every session and token of `user_id` except `keep` (the one the
@@ -490,21 +529,10 @@ impl IdentityService {
                 let others =
                     Filter::parse(&json!({"user_id": user_id, "_id": {"$ne": resolved.session.id}}))?;
                 self.store.delete_many(&self.c.sessions, &others).await?;
-                self.store
-                    .delete_many(&self.c.tokens, &Filter::eq("user_id", user_id)?)
-                    .await?;
+                self.revoke_all_tokens(user_id, None).await?;
             }
             CallerSession::Token(session) => {
-                let family = match self.token_entry(&session.token_id).await? {
-                    Some(entry) => entry.family().to_owned(),
-                    None => session.token_id.clone(),
-                };
-                let others = Filter::parse(&json!({
-                    "user_id": user_id,
-                    "family": {"$ne": family},
-                    "_id": {"$ne": session.token_id},
-                }))?;
-                self.store.delete_many(&self.c.tokens, &others).await?;
+                self.revoke_all_tokens(user_id, Some(&session.family)).await?;
                 self.store
                     .delete_many(&self.c.sessions, &Filter::eq("user_id", user_id)?)
                     .await?;
@@ -522,16 +550,8 @@ impl IdentityService {
     pub async fn resolve_credential(&self, credential: &str) -> Result<Caller> {
         if credential.matches('.').count() == 2 {
             let session = self.verify_token(credential).await?;
-            let user = match self.user(&session.user_id).await {
-                Ok(user) => user,
-                Err(IdentityError::NotFound(_)) => return Err(token_invalid()),
-                Err(e) => return Err(e),
-            };
-            if user.banned {
-                return Err(IdentityError::banned());
-            }
             return Ok(Caller {
-                user,
+                user: session.user.clone(),
                 session: CallerSession::Token(session),
             });
         }
@@ -540,5 +560,70 @@ impl IdentityService {
             user: resolved.user.clone(),
             session: CallerSession::Elements(Box::new(resolved)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(fam: &str, generation: Option<u64>) -> Claims {
+        Claims {
+            tid: "t".into(),
+            uid: "u".into(),
+            usn: "ana".into(),
+            vrs: BTreeMap::new(),
+            exp: 0,
+            iat: 0,
+            fam: fam.into(),
+            generation,
+        }
+    }
+
+    #[test]
+    fn a_token_needs_its_family_and_the_current_generation() {
+        let mut state = TokenState::default();
+        assert!(state.admits(&claims("f1", Some(0))));
+        // Tokens from before generations (no `fam`, no `gen`) are refused.
+        assert!(!state.admits(&claims("", Some(0))));
+        assert!(!state.admits(&claims("f1", None)));
+        assert!(
+            !state.admits(&claims("f1", Some(1))),
+            "a generation not reached yet"
+        );
+        state.revoke_all(Some("f1"));
+        assert!(state.admits(&claims("f1", Some(0))), "the kept family");
+        assert!(!state.admits(&claims("f2", Some(0))), "every other one");
+        assert!(
+            state.admits(&claims("f3", Some(1))),
+            "logins after the revocation"
+        );
+        state.revoke_family("f1", 100, 0);
+        assert!(!state.admits(&claims("f1", Some(0))));
+        assert!(!state.admits(&claims("f1", Some(1))));
+        state.revoke_all(None);
+        assert!(!state.admits(&claims("f3", Some(1))));
+    }
+
+    #[test]
+    fn revoked_families_are_pruned_and_bounded() {
+        let mut state = TokenState::default();
+        state.revoke_family("old", 10, 0);
+        state.revoke_family("new", 1000, 20);
+        assert_eq!(
+            state.revoked,
+            vec![("new".to_string(), 1000)],
+            "past ones dropped"
+        );
+        for i in 0..MAX_REVOKED_FAMILIES - 1 {
+            state.revoke_family(&format!("f{i}"), 1000, 20);
+        }
+        assert_eq!((state.generation, state.revoked.len()), (0, MAX_REVOKED_FAMILIES));
+        state.revoke_family("one-more", 1000, 20);
+        assert_eq!(
+            (state.generation, state.revoked.len()),
+            (1, 0),
+            "everything revoked instead"
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! or the other way round.
 //!
 //! A valid signature is necessary, not sufficient: the service also checks
-//! the token's id against the `tokens` collection, where logout and bans
-//! revoke it (see [`crate::IdentityService::verify_token`]).
+//! the token against what its user's document revoked (logout, bans; see
+//! [`crate::IdentityService::verify_token`]).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ use crate::secret::Secret;
 /// The claims of both token kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Token id: the session's row in the `tokens` collection.
+    /// Token id, new at each login and refresh.
     pub tid: String,
     /// User id.
     pub uid: String,
@@ -31,6 +31,15 @@ pub struct Claims {
     pub exp: i64,
     /// Issue time, seconds since the epoch.
     pub iat: i64,
+    /// The login this token descends from (its first token id). Ours, not
+    /// Nakama's: Nakama clients ignore claims they don't know.
+    #[serde(default)]
+    pub fam: String,
+    /// The generation of the user's tokens it was issued in (see
+    /// `sessions`); absent from tokens issued before there were generations,
+    /// which are no longer valid.
+    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 /// Which of the two keys.
@@ -126,6 +135,8 @@ mod tests {
             vrs: BTreeMap::from([("k".to_string(), "v".to_string())]),
             exp,
             iat: 1,
+            fam: "t1".into(),
+            generation: Some(0),
         }
     }
 
@@ -157,7 +168,8 @@ mod tests {
         let v = serde_json::to_value(claims(5)).map_err(|e| IdentityError::internal(e.to_string()))?;
         let mut keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
         keys.sort();
-        assert_eq!(keys, ["exp", "iat", "tid", "uid", "usn", "vrs"]);
+        // Nakama's, plus the two our revocation needs.
+        assert_eq!(keys, ["exp", "fam", "gen", "iat", "tid", "uid", "usn", "vrs"]);
         Ok(())
     }
 }

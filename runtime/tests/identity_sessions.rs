@@ -556,3 +556,106 @@ async fn a_ban_ends_every_session() {
     assert_eq!(refresh(&server, &rt).await.0, 401);
     assert_eq!(login(&server, "ana", "password1").await.0, 403);
 }
+
+async fn device_login(server: &Server, id: &str) -> (String, String) {
+    let (status, body) = request(
+        server,
+        "POST",
+        "/v2/account/authenticate/device",
+        None,
+        Some(json!({"id": id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (text(&body, "token"), text(&body, "refresh_token"))
+}
+
+async fn logout(server: &Server, token: &str) -> u16 {
+    request(
+        server,
+        "POST",
+        "/v2/session/logout",
+        Some(token),
+        Some(json!({"token": token})),
+    )
+    .await
+    .0
+}
+
+/// Logins store no token: a logout or a ban is a write to the user's
+/// document, which every node reads when it checks a token. So it holds on
+/// another node at once (no waiting), and after every node restarts.
+#[tokio::test]
+async fn revocations_hold_on_every_node_at_once_and_after_restarts() {
+    let dirs = Dirs::new();
+    let database = format!("nodes_{}", std::process::id());
+    let env = [("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD)];
+    let a = Server::start_with(&dirs, &[], &env, Some(&database));
+    let b = Server::start_with(&dirs, &[], &env, Some(&database));
+    let (one, one_refresh) = device_login(&a, "device-nodes-01").await;
+    let (two, _) = device_login(&b, "device-nodes-01").await;
+    assert_eq!(
+        account(&b, &one).await,
+        200,
+        "a token from node A works on node B"
+    );
+    assert_eq!(account(&a, &two).await, 200);
+
+    assert_eq!(logout(&b, &one).await, 200);
+    assert_eq!(
+        account(&a, &one).await,
+        401,
+        "logged out on B, refused on A at once"
+    );
+    assert_eq!(refresh(&a, &one_refresh).await.0, 401);
+    assert_eq!(account(&a, &two).await, 200, "the other login is untouched");
+
+    let root = text(&login(&a, "root", ROOT_PASSWORD).await.2, "sessionSecret");
+    let id = ana_id_of(&a, &two).await;
+    let ban = |banned: bool| {
+        let (a, root, id) = (&a, root.clone(), id.clone());
+        async move {
+            let path = format!("/api/rest/user/{id}");
+            let body = Some(json!({"banned": banned}));
+            request(a, "PUT", &path, Some(&root), body).await.0
+        }
+    };
+    assert_eq!(ban(true).await, 200);
+    assert_eq!(account(&b, &two).await, 401, "banned on A, refused on B at once");
+    assert_eq!(ban(false).await, 200);
+    assert_eq!(account(&b, &two).await, 401, "lifting a ban gives no token back");
+
+    drop((a, b));
+    let a = Server::start_with(&dirs, &[], &env, Some(&database));
+    assert_eq!(account(&a, &one).await, 401, "revocations survive restarts");
+    assert_eq!(account(&a, &two).await, 401);
+    let (three, _) = device_login(&a, "device-nodes-01").await;
+    assert_eq!(account(&a, &three).await, 200, "a new login works");
+}
+
+/// Each logout adds the family to the user's document, which keeps at most
+/// 32: one more logout revokes every token of the user instead, so logging
+/// in and out in a loop can't grow a document without bound.
+#[tokio::test]
+async fn logging_out_past_the_bound_revokes_every_token_of_the_user() {
+    let dirs = Dirs::new();
+    let server = Server::start(&dirs, &[]);
+    let mut tokens = Vec::new();
+    for _ in 0..34 {
+        tokens.push(device_login(&server, "device-bound-01").await.0);
+    }
+    for token in &tokens[..32] {
+        assert_eq!(logout(&server, token).await, 200);
+        assert_eq!(account(&server, token).await, 401);
+    }
+    assert_eq!(account(&server, &tokens[32]).await, 200);
+    assert_eq!(account(&server, &tokens[33]).await, 200);
+    assert_eq!(logout(&server, &tokens[32]).await, 200);
+    assert_eq!(
+        account(&server, &tokens[33]).await,
+        401,
+        "past the bound, every token of the user is revoked"
+    );
+    let (fresh, _) = device_login(&server, "device-bound-01").await;
+    assert_eq!(account(&server, &fresh).await, 200);
+}

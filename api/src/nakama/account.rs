@@ -25,10 +25,12 @@ pub async fn get_account(
     State(app): State<Arc<App>>,
     Session(caller): Session,
 ) -> Result<Json<wire::nakama::Account>, NakamaError> {
-    let service = &app.identity.service;
-    let user = service.user(&caller.user_id).await.map_err(account_error)?;
-    let identities = service.identities_of(&user.id).await?;
-    Ok(Json(elements_identity::wire::nakama_account(user, &identities)))
+    // The token check read the user: no second read.
+    let identities = app.identity.service.identities_of(&caller.user.id).await?;
+    Ok(Json(elements_identity::wire::nakama_account(
+        caller.user,
+        &identities,
+    )))
 }
 
 /// An identity error about the caller's own account: its absence (deleted

@@ -140,7 +140,7 @@ pub async fn authenticate(
     let outcome = service
         .authenticate(&scheme_name, &credential, create, username, client)
         .await?;
-    let pair = service.issue_tokens(&outcome.user, vars).await?;
+    let pair = service.issue_login_tokens(&outcome, vars)?;
     Ok(session(outcome.created, pair))
 }
 
