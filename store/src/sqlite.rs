@@ -248,6 +248,26 @@ fn map_err(e: rusqlite::Error, collection: &str) -> StoreError {
     StoreError::Internal(format!("SQLite: {e}"))
 }
 
+/// Statements each connection keeps compiled (a few per collection in use).
+const STATEMENT_CACHE: usize = 256;
+
+/// One row of `sql`, compiled once per connection: SQLite parses and plans
+/// a statement in about the time it takes to run a lookup by id, so the
+/// hot statements go through the connection's cache.
+fn cached_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, row)
+}
+
+/// Executes `sql` through the connection's statement cache (see [`cached_row`]).
+fn cached_execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 fn no_such_table(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table"))
 }
@@ -511,6 +531,7 @@ fn open_conn(path: &std::path::Path, write: bool) -> Result<Connection> {
     let db = path.display().to_string();
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| map_err(e, &db))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if write {
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             .map_err(|e| map_err(e, &db))?;
@@ -576,13 +597,13 @@ impl Tx<'_, '_> {
             qi(c)
         );
         let params = rusqlite::params![document::id_of(&doc), document::version_of(&doc), expires, data];
-        match self.tx.execute(&sql, params) {
+        match cached_execute(&self.tx, &sql, params) {
             Ok(_) => Ok(doc),
             Err(e) => {
                 let err = map_err(e, c);
                 // Expired documents never cause conflicts: purge and retry once.
                 if err.is_duplicate_key() && self.purge_expired(c)? > 0 {
-                    self.tx.execute(&sql, params).map_err(|e| map_err(e, c))?;
+                    cached_execute(&self.tx, &sql, params).map_err(|e| map_err(e, c))?;
                     Ok(doc)
                 } else {
                     Err(err)
@@ -605,12 +626,12 @@ impl Tx<'_, '_> {
             qi(c)
         );
         let params = rusqlite::params![document::id_of(&doc), document::version_of(&doc), expires, data];
-        match self.tx.execute(&sql, params) {
+        match cached_execute(&self.tx, &sql, params) {
             Ok(_) => Ok(doc),
             Err(e) => {
                 let err = map_err(e, c);
                 if err.is_duplicate_key() && self.purge_expired(c)? > 0 {
-                    self.tx.execute(&sql, params).map_err(|e| map_err(e, c))?;
+                    cached_execute(&self.tx, &sql, params).map_err(|e| map_err(e, c))?;
                     Ok(doc)
                 } else {
                     Err(err)
@@ -627,11 +648,9 @@ impl Tx<'_, '_> {
             w.sql,
             order_sql(sort)
         );
-        let res = self
-            .tx
-            .query_row(&sql, rusqlite::params_from_iter(w.params.iter()), |r| {
-                r.get::<_, String>(0)
-            });
+        let res = cached_row(&self.tx, &sql, rusqlite::params_from_iter(w.params.iter()), |r| {
+            r.get::<_, String>(0)
+        });
         match res {
             Ok(data) => Ok(Some(parse_doc(&data)?)),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
@@ -641,8 +660,7 @@ impl Tx<'_, '_> {
     }
 
     fn delete_id(&self, c: &str, id: &str) -> Result<()> {
-        self.tx
-            .execute(&format!("DELETE FROM {} WHERE id = ?1", qi(c)), [id])
+        cached_execute(&self.tx, &format!("DELETE FROM {} WHERE id = ?1", qi(c)), [id])
             .map_err(|e| map_err(e, c))?;
         Ok(())
     }
@@ -1034,7 +1052,7 @@ impl DocumentStore for SqliteStore {
                 "SELECT data FROM {} WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
                 qi(&c)
             );
-            match conn.query_row(&sql, rusqlite::params![id, now], |r| r.get::<_, String>(0)) {
+            match cached_row(conn, &sql, rusqlite::params![id, now], |r| r.get::<_, String>(0)) {
                 Ok(d) => Ok(Some(Value::Object(parse_doc(&d)?))),
                 Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
                 Err(e) if no_such_table(&e) => Ok(None),
@@ -1087,7 +1105,7 @@ impl DocumentStore for SqliteStore {
         self.read(move |conn, now| {
             let w = where_sql(&filter, now);
             let sql = format!("SELECT COUNT(*) FROM {}{}", qi(&c), w.sql);
-            match conn.query_row(&sql, rusqlite::params_from_iter(w.params.iter()), |r| {
+            match cached_row(conn, &sql, rusqlite::params_from_iter(w.params.iter()), |r| {
                 r.get::<_, i64>(0)
             }) {
                 Ok(n) => Ok(u64::try_from(n).unwrap_or(0)),
