@@ -182,11 +182,19 @@ async fn request_and_complete_verification() {
     let (status, err) = request_verification(&server, None, "ana@example.com").await;
     assert_eq!(
         (status, &err["code"]),
-        (403, &json!("forbidden")),
+        (401, &json!("unauthorized")),
         "no session: {err}"
     );
     let (status, err) = request_verification(&server, Some("not-a-session"), "ana@example.com").await;
-    assert_eq!(status, 403, "an invalid session: {err}");
+    assert_eq!(
+        (status, &err["code"], &err["message"]),
+        (
+            401,
+            &json!("unauthorized"),
+            &json!("the session credentials are invalid or expired")
+        ),
+        "an invalid session: {err}"
+    );
     let (status, err) = request_verification(&server, Some(&ana), "bob@example.com").await;
     assert_eq!(
         (status, &err["code"]),
@@ -273,7 +281,7 @@ async fn request_and_complete_verification() {
         Some(r#"{"email": "ana@example.com"}"#),
     )
     .await;
-    assert_eq!(status, 403, "{err}");
+    assert_eq!((status, &err["code"]), (401, &json!("unauthorized")), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
