@@ -1274,7 +1274,7 @@ async fn an_element_tells_no_credentials_from_invalid_ones_and_answers_401() {
 /// The code the SDK gives a status, as a client receives it.
 fn elements_code(status: u16) -> &'static str {
     match status {
-        401 => "unauthorized",
+        401 => "UNAUTHORIZED",
         other => panic!("no code for {other}"),
     }
 }

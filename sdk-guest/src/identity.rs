@@ -46,7 +46,7 @@
 //! use elements_sdk::prelude::*;
 //!
 //! fn my_notes(_req: Request) -> Result<Response> {
-//!     // 401 `unauthorized` without credentials and with invalid ones alike.
+//!     // 401 `UNAUTHORIZED` without credentials and with invalid ones alike.
 //!     let me = identity::require_caller()?;
 //!     let notes = documents::collection("notes").find(json!({"owner": me.user.id})).all()?;
 //!     Ok(Response::json(&notes))
@@ -71,10 +71,10 @@
 //! # Errors
 //!
 //! Every function returns the SDK [`Error`]: a missing user, profile,
-//! application or identity is 404 `not_found`; an identity of another user
-//! or a taken unique value is 409 `conflict`; an invalid argument is 400
-//! `bad_request`; an unreachable store is 503 `unavailable`; anything else
-//! is 500 `internal`.
+//! application or identity is 404 `NOT_FOUND`; an identity of another user
+//! or a taken unique value is 409 `CONFLICT`; an invalid argument is 400
+//! `BAD_REQUEST`; an unreachable store is 503 `UNAVAILABLE`; anything else
+//! is 500 `INTERNAL`.
 //!
 //! These functions call the host, so the examples here are compiled but not
 //! run.
@@ -191,7 +191,7 @@ pub fn create_session(
 /// they name a user, and [`CallerError::InvalidCredentials`] when they name
 /// none (forged, expired, revoked, of a banned or deleted user). In an event
 /// handler there is never a caller. With `?` in a handler, invalid
-/// credentials become 401 `unauthorized` (see [`CallerError`]); for a route
+/// credentials become 401 `UNAUTHORIZED` (see [`CallerError`]); for a route
 /// that needs a user, [`require_caller`] is shorter.
 ///
 /// ```no_run
@@ -211,16 +211,14 @@ pub fn caller() -> std::result::Result<Option<Caller>, CallerError> {
         Ok(Some(text)) => parse(&text).map(Some).map_err(CallerError::Host),
         Ok(None) => Ok(None),
         Err(wit_credentials::Error::InvalidCredentials) => Err(CallerError::InvalidCredentials),
-        Err(wit_credentials::Error::Unavailable(m)) => {
-            Err(CallerError::Host(Error::new(503, "unavailable", m)))
-        }
+        Err(wit_credentials::Error::Unavailable(m)) => Err(CallerError::Host(Error::unavailable(m))),
         Err(wit_credentials::Error::Internal(m)) => Err(CallerError::Host(Error::internal(m))),
     }
 }
 
 /// The calling user, or the 401 to answer: for a route that needs a user,
 /// one line. A request without credentials and one with invalid credentials
-/// get the same status and code (`unauthorized`), with a message that says
+/// get the same status and code (`UNAUTHORIZED`), with a message that says
 /// only which of the two it was.
 ///
 /// ```no_run
@@ -246,7 +244,7 @@ const INVALID_CREDENTIALS: &str = "the session credentials are invalid or expire
 /// Why [`caller`] could not say who is calling.
 ///
 /// Converts into the SDK [`Error`] (so `?` works in handlers):
-/// `InvalidCredentials` is 401 `unauthorized` "the session credentials are
+/// `InvalidCredentials` is 401 `UNAUTHORIZED` "the session credentials are
 /// invalid or expired"; `Host` is the host's error as it is.
 ///
 /// ```
@@ -263,7 +261,7 @@ pub enum CallerError {
     /// malformed, expired, revoked by a logout, or of a banned or deleted
     /// user. Which one is deliberately not told.
     InvalidCredentials,
-    /// The host could not check them (e.g. 503 `unavailable` while the
+    /// The host could not check them (e.g. 503 `UNAVAILABLE` while the
     /// store is unreachable): not the client's fault.
     Host(Error),
 }
@@ -361,7 +359,7 @@ fn from_wit(error: wit::Error) -> Error {
         wit::Error::Conflict(m) => Error::conflict(m),
         wit::Error::Invalid(m) => Error::bad_request(m),
         wit::Error::Forbidden(m) => Error::forbidden(m),
-        wit::Error::Unavailable(m) => Error::new(503, "unavailable", m),
+        wit::Error::Unavailable(m) => Error::unavailable(m),
         wit::Error::Internal(m) => Error::internal(m),
     }
 }
@@ -380,12 +378,12 @@ mod tests {
     #[test]
     fn errors_map_to_statuses() {
         let cases = [
-            (wit::Error::NotFound("x".into()), 404, "not_found"),
-            (wit::Error::Conflict("x".into()), 409, "conflict"),
-            (wit::Error::Invalid("x".into()), 400, "bad_request"),
-            (wit::Error::Forbidden("x".into()), 403, "forbidden"),
-            (wit::Error::Unavailable("x".into()), 503, "unavailable"),
-            (wit::Error::Internal("x".into()), 500, "internal"),
+            (wit::Error::NotFound("x".into()), 404, "NOT_FOUND"),
+            (wit::Error::Conflict("x".into()), 409, "CONFLICT"),
+            (wit::Error::Invalid("x".into()), 400, "BAD_REQUEST"),
+            (wit::Error::Forbidden("x".into()), 403, "FORBIDDEN"),
+            (wit::Error::Unavailable("x".into()), 503, "UNAVAILABLE"),
+            (wit::Error::Internal("x".into()), 500, "INTERNAL"),
         ];
         for (wit, status, code) in cases {
             let e = from_wit(wit);
@@ -399,7 +397,7 @@ mod tests {
         assert_eq!((e.status(), e.code()), (401, Error::unauthorized("").code()));
         assert_eq!(e.message(), "the session credentials are invalid or expired");
         assert_eq!(CallerError::InvalidCredentials.to_string(), e.message());
-        let host = Error::new(503, "unavailable", "down");
+        let host = Error::unavailable("down");
         assert_eq!(Error::from(CallerError::Host(host.clone())), host);
     }
 

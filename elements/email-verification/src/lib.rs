@@ -166,7 +166,7 @@ fn on_event(event: Event) -> Result<()> {
         }
         Err(_) => Err(Error::new(
             429,
-            "throttled",
+            "THROTTLED",
             format!("verification of {email} requested by Element {by:?} is throttled"),
         )),
     }
@@ -279,7 +279,7 @@ fn take_send_allowance(email: &str, user_id: &str) -> Result<std::result::Result
             give_back(&taken);
             let response = Error::new(
                 429,
-                "throttled",
+                "THROTTLED",
                 "too many verification emails for this address or account; retry later",
             )
             .to_response()
