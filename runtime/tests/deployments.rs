@@ -321,6 +321,31 @@ async fn a_broken_new_version_shows_serving_the_old_one_and_the_failure_in_the_v
     // Version 1 answers, with its attributes.
     let (status, body) = greeting(&server, "greeter").await;
     assert_eq!((status, &body["greeting"]), (200, &json!("Hey")), "{body}");
+    // The admin API's document describes the fields.
+    let (status, doc) = admin_request(&server, "GET", "/api/rest/openapi.json", None, None).await;
+    assert_eq!(status, 200, "{doc}");
+    let schemas = &doc["components"]["schemas"];
+    let fields = &schemas["DeploymentView"]["properties"];
+    assert!(
+        fields["status"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("SERVING"),
+        "{fields}"
+    );
+    assert!(fields.get("servingVersion").is_some(), "{fields}");
+    assert!(
+        fields["lastFailure"]
+            .to_string()
+            .contains("#/components/schemas/FailureView"),
+        "{fields}"
+    );
+    for field in ["version", "error", "at"] {
+        assert!(
+            schemas["FailureView"]["properties"].get(field).is_some(),
+            "{field}: {schemas}"
+        );
+    }
     let (status, lines) = api(
         &server,
         &root,
