@@ -28,7 +28,8 @@ pub struct EmailVerifyRequest {
     responses(
         (status = 200, description = "Sent (identity PENDING), or already VERIFIED", body = wire::Identity),
         (status = 400, description = "Malformed body, or mail is not configured", body = ErrorDto),
-        (status = 403, description = "No valid session, or another user's address", body = ErrorDto),
+        (status = 401, description = "No session, or invalid or expired credentials", body = ErrorDto),
+        (status = 403, description = "Another user's address", body = ErrorDto),
         (status = 404, description = "Not linked to the caller, or no Element serves this route", body = ErrorDto),
         (status = 405, description = "Method not allowed", body = ErrorDto),
         (status = 413, description = "Body over the limit", body = ErrorDto),

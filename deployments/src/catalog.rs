@@ -28,11 +28,18 @@ pub struct DeploymentView {
     /// `api` (stored) or `folder` (the deploy folder).
     #[schema(value_type = String)]
     pub source: &'static str,
-    /// `LOADED`, `FAILED` or `DISABLED`.
+    /// `LOADED` (the latest deploy serves), `SERVING` (an older version
+    /// serves because the latest deploy failed: see `lastFailure`),
+    /// `FAILED` (the latest deploy failed and nothing serves) or `DISABLED`.
     #[schema(value_type = String)]
     pub status: &'static str,
     /// Successful deploys so far.
     pub version: u64,
+    /// The version serving requests, if one does.
+    pub serving_version: Option<u64>,
+    /// The latest deploy's failure, until a deploy succeeds: with an older
+    /// version serving, "serving version N; the deploy of N+1 failed".
+    pub last_failure: Option<FailureView>,
     /// SHA-256 of the serving (or stored) component.
     pub hash: Option<String>,
     /// Where it serves.
@@ -51,6 +58,18 @@ pub struct DeploymentView {
     pub attributes: Vec<AttributeView>,
     /// Every grant the Element requests or an operator approved.
     pub grants: Vec<GrantView>,
+}
+
+/// A deploy that failed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureView {
+    /// The version it would have been (one past the last successful deploy).
+    pub version: u64,
+    /// What went wrong.
+    pub error: String,
+    /// When, epoch milliseconds.
+    pub at: Option<u64>,
 }
 
 /// One grant, requested and approved side by side.
@@ -349,13 +368,15 @@ fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentVie
     let enabled = record
         .map(|r| r.enabled)
         .unwrap_or(!status.as_ref().is_some_and(|s| s.disabled));
-    let state = if !enabled {
-        "DISABLED"
-    } else if failure.is_some() || element.is_none() {
-        "FAILED"
-    } else {
-        "LOADED"
+    // An older version serving through a failed redeploy is not FAILED:
+    // clients are still answered, and the operator needs to see both facts.
+    let state = match (enabled, &element, &failure) {
+        (false, _, _) => "DISABLED",
+        (true, None, _) => "FAILED",
+        (true, Some(_), Some(_)) => "SERVING",
+        (true, Some(_), None) => "LOADED",
     };
+    let version = status.as_ref().map(|s| s.version).unwrap_or(0);
     let attempted = status.as_ref().and_then(|s| s.attempted.as_ref());
     // Values set for this deployment (through the API, over the manifest's).
     let set = record.map(|r| &r.values).or(attempted.map(|a| &a.values));
@@ -392,7 +413,13 @@ fn view(status: Option<Status>, record: Option<&Record>) -> Option<DeploymentVie
             "folder"
         },
         status: state,
-        version: status.as_ref().map(|s| s.version).unwrap_or(0),
+        version,
+        serving_version: element.as_ref().map(|_| version),
+        last_failure: failure.as_ref().map(|f| FailureView {
+            version: version + 1,
+            error: f.error.clone(),
+            at: millis(f.at),
+        }),
         hash: element
             .as_ref()
             .map(|e| e.hash.clone())

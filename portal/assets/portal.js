@@ -48,11 +48,12 @@ function renderLog(lines) {
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 
-const LIGHTS = { LOADED: "green", FAILED: "red", DISABLED: "grey" };
+const LIGHTS = { LOADED: "green", SERVING: "amber", FAILED: "red", DISABLED: "grey" };
 
 function renderStatus(live) {
   document.getElementById("status").textContent = live.status;
   document.getElementById("version").textContent = String(live.version);
+  document.getElementById("serving").textContent = live.serving;
   const light = document.getElementById("status-light");
   light.className = "light " + (LIGHTS[live.status] || "grey");
   const name = location.pathname.split("/").pop();

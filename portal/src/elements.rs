@@ -36,6 +36,8 @@ struct Item {
 fn light(status: &str) -> &'static str {
     match status {
         "LOADED" => "green",
+        // Still answering, but the operator has a failed deploy to fix.
+        "SERVING" => "amber",
         "FAILED" => "red",
         _ => "grey",
     }
@@ -132,6 +134,8 @@ struct Detail {
     from_folder: bool,
     enabled: bool,
     version: u64,
+    /// What serves, in words: "version 1; the deploy of version 2 failed".
+    serving: String,
     hash: String,
     mount_path: String,
     loaded_at: String,
@@ -154,8 +158,19 @@ struct GrantRow {
     from_configuration: bool,
 }
 
+/// What serves `view`, in words, and the deploy that failed if one did.
+fn serving(view: &DeploymentView) -> String {
+    match (view.serving_version, &view.last_failure) {
+        (Some(n), Some(f)) => format!("version {n}; the deploy of version {} failed", f.version),
+        (Some(n), None) => format!("version {n}"),
+        (None, Some(f)) => format!("nothing; the deploy of version {} failed", f.version),
+        (None, None) => "nothing".to_owned(),
+    }
+}
+
 fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
     let from_folder = view.from_folder();
+    let serving = serving(&view);
     let attributes = view
         .attributes
         .into_iter()
@@ -206,6 +221,7 @@ fn detail(view: DeploymentView, log: Vec<LogLine>) -> Detail {
         from_folder,
         enabled: view.enabled,
         version: view.version,
+        serving,
         hash: view.hash.unwrap_or_default(),
         mount_path: view.mount_path.unwrap_or_default(),
         loaded_at: view.loaded_at.map(|t| time_text(t as i64)).unwrap_or_default(),
@@ -278,6 +294,7 @@ pub async fn page(State(app): State<Arc<App>>, admin: Admin, Path(name): Path<St
 struct Live {
     status: &'static str,
     version: u64,
+    serving: String,
     last_error: String,
     last_error_at: String,
     log: Vec<LogRow>,
@@ -291,6 +308,7 @@ pub async fn live(State(app): State<Arc<App>>, _admin: Admin, Path(name): Path<S
             Json(Live {
                 status: d.status,
                 version: d.version,
+                serving: d.serving,
                 last_error: d.last_error,
                 last_error_at: d.last_error_at,
                 log: d.log,
@@ -308,13 +326,12 @@ fn element_url(name: &str) -> String {
 /// The flash after a change that redeployed `view`.
 fn outcome(view: &DeploymentView, done: &str) -> Flash {
     match (view.status, &view.last_error) {
-        ("FAILED", Some(error)) => Flash::error(format!(
+        ("FAILED" | "SERVING", Some(error)) => Flash::error(format!(
             "{done}, but the deploy failed: {}.{}",
             error.trim_end_matches('.'),
-            if view.mount_path.is_some() {
-                " The previous version keeps serving."
-            } else {
-                " Nothing is serving it."
+            match view.serving_version {
+                Some(n) => format!(" The previous version keeps serving: version {n}."),
+                None => " Nothing is serving it.".to_owned(),
             }
         )),
         ("DISABLED", _) => Flash::ok(format!("{done}; {} is disabled.", view.id)),
@@ -622,6 +639,8 @@ mod tests {
             source: "folder",
             status: "LOADED",
             version: 1,
+            serving_version: Some(1),
+            last_failure: None,
             hash: None,
             mount_path: None,
             loaded_at: None,

@@ -22,6 +22,7 @@ struct HomePage {
     users: u64,
     elements: usize,
     loaded: usize,
+    serving: usize,
     failed: usize,
     disabled: usize,
 }
@@ -48,6 +49,7 @@ async fn counts(app: &App, admin: &Admin) -> Result<HomePage, ApiError> {
         users,
         elements: deployments.len(),
         loaded: count("LOADED"),
+        serving: count("SERVING"),
         failed: count("FAILED"),
         disabled: count("DISABLED"),
     })

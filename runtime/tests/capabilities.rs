@@ -37,7 +37,7 @@ fn refused(outcome: &Value, grant: &str) {
     assert_eq!(outcome["ok"], false, "got through: {outcome}");
     assert_eq!(
         (outcome["status"].as_u64(), outcome["code"].as_str()),
-        (Some(403), Some("forbidden")),
+        (Some(403), Some("FORBIDDEN")),
         "{outcome}"
     );
     let message = outcome["message"].as_str().unwrap_or_default();
@@ -358,7 +358,7 @@ async fn events_need_grants_and_no_loop_amplifies_without_bound() {
     .await;
     assert_eq!(
         (out["status"].as_u64(), out["code"].as_str()),
-        (Some(429), Some("limit_exceeded")),
+        (Some(429), Some("LIMIT_EXCEEDED")),
         "{out}"
     );
     // The flood's handlers publish echoes on the flood's budget too (while
@@ -425,7 +425,7 @@ async fn mail_needs_its_grant_and_is_capped_per_request() {
     .await;
     assert_eq!(
         (out["status"].as_u64(), out["code"].as_str()),
-        (Some(429), Some("limit_exceeded")),
+        (Some(429), Some("LIMIT_EXCEEDED")),
         "{out}"
     );
     let started = Instant::now();

@@ -147,17 +147,23 @@ async fn a_deployment_missing_a_required_attribute_is_stored_failed_until_upload
     )
     .await;
     assert_eq!(status, 201, "{view}");
+    // A first deploy that fails, nothing serving: FAILED.
     assert_eq!(view["status"], "FAILED");
+    assert_eq!(view["servingVersion"], Value::Null, "{view}");
+    assert_eq!(view["lastFailure"]["version"], 1, "{view}");
     assert!(
         view["lastError"].as_str().unwrap().contains("api.secret"),
         "{view}"
     );
+    assert_eq!(view["lastFailure"]["error"], view["lastError"], "{view}");
 
     let attributes = json!({"api.secret": SECRET, "greeting": "Hey"});
     let (status, view) = upload(&server, &root, form("greeter", hello, MANIFEST, attributes)).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "LOADED", "{view}");
     assert_eq!(view["version"], 1);
+    assert_eq!(view["servingVersion"], 1, "{view}");
+    assert_eq!(view["lastFailure"], Value::Null, "{view}");
     assert_eq!(view["mountPath"], "/app/rest/greeter");
     assert_eq!(view["hash"].as_str().unwrap().len(), 64);
     assert_eq!(greeting(&server, "greeter").await.1["greeting"], "Hey");
@@ -268,8 +274,10 @@ async fn what_is_not_a_component_is_refused_before_it_is_stored_and_the_old_vers
     assert_eq!(greeting(&server, "greeter").await.0, 200);
 }
 
+/// Serving version N while the deploy of N+1 failed is not FAILED: the
+/// view says both, and so do the catalog and the single view.
 #[tokio::test]
-async fn a_broken_new_version_shows_failed_in_the_view_and_logs_and_the_old_one_keeps_serving() {
+async fn a_broken_new_version_shows_serving_the_old_one_and_the_failure_in_the_view_and_logs() {
     let (server, _dirs, root) = greeter_server().await;
     let (status, view) = upload(
         &server,
@@ -283,14 +291,61 @@ async fn a_broken_new_version_shows_failed_in_the_view_and_logs_and_the_old_one_
     )
     .await;
     assert_eq!(status, 200, "{view}");
-    assert_eq!(view["status"], "FAILED", "{view}");
+    let path = "/api/rest/elements/deployment/greeter";
+    let (status, single) = api(&server, &root, "GET", path, None).await;
+    assert_eq!(status, 200, "{single}");
+    let (status, list) = api(&server, &root, "GET", "/api/rest/elements/deployment", None).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = list
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["id"] == "greeter"))
+        .cloned()
+        .unwrap_or_else(|| panic!("greeter not listed: {list}"));
+    for view in [&view, &single, &listed] {
+        assert_eq!(view["status"], "SERVING", "{view}");
+        assert_eq!(view["servingVersion"], 1, "{view}");
+        assert_eq!(view["version"], 1, "{view}");
+        assert_eq!(view["mountPath"], "/app/rest/greeter", "{view}");
+        let failure = &view["lastFailure"];
+        assert_eq!(failure["version"], 2, "{view}");
+        assert!(
+            failure["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a valid WebAssembly component"),
+            "{view}"
+        );
+        assert!(failure["at"].as_u64().is_some_and(|at| at > 0), "{view}");
+        assert_eq!(view["lastError"], failure["error"], "{view}");
+    }
+    // Version 1 answers, with its attributes.
+    let (status, body) = greeting(&server, "greeter").await;
+    assert_eq!((status, &body["greeting"]), (200, &json!("Hey")), "{body}");
+    // The admin API's document describes the fields.
+    let (status, doc) = admin_request(&server, "GET", "/api/rest/openapi.json", None, None).await;
+    assert_eq!(status, 200, "{doc}");
+    let schemas = &doc["components"]["schemas"];
+    let fields = &schemas["DeploymentView"]["properties"];
     assert!(
-        view["lastError"]
+        fields["status"]["description"]
             .as_str()
             .unwrap()
-            .contains("not a valid WebAssembly component")
+            .contains("SERVING"),
+        "{fields}"
     );
-    assert_eq!(greeting(&server, "greeter").await.0, 200);
+    assert!(fields.get("servingVersion").is_some(), "{fields}");
+    assert!(
+        fields["lastFailure"]
+            .to_string()
+            .contains("#/components/schemas/FailureView"),
+        "{fields}"
+    );
+    for field in ["version", "error", "at"] {
+        assert!(
+            schemas["FailureView"]["properties"].get(field).is_some(),
+            "{field}: {schemas}"
+        );
+    }
     let (status, lines) = api(
         &server,
         &root,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elements_store::{DocumentStore, Filter, MongoConfig, Namespace, Query, SqliteConfig, StoreConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{Dirs, ROOT_PASSWORD, Server, guest, json as read_json, root_secret, variant};
 
 /// The database name a node on `dirs` uses when the suite runs on MongoDB.
@@ -323,7 +323,12 @@ async fn outsized_components_are_refused_before_compiling() {
     // One function of ~150 KB: refused at deploy, before compiling.
     let (status, view) = upload(&server, &root, "greeter", slow_component(1, 20_000)).await;
     assert!(status == 200 || status == 201, "{status} {view}");
-    assert_eq!(view["status"], "FAILED", "{view}");
+    assert_eq!(view["status"], "SERVING", "{view}");
+    assert_eq!(
+        (&view["servingVersion"], &view["lastFailure"]["version"]),
+        (&json!(1), &json!(2)),
+        "{view}"
+    );
     let error = view["lastError"].as_str().unwrap();
     assert!(error.contains("max_function_bytes"), "{error}");
     let (status, _) = read_json(server.get("/app/rest/greeter/hello").await).await;

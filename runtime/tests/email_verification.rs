@@ -182,21 +182,29 @@ async fn request_and_complete_verification() {
     let (status, err) = request_verification(&server, None, "ana@example.com").await;
     assert_eq!(
         (status, &err["code"]),
-        (403, &json!("forbidden")),
+        (401, &json!("UNAUTHORIZED")),
         "no session: {err}"
     );
     let (status, err) = request_verification(&server, Some("not-a-session"), "ana@example.com").await;
-    assert_eq!(status, 403, "an invalid session: {err}");
+    assert_eq!(
+        (status, &err["code"], &err["message"]),
+        (
+            401,
+            &json!("UNAUTHORIZED"),
+            &json!("the session credentials are invalid or expired")
+        ),
+        "an invalid session: {err}"
+    );
     let (status, err) = request_verification(&server, Some(&ana), "bob@example.com").await;
     assert_eq!(
         (status, &err["code"]),
-        (403, &json!("forbidden")),
+        (403, &json!("FORBIDDEN")),
         "another user's: {err}"
     );
     let (status, err) = request_verification(&server, Some(&ana), "nobody@example.com").await;
     assert_eq!(
         (status, &err["code"]),
-        (404, &json!("not_found")),
+        (404, &json!("NOT_FOUND")),
         "not linked: {err}"
     );
     let (status, err) = call(&server, "POST", REQUEST, Some(&ana), Some("{\"mail\": 1}")).await;
@@ -247,7 +255,7 @@ async fn request_and_complete_verification() {
     let (status, err) = call(&server, "GET", path_of(&link), None, None).await;
     assert_eq!(
         (status, &err["code"]),
-        (404, &json!("not_found")),
+        (404, &json!("NOT_FOUND")),
         "a second click: {err}"
     );
     let completed = wait_for_event(&server, COMPLETED, 1).await;
@@ -273,7 +281,7 @@ async fn request_and_complete_verification() {
         Some(r#"{"email": "ana@example.com"}"#),
     )
     .await;
-    assert_eq!(status, 403, "{err}");
+    assert_eq!((status, &err["code"]), (401, &json!("UNAUTHORIZED")), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +341,7 @@ async fn a_failed_send_changes_nothing() {
     let server = start(&dirs, &[], None);
     let eve = signup(&server, "eve", "eve@example.com").await;
     let (status, err) = request_verification(&server, Some(&eve), "eve@example.com").await;
-    assert_eq!((status, &err["code"]), (502, &json!("mail_send_failed")), "{err}");
+    assert_eq!((status, &err["code"]), (502, &json!("MAIL_SEND_FAILED")), "{err}");
     assert_eq!(
         identity(&server, "eve@example.com").await["verification"],
         "UNVERIFIED"
@@ -373,7 +381,7 @@ async fn mail_not_configured_is_a_400() {
     let (status, err) = request_verification(&server, Some(&gus), "gus@example.com").await;
     assert_eq!(
         (status, &err["code"]),
-        (400, &json!("mail_not_configured")),
+        (400, &json!("MAIL_NOT_CONFIGURED")),
         "{err}"
     );
     assert_eq!(
@@ -510,7 +518,7 @@ async fn an_element_with_the_grant_requests_a_verification_through_the_host() {
 
     // Without the grant: refused, naming it; nothing is sent.
     let (status, err) = ask("nogrant", "jo@example.com").await;
-    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    assert_eq!((status, &err["code"]), (403, &json!("FORBIDDEN")), "{err}");
     assert!(
         err["message"]
             .as_str()
@@ -520,7 +528,7 @@ async fn an_element_with_the_grant_requests_a_verification_through_the_host() {
     );
     // Nobody's address, an empty or oversized one: refused.
     let (status, err) = ask("requester", "nobody@example.com").await;
-    assert_eq!((status, &err["code"]), (404, &json!("not_found")), "{err}");
+    assert_eq!((status, &err["code"]), (404, &json!("NOT_FOUND")), "{err}");
     let (status, err) = ask("requester", &format!("{}@example.com", "x".repeat(300))).await;
     assert_eq!(status, 400, "{err}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -695,7 +703,7 @@ async fn verification_emails_are_bounded_per_address_and_per_user() {
     assert_eq!(request_with_retry(&server, &ivy, "ivy@example.com").await.0, 200);
     smtp.wait_for_message(Duration::from_secs(10));
     let (status, wait, body) = request_with_retry(&server, &ivy, "ivy@example.com").await;
-    assert_eq!((status, &body["code"]), (429, &json!("throttled")), "{body}");
+    assert_eq!((status, &body["code"]), (429, &json!("THROTTLED")), "{body}");
     assert!(
         wait.is_some_and(|w| (1..=60).contains(&w)),
         "Retry-After {wait:?}"

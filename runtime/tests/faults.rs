@@ -563,7 +563,7 @@ fn assert_unavailable(name: &str, status: u16, body: &Value) {
         assert_eq!(body["code"], 14, "{name}: {body}");
     } else if name.contains("(Element)") {
         // The guest SDK's mapping of the store's `unavailable`.
-        assert_eq!(body["code"], "unavailable", "{name}: {body}");
+        assert_eq!(body["code"], "UNAVAILABLE", "{name}: {body}");
     } else {
         assert_eq!(body["code"], "UNAVAILABLE", "{name}: {body}");
     }

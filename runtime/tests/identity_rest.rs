@@ -1154,3 +1154,127 @@ async fn a_session_takes_namazus_application_name_or_id_and_profile_selector() {
     let body = json!({"userId": "ana", "password": "nope-nope", "profileSelector": ".ref.application:chess"});
     assert_eq!(session_with(&w, body).await.0, 401);
 }
+
+/// What the Element (misbehave's `/caller`, which answers each case
+/// distinctly, and `/me`, which needs a user) makes of the request's
+/// credentials: none is anonymous, a good session or token is its user, and
+/// anything else is the one invalid-credentials 401, whatever the reason.
+#[tokio::test]
+async fn an_element_tells_no_credentials_from_invalid_ones_and_answers_401() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = root_server(&dirs);
+    let ana = sign_up(&server, signup_body("ana", "ana@example.com", "password1")).await;
+    let ana_id = ana["session"]["user"]["id"].as_str().unwrap().to_owned();
+    let (ana, kept) = (secret(&ana), secret(&login(&server, "ana", "password1").await.1));
+    let (status, device) = request(
+        &server,
+        "POST",
+        "/v2/account/authenticate/device?username=dev",
+        None,
+        Some(json!({"id": "device-credentials-1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{device}");
+    let token = device["token"].as_str().unwrap().to_owned();
+
+    const INVALID: &str = "the session credentials are invalid or expired";
+    async fn invalid(server: &Server, credential: &str) {
+        for path in ["/app/rest/misbehave/caller", "/app/rest/misbehave/me"] {
+            let (status, body) = request(server, "GET", path, Some(credential), None).await;
+            assert_eq!(status, 401, "{credential:?} on {path}: {body}");
+            assert_eq!(body["message"], INVALID, "{credential:?} on {path}");
+            assert_eq!(body["code"], json!(elements_code(401)), "{body}");
+        }
+    }
+
+    // No credentials: anonymous to `caller`, a 401 of its own to `/me`.
+    let (status, body) = request(&server, "GET", "/app/rest/misbehave/caller", None, None).await;
+    assert_eq!((status, body), (200, json!({"anonymous": true})));
+    let (status, body) = request(&server, "GET", "/app/rest/misbehave/me", None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_ne!(body["message"], INVALID, "no credentials is not invalid ones");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{body}"
+    );
+
+    // Good credentials, either kind: the user.
+    for credential in [&ana, &token] {
+        let (status, body) = request(
+            &server,
+            "GET",
+            "/app/rest/misbehave/caller",
+            Some(credential),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let expected = if credential == &ana {
+            json!(ana_id)
+        } else {
+            body["user"].clone()
+        };
+        assert_eq!(body["user"], expected);
+        assert!(body["user"].as_str().is_some_and(|u| !u.is_empty()), "{body}");
+        let (status, body) = request(&server, "GET", "/app/rest/misbehave/me", Some(credential), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The header takes the secret too.
+    let (status, body) = support::raw_request(
+        &server,
+        "GET",
+        "/app/rest/misbehave/caller",
+        &[("Elements-SessionSecret", kept.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["user"]), (200, &json!(ana_id)), "{body}");
+
+    // Forged: made up, a real secret or token altered, a token's shape.
+    // Not the last character: in base64 its low bits may be padding.
+    let alter = |text: &str| {
+        let mut chars: Vec<char> = text.chars().collect();
+        let i = chars.len() - 5;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        chars.into_iter().collect::<String>()
+    };
+    let (altered, forged_token) = (alter(&ana), alter(&token));
+    let mut parts: Vec<&str> = token.split('.').collect();
+    parts[2] = "c2lnbmF0dXJl";
+    let unsigned = parts.join(".");
+    for credential in ["bogus", &altered, &forged_token, &unsigned, "a.b.c"] {
+        invalid(&server, credential).await;
+    }
+    // Revoked: logged out.
+    let (status, _) = request(&server, "DELETE", &format!("/api/rest/session/{ana}"), None, None).await;
+    assert_eq!(status, 204);
+    invalid(&server, &ana).await;
+    drop(server);
+
+    // Expired: the same server a day later, both kinds of credential.
+    let server = Server::start_with(
+        &dirs,
+        &[],
+        &[
+            ("ELEMENTS_ROOT_PASSWORD", ROOT_PASSWORD),
+            ("ELEMENTS_CLOCK_OFFSET_SECS", "90000"),
+        ],
+        None,
+    );
+    invalid(&server, &kept).await;
+    invalid(&server, &token).await;
+    let log = server.stop();
+    assert!(!log.contains(&kept), "secrets must not be logged");
+}
+
+/// The code the SDK gives a status, as a client receives it.
+fn elements_code(status: u16) -> &'static str {
+    match status {
+        401 => "UNAUTHORIZED",
+        other => panic!("no code for {other}"),
+    }
+}

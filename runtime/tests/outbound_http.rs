@@ -260,7 +260,7 @@ async fn names_resolving_to_loopback_are_refused_unless_the_address_is_approved(
     )
     .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["code"], "upstream_unavailable", "{body}");
+    assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{body}");
     assert!(message(&body).contains("not allowed"), "{body}");
     server.wait_for_log("non-public address", Duration::from_secs(5));
     let log = server.log();

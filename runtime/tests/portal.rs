@@ -489,8 +489,13 @@ async fn an_out_of_range_number_is_refused_by_the_browser_and_then_by_the_deploy
     .await;
     b.click_button("Save attributes and redeploy").await;
     b.wait_for_text("must be at most 7776000", WAIT).await;
-    b.wait_for_text("The previous version keeps serving.", WAIT).await;
-    assert_eq!(b.text_of("#status").await, "FAILED");
+    b.wait_for_text("The previous version keeps serving: version 1.", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "SERVING");
+    assert_eq!(
+        b.text_of("#serving").await,
+        "version 1; the deploy of version 2 failed"
+    );
     b.screenshot("kit-out-of-range").await;
     b.find_css(CLEAR_EXPIRY)
         .await
@@ -519,14 +524,19 @@ async fn a_value_the_deploy_refuses_fails_it_and_the_previous_version_keeps_serv
     b.find_css(url).await.send_keys("not-a-url").await.unwrap();
     b.click_button("Save attributes and redeploy").await;
     b.wait_for_text("but the deploy failed", WAIT).await;
-    b.wait_for_text("The previous version keeps serving.", WAIT).await;
-    assert_eq!(b.text_of("#status").await, "FAILED");
+    b.wait_for_text("The previous version keeps serving: version 1.", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "SERVING");
+    assert_eq!(
+        b.text_of("#serving").await,
+        "version 1; the deploy of version 2 failed"
+    );
     assert!(
         b.text_of("#last-error-text")
             .await
             .contains("must be an http:// or https:// URL")
     );
-    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.red", WAIT)
+    b.wait_for_css("#element-list a[data-element='roblox-kit'] .light.amber", WAIT)
         .await;
     b.screenshot("kit-bad-value").await;
     assert_eq!(
@@ -538,8 +548,8 @@ async fn a_value_the_deploy_refuses_fails_it_and_the_previous_version_keeps_serv
 }
 
 /// Uploading a component through the portal: a good one serves (its log
-/// refreshes on the open page), a broken new version shows a red light and
-/// its error while the previous version keeps serving, disabling turns the
+/// refreshes on the open page), a broken new version shows an amber light,
+/// SERVING, and its error while the previous version keeps serving, disabling turns the
 /// light grey, and removing it takes it away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_failed_deploys_and_the_live_log() {
@@ -585,10 +595,15 @@ async fn uploads_failed_deploys_and_the_live_log() {
         .expect("choosing the broken file");
     b.click_button("Upload new version").await;
     b.wait_for_text("but the deploy failed", WAIT).await;
-    b.wait_for_text("The previous version keeps serving.", WAIT).await;
-    b.wait_for_css("#element-list a[data-element='probe'] .light.red", WAIT)
+    b.wait_for_text("The previous version keeps serving: version 1.", WAIT)
         .await;
-    assert_eq!(b.text_of("#status").await, "FAILED");
+    b.wait_for_css("#element-list a[data-element='probe'] .light.amber", WAIT)
+        .await;
+    assert_eq!(b.text_of("#status").await, "SERVING");
+    assert_eq!(
+        b.text_of("#serving").await,
+        "version 1; the deploy of version 2 failed"
+    );
     assert!(!b.text_of("#last-error-text").await.is_empty());
     b.screenshot("failed-version").await;
     let ok = server.get("/app/rest/probe/ok").await;
@@ -629,6 +644,10 @@ async fn uploads_failed_deploys_and_the_live_log() {
         b.text_of("#status").await,
         "FAILED",
         "its stored version is the broken one"
+    );
+    assert_eq!(
+        b.text_of("#serving").await,
+        "nothing; the deploy of version 2 failed"
     );
 
     // Remove (after confirming).

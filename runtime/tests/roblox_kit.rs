@@ -129,9 +129,9 @@ async fn a_missing_wrong_or_partial_secret_is_refused() {
     let server = &kit.server;
     let body = login_body("my_game", PLAYER, false);
     let (status, err) = auth(server, None, &body).await;
-    assert_eq!((status, &err["code"]), (401, &json!("unauthorized")), "{err}");
+    assert_eq!((status, &err["code"]), (401, &json!("UNAUTHORIZED")), "{err}");
     let (status, err) = auth(server, Some("wrong-secret"), &body).await;
-    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    assert_eq!((status, &err["code"]), (403, &json!("FORBIDDEN")), "{err}");
     let (status, _) = auth(server, Some(&SECRET[..SECRET.len() - 1]), &body).await;
     assert_eq!(status, 403, "a prefix of the secret is not the secret");
     assert_secret_not_logged(server);
@@ -154,7 +154,7 @@ async fn malformed_login_bodies_get_400_with_a_message() {
         let (status, err) = auth(&kit.server, Some(SECRET), bad).await;
         assert_eq!(
             (status, &err["code"]),
-            (400, &json!("bad_request")),
+            (400, &json!("BAD_REQUEST")),
             "{bad}: {err}"
         );
         assert!(err["message"].is_string(), "{err}");
@@ -180,7 +180,7 @@ async fn an_unknown_application_or_player_gets_404() {
 async fn a_player_banned_on_roblox_gets_403() {
     let kit = kit_with_my_game().await;
     let (status, err) = auth(&kit.server, Some(SECRET), &login_body("my_game", BANNED, true)).await;
-    assert_eq!((status, &err["code"]), (403, &json!("forbidden")), "{err}");
+    assert_eq!((status, &err["code"]), (403, &json!("FORBIDDEN")), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,7 +401,7 @@ async fn unreachable_or_disallowed_roblox_is_a_502() {
     let (status, err) = auth_at(&server, "/app/rest/down/auth", Some(SECRET), &body).await;
     assert_eq!(
         (status, &err["code"]),
-        (502, &json!("roblox_unavailable")),
+        (502, &json!("ROBLOX_UNAVAILABLE")),
         "{err}"
     );
     let (status, err) = auth_at(&server, "/app/rest/denied/auth", Some(SECRET), &body).await;

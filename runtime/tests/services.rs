@@ -412,7 +412,7 @@ async fn mail_goes_through_a_real_smtp_server() {
     let (status, body) = post(&server, "/app/rest/nogrant/mail", message.clone()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (403, Some("forbidden")),
+        (403, Some("FORBIDDEN")),
         "{body}"
     );
     assert!(body["message"].as_str().unwrap().contains("mail.send"), "{body}");
@@ -439,7 +439,7 @@ async fn mail_goes_through_a_real_smtp_server() {
     let (status, body) = post(&server, "/app/rest/svc/mail", message.clone()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("mail_not_configured")),
+        (400, Some("MAIL_NOT_CONFIGURED")),
         "{body}"
     );
     drop(server);

@@ -44,9 +44,9 @@
 //! # Errors
 //!
 //! Every operation returns the SDK [`Error`]: a unique index or an expected
-//! version that did not hold is 409 `conflict`; an invalid collection name,
-//! filter, update or document is 400 `bad_request`; an unreachable database
-//! is 503 `unavailable` (try again later); anything else is 500 `internal`.
+//! version that did not hold is 409 `CONFLICT`; an invalid collection name,
+//! filter, update or document is 400 `BAD_REQUEST`; an unreachable database
+//! is 503 `UNAVAILABLE` (try again later); anything else is 500 `INTERNAL`.
 //!
 //! These functions call the host, so the examples here are compiled but not
 //! run.
@@ -336,7 +336,7 @@ impl Collection {
     }
 
     /// Like [`update`](Self::update), but only if the document's `_version`
-    /// is `version` (compare-and-set); otherwise a 409 `conflict`.
+    /// is `version` (compare-and-set); otherwise a 409 `CONFLICT`.
     ///
     /// ```no_run
     /// use elements_sdk::{documents, json, Error};
@@ -375,7 +375,7 @@ impl Collection {
     }
 
     /// Deletes the document with `id` only if its `_version` is `version`
-    /// (otherwise a 409 `conflict`); returns whether there was one.
+    /// (otherwise a 409 `CONFLICT`); returns whether there was one.
     ///
     /// ```no_run
     /// let deleted = elements_sdk::documents::collection("offers").delete_if_version("o-1", 4)?;
@@ -637,7 +637,7 @@ fn from_wit(error: wit::Error) -> Error {
     match error {
         wit::Error::Conflict(m) => Error::conflict(m),
         wit::Error::Invalid(m) => Error::bad_request(m),
-        wit::Error::Unavailable(m) => Error::new(503, "unavailable", m),
+        wit::Error::Unavailable(m) => Error::new(503, "UNAVAILABLE", m),
         wit::Error::Internal(m) => Error::internal(m),
     }
 }
@@ -666,10 +666,10 @@ mod tests {
     #[test]
     fn errors_map_to_statuses() {
         let cases = [
-            (wit::Error::Conflict("dup".into()), 409, "conflict"),
-            (wit::Error::Invalid("bad".into()), 400, "bad_request"),
-            (wit::Error::Unavailable("down".into()), 503, "unavailable"),
-            (wit::Error::Internal("oops".into()), 500, "internal"),
+            (wit::Error::Conflict("dup".into()), 409, "CONFLICT"),
+            (wit::Error::Invalid("bad".into()), 400, "BAD_REQUEST"),
+            (wit::Error::Unavailable("down".into()), 503, "UNAVAILABLE"),
+            (wit::Error::Internal("oops".into()), 500, "INTERNAL"),
         ];
         for (wit, status, code) in cases {
             let e = from_wit(wit);

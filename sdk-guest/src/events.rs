@@ -59,10 +59,10 @@ use crate::error::{Error, Result};
 /// requests and the operator approves (`grants = ["events.publish:game.*"]`).
 ///
 /// The host's refusals map to errors: an invalid name or a payload over
-/// 256 KiB is 400 `bad_request`; a name outside the Element's grants is 403
-/// `forbidden`; past the budget (a request, with everything its events set
+/// 256 KiB is 400 `BAD_REQUEST`; a name outside the Element's grants is 403
+/// `FORBIDDEN`; past the budget (a request, with everything its events set
 /// off, publishes at most 100 events, at most 8 deliveries deep) 429
-/// `limit_exceeded`. A payload that can't be serialized is a 500.
+/// `LIMIT_EXCEEDED`. A payload that can't be serialized is a 500.
 ///
 /// ```no_run
 /// use elements_sdk::prelude::*;
@@ -77,7 +77,7 @@ pub fn publish<T: Serialize + ?Sized>(name: &str, payload: &T) -> Result<()> {
     wit::publish(name, &payload).map_err(|e| match e {
         wit::Error::Forbidden(m) => Error::forbidden(m),
         wit::Error::Invalid(m) => Error::bad_request(m),
-        wit::Error::LimitExceeded(m) => Error::new(429, "limit_exceeded", m),
+        wit::Error::LimitExceeded(m) => Error::new(429, "LIMIT_EXCEEDED", m),
     })
 }
 
@@ -141,7 +141,7 @@ impl Event {
 /// let failed: Result<(), String> = Err("no".into());
 /// assert_eq!(failed.into_result(), Err("no".to_owned()));
 /// let failed: elements_sdk::Result<()> = Err(elements_sdk::Error::conflict("taken"));
-/// assert_eq!(failed.into_result(), Err("409 conflict: taken".to_owned()));
+/// assert_eq!(failed.into_result(), Err("409 CONFLICT: taken".to_owned()));
 /// ```
 pub trait HandlerResult {
     /// The outcome as the host wants it.
@@ -195,6 +195,6 @@ mod tests {
             "a".into(),
             "1".into(),
         );
-        assert_eq!(failed, Err("500 internal: boom".to_owned()));
+        assert_eq!(failed, Err("500 INTERNAL: boom".to_owned()));
     }
 }

@@ -37,7 +37,7 @@
 //!
 //! A request blocks until the whole response body has arrived. Any non-2xx
 //! status is still an `Ok` response: check [`ClientResponse::status`].
-//! [`HttpError`] converts into the SDK [`Error`] as 502 `upstream_unavailable`
+//! [`HttpError`] converts into the SDK [`Error`] as 502 `UPSTREAM_UNAVAILABLE`
 //! (500 for a request the Element built wrong), so `?` works in handlers.
 //!
 //! Requests call the host, so the examples here are compiled but not run.
@@ -406,7 +406,7 @@ impl ClientResponse {
 /// use elements_sdk::{Error, http::HttpError};
 ///
 /// let e = Error::from(HttpError::Denied("evil.example.com".into()));
-/// assert_eq!((e.status(), e.code()), (502, "upstream_unavailable"));
+/// assert_eq!((e.status(), e.code()), (502, "UPSTREAM_UNAVAILABLE"));
 /// assert!(e.message().contains("evil.example.com"));
 /// assert_eq!(Error::from(HttpError::InvalidRequest("bad URL".into())).status(), 500);
 /// ```
@@ -455,13 +455,13 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// [`HttpError::InvalidRequest`] is 500 `internal` (the Element's mistake);
-/// everything else is 502 `upstream_unavailable`.
+/// [`HttpError::InvalidRequest`] is 500 `INTERNAL` (the Element's mistake);
+/// everything else is 502 `UPSTREAM_UNAVAILABLE`.
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Error {
         match e {
             HttpError::InvalidRequest(_) => Error::internal(e.to_string()),
-            _ => Error::new(502, "upstream_unavailable", e.to_string()),
+            _ => Error::new(502, "UPSTREAM_UNAVAILABLE", e.to_string()),
         }
     }
 }

@@ -33,21 +33,55 @@
 //!
 //! [`caller`] resolves the request's session credentials (`Authorization:
 //! Bearer` or `Elements-SessionSecret`), checked by the server; the Element
-//! never sees the secret itself.
+//! never sees the secret itself. It tells three cases apart: no credentials
+//! (`Ok(None)`, an anonymous request), a user's (`Ok(Some(caller))`), and
+//! credentials that name no user, forged, expired, revoked by a logout or
+//! of a banned user (`Err(CallerError::InvalidCredentials)`), so that an
+//! Element answers 401 to an expired session instead of treating it as
+//! anonymous. Which of those reasons it was is never told, to the Element or
+//! the client. [`require_caller`] is the one-line 401 for a route that needs
+//! a user:
+//!
+//! ```no_run
+//! use elements_sdk::prelude::*;
+//!
+//! fn my_notes(_req: Request) -> Result<Response> {
+//!     // 401 `UNAUTHORIZED` without credentials and with invalid ones alike.
+//!     let me = identity::require_caller()?;
+//!     let notes = documents::collection("notes").find(json!({"owner": me.user.id})).all()?;
+//!     Ok(Response::json(&notes))
+//! }
+//! ```
+//!
+//! A route that serves anonymous requests too, but not bad credentials:
+//!
+//! ```no_run
+//! use elements_sdk::prelude::*;
+//!
+//! fn greeting(_req: Request) -> Result<Response> {
+//!     // `?` turns invalid credentials into the same 401.
+//!     let name = match identity::caller()? {
+//!         Some(me) => me.user.name,
+//!         None => "stranger".to_owned(),
+//!     };
+//!     Ok(Response::json(&json!({"hello": name})))
+//! }
+//! ```
 //!
 //! # Errors
 //!
 //! Every function returns the SDK [`Error`]: a missing user, profile,
-//! application or identity is 404 `not_found`; an identity of another user
-//! or a taken unique value is 409 `conflict`; an invalid argument is 400
-//! `bad_request`; an unreachable store is 503 `unavailable`; anything else
-//! is 500 `internal`.
+//! application or identity is 404 `NOT_FOUND`; an identity of another user
+//! or a taken unique value is 409 `CONFLICT`; an invalid argument is 400
+//! `BAD_REQUEST`; an unreachable store is 503 `UNAVAILABLE`; anything else
+//! is 500 `INTERNAL`.
 //!
 //! These functions call the host, so the examples here are compiled but not
 //! run.
 
 use serde::de::DeserializeOwned;
 
+use crate::__private::bindings::elements::platform::credentials as wit_credentials;
 use crate::__private::bindings::elements::platform::identity as wit;
 use crate::error::{Error, Result};
 
@@ -153,19 +187,104 @@ pub fn create_session(
 }
 
 /// Who is calling, from the request's session credentials as the server
-/// checked them; `None` without valid credentials. (In an event handler
-/// there is never a caller.)
+/// checked them: `Ok(None)` when the request carries none, the caller when
+/// they name a user, and [`CallerError::InvalidCredentials`] when they name
+/// none (forged, expired, revoked, of a banned or deleted user). In an event
+/// handler there is never a caller. With `?` in a handler, invalid
+/// credentials become 401 `UNAUTHORIZED` (see [`CallerError`]); for a route
+/// that needs a user, [`require_caller`] is shorter.
 ///
 /// ```no_run
-/// use elements_sdk::{identity, Error};
+/// use elements_sdk::identity::{self, CallerError};
+/// use elements_sdk::Response;
 ///
-/// let me = identity::caller()?.ok_or_else(|| Error::unauthorized("log in first"))?;
-/// elements_sdk::info!("request from {}", me.user.name);
-/// # Ok::<(), elements_sdk::Error>(())
+/// let answer = match identity::caller() {
+///     Ok(Some(me)) => Response::json(&me.user),
+///     Ok(None) => Response::text("anonymous"),
+///     // Say no more than this: the reason is not the client's business.
+///     Err(CallerError::InvalidCredentials) => Response::text("log in again").with_status(401),
+///     Err(other) => elements_sdk::Error::from(other).to_response(),
+/// };
 /// ```
-pub fn caller() -> Result<Option<Caller>> {
-    wit::caller().map_err(from_wit)?.as_deref().map(parse).transpose()
+pub fn caller() -> std::result::Result<Option<Caller>, CallerError> {
+    match crate::__private::bindings::elements::platform::credentials::caller() {
+        Ok(Some(text)) => parse(&text).map(Some).map_err(CallerError::Host),
+        Ok(None) => Ok(None),
+        Err(wit_credentials::Error::InvalidCredentials) => Err(CallerError::InvalidCredentials),
+        Err(wit_credentials::Error::Unavailable(m)) => Err(CallerError::Host(Error::unavailable(m))),
+        Err(wit_credentials::Error::Internal(m)) => Err(CallerError::Host(Error::internal(m))),
+    }
 }
+
+/// The calling user, or the 401 to answer: for a route that needs a user,
+/// one line. A request without credentials and one with invalid credentials
+/// get the same status and code (`UNAUTHORIZED`), with a message that says
+/// only which of the two it was.
+///
+/// ```no_run
+/// use elements_sdk::prelude::*;
+///
+/// fn whoami(_req: Request) -> Result<Response> {
+///     let me = identity::require_caller()?;
+///     Ok(Response::json(&me.user))
+/// }
+/// ```
+pub fn require_caller() -> Result<Caller> {
+    caller()?.ok_or_else(|| Error::unauthorized(NO_CREDENTIALS))
+}
+
+/// The message of the 401 for a request without credentials.
+const NO_CREDENTIALS: &str =
+    "this needs a session: send its secret as `Authorization: Bearer <sessionSecret>`";
+
+/// The message of the 401 for invalid credentials: the same for every
+/// reason, so that it tells a client probing tokens nothing.
+const INVALID_CREDENTIALS: &str = "the session credentials are invalid or expired";
+
+/// Why [`caller`] could not say who is calling.
+///
+/// Converts into the SDK [`Error`] (so `?` works in handlers):
+/// `InvalidCredentials` is 401 `UNAUTHORIZED` "the session credentials are
+/// invalid or expired"; `Host` is the host's error as it is.
+///
+/// ```
+/// use elements_sdk::{identity::CallerError, Error};
+///
+/// let e = Error::from(CallerError::InvalidCredentials);
+/// assert_eq!(e.status(), 401);
+/// assert_eq!(e.message(), "the session credentials are invalid or expired");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallerError {
+    /// The request carried session credentials that name no user: forged,
+    /// malformed, expired, revoked by a logout, or of a banned or deleted
+    /// user. Which one is deliberately not told.
+    InvalidCredentials,
+    /// The host could not check them (e.g. 503 `UNAVAILABLE` while the
+    /// store is unreachable): not the client's fault.
+    Host(Error),
+}
+
+impl From<CallerError> for Error {
+    fn from(e: CallerError) -> Error {
+        match e {
+            CallerError::InvalidCredentials => Error::unauthorized(INVALID_CREDENTIALS),
+            CallerError::Host(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for CallerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallerError::InvalidCredentials => f.write_str(INVALID_CREDENTIALS),
+            CallerError::Host(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CallerError {}
 
 /// The identity (`scheme`, `id`), or `None` when no user has it.
 ///
@@ -240,7 +359,7 @@ fn from_wit(error: wit::Error) -> Error {
         wit::Error::Conflict(m) => Error::conflict(m),
         wit::Error::Invalid(m) => Error::bad_request(m),
         wit::Error::Forbidden(m) => Error::forbidden(m),
-        wit::Error::Unavailable(m) => Error::new(503, "unavailable", m),
+        wit::Error::Unavailable(m) => Error::unavailable(m),
         wit::Error::Internal(m) => Error::internal(m),
     }
 }
@@ -259,17 +378,27 @@ mod tests {
     #[test]
     fn errors_map_to_statuses() {
         let cases = [
-            (wit::Error::NotFound("x".into()), 404, "not_found"),
-            (wit::Error::Conflict("x".into()), 409, "conflict"),
-            (wit::Error::Invalid("x".into()), 400, "bad_request"),
-            (wit::Error::Forbidden("x".into()), 403, "forbidden"),
-            (wit::Error::Unavailable("x".into()), 503, "unavailable"),
-            (wit::Error::Internal("x".into()), 500, "internal"),
+            (wit::Error::NotFound("x".into()), 404, "NOT_FOUND"),
+            (wit::Error::Conflict("x".into()), 409, "CONFLICT"),
+            (wit::Error::Invalid("x".into()), 400, "BAD_REQUEST"),
+            (wit::Error::Forbidden("x".into()), 403, "FORBIDDEN"),
+            (wit::Error::Unavailable("x".into()), 503, "UNAVAILABLE"),
+            (wit::Error::Internal("x".into()), 500, "INTERNAL"),
         ];
         for (wit, status, code) in cases {
             let e = from_wit(wit);
             assert_eq!((e.status(), e.code()), (status, code));
         }
+    }
+
+    #[test]
+    fn invalid_credentials_are_a_401_that_says_no_more() {
+        let e = Error::from(CallerError::InvalidCredentials);
+        assert_eq!((e.status(), e.code()), (401, Error::unauthorized("").code()));
+        assert_eq!(e.message(), "the session credentials are invalid or expired");
+        assert_eq!(CallerError::InvalidCredentials.to_string(), e.message());
+        let host = Error::unavailable("down");
+        assert_eq!(Error::from(CallerError::Host(host.clone())), host);
     }
 
     #[test]

@@ -87,7 +87,7 @@
 //! let router = Router::new().get("/users/{id}", find);
 //! let res = router.handle(Request::new(Method::Get, "/users/2"));
 //! assert_eq!(res.status(), 404);
-//! assert_eq!(res.body(), br#"{"code":"not_found","message":"no user 2"}"#);
+//! assert_eq!(res.body(), br#"{"code":"NOT_FOUND","message":"no user 2"}"#);
 //! ```
 //!
 //! A panic in a handler traps the instance: the runtime answers 500 and logs

@@ -185,15 +185,15 @@ impl<T: Recipients + Clone> Recipients for &[T] {
 /// use elements_sdk::{Error, mail::MailError};
 ///
 /// let e = Error::from(MailError::NotConfigured);
-/// assert_eq!((e.status(), e.code()), (400, "mail_not_configured"));
+/// assert_eq!((e.status(), e.code()), (400, "MAIL_NOT_CONFIGURED"));
 /// let e = Error::from(MailError::Invalid("bad address".into()));
-/// assert_eq!((e.status(), e.code()), (400, "bad_request"));
+/// assert_eq!((e.status(), e.code()), (400, "BAD_REQUEST"));
 /// let e = Error::from(MailError::SendFailed("connection refused".into()));
-/// assert_eq!((e.status(), e.code()), (502, "mail_send_failed"));
+/// assert_eq!((e.status(), e.code()), (502, "MAIL_SEND_FAILED"));
 /// let e = Error::from(MailError::Forbidden("lacks the grant mail.send".into()));
-/// assert_eq!((e.status(), e.code()), (403, "forbidden"));
+/// assert_eq!((e.status(), e.code()), (403, "FORBIDDEN"));
 /// let e = Error::from(MailError::LimitExceeded("at most 10".into()));
-/// assert_eq!((e.status(), e.code()), (429, "limit_exceeded"));
+/// assert_eq!((e.status(), e.code()), (429, "LIMIT_EXCEEDED"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailError {
@@ -223,18 +223,18 @@ impl fmt::Display for MailError {
 
 impl std::error::Error for MailError {}
 
-/// `NotConfigured` is 400 `mail_not_configured`, `Invalid` 400
-/// `bad_request`, `SendFailed` 502 `mail_send_failed`, `Forbidden` 403
-/// `forbidden`, `LimitExceeded` 429 `limit_exceeded`.
+/// `NotConfigured` is 400 `MAIL_NOT_CONFIGURED`, `Invalid` 400
+/// `BAD_REQUEST`, `SendFailed` 502 `MAIL_SEND_FAILED`, `Forbidden` 403
+/// `FORBIDDEN`, `LimitExceeded` 429 `LIMIT_EXCEEDED`.
 impl From<MailError> for Error {
     fn from(e: MailError) -> Error {
         let message = e.to_string();
         match e {
-            MailError::NotConfigured => Error::new(400, "mail_not_configured", message),
+            MailError::NotConfigured => Error::new(400, "MAIL_NOT_CONFIGURED", message),
             MailError::Invalid(_) => Error::bad_request(message),
-            MailError::SendFailed(_) => Error::new(502, "mail_send_failed", message),
+            MailError::SendFailed(_) => Error::new(502, "MAIL_SEND_FAILED", message),
             MailError::Forbidden(_) => Error::forbidden(message),
-            MailError::LimitExceeded(_) => Error::new(429, "limit_exceeded", message),
+            MailError::LimitExceeded(_) => Error::new(429, "LIMIT_EXCEEDED", message),
         }
     }
 }

@@ -348,7 +348,7 @@ impl Request {
     ///
     /// let bad = Request::new(Method::Post, "/users").with_body("{");
     /// let err = bad.json::<NewUser>().unwrap_err();
-    /// assert_eq!((err.status(), err.code()), (400, "bad_request"));
+    /// assert_eq!((err.status(), err.code()), (400, "BAD_REQUEST"));
     /// assert!(err.message().starts_with("invalid JSON body"));
     /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {

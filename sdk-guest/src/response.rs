@@ -25,6 +25,9 @@ pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The error this response renders, if it is one: the router names
+    /// the request in its body.
+    error: Option<Box<Error>>,
 }
 
 impl Response {
@@ -86,6 +89,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            error: None,
         }
     }
 
@@ -94,7 +98,25 @@ impl Response {
             status,
             headers: vec![("content-type".to_owned(), content_type.to_owned())],
             body,
+            error: None,
         }
+    }
+
+    /// The response of `error`, whose JSON body is `body`.
+    pub(crate) fn error_body(body: Vec<u8>, error: Error) -> Response {
+        Response {
+            error: Some(Box::new(error)),
+            ..Response::with_body(200, "application/json", body)
+        }
+    }
+
+    /// This response, its body naming request `id` if it renders an error.
+    /// Status and headers stay as the handler left them.
+    pub(crate) fn name_request(mut self, id: &str) -> Response {
+        if let Some(error) = self.error.take() {
+            self.body = error.body(Some(id));
+        }
+        self
     }
 
     /// Replaces the status code.

@@ -185,7 +185,18 @@ impl Router {
     /// let res = router.handle(Request::new(Method::Get, "/a?x=1"));
     /// assert_eq!((res.status(), res.body()), (200, &b"a"[..]));
     /// ```
-    pub fn handle(&self, mut req: Request) -> Response {
+    pub fn handle(&self, req: Request) -> Response {
+        // The server's id of the request, for the body of an error answer.
+        let request_id = req.header("x-request-id").map(str::to_owned);
+        let response = self.dispatch(req);
+        match &request_id {
+            Some(id) => response.name_request(id),
+            None => response,
+        }
+    }
+
+    /// Routes `req` and runs its handler.
+    fn dispatch(&self, mut req: Request) -> Response {
         let mut params = Vec::new();
         let mut allowed: Vec<&str> = Vec::new();
         for route in &self.routes {
@@ -207,7 +218,7 @@ impl Router {
         } else {
             Error::new(
                 405,
-                "method_not_allowed",
+                "METHOD_NOT_ALLOWED",
                 format!("method {} is not allowed for {}", req.method(), req.path()),
             )
             .to_response()
@@ -380,7 +391,7 @@ mod tests {
         assert_eq!(call(Method::Get, "/value", "").body(), br#"{"v":1}"#);
         let r = call(Method::Get, "/err", "");
         assert_eq!(r.status(), 403);
-        assert_eq!(r.body(), br#"{"code":"forbidden","message":"nope"}"#);
+        assert_eq!(r.body(), br#"{"code":"FORBIDDEN","message":"nope"}"#);
     }
 
     #[test]
@@ -390,7 +401,7 @@ mod tests {
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(
             r.body(),
-            br#"{"code":"not_found","message":"no route for /missing"}"#
+            br#"{"code":"NOT_FOUND","message":"no route for /missing"}"#
         );
 
         let r = call(Method::Delete, "/a?x=1", "");
@@ -398,7 +409,7 @@ mod tests {
         assert_eq!(r.header("Allow"), Some("GET, POST, PUT"));
         assert_eq!(
             r.body(),
-            br#"{"code":"method_not_allowed","message":"method DELETE is not allowed for /a"}"#
+            br#"{"code":"METHOD_NOT_ALLOWED","message":"method DELETE is not allowed for /a"}"#
         );
     }
 
@@ -409,8 +420,36 @@ mod tests {
         let r = call(Method::Post, "/echo", "{not json");
         assert_eq!(r.status(), 400);
         let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
-        assert_eq!(v["code"], "bad_request");
+        assert_eq!(v["code"], "BAD_REQUEST");
         assert!(v["message"].as_str().unwrap().starts_with("invalid JSON body"));
+    }
+
+    #[test]
+    fn error_answers_name_the_request_and_others_are_left_alone() {
+        let with_id = |method, path: &str| {
+            router().handle(Request::new(method, path).with_header("X-Request-Id", "req-7"))
+        };
+        let r = with_id(Method::Get, "/err");
+        assert_eq!(r.status(), 403);
+        assert_eq!(
+            r.body(),
+            br#"{"code":"FORBIDDEN","message":"nope","requestId":"req-7"}"#
+        );
+        let r = with_id(Method::Delete, "/a");
+        assert_eq!((r.status(), r.header("allow")), (405, Some("GET, POST, PUT")));
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            (&v["code"], &v["requestId"]),
+            (&"METHOD_NOT_ALLOWED".into(), &"req-7".into())
+        );
+        let r = with_id(Method::Post, "/echo");
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            (&v["code"], &v["requestId"]),
+            (&"BAD_REQUEST".into(), &"req-7".into())
+        );
+        // A successful answer is the handler's own, id or not.
+        assert_eq!(with_id(Method::Get, "/value").body(), br#"{"v":1}"#);
     }
 
     #[test]

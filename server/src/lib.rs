@@ -369,19 +369,19 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let Some(metrics) = &app.metrics else {
         return ApiError::not_found("metrics are switched off").into_response();
     };
-    let (mut loaded, mut failed, mut disabled) = (0, 0, 0);
+    let (mut loaded, mut serving, mut failed, mut disabled) = (0, 0, 0, 0);
+    // The same states as the catalog's (`DeploymentView::status`).
     for status in app.deployer.statuses() {
-        if status.disabled {
-            disabled += 1;
-        } else if status.failure.is_some() || status.element.is_none() {
-            failed += 1;
-        } else {
-            loaded += 1;
+        match (status.disabled, &status.element, &status.failure) {
+            (true, _, _) => disabled += 1,
+            (false, None, _) => failed += 1,
+            (false, Some(_), Some(_)) => serving += 1,
+            (false, Some(_), None) => loaded += 1,
         }
     }
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        metrics.render(loaded, failed, disabled),
+        metrics.render(loaded, serving, failed, disabled),
     )
         .into_response()
 }

@@ -165,8 +165,13 @@ impl Metrics {
     }
 
     /// The metrics as OpenMetrics text, with the deployment counts given.
-    pub fn render(&self, loaded: usize, failed: usize, disabled: usize) -> String {
-        for (status, n) in [("LOADED", loaded), ("FAILED", failed), ("DISABLED", disabled)] {
+    pub fn render(&self, loaded: usize, serving: usize, failed: usize, disabled: usize) -> String {
+        for (status, n) in [
+            ("LOADED", loaded),
+            ("SERVING", serving),
+            ("FAILED", failed),
+            ("DISABLED", disabled),
+        ] {
             self.deployments
                 .get_or_create(&StatusLabels { status })
                 .set(n as i64);
@@ -198,7 +203,7 @@ mod tests {
         m.http_request("GET", "/health", 200, Duration::from_millis(1));
         m.http_request("GET", "/health", 200, Duration::from_millis(2));
         m.element_request("hello", 504, Duration::from_secs(3));
-        let text = m.render(2, 1, 0);
+        let text = m.render(2, 0, 1, 0);
         assert!(
             text.contains(r#"elements_http_requests_total{method="GET",route="/health",code="2xx"} 2"#),
             "{text}"

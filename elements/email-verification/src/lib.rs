@@ -9,8 +9,9 @@
 //!   with the user's session (`Authorization: Bearer`): emails a single-use
 //!   link to the address and answers 200 with the identity, now `PENDING`,
 //!   once the SMTP server accepted the message. 400 when mail is not
-//!   configured (or the body is malformed), 403 without a valid session or
-//!   when the address belongs to another user, 404 when it is not linked to
+//!   configured (or the body is malformed), 401 without a session or with
+//!   invalid or expired credentials (as `/api/rest` answers), 403 when the
+//!   address belongs to another user, 404 when it is not linked to
 //!   the caller, 502 when the SMTP server refuses or can't be reached. The
 //!   address is trimmed and lower-cased. An address that is already
 //!   `VERIFIED` is answered as it is, without an email.
@@ -118,7 +119,7 @@ struct VerifyRequest {
 }
 
 fn request_verification(req: Request) -> Result<Response> {
-    let caller = identity::caller()?.ok_or_else(|| Error::forbidden("a valid session is required"))?;
+    let caller = identity::require_caller()?;
     let VerifyRequest { email } = req.json()?;
     let email = email.trim().to_lowercase();
     if email.is_empty() {
@@ -165,7 +166,7 @@ fn on_event(event: Event) -> Result<()> {
         }
         Err(_) => Err(Error::new(
             429,
-            "throttled",
+            "THROTTLED",
             format!("verification of {email} requested by Element {by:?} is throttled"),
         )),
     }
@@ -278,7 +279,7 @@ fn take_send_allowance(email: &str, user_id: &str) -> Result<std::result::Result
             give_back(&taken);
             let response = Error::new(
                 429,
-                "throttled",
+                "THROTTLED",
                 "too many verification emails for this address or account; retry later",
             )
             .to_response()

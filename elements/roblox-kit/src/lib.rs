@@ -168,7 +168,7 @@ fn fetch_player(roblox_id: u64) -> Result<Player> {
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| DEFAULT_USERS_API.to_owned());
     let unavailable =
-        |what: String| Error::new(502, "roblox_unavailable", format!("Roblox users API: {what}"));
+        |what: String| Error::new(502, "ROBLOX_UNAVAILABLE", format!("Roblox users API: {what}"));
 
     let response = http::request(Method::Get, &format!("{base}/users/{roblox_id}"))
         .header("accept", "application/json")

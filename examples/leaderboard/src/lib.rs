@@ -52,7 +52,7 @@ fn post_score(req: Request) -> Result<serde_json::Value> {
         FindAndModify::new().upsert(),
     ) {
         Ok(_) => score,
-        Err(e) if e.code() == "conflict" => best_of(&player)?.map_or(score, |best| best.score),
+        Err(e) if e.code() == "CONFLICT" => best_of(&player)?.map_or(score, |best| best.score),
         Err(e) => return Err(e),
     };
 

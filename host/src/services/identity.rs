@@ -16,6 +16,13 @@
 //! it reaches and never for a SUPERUSER, and changes verification only with
 //! `identity.verify:SCHEME`.
 //!
+//! `elements:platform/credentials` tells an Element which of three a
+//! request is: without credentials, with a user's, or with credentials
+//! that name no user (forged, expired, revoked, of a banned or deleted
+//! user), the last one error without saying which, so that nothing about a
+//! token's validity leaks beyond "invalid or expired". `identity.caller`
+//! keeps its 0.2.0 answer, none for both, for Elements built before.
+//!
 //! `elements:platform/verification` lives here too: with
 //! `identity.request-verification:email` an Element asks for an address to
 //! be verified, and the host publishes
@@ -38,6 +45,7 @@ use elements_identity::{
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
 
+use super::elements::platform::credentials as wit_credentials;
 use super::elements::platform::identity::{self as wit, Error};
 use super::elements::platform::verification as wit_verification;
 use super::{DeployContext, HostService, ServiceConfigError, ServiceDeps, ServicesError};
@@ -83,8 +91,8 @@ pub struct Identities {
     service: Arc<IdentityService>,
     credential: Option<Arc<str>>,
     grants: Arc<Grants>,
-    /// The calling user, once resolved (`Some(None)`: no valid credential).
-    caller: Option<Option<Caller>>,
+    /// The calling user, once resolved.
+    caller: Option<Resolved>,
     /// Users this instance already found it may reach.
     reached: BTreeSet<String>,
     /// Where verification requests go.
@@ -95,6 +103,16 @@ pub struct Identities {
     chain: Option<Chain>,
     /// Verification requests made so far by this instance.
     verification_requests: u32,
+}
+
+/// What a request's credentials came to.
+enum Resolved {
+    /// The request carried none.
+    Anonymous,
+    /// It carried some that name no user.
+    Invalid,
+    /// They name this user.
+    User(Box<Caller>),
 }
 
 impl HostService for IdentityHostService {
@@ -113,6 +131,9 @@ impl HostService for IdentityHostService {
             &mut state.services.identity
         })?;
         wit_verification::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| {
+            &mut state.services.identity
+        })?;
+        wit_credentials::add_to_linker::<RequestState, HasSelf<Identities>>(linker, |state| {
             &mut state.services.identity
         })
     }
@@ -144,24 +165,34 @@ fn forbidden(missing: MissingGrant) -> Error {
 }
 
 impl Identities {
-    /// The calling user, resolved once per instance.
-    async fn resolve_caller(&mut self) -> Result<Option<&Caller>, Error> {
+    /// What the request's credentials come to, resolved once per instance.
+    async fn resolve(&mut self) -> Result<&Resolved, Error> {
         if self.caller.is_none() {
             let resolved = match &self.credential {
-                None => None,
+                None => Resolved::Anonymous,
                 Some(credential) => match self.service.resolve_credential(credential).await {
-                    Ok(caller) => Some(caller),
+                    Ok(caller) => Resolved::User(Box::new(caller)),
+                    // One answer for every reason, so that a client probing
+                    // tokens learns nothing but "not valid".
                     Err(
                         IdentityError::Unauthenticated(_)
                         | IdentityError::NotFound(_)
                         | IdentityError::PermissionDenied(_),
-                    ) => None,
+                    ) => Resolved::Invalid,
                     Err(e) => return Err(to_wit(e)),
                 },
             };
             self.caller = Some(resolved);
         }
-        Ok(self.caller.as_ref().and_then(Option::as_ref))
+        Ok(self.caller.as_ref().unwrap_or(&Resolved::Anonymous))
+    }
+
+    /// The calling user, if the request's credentials name one.
+    async fn resolve_caller(&mut self) -> Result<Option<&Caller>, Error> {
+        Ok(match self.resolve().await? {
+            Resolved::User(caller) => Some(caller.as_ref()),
+            Resolved::Anonymous | Resolved::Invalid => None,
+        })
     }
 
     /// `Ok` when the Element may act on user `user_id`: the calling user,
@@ -374,19 +405,10 @@ impl wit::Host for Identities {
     }
 
     async fn caller(&mut self) -> Result<Option<String>, Error> {
-        let Some(caller) = self.resolve_caller().await?.cloned() else {
-            return Ok(None);
-        };
-        let (profile, application) = match caller.session {
-            CallerSession::Elements(resolved) => (resolved.profile, resolved.application),
-            CallerSession::Token(_) => (None, None),
-        };
-        to_json(wire::Caller {
-            user: caller.user.into(),
-            profile: profile.map(Into::into),
-            application: application.map(Into::into),
-        })
-        .map(Some)
+        match self.resolve_caller().await?.cloned() {
+            Some(caller) => caller_json(caller).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn get_identity(&mut self, scheme: String, id: String) -> Result<Option<String>, Error> {
@@ -421,6 +443,44 @@ impl wit::Host for Identities {
             .link_email(&user_id, &email, None)
             .await
             .map_err(to_wit)
+    }
+}
+
+/// The caller as `elements-wire`'s `Caller` in JSON.
+fn caller_json(caller: Caller) -> Result<String, Error> {
+    let (profile, application) = match caller.session {
+        CallerSession::Elements(resolved) => (resolved.profile, resolved.application),
+        CallerSession::Token(_) => (None, None),
+    };
+    to_json(wire::Caller {
+        user: caller.user.into(),
+        profile: profile.map(Into::into),
+        application: application.map(Into::into),
+    })
+}
+
+impl wit_credentials::Host for Identities {
+    async fn caller(&mut self) -> Result<Option<String>, wit_credentials::Error> {
+        match self.resolve().await.map_err(credentials_error)? {
+            Resolved::Anonymous => Ok(None),
+            Resolved::Invalid => Err(wit_credentials::Error::InvalidCredentials),
+            Resolved::User(caller) => caller_json((**caller).clone())
+                .map(Some)
+                .map_err(credentials_error),
+        }
+    }
+}
+
+/// An identity error as `credentials` has them: only the store's outage is
+/// worth a retry; the rest can't arise from reading credentials.
+fn credentials_error(error: Error) -> wit_credentials::Error {
+    match error {
+        Error::Unavailable(m) => wit_credentials::Error::Unavailable(m),
+        Error::NotFound(m)
+        | Error::Conflict(m)
+        | Error::Invalid(m)
+        | Error::Forbidden(m)
+        | Error::Internal(m) => wit_credentials::Error::Internal(m),
     }
 }
 

@@ -46,6 +46,7 @@ wasmtime::component::bindgen!({
         "elements:platform/mail": async,
         "elements:platform/identity": async,
         "elements:platform/verification": async,
+        "elements:platform/credentials": async,
     },
 });
 

@@ -257,6 +257,21 @@ fn router() -> Router {
             let email = req.param("email").unwrap_or_default();
             Ok(Response::json(&identity::request_email_verification(email)?))
         })
+        // Who is calling, as the Element sees it: each of the three cases
+        // answered distinctly, so a test can tell which one the host gave.
+        .get("/caller", |_req| match identity::caller() {
+            Ok(Some(me)) => Response::json(&json!({"user": me.user.id})),
+            Ok(None) => Response::json(&json!({"anonymous": true})),
+            Err(identity::CallerError::InvalidCredentials) => {
+                Error::from(identity::CallerError::InvalidCredentials).to_response()
+            }
+            Err(other) => Error::from(other).to_response(),
+        })
+        // The one-line 401 of a route that needs a user.
+        .get("/me", |_req| -> Result<Response> {
+            let me = identity::require_caller()?;
+            Ok(Response::json(&json!({"user": me.user.id, "name": me.user.name})))
+        })
 }
 
 /// `Set-Cookie` values naming the portal's cookies, which the server must drop.
