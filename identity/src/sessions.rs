@@ -100,7 +100,7 @@ pub enum CallerSession {
     /// An Elements session secret.
     Elements(Box<ResolvedSession>),
     /// A Nakama session token.
-    Token(TokenSession),
+    Token(Box<TokenSession>),
 }
 
 /// What a user's document keeps about its Nakama tokens (field
@@ -552,7 +552,7 @@ impl IdentityService {
             let session = self.verify_token(credential).await?;
             return Ok(Caller {
                 user: session.user.clone(),
-                session: CallerSession::Token(session),
+                session: CallerSession::Token(Box::new(session)),
             });
         }
         let resolved = self.resolve_session(credential).await?;

@@ -26,9 +26,9 @@ pub struct ApiError {
     /// The request's id, if known.
     pub request_id: Option<String>,
     /// The `WWW-Authenticate` challenge of a 401.
-    pub www_authenticate: Option<String>,
+    pub www_authenticate: Option<&'static str>,
     /// Seconds for `Retry-After` (429, 503).
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -58,7 +58,7 @@ impl ApiError {
 
     /// This error with a `Retry-After` of `secs` seconds.
     pub fn with_retry_after(mut self, secs: u64) -> ApiError {
-        self.retry_after = Some(secs);
+        self.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
         self
     }
 
@@ -69,9 +69,9 @@ impl ApiError {
 
     /// 401 for missing or invalid credentials, with a `WWW-Authenticate`
     /// challenge (e.g. `Bearer realm="elements"`).
-    pub fn unauthorized(challenge: impl Into<String>, message: impl Into<String>) -> ApiError {
+    pub fn unauthorized(challenge: &'static str, message: impl Into<String>) -> ApiError {
         let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
-        error.www_authenticate = Some(challenge.into());
+        error.www_authenticate = Some(challenge);
         error
     }
 
@@ -162,7 +162,7 @@ pub(crate) fn name_request(mut response: Response, id: &str) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
-        if let Some(challenge) = self.www_authenticate.as_deref()
+        if let Some(challenge) = self.www_authenticate
             && let Ok(value) = http::HeaderValue::from_str(challenge)
         {
             response
@@ -223,11 +223,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::Internal(m) => {
                 // The detail is for operators, not clients.
                 tracing::error!("identity request failed: {m}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "internal error",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
             }
         }
     }

@@ -114,8 +114,10 @@ struct WriteQueue {
 /// result once the commit's outcome is known.
 struct Job {
     now: i64,
-    run: Box<dyn FnOnce(std::result::Result<&mut Tx<'_, '_>, StoreError>) -> (bool, Deliver) + Send>,
+    run: RunJob,
 }
+
+type RunJob = Box<dyn FnOnce(std::result::Result<&mut Tx<'_, '_>, StoreError>) -> (bool, Deliver) + Send>;
 
 type Deliver = Box<dyn FnOnce(std::result::Result<(), &StoreError>) + Send>;
 

@@ -148,7 +148,7 @@ pub(crate) fn page<T, D: From<T>>(p: Page<T>) -> (u64, u64, Vec<D>) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDto {
     /// Stable machine-readable code (`INVALID_PARAMETER`, `UNAUTHORIZED`,
-    /// `FORBIDDEN`, `NOT_FOUND`, `DUPLICATE`, `UNAVAILABLE`, `INTERNAL_ERROR`).
+    /// `FORBIDDEN`, `NOT_FOUND`, `DUPLICATE`, `UNAVAILABLE`, `INTERNAL`).
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
