@@ -10,6 +10,8 @@
 
 pub use elements_server::serve;
 
+pub mod check;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -150,7 +152,9 @@ impl Runtime {
     }
 }
 
-/// The engine, the host services and what every deploy needs.
+/// The engine, the host services and what every deploy needs: one
+/// construction for the server and for `elements check`, so the checker
+/// runs the deploy's own checks against the same host.
 fn build_host(
     config: &Config,
     store: Arc<dyn DocumentStore>,
