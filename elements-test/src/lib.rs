@@ -29,23 +29,22 @@
 //! serde_json = "1"
 //! ```
 //!
+//! `tests/scores.rs`, the body of a `#[test] fn`:
+//!
 //! ```no_run
 //! use elements_test::Harness;
 //! use serde_json::json;
 //!
-//! #[test]
-//! fn scores_are_stored() {
-//!     // Builds this crate for wasm32-wasip2 and deploys it with its element.toml.
-//!     let harness = Harness::build(env!("CARGO_MANIFEST_DIR")).start();
-//!     let ada = harness.signup("ada");
-//!     let posted = harness
-//!         .post("/scores")
-//!         .session(&ada)
-//!         .json(&json!({"player": "ada", "score": 10}))
-//!         .send();
-//!     assert_eq!(posted.status(), 201, "{}", posted.text());
-//!     assert_eq!(harness.get("/top").send().json()[0]["player"], "ada");
-//! }
+//! // Builds this crate for wasm32-wasip2 and deploys it with its element.toml.
+//! let harness = Harness::build(env!("CARGO_MANIFEST_DIR")).start();
+//! let ada = harness.signup("ada");
+//! let posted = harness
+//!     .post("/scores")
+//!     .session(&ada)
+//!     .json(&json!({"player": "ada", "score": 10}))
+//!     .send();
+//! assert_eq!(posted.status(), 200, "{}", posted.text());
+//! assert_eq!(harness.get("/top").send().json()[0]["player"], "ada");
 //! ```
 //!
 //! Failures to set up (the build fails, the deploy is refused) panic with the
