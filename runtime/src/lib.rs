@@ -10,6 +10,8 @@
 
 pub use elements_server::serve;
 
+pub mod check;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -40,9 +42,23 @@ pub struct Runtime {
     _watcher: elements_deployments::watch::Watcher,
 }
 
+/// What an embedder of the runtime adds to its configuration: the test
+/// harness (`elements-test`) runs the real runtime in-process with these.
+#[derive(Default, Clone)]
+pub struct Embedding {
+    /// Canned answers to the Elements' outbound HTTP requests in place of
+    /// the network.
+    pub outbound_stub: Option<Arc<dyn elements_host::services::http::OutboundStub>>,
+}
+
 impl Runtime {
     /// Builds the engine and host, and deploys the Elements in the deploy folder.
     pub async fn start(config: &Config) -> anyhow::Result<Runtime> {
+        Runtime::start_with(config, Embedding::default()).await
+    }
+
+    /// [`Runtime::start`] with what an embedder adds.
+    pub async fn start_with(config: &Config, embedding: Embedding) -> anyhow::Result<Runtime> {
         let store = open_store(config).await?;
         let identity = start_identity(store.clone(), config).await?;
         for verifier in
@@ -51,32 +67,14 @@ impl Runtime {
             tracing::info!(scheme = verifier.scheme(), "login provider configured");
             identity.service.register_verifier(verifier);
         }
-        let (engine, allocation) = engine::build(config)?;
-        tracing::info!(
-            ?allocation,
-            max_instances = config.max_instances,
-            "wasmtime engine ready"
-        );
-        let ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
         let events = Arc::new(EventBus::default());
-        let host = Arc::new(Host {
-            linker: elements_host::instance::linker(&engine)?,
-            services: elements_host::services::Services::new(elements_host::services::ServiceDeps {
-                store: store.clone(),
-                events: events.clone(),
-                identity: identity.service.clone(),
-                settings: config.services.clone(),
-            })?,
-            cache: CompileCache::open(&engine, &config.cache_dir)
-                .with_context(|| format!("opening the compiled-code cache {}", config.cache_dir.display()))?,
-            engine,
-            limits: config.limits.clone(),
-            attributes: operator_attributes(config),
-            clock: elements_host::clock::OffsetClock::seconds(config.clock_offset_secs),
-            element_grants: config.element_grants.clone(),
-            deploy: config.deploy.clone(),
-            element_attributes: config.element_attributes.clone(),
-        });
+        let (host, allocation, ticker) = build_host(
+            config,
+            store.clone(),
+            identity.service.clone(),
+            events.clone(),
+            embedding.outbound_stub,
+        )?;
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
         // Stored service settings (admin API, portal) over the configuration's.
@@ -152,6 +150,45 @@ impl Runtime {
         let admin = elements_api::admin_router().merge(elements_portal::router());
         elements_server::admin_router(self.app.clone(), admin)
     }
+}
+
+/// The engine, the host services and what every deploy needs: one
+/// construction for the server and for `elements check`, so the checker
+/// runs the deploy's own checks against the same host.
+fn build_host(
+    config: &Config,
+    store: Arc<dyn DocumentStore>,
+    identity: Arc<IdentityService>,
+    events: Arc<EventBus>,
+    outbound_stub: Option<Arc<dyn elements_host::services::http::OutboundStub>>,
+) -> anyhow::Result<(Arc<Host>, Allocation, EpochTicker)> {
+    let (engine, allocation) = engine::build(config)?;
+    tracing::info!(
+        ?allocation,
+        max_instances = config.max_instances,
+        "wasmtime engine ready"
+    );
+    let ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+    let host = Arc::new(Host {
+        linker: elements_host::instance::linker(&engine)?,
+        services: elements_host::services::Services::new(elements_host::services::ServiceDeps {
+            store,
+            events,
+            identity,
+            settings: config.services.clone(),
+            outbound_stub,
+        })?,
+        cache: CompileCache::open(&engine, &config.cache_dir)
+            .with_context(|| format!("opening the compiled-code cache {}", config.cache_dir.display()))?,
+        engine,
+        limits: config.limits.clone(),
+        attributes: operator_attributes(config),
+        clock: elements_host::clock::OffsetClock::seconds(config.clock_offset_secs),
+        element_grants: config.element_grants.clone(),
+        deploy: config.deploy.clone(),
+        element_attributes: config.element_attributes.clone(),
+    });
+    Ok((host, allocation, ticker))
 }
 
 /// How the portal knows its own origin and whether it is reached over HTTPS

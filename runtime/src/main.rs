@@ -6,6 +6,14 @@ use elements_config::{Cli, Config, LogFormat};
 use elements_runtime::{Runtime, serve};
 
 fn main() -> std::process::ExitCode {
+    // `elements check ...` runs the deploy checks offline instead of serving.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "check") {
+        let args: Vec<String> = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return elements_runtime::check::main(&args);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -185,6 +185,14 @@ impl ClientRequest {
     /// ```
     pub fn send(self) -> Result<ClientResponse, HttpError> {
         let url = Url::parse(&self.url)?;
+        // wasi:http's generated imports abort a native test binary.
+        if cfg!(not(target_arch = "wasm32")) {
+            return Err(HttpError::Failed(format!(
+                "{}: {}",
+                url.authority,
+                crate::OUTSIDE_RUNTIME
+            )));
+        }
 
         let entries: Vec<(String, Vec<u8>)> = self
             .headers

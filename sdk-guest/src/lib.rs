@@ -146,9 +146,12 @@
 //!
 //! Routers and handlers are plain Rust: build a [`Request`] with
 //! [`Request::new`] and call [`Router::handle`] in ordinary `#[test]`s on your
-//! machine. Only functions that call the host ([`attributes`], [`log`] and the
-//! logging macros, [`documents`], [`events::publish`], [`mail::send`],
-//! [`http`] requests, [`identity`]) must run inside the runtime.
+//! machine. Functions that call the host ([`documents`], [`events::publish`],
+//! [`mail::send`], [`http`] requests, [`identity`]) need the runtime: in a
+//! native test they fail with an [`Error`] ("host call outside the Elements
+//! runtime; test with elements-test"), attributes have no value and log
+//! lines go to stderr. To test them, load the built component into the real
+//! runtime with the `elements-test` crate (see `examples/README.md`).
 
 #![warn(missing_docs)]
 
@@ -275,6 +278,12 @@ macro_rules! export_element {
     };
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod native;
+
+/// The message of every host call refused outside the runtime.
+pub(crate) const OUTSIDE_RUNTIME: &str = "host call outside the Elements runtime; test with elements-test";
 mod serve;
 
 /// Implementation details used by the SDK's macros. Not part of the API.
@@ -288,6 +297,7 @@ pub mod __private {
     pub use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
     /// The host services (imports only).
+    #[cfg(target_arch = "wasm32")]
     #[allow(missing_docs, clippy::all)]
     pub mod bindings {
         wit_bindgen::generate!({
@@ -295,6 +305,11 @@ pub mod __private {
             path: "../wit",
         });
     }
+
+    /// Outside the runtime (a native `cargo test`), stand-ins that fail
+    /// every host call with an error instead of aborting the test binary.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::native as bindings;
 
     /// The `event-handler` export. Its component-type section is emitted only
     /// inside the export macro, so an Element that does not invoke it (no

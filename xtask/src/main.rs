@@ -12,6 +12,13 @@
 //!   `apt-get` (through `sudo` when not root) and stops if that fails.
 //! - `elements`: only build the Elements and fill `./deploy`.
 //! - `bench`: run the benchmarks (release build), printing their figures.
+//! - `new-element NAME [--dir DIR]`: create an Element crate in `DIR/NAME`
+//!   (default: the current folder): `Cargo.toml`, `src/lib.rs`,
+//!   `element.toml` and a test in `tests/` that runs it with `elements-test`.
+//!   It builds and its test passes as created (`xtask/tests/new_element.rs`).
+//!   An xtask rather than an `elements` subcommand: the new crate depends on
+//!   this checkout's SDK and harness by path (neither is published), and only
+//!   the checkout knows where it is; the `elements` binary may run anywhere.
 //!
 //! Only std: this crate must build in seconds on a fresh machine.
 
@@ -29,8 +36,9 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "elements" => deploy_elements().map(|_| ()),
         "bench" => bench(&rest),
+        "new-element" => new_element(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <run|test|elements|bench> [ARGS...]");
+            eprintln!("usage: cargo xtask <run|test|elements|bench|new-element> [ARGS...]");
             return ExitCode::from(2);
         }
     };
@@ -186,8 +194,10 @@ fn test(args: &[String]) -> Result<(), String> {
     ensure_python_package("schemathesis==4.32.5")?;
     // The real Nakama JavaScript client, for `runtime/tests/identity_nakama_js.rs`.
     ensure_npm_package("@heroiclabs/nakama-js", "2.8.0")?;
-    // Every failure, not just the first test binary's.
-    let all = status(cargo().args(["test", "--no-fail-fast"]).args(args));
+    // Every failure, not just the first test binary's. The whole workspace
+    // but the two misbehaving test guests (they only build for wasm): the
+    // Elements' own tests run natively, with the `elements-test` harness.
+    let all = status(cargo().args(WORKSPACE_TESTS).args(args));
     let screenshots = target_dir().join("portal-screenshots");
     if screenshots.is_dir() {
         eprintln!(
@@ -206,13 +216,26 @@ fn test(args: &[String]) -> Result<(), String> {
     targets.extend(test_files("runtime/tests", "faults"));
     targets.extend(test_files("runtime/tests", "deployments"));
     let mut on_mongo = cargo();
-    on_mongo.args(["test", "--no-fail-fast"]);
+    on_mongo.args(WORKSPACE_TESTS);
     for t in &targets {
         on_mongo.args(["--test", t]);
     }
     status(mongo.env(&mut on_mongo))?;
     Ok(())
 }
+
+/// `cargo test` over the workspace: its members but the test guests that
+/// only build for wasm. The same package set for both runs, so features
+/// unify the same way and nothing is compiled twice.
+const WORKSPACE_TESTS: &[&str] = &[
+    "test",
+    "--no-fail-fast",
+    "--workspace",
+    "--exclude",
+    "misbehave",
+    "--exclude",
+    "hostile",
+];
 
 /// What the browser tests run (`runtime/tests/support/browser.rs`).
 const BROWSER_BINARIES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
@@ -383,4 +406,182 @@ impl Drop for MongoServer {
 fn bench(args: &[String]) -> Result<(), String> {
     build_guests(&test_guests())?;
     status(cargo().args(["bench", "-p", "elements-runtime"]).args(args))
+}
+
+/// `new-element NAME [--dir DIR]`.
+fn new_element(args: &[String]) -> Result<(), String> {
+    let usage = "usage: cargo xtask new-element NAME [--dir DIR]";
+    let mut name = None;
+    let mut dir = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dir" => dir = Some(PathBuf::from(args.next().ok_or(usage)?)),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}; {usage}")),
+            n if name.is_none() => name = Some(n.to_owned()),
+            _ => return Err(usage.into()),
+        }
+    }
+    let name = name.ok_or(usage)?;
+    // A crate name that is also a usable Element name and prefix.
+    let valid = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a usable name: 1 to 48 lower-case letters, digits, '-' and '_', starting with a letter"
+        ));
+    }
+    let base = match dir {
+        Some(dir) => dir,
+        None => std::env::current_dir().map_err(|e| format!("the current folder: {e}"))?,
+    };
+    let crate_dir = base.join(&name);
+    if crate_dir.exists() {
+        return Err(format!("{} exists already", crate_dir.display()));
+    }
+    for (path, text) in scaffold(&name)? {
+        let path = crate_dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    eprintln!(
+        "xtask: created the Element {name} in {}\n  test it:   cd {} && cargo test\n  build it:  cargo build --release --target wasm32-wasip2\n  check it:  elements check target/wasm32-wasip2/release/{}.wasm element.toml",
+        crate_dir.display(),
+        crate_dir.display(),
+        name.replace('-', "_")
+    );
+    Ok(())
+}
+
+/// The files of a new Element crate, by path below its folder.
+fn scaffold(name: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let root = root();
+    let path_of = |dir: &str| root.join(dir).display().to_string().replace('\\', "/");
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml"))
+        .map_err(|e| format!("reading the workspace's Cargo.toml: {e}"))?;
+    // The workspace's profiles: without them the harness's wasmtime compiles
+    // Elements with an unoptimized Cranelift (seconds per component).
+    let profiles = workspace
+        .find("[profile.")
+        .map(|at| workspace[at..].to_owned())
+        .unwrap_or_default();
+    let cargo_toml = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+elements-sdk = {{ path = "{sdk}" }}
+serde_json = "1"
+
+[dev-dependencies]
+# Runs the built component in the real runtime in `cargo test` (tests/).
+elements-test = {{ path = "{harness}" }}
+
+# A workspace of its own; remove this line to make the crate a member of
+# an enclosing workspace instead.
+[workspace]
+
+{profiles}"#,
+        sdk = path_of("sdk-guest"),
+        harness = path_of("elements-test"),
+    );
+    let lib_rs = format!(
+        r#"//! The {name} Element.
+//!
+//! * `GET /hello`: a greeting (the `greeting` attribute).
+//! * `POST /notes` `{{"text": "..."}}`: stores a note (documents).
+//! * `GET /notes`: the notes.
+
+use elements_sdk::prelude::*;
+
+fn router() -> Router {{
+    Router::new()
+        .get("/hello", |_req: Request| {{
+            json!({{"message": format!("{{}} from {name}!", attributes::get_or("greeting", "Hello"))}})
+        }})
+        .post("/notes", add_note)
+        .get("/notes", notes)
+}}
+
+fn add_note(req: Request) -> Result<Response> {{
+    let body: serde_json::Value = req.json()?;
+    let text = body["text"]
+        .as_str()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| Error::bad_request("`text` must be a non-empty string"))?;
+    let stored = documents::collection("notes").insert(&json!({{"text": text}}))?;
+    info!("stored a note of {{}} bytes", text.len());
+    Ok(Response::json(&stored).with_status(201))
+}}
+
+fn notes(_req: Request) -> Result<Response> {{
+    let notes = documents::collection("notes").find(json!({{}})).all()?;
+    Ok(Response::json(&notes))
+}}
+
+elements_sdk::export_element!(router);
+"#
+    );
+    let element_toml = format!(
+        r#"# The {name} Element's manifest: deployed as {name}.toml beside {name}.wasm.
+prefix = "{name}"
+
+[attributes.greeting]
+default = "Hello"
+description = "The word GET /hello greets with."
+"#
+    );
+    let test_rs = format!(
+        r#"//! The {name} Element in the real runtime (elements-test).
+
+use elements_test::Harness;
+use serde_json::json;
+
+#[test]
+fn greets_and_keeps_notes() {{
+    // Builds this crate for wasm32-wasip2 and deploys it with element.toml.
+    let harness = Harness::build(env!("CARGO_MANIFEST_DIR"))
+        .attribute("greeting", "Hi")
+        .start();
+
+    let hello = harness.get("/hello").send();
+    assert_eq!(hello.status(), 200, "{{}}", hello.text());
+    assert_eq!(hello.json(), json!({{"message": "Hi from {name}!"}}));
+
+    let added = harness.post("/notes").json(&json!({{"text": "first"}})).send();
+    assert_eq!(added.status(), 201, "{{}}", added.text());
+    let bad = harness.post("/notes").json(&json!({{"text": ""}})).send();
+    assert_eq!(bad.status(), 400, "{{}}", bad.text());
+
+    let notes = harness.get("/notes").send().json();
+    assert_eq!(notes[0]["text"], "first", "{{notes}}");
+    assert!(harness.logged("stored a note of 5 bytes"), "{{:?}}", harness.logs());
+}}
+"#
+    );
+    let mut files = vec![
+        ("Cargo.toml", cargo_toml),
+        ("src/lib.rs", lib_rs),
+        ("element.toml", element_toml),
+        ("tests/element.rs", test_rs),
+        (".gitignore", "/target\n".to_owned()),
+    ];
+    // The checkout's lock file: the same dependency versions the SDK and the
+    // harness are built and tested with (cargo drops what the crate doesn't use).
+    if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
+        files.push(("Cargo.lock", lock));
+    }
+    Ok(files)
 }

@@ -52,6 +52,30 @@ pub struct HttpService {
     /// Swapped whole when an operator changes the settings; an exchange
     /// keeps the policy it started with.
     policy: arc_swap::ArcSwap<Policy>,
+    /// Answers in place of the network (the test harness's), if any.
+    stub: Option<Arc<dyn OutboundStub>>,
+}
+
+/// Canned answers to outbound requests instead of the network: what the
+/// test harness (`elements-test`) installs, so an Element's tests never
+/// depend on the internet. The Element's allow-list still applies first, so
+/// a test also sees a missing `http.outbound:` grant refused.
+pub trait OutboundStub: Send + Sync {
+    /// The answer to `method url` (the full URL, e.g.
+    /// `https://users.roblox.com/v1/users/1`); `None` fails the request as a
+    /// connection failure.
+    fn answer(&self, method: &str, url: &str) -> Option<StubResponse>;
+}
+
+/// One canned response.
+#[derive(Debug, Clone, Default)]
+pub struct StubResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
 }
 
 /// What every exchange shares: the operator's settings and the TLS client.
@@ -69,6 +93,7 @@ impl HttpService {
                 settings,
                 tls: tls_config().map_err(|e| e.to_string()),
             }),
+            stub: None,
         }
     }
 
@@ -186,6 +211,7 @@ pub struct ElementHttp {
 pub struct OutboundHooks {
     element: Arc<ElementHttp>,
     policy: Arc<Policy>,
+    stub: Option<Arc<dyn OutboundStub>>,
 }
 
 impl HostService for HttpService {
@@ -193,7 +219,10 @@ impl HostService for HttpService {
     type Instance = OutboundHooks;
 
     fn start(deps: &ServiceDeps) -> Result<HttpService, ServicesError> {
-        Ok(HttpService::new(deps.settings.http.clone()))
+        Ok(HttpService {
+            stub: deps.outbound_stub.clone(),
+            ..HttpService::new(deps.settings.http.clone())
+        })
     }
 
     fn reconfigure(&self, settings: &ServicesConfig) -> Result<(), ServicesError> {
@@ -225,6 +254,7 @@ impl HostService for HttpService {
         OutboundHooks {
             element: deployed.clone(),
             policy: self.policy.load_full(),
+            stub: self.stub.clone(),
         }
     }
 }
@@ -256,6 +286,9 @@ impl WasiHttpHooks for OutboundHooks {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        if let Some(stub) = &self.stub {
+            return Box::new(std::future::ready(stubbed(stub.as_ref(), &request)));
+        }
         let exchange = Exchange {
             element: self.element.clone(),
             policy: self.policy.clone(),
@@ -265,6 +298,29 @@ impl WasiHttpHooks for OutboundHooks {
         };
         Box::new(exchange.run(request, options))
     }
+}
+
+/// The stub's answer to a request that passed the allow-list.
+fn stubbed(stub: &dyn OutboundStub, request: &http::Request<WasiBody>) -> SendResult {
+    let url = request.uri().to_string();
+    let Some(answer) = stub.answer(request.method().as_str(), &url) else {
+        return Err(HttpError::InternalError(Some(format!(
+            "no stubbed response for {} {url}",
+            request.method()
+        ))));
+    };
+    let mut response = http::Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        response = response.header(name, value);
+    }
+    let body = http_body_util::Full::new(Bytes::from(answer.body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let response = response
+        .body(body)
+        .map_err(|e| HttpError::InternalError(Some(format!("invalid stubbed response for {url}: {e}"))))?;
+    let io: IoFuture = Box::new(async { Ok(()) });
+    Ok((response, io))
 }
 
 /// One outbound request that passed the allow-list.

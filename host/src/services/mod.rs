@@ -185,6 +185,8 @@ pub struct ServiceDeps {
     pub identity: Arc<elements_identity::IdentityService>,
     /// The operator's settings of the services.
     pub settings: ServicesConfig,
+    /// Canned outbound HTTP answers in place of the network (tests only).
+    pub outbound_stub: Option<Arc<dyn http::OutboundStub>>,
 }
 
 /// Service settings the services can't use.
