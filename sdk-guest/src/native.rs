@@ -237,6 +237,21 @@ pub mod elements {
             }
         }
 
+        pub mod credentials {
+            use crate::OUTSIDE_RUNTIME as OUTSIDE;
+
+            #[derive(Clone, Debug)]
+            pub enum Error {
+                InvalidCredentials,
+                Unavailable(String),
+                Internal(String),
+            }
+
+            pub fn caller() -> Result<Option<String>, Error> {
+                Err(Error::Unavailable(OUTSIDE.into()))
+            }
+        }
+
         pub mod verification {
             pub use super::identity::Error;
 
@@ -259,7 +274,7 @@ mod tests {
         let e = documents::collection("c").insert(&json!({})).unwrap_err();
         assert_eq!(e.status(), 503);
         assert!(outside(&e), "{e:?}");
-        let e = identity::caller().unwrap_err();
+        let e: Error = identity::caller().unwrap_err().into();
         assert_eq!(e.status(), 503);
         assert!(outside(&e), "{e:?}");
         let e: Error = mail::send(&mail::Message::to("a@example.com").subject("s").text("t"))

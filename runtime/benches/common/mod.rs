@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use elements_config::Config;
 use elements_runtime::{Runtime, serve};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
 /// A number from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
@@ -63,10 +61,13 @@ pub fn serve_in_process(
 /// One request on a new connection (for setup): its status and JSON body
 /// (`null` when not JSON or the request failed).
 pub async fn call(addr: SocketAddr, request: Request) -> (u16, serde_json::Value) {
-    let mut sender = connect(addr).await;
-    match exchange(&mut sender, request).await {
-        Some((status, body)) => (status, serde_json::from_slice(&body).unwrap_or_default()),
-        None => (0, serde_json::Value::Null),
+    let answer = match Connection::open(addr).await {
+        Ok(mut connection) => connection.exchange(&request.encode()).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok((status, body)) => (status, serde_json::from_slice(&body).unwrap_or_default()),
+        Err(_) => (0, serde_json::Value::Null),
     }
 }
 
@@ -155,37 +156,123 @@ impl LoadResult {
     }
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).ok();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    sender
+/// One keep-alive HTTP/1.1 connection, spoken by hand like `wrk` does: the
+/// request is written as bytes and the answer framed by its
+/// `content-length` (or chunks), nothing else parsed. A general client
+/// (hyper's) costs more per request than a small route does, which would
+/// hide the server's own cost and squash every ratio toward 1.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
 }
 
-/// Sends `request` and reads the whole answer; `None` when the connection failed.
-async fn exchange(sender: &mut Sender, request: Request) -> Option<(u16, Bytes)> {
-    let mut builder = http::Request::builder()
-        .method(request.method)
-        .uri(request.path)
-        .header("host", "bench");
-    for (name, value) in request.headers {
-        builder = builder.header(name, value);
+impl Connection {
+    async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
     }
-    let request = builder.body(Full::new(request.body)).ok()?;
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some((status, body))
+
+    /// Sends `request` (already encoded) and reads the whole answer.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Bytes)> {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(invalid)?;
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("status line"))?;
+        let mut length = None;
+        let mut chunked = false;
+        for line in head.split("\r\n").skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>().map_err(invalid)?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.trim().eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
+            }
+        }
+        if !chunked {
+            let end = head_end + length.unwrap_or(0);
+            while self.buf.len() < end {
+                self.fill().await?;
+            }
+            return Ok((status, Bytes::copy_from_slice(&self.buf[head_end..end])));
+        }
+        let mut body = Vec::new();
+        let mut at = head_end;
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(&self.buf[at..], b"\r\n") {
+                    break at + i;
+                }
+                self.fill().await?;
+            };
+            let size_text = std::str::from_utf8(&self.buf[at..line_end]).map_err(invalid)?;
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(invalid)?;
+            let data = line_end + 2;
+            // The last chunk is followed by (no trailers, then) an empty line.
+            while self.buf.len() < data + size + 2 {
+                self.fill().await?;
+            }
+            body.extend_from_slice(&self.buf[data..data + size]);
+            at = data + size + 2;
+            if size == 0 {
+                return Ok((status, Bytes::from(body)));
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
 }
 
-/// Sends `request`; its status (0 when the connection failed).
-async fn send(sender: &mut Sender, request: Request) -> u16 {
-    exchange(sender, request).await.map_or(0, |(status, _)| status)
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad answer: {e}"))
+}
+
+impl Request {
+    /// The request as it goes on the wire.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = format!("{} {} HTTP/1.1\r\nhost: bench\r\n", self.method, self.path);
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !self.body.is_empty() || self.method != http::Method::GET {
+            out.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
 }
 
 /// Runs `connections` closed-loop clients against `addr` for `duration`;
@@ -201,19 +288,19 @@ where
     for _ in 0..connections {
         let (make, counter) = (make.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await;
+            let mut connection = Connection::open(addr).await.expect("connect");
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < until {
-                let request = make(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                let request = make(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).encode();
                 let sent = Instant::now();
-                match send(&mut sender, request).await {
-                    200 => latencies.push(sent.elapsed().as_micros() as u32),
-                    0 => {
+                match connection.exchange(&request).await {
+                    Ok((200, _)) => latencies.push(sent.elapsed().as_micros() as u32),
+                    Ok(_) => errors += 1,
+                    Err(_) => {
                         errors += 1;
-                        sender = connect(addr).await;
+                        connection = Connection::open(addr).await.expect("reconnect");
                     }
-                    _ => errors += 1,
                 }
             }
             (latencies, errors)
