@@ -83,13 +83,6 @@ fn main() {
                 assert_eq!(status, 200, "creating the account pool failed: {answer}");
                 tokens.push(format!("Bearer {}", answer["token"].as_str().expect("token")));
             }
-            let email = Request::post_json(
-                "/v2/account/authenticate/email",
-                r#"{"email":"bench@example.com","password":"bench-password"}"#,
-            )
-            .header("authorization", SERVER_KEY);
-            let (status, answer) = call(addr, email).await;
-            assert_eq!(status, 200, "creating the email account failed: {answer}");
             tokens
         })
     } else {
@@ -129,16 +122,6 @@ fn main() {
         (
             "hello Element, reused",
             Arc::new(|_| Request::get("/app/rest/hello-reuse/hello")),
-        ),
-        (
-            "email auth, existing (argon2)",
-            Arc::new(|_| {
-                Request::post_json(
-                    "/v2/account/authenticate/email",
-                    r#"{"email":"bench@example.com","password":"bench-password"}"#,
-                )
-                .header("authorization", SERVER_KEY)
-            }),
         ),
     ];
 
