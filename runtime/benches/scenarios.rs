@@ -75,19 +75,21 @@ fn main() {
 
     // The pool of existing accounts, and a session token for each.
     let wants = |name: &str| only.is_empty() || name.contains(only.as_str());
-    let tokens: Arc<Vec<String>> = Arc::new(if wants("device") || wants("account") {
-        client_rt.block_on(async {
-            let mut tokens = Vec::new();
-            for i in 0..POOL {
-                let (status, answer) = call(addr, device_login(&format!("bench-pool-{i}"))).await;
-                assert_eq!(status, 200, "creating the account pool failed: {answer}");
-                tokens.push(format!("Bearer {}", answer["token"].as_str().expect("token")));
-            }
-            tokens
-        })
-    } else {
-        Vec::new()
-    });
+    let tokens: Arc<Vec<String>> = Arc::new(
+        if wants("device auth, existing account") || wants("GET /v2/account") {
+            client_rt.block_on(async {
+                let mut tokens = Vec::new();
+                for i in 0..POOL {
+                    let (status, answer) = call(addr, device_login(&format!("bench-pool-{i}"))).await;
+                    assert_eq!(status, 200, "creating the account pool failed: {answer}");
+                    tokens.push(format!("Bearer {}", answer["token"].as_str().expect("token")));
+                }
+                tokens
+            })
+        } else {
+            Vec::new()
+        },
+    );
 
     let run = std::process::id();
     let echo_body = r#"{"message":"hello","n":42}"#;

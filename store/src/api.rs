@@ -226,7 +226,8 @@ pub struct SqliteConfig {
     pub path: std::path::PathBuf,
     /// How often the background task deletes expired documents.
     pub sweep_interval: Duration,
-    /// Read connections kept open.
+    /// Read connections kept open, and so the most reads running at once
+    /// (more wait for a free connection).
     pub readers: usize,
     /// After this long with no read or write, the connections' page
     /// caches are freed (the OS still caches the file), so a server that
@@ -240,7 +241,11 @@ impl SqliteConfig {
         SqliteConfig {
             path: data_dir.as_ref().join("elements.db"),
             sweep_interval: Duration::from_secs(60),
-            readers: 4,
+            // Reads are CPU work on this side: about two per core keeps the
+            // cores busy while some wait on the disk.
+            readers: std::thread::available_parallelism()
+                .map_or(4, |n| n.get() * 2)
+                .clamp(4, 32),
             idle_release: Duration::from_secs(10),
         }
     }

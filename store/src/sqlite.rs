@@ -53,6 +53,10 @@ struct Inner {
     queue: Mutex<WriteQueue>,
     readers: Mutex<Vec<Pooled>>,
     max_readers: usize,
+    /// One permit per reader connection: a read waits for a pooled
+    /// connection rather than opening (and parsing the schema of) one of
+    /// its own, which under load costs far more than the read.
+    reader_permits: Arc<tokio::sync::Semaphore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -910,6 +914,7 @@ impl SqliteStore {
             queue: Mutex::new(WriteQueue::default()),
             readers: Mutex::new(Vec::new()),
             max_readers: config.readers.max(1),
+            reader_permits: Arc::new(tokio::sync::Semaphore::new(config.readers.max(1))),
             clock: options.clock,
         });
         let mut background = Vec::new();
@@ -962,8 +967,15 @@ impl SqliteStore {
         f: impl FnOnce(&Connection, i64) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
+        let permit = inner
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Internal("the reader pool is closed".into()))?;
         let now = inner.clock.now_millis();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(c) => c.conn,
