@@ -55,6 +55,9 @@ pub struct IdentityConfig {
     /// Password jobs that may wait for a thread; beyond, requests are
     /// refused with [`IdentityError::Busy`].
     pub password_queue: usize,
+    /// Shifts the clock Nakama tokens are issued and checked against, in
+    /// seconds (the server's `--clock-offset-secs`, for tests of expiry).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for IdentityConfig {
@@ -70,6 +73,7 @@ impl Default for IdentityConfig {
             login_throttle: ThrottleConfig::default(),
             password_workers: crate::password::default_workers(),
             password_queue: crate::password::DEFAULT_QUEUE,
+            clock_offset_secs: 0,
         }
     }
 }

@@ -286,6 +286,12 @@ impl IdentityService {
 
     // ------------------------------------------------------ Nakama tokens
 
+    /// Seconds since the epoch on the service's clock (the system's, shifted
+    /// by `clock_offset_secs`): tokens are issued and checked against it.
+    fn now_secs(&self) -> i64 {
+        (now_ms() / 1000).saturating_add(self.config.clock_offset_secs)
+    }
+
     /// Issues a session token and a refresh token for `user` (as just read
     /// from the store), sharing a new token id, in a new family (a login).
     /// Nothing is written: see [`TokenState`].
@@ -323,7 +329,7 @@ impl IdentityService {
         family: String,
         generation: u64,
     ) -> Result<TokenPair> {
-        let iat = now_ms() / 1000;
+        let iat = self.now_secs();
         let exp = iat.saturating_add(self.config.token_expiry.as_secs() as i64);
         let refresh_exp = iat.saturating_add(self.config.refresh_token_expiry.as_secs() as i64);
         let mut claims = Claims {
@@ -371,7 +377,7 @@ impl IdentityService {
         }
         let claims = self
             .keys
-            .verify(TokenKind::Session, token)
+            .verify(TokenKind::Session, token, self.now_secs())
             .ok_or_else(token_invalid)?;
         let (user, _) = self.admitted(&claims).await?.ok_or_else(token_invalid)?;
         Ok(TokenSession {
@@ -402,7 +408,7 @@ impl IdentityService {
         }
         let claims = self
             .keys
-            .verify(TokenKind::Refresh, refresh_token)
+            .verify(TokenKind::Refresh, refresh_token, self.now_secs())
             .ok_or_else(invalid)?;
         let (user, state) = self.admitted(&claims).await?.ok_or_else(invalid)?;
         // Spend the refresh token: its id inserted once, so of concurrent
@@ -466,7 +472,7 @@ impl IdentityService {
 
     /// Revokes every token of these families of `user_id`.
     async fn revoke_families(&self, user_id: &str, families: &[&str]) -> Result<()> {
-        let now = now_ms() / 1000;
+        let now = self.now_secs();
         // No token of a family outlives a refresh token issued now.
         let until = now.saturating_add(self.config.refresh_token_expiry.as_secs() as i64);
         self.change_token_state(user_id, |state| {
@@ -503,7 +509,7 @@ impl IdentityService {
             if let Some(t) = token {
                 let claims = self
                     .keys
-                    .verify(kind, t)
+                    .verify(kind, t, self.now_secs())
                     .filter(|c| c.uid == user_id)
                     .ok_or_else(|| IdentityError::invalid(what))?;
                 families.push(claims.fam);

@@ -103,15 +103,18 @@ impl TokenKeys {
     }
 
     /// The claims of `token` if its signature (HS256 only) is valid for
-    /// `kind` and it has not expired; None otherwise.
-    pub fn verify(&self, kind: TokenKind, token: &str) -> Option<Claims> {
+    /// `kind` and it has not expired at `now` (seconds since the epoch, the
+    /// service's clock); None otherwise.
+    pub fn verify(&self, kind: TokenKind, token: &str, now: i64) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
-        // Nakama accepts no grace period past `exp`.
-        validation.leeway = 0;
+        // Expiry is checked here against the service's clock (which tests
+        // shift), with no grace period past `exp`, as Nakama.
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp"]);
         jsonwebtoken::decode::<Claims>(token, &self.keys(kind).1, &validation)
             .ok()
             .map(|d| d.claims)
+            .filter(|claims| claims.exp > now)
     }
 }
 
@@ -143,16 +146,17 @@ mod tests {
     #[test]
     fn round_trip_and_key_separation() -> Result<()> {
         let keys = keys();
-        let far = crate::time::now_ms() / 1000 + 3600;
+        let now = crate::time::now_ms() / 1000;
+        let far = now + 3600;
         let token = keys.sign(TokenKind::Session, &claims(far))?;
-        assert_eq!(keys.verify(TokenKind::Session, &token), Some(claims(far)));
-        assert_eq!(keys.verify(TokenKind::Refresh, &token), None, "wrong key");
+        assert_eq!(keys.verify(TokenKind::Session, &token, now), Some(claims(far)));
+        assert_eq!(keys.verify(TokenKind::Refresh, &token, now), None, "wrong key");
         let expired = keys.sign(TokenKind::Session, &claims(far - 7200))?;
-        assert_eq!(keys.verify(TokenKind::Session, &expired), None, "expired");
-        assert_eq!(keys.verify(TokenKind::Session, "a.b.c"), None);
+        assert_eq!(keys.verify(TokenKind::Session, &expired, now), None, "expired");
+        assert_eq!(keys.verify(TokenKind::Session, "a.b.c", now), None);
         let mut tampered = token.clone();
         tampered.push('x');
-        assert_eq!(keys.verify(TokenKind::Session, &tampered), None);
+        assert_eq!(keys.verify(TokenKind::Session, &tampered, now), None);
         Ok(())
     }
 

@@ -270,6 +270,7 @@ async fn start_identity(store: Arc<dyn DocumentStore>, config: &Config) -> anyho
         login_throttle: settings.login_throttle.clone(),
         password_workers: settings.password_threads,
         password_queue: settings.password_queue,
+        clock_offset_secs: config.clock_offset_secs,
         ..IdentityConfig::default()
     };
     let service = IdentityService::new(store, config)

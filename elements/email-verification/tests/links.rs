@@ -16,7 +16,7 @@ fn a_link_mailed_to_the_user_verifies_the_address_once() {
         .server_request("POST", REQUEST)
         .json(&json!({"email": "ana@example.com"}))
         .send();
-    assert_eq!(anonymous.status(), 403, "{}", anonymous.text());
+    assert_eq!(anonymous.status(), 401, "{}", anonymous.text());
     assert!(harness.mails().is_empty());
 
     let pending = harness
