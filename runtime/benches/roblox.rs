@@ -61,6 +61,10 @@ fn main() {
     let grants: std::collections::BTreeSet<elements_config::grants::Grant> = [
         "identity.scheme:dev.getelements.robloxkit.player.id",
         "identity.session",
+        // What the manifest asks for (a deploy fails while any is not
+        // approved), and the stub standing in for those hosts.
+        "http.outbound:users.roblox.com",
+        "http.outbound:thumbnails.roblox.com",
         &format!("http.outbound:127.0.0.1:{stub}"),
     ]
     .iter()
