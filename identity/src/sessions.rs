@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use elements_store::{Filter, StoreError, Update};
+use elements_store::{Filter, StoreError, Update, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,7 +34,7 @@ use crate::error::{IdentityError, Result};
 use crate::model::{Application, Profile, Session, User};
 use crate::secret::{ct_eq, hash_secret, random_token};
 use crate::service::{AuthOutcome, IdentityService};
-use crate::store_util::{parse, to_doc};
+use crate::store_util::{self, parse, to_doc};
 use crate::time::now_ms;
 use crate::token::{Claims, TokenKind};
 
@@ -205,18 +205,22 @@ impl IdentityService {
         };
         let mut doc = to_doc(&session)?;
         doc[elements_store::EXPIRES_AT] = json!(session.expiry);
-        self.store.insert(&self.c.sessions, doc).await?;
+        let mut ops = vec![WriteOp::Insert {
+            collection: self.c.sessions.clone(),
+            document: doc,
+        }];
+        // The profile's last login goes in the same commit as the session:
+        // one durable write per login, not two in a row.
         if let Some(profile_id) = profile_id {
-            let update = Update::parse(&json!({"$set": {"last_login": now}}))?;
-            match self
-                .store
-                .update_by_id(&self.c.profiles, profile_id, &update, None)
-                .await
-            {
-                Ok(_) | Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            ops.push(WriteOp::Update {
+                collection: self.c.profiles.clone(),
+                filter: Filter::by_id(profile_id),
+                update: Update::parse(&json!({"$set": {"last_login": now}}))?,
+                upsert: false,
+                require_match: false,
+            });
         }
+        store_util::atomic(&self.store, ops).await?;
         Ok((secret, session))
     }
 

@@ -23,7 +23,8 @@ const TIMEOUT_MS: u64 = 1500;
 /// A hand-written HTTP/1.1 upstream on 127.0.0.1, so each test controls the
 /// exact bytes (and silences) on the wire. Routes:
 /// `/ping` (200 `pong`), `/big?n=N` (N bytes with Content-Length),
-/// `/chunked?n=N` (N bytes, chunked, no length), `/hang` (never answers),
+/// `/chunked?n=N` (N bytes, chunked, no length), `/keep` (200 `kept`, and
+/// the connection stays open for more requests), `/hang` (never answers),
 /// `/stall` (a head promising 100 bytes, 10 bytes, then nothing).
 struct Upstream {
     port: u16,
@@ -71,11 +72,18 @@ impl Upstream {
 }
 
 async fn serve(mut stream: TcpStream, released: Arc<AtomicUsize>) {
+    // `/keep` answers keep the connection open for the next request.
+    while serve_one(&mut stream, &released).await {}
+}
+
+/// Answers one request; true if the connection stays open for another.
+async fn serve_one(stream: &mut TcpStream, released: &AtomicUsize) -> bool {
     let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    let mut buf = [0u8; 1];
+    // A byte at a time: nothing of a next request is read with this one.
+    while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
@@ -85,6 +93,7 @@ async fn serve(mut stream: TcpStream, released: Arc<AtomicUsize>) {
     let n: usize = query.strip_prefix("n=").and_then(|n| n.parse().ok()).unwrap_or(0);
     let reply = match path {
         "/ping" => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\npong".to_vec(),
+        "/keep" => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkept".to_vec(),
         "/big" => {
             let mut reply =
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n").into_bytes();
@@ -110,10 +119,11 @@ async fn serve(mut stream: TcpStream, released: Arc<AtomicUsize>) {
         _ => Vec::new(),
     };
     if stream.write_all(&reply).await.is_err() {
-        return;
+        return false;
     }
     if matches!(path, "/hang" | "/stall") {
         // Hold the connection until the client lets go of it.
+        let mut buf = [0u8; 1024];
         while let Ok(n) = stream.read(&mut buf).await {
             if n == 0 {
                 break;
@@ -121,6 +131,7 @@ async fn serve(mut stream: TcpStream, released: Arc<AtomicUsize>) {
         }
         released.fetch_add(1, Ordering::SeqCst);
     }
+    path == "/keep"
 }
 
 /// A TLS server on 127.0.0.1 with a self-signed certificate for
@@ -382,4 +393,53 @@ async fn operator_networks_caps_and_timeouts() {
     // The server is fine afterwards.
     let (status, body, _) = fetch(&server, "named", &url("/ping"), None).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Exchanges reuse an Element's keep-alive connections (one connection for
+/// many calls), never another Element's, and never one the upstream closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_are_reused_by_their_element_only() {
+    let upstream = Upstream::start().await;
+    let dirs = Dirs::new();
+    operator_config(&dirs);
+    let entry = format!("127.0.0.1:{}", upstream.port);
+    allow(&dirs, "first", &entry);
+    allow(&dirs, "second", &entry);
+    let server = Server::start(&dirs, &[]);
+    let keep = format!("http://127.0.0.1:{}/keep", upstream.port);
+
+    for _ in 0..5 {
+        let (status, body, _) = fetch(&server, "first", &keep, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["body"], "kept", "{body}");
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "five calls in a row should share one keep-alive connection"
+    );
+
+    let (status, body, _) = fetch(&server, "second", &keep, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        upstream.connections(),
+        2,
+        "another Element must get a connection of its own"
+    );
+
+    // A `Connection: close` answer ends the connection it came on: the
+    // first call takes the pooled one, which the upstream then closes, and
+    // every later call connects anew.
+    let ping = format!("http://127.0.0.1:{}/ping", upstream.port);
+    for expected in [2, 3, 4] {
+        let (status, body, _) = fetch(&server, "first", &ping, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(upstream.connections(), expected);
+    }
+    // Pooling starts again with the next keep-alive answer.
+    for _ in 0..3 {
+        let (status, body, _) = fetch(&server, "first", &keep, None).await;
+        assert_eq!((status, body["body"].as_str()), (200, Some("kept")), "{body}");
+    }
+    assert_eq!(upstream.connections(), 5);
 }

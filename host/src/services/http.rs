@@ -21,18 +21,26 @@
 //! different (rebound) address to the socket. The operator's connect timeout,
 //! whole-exchange timeout and response size cap ([`HttpSettings`]) bound every
 //! exchange; an Element's request options may only shorten the timeouts.
+//!
+//! A response read to its end leaves its connection to the Element's own
+//! pool, for the Element's next exchange with the same destination under the
+//! same operator settings (a Roblox Kit login makes two calls to Roblox: the
+//! second, and the next login's, skip the connect and TLS handshake). Pools
+//! are per Element and bounded; a connection is reused only while fresh.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -83,6 +91,16 @@ struct Policy {
     settings: HttpSettings,
     /// Built once; an error here only fails `https` requests.
     tls: Result<Arc<rustls::ClientConfig>, String>,
+    /// Which settings these are: a pooled connection is reused only under the
+    /// settings it was checked and opened with.
+    generation: u64,
+}
+
+/// Numbers the policies, so no two ever share a generation.
+static POLICY_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn next_generation() -> u64 {
+    POLICY_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl HttpService {
@@ -92,6 +110,7 @@ impl HttpService {
             policy: arc_swap::ArcSwap::from_pointee(Policy {
                 settings,
                 tls: tls_config().map_err(|e| e.to_string()),
+                generation: next_generation(),
             }),
             stub: None,
         }
@@ -100,7 +119,11 @@ impl HttpService {
     /// Applies new operator settings to every request from now on.
     pub fn apply(&self, settings: HttpSettings) {
         let tls = self.policy.load().tls.clone();
-        self.policy.store(Arc::new(Policy { settings, tls }));
+        self.policy.store(Arc::new(Policy {
+            settings,
+            tls,
+            generation: next_generation(),
+        }));
     }
 }
 
@@ -203,6 +226,10 @@ pub struct ElementHttp {
     element: Arc<str>,
     /// Where it may connect.
     allow: AllowList,
+    /// Its idle keep-alive connections. Each Element has its own: a
+    /// connection another Element used (and may have desynchronised with a
+    /// crafted request) is never handed to it.
+    pool: Pool,
 }
 
 /// The `wasi:http` hooks of one instance: the allow-list and address checks
@@ -247,6 +274,7 @@ impl HostService for HttpService {
         Ok(Arc::new(ElementHttp {
             element: element.name.clone(),
             allow,
+            pool: Pool::default(),
         }))
     }
 
@@ -344,25 +372,16 @@ impl Exchange {
         let connect_timeout = shortest(settings.connect_timeout, options.and_then(|o| o.connect_timeout));
         let connect_deadline = (started + connect_timeout).min(deadline);
 
-        let addresses = timeout_at(connect_deadline, self.resolve())
-            .await
-            .map_err(|_| HttpError::DnsTimeout)??;
-        let addresses = self.checked(addresses)?;
-        let stream = timeout_at(connect_deadline, connect_any(&addresses, self.port))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)??;
-        let stream: Box<dyn Io> = if self.tls {
-            Box::new(
-                timeout_at(connect_deadline, self.tls_handshake(stream))
-                    .await
-                    .map_err(|_| HttpError::ConnectionTimeout)??,
-            )
-        } else {
-            Box::new(stream)
+        let key = PoolKey {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            generation: self.policy.generation,
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(hyper_error)?;
+        let mut conn = match self.element.pool.take(&key) {
+            Some(conn) => conn,
+            None => self.connect(connect_deadline).await?,
+        };
 
         // The request goes to the origin, not a proxy: origin-form target.
         let target = request
@@ -374,28 +393,12 @@ impl Exchange {
             .map_err(|_| HttpError::HttpRequestUriInvalid)?;
         *request.uri_mut() = target;
 
-        // The connection is driven until the deadline at most, so a stalled
-        // upstream can't hold a socket after the exchange is over.
-        let mut conn = Box::pin(async move {
-            match timeout_at(deadline, conn).await {
-                Ok(result) => result.map_err(hyper_error),
-                Err(_) => Err(HttpError::HttpResponseTimeout),
-            }
-        });
         let head_deadline = match options.and_then(|o| o.first_byte_timeout) {
             Some(first_byte) => deadline.min(Instant::now() + first_byte),
             None => deadline,
         };
-        let mut head = Box::pin(timeout_at(head_deadline, sender.send_request(request)));
-        // The connection must make progress while the response head is awaited.
-        let (head, conn) = tokio::select! {
-            head = &mut head => (head, Some(conn)),
-            done = &mut conn => {
-                done?;
-                (head.await, None)
-            }
-        };
-        let response = head
+        let response = timeout_at(head_deadline, conn.sender.send_request(request))
+            .await
             .map_err(|_| HttpError::HttpResponseTimeout)?
             .map_err(hyper_error)?;
 
@@ -425,16 +428,59 @@ impl Exchange {
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
                 done: false,
+                checkin: Some(Checkin {
+                    element: self.element.clone(),
+                    key,
+                    conn,
+                }),
             }
             .boxed_unsync()
         });
-        let io: IoFuture = Box::new(async move {
-            match conn {
-                Some(conn) => conn.await,
-                None => Ok(()),
-            }
-        });
+        // The connection runs on its own task (see `connect`).
+        let io: IoFuture = Box::new(async { Ok(()) });
         Ok((response, io))
+    }
+
+    /// A new connection to the destination: resolved, checked, connected
+    /// and (for https) TLS-verified within `connect_deadline`.
+    async fn connect(&self, connect_deadline: Instant) -> Result<Connection, HttpError> {
+        let addresses = timeout_at(connect_deadline, self.resolve())
+            .await
+            .map_err(|_| HttpError::DnsTimeout)??;
+        let addresses = self.checked(addresses)?;
+        let stream = timeout_at(connect_deadline, connect_any(&addresses, self.port))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)??;
+        let stream: Box<dyn Io> = if self.tls {
+            Box::new(
+                timeout_at(connect_deadline, self.tls_handshake(stream))
+                    .await
+                    .map_err(|_| HttpError::ConnectionTimeout)??,
+            )
+        } else {
+            Box::new(stream)
+        };
+        let (sender, conn) = timeout_at(
+            connect_deadline,
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(hyper_error)?;
+        // The connection lives on its own task, for one exchange and, pooled,
+        // for those that reuse it within `REUSE_WINDOW`; it is dropped (and
+        // its socket closed) once no exchange can still be using it, so a
+        // stalled upstream can't hold a socket for longer.
+        let lifetime = REUSE_WINDOW + self.policy.settings.timeout;
+        let opened = Instant::now();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout_at(opened + lifetime, conn).await;
+        });
+        Ok(Connection {
+            sender,
+            opened,
+            idle_since: opened,
+        })
     }
 
     async fn resolve(&self) -> Result<Vec<IpAddr>, HttpError> {
@@ -570,6 +616,103 @@ fn hyper_error(e: hyper::Error) -> HttpError {
     }
 }
 
+/// How long after it was opened a connection may be reused. Short enough
+/// that an upstream's own keep-alive timeout rarely closes it under us.
+const REUSE_WINDOW: Duration = Duration::from_secs(30);
+/// How long a connection may sit idle and still be reused: well under the
+/// keep-alive timeouts servers commonly use (Node's is 5 s), so a request is
+/// rarely sent on a connection the upstream is closing at that moment.
+const IDLE_REUSE: Duration = Duration::from_secs(2);
+/// Most idle connections an Element keeps to one destination.
+const MAX_IDLE_PER_DESTINATION: usize = 16;
+/// Most destinations an Element keeps idle connections to.
+const MAX_DESTINATIONS: usize = 32;
+
+/// A destination as the pool sees it: the checked host name, port, scheme
+/// and the operator settings the connection was opened under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    host: String,
+    port: u16,
+    tls: bool,
+    generation: u64,
+}
+
+/// One Element's idle keep-alive connections, each usable until
+/// [`REUSE_WINDOW`] after it was opened.
+#[derive(Debug, Default)]
+struct Pool {
+    idle: std::sync::Mutex<HashMap<PoolKey, Vec<Connection>>>,
+}
+
+/// An open HTTP/1.1 connection (its task drives it, see `Exchange::connect`).
+struct Connection {
+    sender: SendRequest<WasiBody>,
+    opened: Instant,
+    /// When it last finished an exchange.
+    idle_since: Instant,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("opened", &self.opened)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Whether an exchange started now may use it: the exchange's deadline
+    /// then falls before the connection task's end.
+    fn reusable(&self, now: Instant) -> bool {
+        now.duration_since(self.opened) < REUSE_WINDOW
+            && now.duration_since(self.idle_since) < IDLE_REUSE
+            && !self.sender.is_closed()
+    }
+}
+
+impl Pool {
+    /// An idle connection to `key` still open and within its reuse window.
+    fn take(&self, key: &PoolKey) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(key)?;
+        let now = Instant::now();
+        let found = loop {
+            let Some(conn) = list.pop() else { break None };
+            if conn.reusable(now) && conn.sender.is_ready() {
+                break Some(conn);
+            }
+        };
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
+    }
+
+    /// Keeps `conn` for the next exchange to `key`, if it is still of use
+    /// and there is room; otherwise it is dropped, which closes it.
+    fn put(&self, key: PoolKey, mut conn: Connection) {
+        let now = Instant::now();
+        conn.idle_since = now;
+        if !conn.reusable(now) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Connections past their window are of no use to anyone: let go of them.
+        idle.retain(|_, list| {
+            list.retain(|c| c.reusable(now));
+            !list.is_empty()
+        });
+        if !idle.contains_key(&key) && idle.len() >= MAX_DESTINATIONS {
+            return;
+        }
+        let list = idle.entry(key).or_default();
+        if list.len() < MAX_IDLE_PER_DESTINATION {
+            list.push(conn);
+        }
+    }
+}
+
 /// A response body cut at the size cap and the exchange's deadline.
 struct CappedBody {
     incoming: Incoming,
@@ -581,6 +724,15 @@ struct CappedBody {
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     /// An error was reported; the body ends there.
     done: bool,
+    /// Where the connection goes back once this body was read to its end.
+    checkin: Option<Checkin>,
+}
+
+/// A connection to hand back to its Element's pool.
+struct Checkin {
+    element: Arc<ElementHttp>,
+    key: PoolKey,
+    conn: Connection,
 }
 
 impl Body for CappedBody {
@@ -613,7 +765,14 @@ impl Body for CappedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => failed(this, hyper_error(e)),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                // Read to its end: the connection may serve another exchange.
+                // (A body dropped before its end drops the connection with it.)
+                if let Some(checkin) = this.checkin.take() {
+                    checkin.element.pool.put(checkin.key, checkin.conn);
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.deadline.as_mut().poll(cx).is_ready() {
                     return failed(this, HttpError::HttpResponseTimeout);
