@@ -327,11 +327,13 @@ impl Hub {
         handle.push(reply.into());
     }
 
-    /// The error envelope for a frame refused before it was read (rate limit).
-    pub fn refuse(&self, session_id: &str, error: &RealtimeError) {
+    /// The error envelope for a frame refused before it was served (rate
+    /// limit, binary): with the frame's `cid` when `text` has one.
+    pub fn refuse(&self, session_id: &str, text: Option<&str>, error: &RealtimeError) {
         let handle = self.state().sessions.get(session_id).map(|s| s.handle.clone());
         if let Some(handle) = handle {
-            handle.push(protocol::error(None, error).into());
+            let cid = text.and_then(|t| protocol::parse(t).0);
+            handle.push(protocol::error(cid.as_deref(), error).into());
         }
     }
 

@@ -290,8 +290,10 @@ async fn a_flood_past_the_rate_limit_is_refused_message_by_message() {
         send(&mut ws, json!({"cid": i.to_string(), "ping": {}})).await;
     }
     let (mut pongs, mut limited) = (0, 0);
-    for _ in 0..40 {
+    for i in 0..40 {
         let e = next(&mut ws).await;
+        // Refused or served, each answer carries its request's cid, in order.
+        assert_eq!(e["cid"], i.to_string(), "{e}");
         if e.get("pong").is_some() {
             pongs += 1;
         } else {

@@ -201,13 +201,13 @@ async fn serve(app: Arc<App>, mut socket: WebSocket, connection: Connection, tok
                     if rate.allow() {
                         hub.receive(&session_id, text.as_str()).await;
                     } else {
-                        hub.refuse(&session_id, &RealtimeError::bad_input(format!(
+                        hub.refuse(&session_id, Some(text.as_str()), &RealtimeError::bad_input(format!(
                             "Rate limit exceeded: at most {} messages per second.", limits.messages_per_sec
                         )));
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    hub.refuse(&session_id, &RealtimeError::socket(
+                    hub.refuse(&session_id, None, &RealtimeError::socket(
                         ErrorCode::UnrecognizedPayload,
                         "Binary frames are not served: connect with format=json and send text.",
                     ));
