@@ -13,6 +13,7 @@ pub mod auth_schemes;
 pub mod deployments;
 pub mod extensions;
 pub mod nakama;
+pub mod notifications;
 pub mod openapi;
 pub mod rest;
 pub mod services;
@@ -54,4 +55,5 @@ pub fn admin_api() -> OpenApiRouter<Arc<App>> {
         .merge(deployments::router())
         .merge(services::router())
         .merge(auth_schemes::router())
+        .merge(notifications::router())
 }

@@ -45,7 +45,7 @@ pub const OPENAPI_PATH: &str = "/api/rest/openapi.json";
         (name = "users", description = "Users (`/api/rest`)"),
         (name = "profiles", description = "Profiles: a user in an application (`/api/rest`)"),
         (name = "applications", description = "Applications (`/api/rest`, superusers)"),
-        (name = "nakama", description = "Nakama-compatible authentication (`/v2`)"),
+        (name = "nakama", description = "Nakama-compatible authentication, realtime socket (`/ws`), notifications, channel history and RPC (`/v2`)"),
         (name = "extensions", description = "Core API extension points, served by the Elements that claim them"),
         (name = "server", description = "The server itself"),
     )
@@ -65,6 +65,7 @@ pub struct ApiDoc;
     tags(
         (name = "deployments", description = "Deploy, edit and remove Elements; read their logs"),
         (name = "services", description = "The host services' operator settings"),
+        (name = "realtime", description = "Notifications to players' sockets"),
         (name = "server", description = "The server itself"),
     )
 )]

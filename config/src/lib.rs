@@ -426,6 +426,8 @@ pub struct Config {
     pub deploy: DeploySettings,
     /// Social and platform logins.
     pub providers: providers::Providers,
+    /// Limits of the realtime socket.
+    pub realtime: elements_realtime::Limits,
 }
 
 impl Default for Config {
@@ -561,6 +563,20 @@ impl Config {
             max_function_bytes: value!(d.max_function_bytes),
             gc_grace: secs(value!(d.gc_grace_secs)),
         };
+        let r = s.realtime;
+        let realtime = elements_realtime::Limits {
+            max_message_bytes: value!(r.max_message_bytes),
+            send_queue: value!(r.send_queue),
+            max_sockets_per_user: value!(r.max_sockets_per_user),
+            messages_per_sec: value!(r.messages_per_sec),
+            message_burst: value!(r.message_burst),
+            max_channel_name_bytes: value!(r.max_channel_name_bytes),
+            max_match_data_bytes: value!(r.max_match_data_bytes),
+            max_joins: value!(r.max_joins),
+            max_follows: value!(r.max_follows),
+            session_check: secs(value!(r.session_check_secs)),
+            write_timeout: secs(value!(r.write_timeout_secs)),
+        };
         let login = s.login;
         let identity = IdentitySettings {
             server_key: Secret::new(value!(s.server_key)),
@@ -617,6 +633,7 @@ impl Config {
             connections: value!(s.connections),
             providers: value!(s.providers),
             deploy,
+            realtime,
         })
     }
 
@@ -709,6 +726,24 @@ impl Config {
                 "deploy: max_component_bytes may be at most {MAX_STORABLE_COMPONENT}: a stored component \
                  is one document of at most 16 MiB, in base64"
             )));
+        }
+        let rt = &self.realtime;
+        if rt.max_message_bytes < 256
+            || rt.send_queue == 0
+            || rt.max_sockets_per_user == 0
+            || rt.messages_per_sec == 0
+            || rt.message_burst == 0
+            || rt.max_channel_name_bytes == 0
+            || rt.max_joins == 0
+            || rt.session_check.is_zero()
+            || rt.write_timeout.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "realtime: max_message_bytes must be at least 256, and send_queue, max_sockets_per_user, \
+                 messages_per_sec, message_burst, max_channel_name_bytes, max_joins, session_check_secs \
+                 and write_timeout_secs at least 1"
+                    .into(),
+            ));
         }
         validate_limits(&self.limits).map_err(ConfigError::Invalid)
     }

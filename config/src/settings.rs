@@ -26,6 +26,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Command};
 use elements_identity::ThrottleConfig;
+use elements_realtime::Limits as RealtimeLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::providers::Providers;
@@ -224,6 +225,10 @@ layer! {
         #[command(flatten)]
         #[serde(default)]
         pub login: LoginLayer,
+        /// `[realtime]`: the limits of the realtime socket (`/ws`).
+        #[command(flatten)]
+        #[serde(default)]
+        pub realtime: RealtimeLayer,
         /// `[connections]`: limits on client connections, per listener; the
         /// table is read whole, over [`ConnectionLimits`]'s defaults.
         #[arg(skip)]
@@ -503,6 +508,56 @@ layer! {
         /// Password jobs that may wait; beyond, logins get 503.
         #[arg(skip)]
         pub password_queue: Option<usize> = elements_identity::password::DEFAULT_QUEUE,
+    }
+}
+
+layer! {
+    /// `[realtime]`: the bounds of the Nakama-compatible socket (`/ws`): what
+    /// one socket and one user can make the server hold or do. File only;
+    /// the defaults are `elements_realtime::Limits::default()`.
+    #[derive(Debug, Clone, Default, Args, Deserialize, Serialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RealtimeLayer {
+        /// Largest text frame a client may send, in bytes; a larger one
+        /// closes the socket with code 1009.
+        #[arg(skip)]
+        pub max_message_bytes: Option<usize> = RealtimeLimits::default().max_message_bytes,
+        /// Envelopes that may wait to be written to one socket; a client
+        /// that falls this far behind is disconnected.
+        #[arg(skip)]
+        pub send_queue: Option<usize> = RealtimeLimits::default().send_queue,
+        /// Sockets one user may hold at once (per node); one more is
+        /// refused with 429.
+        #[arg(skip)]
+        pub max_sockets_per_user: Option<usize> = RealtimeLimits::default().max_sockets_per_user,
+        /// Envelopes one socket may send per second, sustained; beyond, each
+        /// gets an error envelope and is not served.
+        #[arg(skip)]
+        pub messages_per_sec: Option<u32> = RealtimeLimits::default().messages_per_sec,
+        /// Envelopes one socket may send at once above the sustained rate.
+        #[arg(skip)]
+        pub message_burst: Option<u32> = RealtimeLimits::default().message_burst,
+        /// Longest room name, in bytes.
+        #[arg(skip)]
+        pub max_channel_name_bytes: Option<usize> = RealtimeLimits::default().max_channel_name_bytes,
+        /// Largest match data payload (decoded), in bytes.
+        #[arg(skip)]
+        pub max_match_data_bytes: Option<usize> = RealtimeLimits::default().max_match_data_bytes,
+        /// Channels and matches one socket may be in at once.
+        #[arg(skip)]
+        pub max_joins: Option<usize> = RealtimeLimits::default().max_joins,
+        /// Users one socket may follow.
+        #[arg(skip)]
+        pub max_follows: Option<usize> = RealtimeLimits::default().max_follows,
+        /// Seconds between checks of a socket's session token: a socket
+        /// closes at most this long after its session expires, logs out or
+        /// is banned.
+        #[arg(skip)]
+        pub session_check_secs: Option<u64> = RealtimeLimits::default().session_check.as_secs(),
+        /// Seconds a client may take to accept one frame before the server
+        /// drops the connection.
+        #[arg(skip)]
+        pub write_timeout_secs: Option<u64> = RealtimeLimits::default().write_timeout.as_secs(),
     }
 }
 

@@ -117,6 +117,14 @@ impl Runtime {
             config.deploy_dir.display()
         );
         deployments.start_collecting().await;
+        // A node name per process: match ids carry it, so they stay unique
+        // when several nodes share one store.
+        let node = format!("elements-{:08x}", uuid_suffix());
+        let realtime = Arc::new(
+            elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
+                .await
+                .context("opening the realtime hub")?,
+        );
         let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
@@ -129,6 +137,7 @@ impl Runtime {
                 settings,
                 portal: portal_settings(config),
                 metrics: config.metrics,
+                realtime,
             })),
             allocation,
             events,
@@ -297,4 +306,13 @@ async fn start_identity(store: Arc<dyn DocumentStore>, config: &Config) -> anyho
         server_key: settings.server_key.clone(),
         schemes: Arc::new(schemes),
     }))
+}
+
+/// 32 random bits, for the node name: std's per-process random hash keys,
+/// without another dependency for randomness.
+fn uuid_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
 }

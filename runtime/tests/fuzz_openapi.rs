@@ -59,6 +59,11 @@ const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v2/account/session/refresh"),
     ("post", "/v2/session/logout"),
     ("get", "/v2/user"),
+    ("get", "/ws"),
+    ("get", "/v2/notification"),
+    ("delete", "/v2/notification"),
+    ("get", "/v2/channel/{channel_id}"),
+    ("post", "/v2/rpc/{id}"),
     // Core extension points (served by the Email Verification Element).
     ("post", "/api/rest/user/me/email/verify"),
     ("get", "/api/rest/verify"),
@@ -85,6 +90,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/rest/auth_scheme/oauth2/{id}"),
     ("put", "/api/rest/auth_scheme/oauth2/{id}"),
     ("delete", "/api/rest/auth_scheme/oauth2/{id}"),
+    ("post", "/api/rest/realtime/notification"),
 ];
 
 /// A server with the Email Verification Element (on a real SMTP server)

@@ -76,6 +76,8 @@ pub struct App {
     pub portal: PortalSettings,
     /// Request metrics, when served.
     pub metrics: Option<Metrics>,
+    /// The realtime hub (`/ws`, notifications, channel history).
+    pub realtime: Arc<elements_realtime::Hub>,
     request_ids: RequestIds,
 }
 
@@ -104,6 +106,8 @@ pub struct AppParts {
     pub portal: PortalSettings,
     /// Record and serve metrics (`/metrics`).
     pub metrics: bool,
+    /// The realtime hub.
+    pub realtime: Arc<elements_realtime::Hub>,
 }
 
 impl App {
@@ -118,6 +122,7 @@ impl App {
             settings: parts.settings,
             portal: parts.portal,
             metrics: parts.metrics.then(Metrics::new),
+            realtime: parts.realtime,
             request_ids: RequestIds::new(),
         }
     }

@@ -8,6 +8,7 @@ mod account;
 mod authenticate;
 pub mod error;
 mod proof;
+pub mod realtime;
 mod user;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,13 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(account::unlink))
         .routes(routes!(authenticate::refresh))
         .routes(routes!(authenticate::logout))
+        .routes(routes!(realtime::socket))
+        .routes(routes!(
+            realtime::list_notifications,
+            realtime::delete_notifications
+        ))
+        .routes(routes!(realtime::list_channel_messages))
+        .routes(routes!(realtime::rpc))
 }
 
 /// A request carrying the server key (HTTP Basic user), as a handler

@@ -1,0 +1,525 @@
+//! The realtime socket (`/ws`) against bad input and abuse, over a real
+//! WebSocket: a bad token, an oversized frame, malformed and unknown
+//! envelopes, a flood past the rate limit, a client that never reads (it
+//! is disconnected, and the server's memory stays bounded), the per-user
+//! socket cap, logout closing the socket, invalid channel names; and the
+//! HTTP routes over the same hub (history, notifications, RPC).
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use support::client::request;
+use support::{Dirs, Server};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A device login: (session token, user id).
+async fn login(server: &Server, device: &str) -> (String, String) {
+    let (status, body) = request(
+        server,
+        "POST",
+        "/v2/account/authenticate/device",
+        None,
+        Some(json!({ "id": device })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, account) = request(server, "GET", "/v2/account", Some(&token), None).await;
+    assert_eq!(status, 200, "{account}");
+    (token, account["user"]["id"].as_str().unwrap().to_owned())
+}
+
+fn ws_url(server: &Server, token: &str) -> String {
+    format!("ws://{}/ws?token={token}&status=true&format=json", server.addr)
+}
+
+async fn connect(server: &Server, token: &str) -> Ws {
+    let (ws, response) = tokio_tungstenite::connect_async(ws_url(server, token))
+        .await
+        .expect("socket connects");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The HTTP status an upgrade was refused with.
+async fn refused(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("not an HTTP refusal: {e}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+}
+
+async fn send(ws: &mut Ws, envelope: Value) {
+    ws.send(Message::text(envelope.to_string())).await.unwrap();
+}
+
+/// The next text envelope (skipping control frames), within 5 s.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an envelope within 5 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// The next envelope with `field`, skipping others.
+async fn next_with(ws: &mut Ws, field: &str) -> Value {
+    loop {
+        let envelope = next(ws).await;
+        if envelope.get(field).is_some() {
+            return envelope;
+        }
+    }
+}
+
+/// The close frame the server sends, within `within`.
+async fn closed(ws: &mut Ws, within: Duration) -> (CloseCode, String) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("closed in time");
+        match frame {
+            Some(Ok(Message::Close(Some(frame)))) => return (frame.code, frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a reason"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error before a close frame: {e}"),
+        }
+    }
+}
+
+fn server_with(config: &str) -> (Server, Dirs) {
+    let dirs = Dirs::new();
+    dirs.config(config);
+    let server = Server::start(&dirs, &[]);
+    (server, dirs)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_bad_or_missing_token_is_refused_with_401() {
+    let (server, _dirs) = server_with("");
+    assert_eq!(
+        refused(&format!("ws://{}/ws?format=json", server.addr)).await,
+        401
+    );
+    assert_eq!(refused(&ws_url(&server, "not-a-token")).await, 401);
+    let (token, _) = login(&server, "device-ws-token-1").await;
+    // A token with one character changed is not the token.
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        refused(&ws_url(&server, &String::from_utf8(forged).unwrap())).await,
+        401
+    );
+    assert_eq!(
+        refused(&format!("ws://{}/ws?token={token}&format=protobuf", server.addr)).await,
+        400
+    );
+    // The real token connects and is answered.
+    let mut ws = connect(&server, &token).await;
+    send(&mut ws, json!({"cid": "1", "ping": {}})).await;
+    assert_eq!(next(&mut ws).await, json!({"cid": "1", "pong": {}}));
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_envelopes_get_nakamas_error_envelope_and_the_socket_stays() {
+    let (server, _dirs) = server_with("");
+    let (token, _) = login(&server, "device-ws-bad-1").await;
+    let mut ws = connect(&server, &token).await;
+    ws.send(Message::text("{not json")).await.unwrap();
+    let e = next(&mut ws).await;
+    assert_eq!(e["error"]["code"], 1, "{e}");
+    assert!(e.get("cid").is_none(), "{e}");
+    send(&mut ws, json!({"cid": "2", "teleport": {"to": "mars"}})).await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        (e["cid"].clone(), e["error"]["code"].clone()),
+        (json!("2"), json!(1)),
+        "{e}"
+    );
+    assert_eq!(e["error"]["message"], "Unrecognized message.");
+    send(&mut ws, json!({"cid": "3"})).await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        (e["cid"].clone(), e["error"]["code"].clone()),
+        (json!("3"), json!(2)),
+        "{e}"
+    );
+    send(
+        &mut ws,
+        json!({"cid": "4", "channel_join": {"target": 5, "type": 1}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        (e["cid"].clone(), e["error"]["code"].clone()),
+        (json!("4"), json!(3)),
+        "{e}"
+    );
+    send(
+        &mut ws,
+        json!({"cid": "5", "party_create": {"open": true, "max_size": 2}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        (e["cid"].clone(), e["error"]["code"].clone()),
+        (json!("5"), json!(1)),
+        "{e}"
+    );
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    let e = next(&mut ws).await;
+    assert_eq!(e["error"]["code"], 1, "{e}");
+    // No RPC is served yet: Nakama's RUNTIME_FUNCTION_NOT_FOUND (6).
+    send(
+        &mut ws,
+        json!({"cid": "6", "rpc": {"id": "anything", "payload": "{}"}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        e,
+        json!({"cid": "6", "error": {"code": 6, "message": "RPC function not found", "context": {}}})
+    );
+    // A match that doesn't exist: MATCH_NOT_FOUND (4).
+    send(
+        &mut ws,
+        json!({"cid": "7", "match_join": {"match_id": "00000000-0000-0000-0000-000000000000.x"}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(
+        (e["cid"].clone(), e["error"]["code"].clone()),
+        (json!("7"), json!(4)),
+        "{e}"
+    );
+    // Still served.
+    send(&mut ws, json!({"cid": "8", "ping": {}})).await;
+    assert_eq!(next(&mut ws).await, json!({"cid": "8", "pong": {}}));
+}
+
+#[tokio::test]
+async fn invalid_channel_names_and_group_channels_are_refused() {
+    let (server, _dirs) = server_with("[realtime]\nmax_channel_name_bytes = 16\n");
+    let (token, user_id) = login(&server, "device-ws-names-1").await;
+    let mut ws = connect(&server, &token).await;
+    let long = "x".repeat(17);
+    let bad = [
+        json!({"target": "", "type": 1}),
+        json!({"target": long, "type": 1}),
+        json!({"target": "a/b", "type": 1}),
+        json!({"target": "tab\there", "type": 1}),
+        json!({"target": "bidi\u{202e}x", "type": 1}),
+        json!({"target": "some-group", "type": 3}),
+        json!({"target": "not-a-user-id", "type": 2}),
+        json!({"target": user_id, "type": 2}),
+        json!({"target": "lobby", "type": 9}),
+    ];
+    for (i, join) in bad.iter().enumerate() {
+        let cid = format!("c{i}");
+        send(&mut ws, json!({"cid": cid, "channel_join": join})).await;
+        let e = next(&mut ws).await;
+        assert_eq!(e["cid"], json!(cid), "{join}: {e}");
+        assert_eq!(e["error"]["code"], 3, "{join}: {e}");
+    }
+    send(
+        &mut ws,
+        json!({"cid": "ok", "channel_join": {"target": "x".repeat(16), "type": 1}}),
+    )
+    .await;
+    let ok = next(&mut ws).await;
+    assert_eq!(ok["channel"]["id"], format!("2...{}", "x".repeat(16)), "{ok}");
+    // History of a malformed channel id is a 400, not a 500.
+    let (status, body) = request(&server, "GET", "/v2/channel/3.x..", Some(&token), None).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn an_oversized_message_closes_the_socket_with_1009() {
+    let (server, _dirs) = server_with("[realtime]\nmax_message_bytes = 1024\n");
+    let (token, _) = login(&server, "device-ws-big-1").await;
+    let mut ws = connect(&server, &token).await;
+    // At the cap: served (an error for its content, not a close).
+    let padding = "p".repeat(1024 - r#"{"cid":"1","ping":{"p":""}}"#.len());
+    let at_cap = format!(r#"{{"cid":"1","ping":{{"p":"{padding}"}}}}"#);
+    assert_eq!(at_cap.len(), 1024);
+    ws.send(Message::text(at_cap)).await.unwrap();
+    assert_eq!(next(&mut ws).await, json!({"cid": "1", "pong": {}}));
+    ws.send(Message::text(format!(
+        r#"{{"cid":"2","ping":{{"p":"{}"}}}}"#,
+        "p".repeat(2000)
+    )))
+    .await
+    .unwrap();
+    let (code, reason) = closed(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Size, "{reason}");
+    assert!(reason.contains("1024"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_flood_past_the_rate_limit_is_refused_message_by_message() {
+    let (server, _dirs) = server_with("[realtime]\nmessages_per_sec = 5\nmessage_burst = 5\n");
+    let (token, _) = login(&server, "device-ws-flood-1").await;
+    let mut ws = connect(&server, &token).await;
+    for i in 0..40 {
+        send(&mut ws, json!({"cid": i.to_string(), "ping": {}})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    for i in 0..40 {
+        let e = next(&mut ws).await;
+        // Refused or served, each answer carries its request's cid, in order.
+        assert_eq!(e["cid"], i.to_string(), "{e}");
+        if e.get("pong").is_some() {
+            pongs += 1;
+        } else {
+            assert!(
+                e["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Rate limit")),
+                "{e}"
+            );
+            limited += 1;
+        }
+    }
+    // The burst, and what the rate refilled while the 40 went out.
+    assert!((5..=10).contains(&pongs), "{pongs} served");
+    assert_eq!(pongs + limited, 40);
+    // A second later the socket is served again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut ws, json!({"cid": "after", "ping": {}})).await;
+    assert_eq!(next(&mut ws).await, json!({"cid": "after", "pong": {}}));
+}
+
+// Two threads: the sender's reader keeps up while the test writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_disconnected_and_the_server_stays_bounded() {
+    let (server, _dirs) = server_with(
+        "[realtime]\nsend_queue = 16\nmessages_per_sec = 1000000\nmessage_burst = 1000000\nmax_message_bytes = 16384\n",
+    );
+    let (sender_token, _) = login(&server, "device-ws-slow-1").await;
+    let (reader_token, _) = login(&server, "device-ws-slow-2").await;
+    let mut sender = connect(&server, &sender_token).await;
+    let mut sleeper = connect(&server, &reader_token).await;
+    let join = json!({"cid": "j", "channel_join": {"target": "flood", "type": 1, "persistence": false, "hidden": false}});
+    send(&mut sleeper, join.clone()).await;
+    let sleeper_session = next_with(&mut sleeper, "channel").await["channel"]["self"]["session_id"].clone();
+    send(&mut sender, join).await;
+    let channel = next_with(&mut sender, "channel").await;
+    let channel_id = channel["channel"]["id"].as_str().unwrap().to_owned();
+    // From here the sleeper reads nothing.
+    let before = rss_kib(server.pid());
+    let (mut write, mut read) = sender.split();
+    // The sender reads everything (its acks and echoes), watching for the
+    // sleeper's leave.
+    let watcher = tokio::spawn(async move {
+        let mut left = false;
+        while let Some(frame) = read.next().await {
+            match frame {
+                Ok(Message::Text(text)) => {
+                    let e: Value = serde_json::from_str(&text).unwrap();
+                    if let Some(event) = e.get("channel_presence_event") {
+                        if event["leaves"][0]["session_id"] == sleeper_session {
+                            left = true;
+                        }
+                    }
+                }
+                Ok(Message::Close(frame)) => return (left, format!("closed: {frame:?}")),
+                Ok(_) => {}
+                Err(e) => return (left, format!("error: {e}")),
+            }
+        }
+        (left, "end".to_owned())
+    });
+    let content = json!({ "blob": "b".repeat(8000) }).to_string();
+    let mut sent = 0u64;
+    // 60 MB of fan-out to the sleeper.
+    while sent < 7500 {
+        let envelope = json!({"channel_message_send": {"channel_id": channel_id, "content": content}});
+        if let Err(e) = write.send(Message::text(envelope.to_string())).await {
+            panic!("the sender was cut after {sent} messages: {e}\n{}", server.log());
+        }
+        sent += 1;
+    }
+    // The sender ends its side; its reader sees everything before.
+    write.send(Message::Close(None)).await.unwrap();
+    let (left, end) = tokio::time::timeout(Duration::from_secs(30), watcher)
+        .await
+        .expect("the sender's reader ends in time")
+        .unwrap();
+    assert!(left, "the sleeper's leave was seen ({end})");
+    let after = rss_kib(server.pid());
+    let sent_kib = sent * 8;
+    // What the sleeper was sent went to neither its queue nor the heap: the
+    // server grew by far less than what the sleeper didn't read.
+    assert!(
+        after.saturating_sub(before) < 32 * 1024,
+        "the server grew from {before} KiB to {after} KiB after {sent} messages ({sent_kib} KiB) to a client that doesn't read"
+    );
+    drop(sleeper);
+}
+
+#[tokio::test]
+async fn sockets_per_user_are_capped() {
+    let (server, _dirs) = server_with("[realtime]\nmax_sockets_per_user = 2\n");
+    let (token, _) = login(&server, "device-ws-cap-1").await;
+    let first = connect(&server, &token).await;
+    let _second = connect(&server, &token).await;
+    assert_eq!(refused(&ws_url(&server, &token)).await, 429);
+    // Another user is not counted against this one.
+    let (other, _) = login(&server, "device-ws-cap-2").await;
+    let _third = connect(&server, &other).await;
+    // A closed socket frees its place.
+    drop(first);
+    let mut freed = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(ws_url(&server, &token))
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "a closed socket's place was not freed");
+}
+
+#[tokio::test]
+async fn logout_closes_the_socket() {
+    let (server, _dirs) = server_with("[realtime]\nsession_check_secs = 1\n");
+    let (token, _) = login(&server, "device-ws-logout-1").await;
+    let mut ws = connect(&server, &token).await;
+    send(&mut ws, json!({"cid": "1", "ping": {}})).await;
+    assert_eq!(next(&mut ws).await["cid"], "1");
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/session/logout",
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (code, reason) = closed(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(code, CloseCode::Policy, "{reason}");
+    assert_eq!(reason, "session ended");
+    // And the token no longer opens one.
+    assert_eq!(refused(&ws_url(&server, &token)).await, 401);
+}
+
+#[tokio::test]
+async fn history_notifications_and_rpc_over_http() {
+    let (server, _dirs) = server_with("");
+    let (a, a_id) = login(&server, "device-ws-http-1").await;
+    let (b, b_id) = login(&server, "device-ws-http-2").await;
+    let (c, _) = login(&server, "device-ws-http-3").await;
+    let mut ws = connect(&server, &a).await;
+    send(
+        &mut ws,
+        json!({"cid": "j", "channel_join": {"target": b_id, "type": 2, "persistence": true}}),
+    )
+    .await;
+    let channel = next_with(&mut ws, "channel").await;
+    let channel_id = channel["channel"]["id"].as_str().unwrap().to_owned();
+    let (one, two) = if a_id < b_id {
+        (&a_id, &b_id)
+    } else {
+        (&b_id, &a_id)
+    };
+    assert_eq!(channel_id, format!("4.{one}.{two}."));
+    for i in 0..3 {
+        send(&mut ws, json!({"cid": format!("m{i}"), "channel_message_send": {"channel_id": channel_id, "content": json!({"n": i}).to_string()}})).await;
+        let ack = next_with(&mut ws, "channel_message_ack").await;
+        assert_eq!(ack["cid"], format!("m{i}"));
+    }
+    let path = format!("/v2/channel/{channel_id}?limit=2&forward=true");
+    let (status, page) = request(&server, "GET", &path, Some(&b), None).await;
+    assert_eq!(status, 200, "{page}");
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, [r#"{"n":0}"#, r#"{"n":1}"#]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = request(
+        &server,
+        "GET",
+        &format!("/v2/channel/{channel_id}?limit=2&forward=true&cursor={cursor}"),
+        Some(&b),
+        None,
+    )
+    .await;
+    assert_eq!(rest["messages"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+    // Newest first by default.
+    let (_, newest) = request(
+        &server,
+        "GET",
+        &format!("/v2/channel/{channel_id}?limit=1"),
+        Some(&a),
+        None,
+    )
+    .await;
+    assert_eq!(newest["messages"][0]["content"], r#"{"n":2}"#);
+    // A third user can't read the two's direct messages.
+    let (status, _) = request(
+        &server,
+        "GET",
+        &format!("/v2/channel/{channel_id}"),
+        Some(&c),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = request(
+        &server,
+        "GET",
+        &format!("/v2/channel/{channel_id}?limit=101"),
+        Some(&a),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    // No notifications yet; deleting unknown ids is fine.
+    let (status, list) = request(&server, "GET", "/v2/notification?limit=10", Some(&a), None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["notifications"], json!([]));
+    let (status, _) = request(&server, "DELETE", "/v2/notification?ids=x&ids=y", Some(&a), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = request(&server, "GET", "/v2/notification", None, None).await;
+    assert_eq!(status, 401);
+    // RPC over HTTP: none served yet.
+    let (status, body) = request(&server, "POST", "/v2/rpc/anything", Some(&a), Some(json!("{}"))).await;
+    assert_eq!(
+        (status, body["code"].clone(), body["message"].clone()),
+        (404, json!(5), json!("RPC function not found")),
+        "{body}"
+    );
+}
