@@ -20,6 +20,7 @@
 //! | `events.subscribe:PATTERN` | receive events whose names match `PATTERN` |
 //! | `http.outbound:HOST[:PORT]` | outbound HTTP to that host (any port when none is given) |
 //! | `route.core:PATH` | serve the core API extension point `PATH` |
+//! | `rpc:ID` | serve the Nakama RPC `ID` (`POST /v2/rpc/ID` and the socket's `rpc`) |
 //!
 //! Events under the Element's own name (`NAME.*`, when `NAME` is a valid
 //! event-name segment) are its own: publishing and subscribing to them needs
@@ -62,6 +63,8 @@ pub enum Grant {
     },
     /// `route.core:PATH`.
     CoreRoute(String),
+    /// `rpc:ID` (lowercase, as Nakama matches RPC ids).
+    Rpc(String),
 }
 
 /// A grant that can't be parsed.
@@ -131,9 +134,10 @@ impl FromStr for Grant {
                 }
                 Ok(Grant::CoreRoute(path.to_owned()))
             }
+            "rpc" => Ok(Grant::Rpc(rpc_id(needs("an RPC id")?).map_err(|w| err(&w))?)),
             _ => Err(err(
                 "unknown kind; grants are identity.scheme:, identity.session, identity.verify:, \
-                 identity.request-verification:, mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:",
+                 identity.request-verification:, mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:, rpc:",
             )),
         }
     }
@@ -161,6 +165,7 @@ impl fmt::Display for Grant {
                 }
             }
             Grant::CoreRoute(p) => write!(f, "route.core:{p}"),
+            Grant::Rpc(id) => write!(f, "rpc:{id}"),
         }
     }
 }
@@ -188,7 +193,8 @@ impl Grant {
             Grant::HttpOutbound { host, .. } => host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| crate::address::non_public(ip).is_some()),
-            Grant::MailSend => false,
+            // Players call it as they call any of the Element's routes.
+            Grant::MailSend | Grant::Rpc(_) => false,
         }
     }
 
@@ -216,7 +222,29 @@ impl Grant {
                 None => format!("Call {host} over HTTP on any port."),
             },
             Grant::CoreRoute(p) => format!("Serve the core API path {p}."),
+            Grant::Rpc(id) => {
+                format!("Serve the Nakama RPC {id:?} (POST /v2/rpc/{id} and the socket's rpc).")
+            }
         }
+    }
+}
+
+/// Longest RPC id.
+pub const MAX_RPC_ID: usize = 128;
+
+/// An RPC id, lowercased (Nakama matches ids without regard to case):
+/// 1 to [`MAX_RPC_ID`] letters, digits, `_`, `-` and `.`.
+pub fn rpc_id(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= MAX_RPC_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "an RPC id is 1 to {MAX_RPC_ID} letters, digits, '_', '-' and '.'"
+        ))
     }
 }
 

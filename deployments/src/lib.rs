@@ -29,6 +29,7 @@ pub mod catalog;
 pub mod dispatch;
 pub mod persist;
 pub mod registry;
+pub mod rpc;
 pub mod settings;
 pub mod watch;
 

@@ -20,6 +20,7 @@ pub struct Registry {
 struct Table {
     by_prefix: BTreeMap<String, Arc<Element>>,
     core_routes: BTreeMap<String, Arc<Element>>,
+    rpcs: BTreeMap<String, Arc<Element>>,
 }
 
 /// A mount that would take another Element's prefix or core route.
@@ -53,6 +54,11 @@ impl Registry {
         self.table.load().core_routes.get(path).cloned()
     }
 
+    /// The Element serving the Nakama RPC `id` (lowercase).
+    pub fn rpc(&self, id: &str) -> Option<Arc<Element>> {
+        self.table.load().rpcs.get(id).cloned()
+    }
+
     /// Every mounted Element, by prefix.
     pub fn all(&self) -> Vec<Arc<Element>> {
         self.table.load().by_prefix.values().cloned().collect()
@@ -65,14 +71,15 @@ impl Registry {
         self.table.rcu(|table| {
             let mut table = Table::clone(table);
             taken = None;
-            let claims = std::iter::once((&table.by_prefix, &element.prefix))
-                .chain(element.core_routes.iter().map(|r| (&table.core_routes, r)));
-            for (map, path) in claims {
+            let claims = std::iter::once((&table.by_prefix, &element.prefix, ""))
+                .chain(element.core_routes.iter().map(|r| (&table.core_routes, r, "")))
+                .chain(element.rpcs.iter().map(|id| (&table.rpcs, id, "rpc:")));
+            for (map, path, kind) in claims {
                 if let Some(owner) = map.get(path)
                     && owner.name != element.name
                 {
                     taken = Some(PrefixTaken {
-                        path: path.clone(),
+                        path: format!("{kind}{path}"),
                         owner: owner.name.to_string(),
                     });
                     return table;
@@ -82,6 +89,9 @@ impl Registry {
             table.by_prefix.insert(element.prefix.clone(), element.clone());
             for route in &element.core_routes {
                 table.core_routes.insert(route.clone(), element.clone());
+            }
+            for id in &element.rpcs {
+                table.rpcs.insert(id.clone(), element.clone());
             }
             table
         });
@@ -112,6 +122,7 @@ impl Table {
             keep
         });
         self.core_routes.retain(|_, e| &*e.name != name);
+        self.rpcs.retain(|_, e| &*e.name != name);
         removed
     }
 }

@@ -26,6 +26,9 @@ pub struct RpcCaller {
     pub username: String,
     /// The socket's session, for a socket `rpc`.
     pub session_id: Option<String>,
+    /// The session token the call came with, which the RPC's Element
+    /// resolves to its caller (it never sees the token itself).
+    pub credential: Option<String>,
 }
 
 /// Serves RPCs (socket `rpc`, `POST /v2/rpc/{id}`). The composition root
@@ -52,6 +55,8 @@ pub struct Connection {
 
 struct SessionState {
     presence: Presence,
+    /// The token the socket was opened with.
+    credential: Option<String>,
     handle: Arc<Handle>,
     /// Shown to followers when set.
     status: Option<String>,
@@ -220,9 +225,16 @@ impl Hub {
         Ok(())
     }
 
-    /// Registers a new socket of `user_id`; `status` shows it to the user's
-    /// followers. Refused past the per-user socket cap.
-    pub fn connect(&self, user_id: &str, username: &str, status: bool) -> Result<Connection, RealtimeError> {
+    /// Registers a new socket of `user_id`, opened with the session token
+    /// `credential` (handed to the RPCs it calls); `status` shows it to the
+    /// user's followers. Refused past the per-user socket cap.
+    pub fn connect(
+        &self,
+        user_id: &str,
+        username: &str,
+        status: bool,
+        credential: Option<String>,
+    ) -> Result<Connection, RealtimeError> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let presence = Presence {
             user_id: user_id.to_owned(),
@@ -239,6 +251,7 @@ impl Hub {
                 presence: presence.clone(),
                 handle: handle.clone(),
                 status: status.then(String::new),
+                credential,
                 channels: HashSet::new(),
                 matches: HashSet::new(),
                 follows: HashSet::new(),
@@ -413,6 +426,7 @@ impl Hub {
                         user_id: s.presence.user_id.clone(),
                         username: s.presence.username.clone(),
                         session_id: Some(sid.to_owned()),
+                        credential: s.credential.clone(),
                     }
                 };
                 let payload = self.rpc(&rpc.id, rpc.payload.unwrap_or_default(), caller).await?;

@@ -38,8 +38,8 @@ async fn a_full_outbox_kicks_only_its_session_and_the_room_sees_it_leave() {
         },
     )
     .await;
-    let mut talker = hub.connect(&user(), "talker", false).unwrap();
-    let sleeper = hub.connect(&user(), "sleeper", false).unwrap();
+    let mut talker = hub.connect(&user(), "talker", false, None).unwrap();
+    let sleeper = hub.connect(&user(), "sleeper", false, None).unwrap();
     let join =
         json!({"cid": "1", "channel_join": {"target": "room", "type": 1, "persistence": false}}).to_string();
     hub.receive(&sleeper.session_id, &join).await;
@@ -72,9 +72,9 @@ async fn a_full_outbox_kicks_only_its_session_and_the_room_sees_it_leave() {
 async fn match_data_goes_to_the_addressed_presences_only() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub(&dir, Limits::default()).await;
-    let mut a = hub.connect(&user(), "a", false).unwrap();
-    let mut b = hub.connect(&user(), "b", false).unwrap();
-    let mut c = hub.connect(&user(), "c", false).unwrap();
+    let mut a = hub.connect(&user(), "a", false, None).unwrap();
+    let mut b = hub.connect(&user(), "b", false, None).unwrap();
+    let mut c = hub.connect(&user(), "c", false, None).unwrap();
     hub.receive(&a.session_id, r#"{"cid":"1","match_create":{}}"#)
         .await;
     let created = drain(&mut a.outbox).remove(0);

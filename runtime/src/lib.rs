@@ -120,10 +120,12 @@ impl Runtime {
         // A node name per process: match ids carry it, so they stay unique
         // when several nodes share one store.
         let node = format!("elements-{:08x}", uuid_suffix());
+        let rpcs = elements_deployments::rpc::ElementRpcs::new(registry.clone(), deployer.clone());
         let realtime = Arc::new(
             elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
                 .await
-                .context("opening the realtime hub")?,
+                .context("opening the realtime hub")?
+                .with_rpc(Arc::new(rpcs)),
         );
         let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;

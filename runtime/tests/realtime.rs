@@ -515,11 +515,109 @@ async fn history_notifications_and_rpc_over_http() {
     assert_eq!(status, 200);
     let (status, _) = request(&server, "GET", "/v2/notification", None, None).await;
     assert_eq!(status, 401);
-    // RPC over HTTP: none served yet.
+    // RPC over HTTP: no Element declares this id.
     let (status, body) = request(&server, "POST", "/v2/rpc/anything", Some(&a), Some(json!("{}"))).await;
     assert_eq!(
         (status, body["code"].clone(), body["message"].clone()),
         (404, json!(5), json!("RPC function not found")),
         "{body}"
     );
+}
+
+/// Nakama RPCs are served by the Element whose manifest declares them, over
+/// HTTP and over the socket, with the caller's session; the host's path
+/// into the Element is closed to clients, and a second Element can't take
+/// an RPC id another one serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpcs_are_served_by_the_element_that_declares_them() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "games",
+        "misbehave",
+        "rpcs = [\"echo\", \"fail\", \"unrouted\"]\n",
+    );
+    let mut config = support::grants_section("games", &["rpc:echo", "rpc:fail", "rpc:unrouted"]);
+    config.push_str(&support::grants_section("thief", &["rpc:echo"]));
+    dirs.config(&config);
+    let server = Server::start(&dirs, &[]);
+    let (token, user_id) = login(&server, "device-rpc-1").await;
+
+    // Over HTTP: the payload in, the Element's answer out, the caller known.
+    let (status, body) = request(&server, "POST", "/v2/rpc/echo", Some(&token), Some(json!("ping"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], "echo");
+    let answer: Value = serde_json::from_str(body["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(answer, json!({"user": user_id, "payload": "ping"}));
+    // Ids match without regard to case, as in Nakama.
+    let (status, body) = request(&server, "POST", "/v2/rpc/ECHO", Some(&token), Some(json!(""))).await;
+    assert_eq!(status, 200, "{body}");
+    // An Element's error answer fails the RPC with its message.
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/rpc/fail",
+        Some(&token),
+        Some(json!("no dice")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (500, Some("no dice")),
+        "{body}"
+    );
+    // Declared but not routed by the Element: a failure, not a hang.
+    let (status, body) = request(&server, "POST", "/v2/rpc/unrouted", Some(&token), Some(json!(""))).await;
+    assert_eq!(status, 500, "{body}");
+    // Undeclared: not found, even though the Element's router has a route for it.
+    let (status, body) = request(&server, "POST", "/v2/rpc/nope", Some(&token), Some(json!(""))).await;
+    assert_eq!(status, 404, "{body}");
+
+    // Over the socket, with the socket's session.
+    let mut ws = connect(&server, &token).await;
+    send(
+        &mut ws,
+        json!({"cid": "r1", "rpc": {"id": "echo", "payload": "over the socket"}}),
+    )
+    .await;
+    let reply = next_with(&mut ws, "rpc").await;
+    assert_eq!(reply["cid"], "r1", "{reply}");
+    let answer: Value = serde_json::from_str(reply["rpc"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(answer, json!({"user": user_id, "payload": "over the socket"}));
+    send(
+        &mut ws,
+        json!({"cid": "r2", "rpc": {"id": "fail", "payload": "broken"}}),
+    )
+    .await;
+    let error = next_with(&mut ws, "error").await;
+    assert_eq!(
+        (error["cid"].as_str(), error["error"]["message"].as_str()),
+        (Some("r2"), Some("broken")),
+        "{error}"
+    );
+
+    // Clients can't call the Element's RPC path themselves, however spelled.
+    for path in [
+        "/app/rest/games/.elements/rpc/echo",
+        "/app/rest/games/%2Eelements/rpc/echo",
+        "/app/rest/games/.%65lements/rpc/echo",
+    ] {
+        let (status, body) = request(&server, "POST", path, Some(&token), Some(json!("x"))).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+
+    // Another Element declaring a served id fails its deploy; the first keeps it.
+    dirs.deploy("thief", "misbehave", "rpcs = [\"echo\"]\n");
+    server.wait_for_log("is already mounted by Element", Duration::from_secs(20));
+    assert!(server.log().contains("rpc:echo"), "{}", server.log());
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/rpc/echo",
+        Some(&token),
+        Some(json!("still")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(body["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["payload"], "still");
 }

@@ -5,6 +5,9 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::request::{Method, Request, percent_decode};
+
+/// Where the host calls an Element's RPCs (see [`Router::rpc`]).
+const RPC_PATH: &str = "/.elements/rpc/";
 use crate::response::{IntoResponse, Response};
 
 type Handler = Box<dyn Fn(Request) -> Response + Send + Sync>;
@@ -127,6 +130,37 @@ impl Router {
         R: IntoResponse,
     {
         self.route(Method::Post, pattern, handler)
+    }
+
+    /// Serves the Nakama RPC `id` (`POST /v2/rpc/ID` and the realtime
+    /// socket's `rpc`). Declare the id in the manifest too (`rpcs = ["ID"]`,
+    /// which the operator approves as the grant `rpc:ID`). The handler gets
+    /// the payload as the request body ([`Request::text`]) and the caller
+    /// through [`crate::identity::caller`]; what it answers with a 2xx status
+    /// is the RPC's answer, and an error answer fails the RPC with its
+    /// message. The host calls it at `POST /.elements/rpc/ID`, a path no
+    /// client can reach. Ids are lowercase.
+    ///
+    /// ```
+    /// use elements_sdk::prelude::*;
+    ///
+    /// let router = Router::new().rpc("roll_dice", |req: Request| -> Result<Response> {
+    ///     let sides: u32 = req.text()?.trim().parse().map_err(|_| Error::bad_request("sides?"))?;
+    ///     Ok(Response::text(format!("{}", sides.min(1))))
+    /// });
+    /// let res = router.handle(Request::new(Method::Post, "/.elements/rpc/roll_dice").with_body("6"));
+    /// assert_eq!(res.body(), b"1");
+    /// ```
+    pub fn rpc<H, R>(self, id: &str, handler: H) -> Router
+    where
+        H: Fn(Request) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        self.route(
+            Method::Post,
+            format!("{RPC_PATH}{}", id.to_ascii_lowercase()),
+            handler,
+        )
     }
 
     /// Adds a `PUT` route. See [`Router::route`].

@@ -450,7 +450,14 @@ async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
+    let reserved = percent_encoding::percent_decode_str(below)
+        .decode_utf8_lossy()
+        .starts_with(elements_host::element::HOST_PATH_PREFIX);
     let result = match app.registry.get(prefix) {
+        // The host's own calls into the Element (RPCs) are not a client's to make.
+        Some(_) if reserved => Err(ApiError::not_found(format!(
+            "{ELEMENT_ROOT}{prefix}{below} is reserved for the server's calls into the Element"
+        ))),
         Some(element) => serve_counted(&app, element, request, below, &request_id).await,
         None => Err(ApiError::not_found(format!(
             "no Element is mounted at {ELEMENT_ROOT}{prefix}"

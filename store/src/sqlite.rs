@@ -159,7 +159,7 @@ impl Writer {
         for job in jobs.by_ref() {
             t.now = job.now;
             let before = (t.created.clone(), t.dropped.clone());
-            if let Err(e) = t.tx.execute_batch("SAVEPOINT job") {
+            if let Err(e) = cached_execute(&t.tx, "SAVEPOINT job", []) {
                 let e = map_err(e, "SAVEPOINT");
                 let (_, deliver) = (job.run)(Err(e.clone()));
                 deliver(Err(&e));
@@ -175,18 +175,20 @@ impl Writer {
                 }
                 Err(_) => false,
             };
-            let end = if ok {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
-            };
             if !ok {
                 (t.created, t.dropped) = before;
             }
+            // Compiled once per connection, like the writes themselves.
+            let ended = if ok {
+                cached_execute(&t.tx, "RELEASE job", [])
+            } else {
+                cached_execute(&t.tx, "ROLLBACK TO job", [])
+                    .and_then(|_| cached_execute(&t.tx, "RELEASE job", []))
+            };
             // A failure SQLite answers by rolling the whole transaction
             // back (a full disk, an I/O error) takes every earlier write
             // of the batch with it.
-            if let Err(e) = t.tx.execute_batch(end) {
+            if let Err(e) = ended {
                 broken = Some(map_err(e, "SAVEPOINT"));
                 break;
             }

@@ -132,7 +132,7 @@ pub async fn socket(
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |mut socket| async move {
-            match hub.connect(&session.user_id, &session.username, status) {
+            match hub.connect(&session.user_id, &session.username, status, Some(token.clone())) {
                 Ok(connection) => serve(app, socket, connection, token).await,
                 Err(e) => close(&mut socket, CLOSE_POLICY, &e.to_string()).await,
             }
@@ -436,8 +436,9 @@ pub struct ApiRpc {
 }
 
 /// Runs an RPC with the request body (a JSON string, as Nakama's gateway
-/// reads it) as its payload. No RPCs are served yet: every id is answered
-/// "RPC function not found".
+/// reads it) as its payload: the Element whose manifest declares the id
+/// (`rpcs = [...]`) serves it; any other id is answered "RPC function not
+/// found".
 #[utoipa::path(post, path = "/v2/rpc/{id}", tag = "nakama",
     params(("id" = String, Path, description = "The RPC id")),
     request_body(content = String, description = "The payload, as a JSON string"),
@@ -451,6 +452,7 @@ pub async fn rpc(
     State(app): State<Arc<App>>,
     Session(caller): Session,
     Path(id): Path<String>,
+    headers: http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ApiRpc>, NakamaError> {
     let body = body.map_err(|e| NakamaError::invalid(e.body_text()))?;
@@ -464,6 +466,7 @@ pub async fn rpc(
         user_id: caller.user_id,
         username: caller.username,
         session_id: None,
+        credential: elements_server::request::authorization(&headers, "Bearer").map(str::to_owned),
     };
     let payload = app.realtime.rpc(&id, payload, caller).await?;
     Ok(Json(ApiRpc { id, payload }))

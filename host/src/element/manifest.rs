@@ -36,6 +36,12 @@
 //! A top-level `core_routes = ["/api/rest/verify"]` mounts the Element at
 //! core API extension points too ([`EXTENSION_ROUTES`]); each route implies
 //! the grant `route.core:PATH`.
+//!
+//! A top-level `rpcs = ["roll_dice"]` has the Element serve those Nakama RPCs
+//! (`POST /v2/rpc/ID` and the socket's `rpc`): the host calls its HTTP
+//! handler with `POST /.elements/rpc/ID` (a path no client can reach), the
+//! payload as the body and the caller's session token as its credential;
+//! each id implies the grant `rpc:ID`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,6 +73,9 @@ pub struct Manifest {
     /// [`EXTENSION_ROUTES`]; each implies the grant `route.core:PATH`).
     #[serde(default)]
     pub core_routes: Vec<String>,
+    /// Nakama RPC ids the Element serves (each implies the grant `rpc:ID`).
+    #[serde(default)]
+    pub rpcs: Vec<String>,
     /// Grants the Element requests (see [`elements_config::grants`]); the
     /// operator must approve each before it deploys.
     #[serde(default)]
@@ -211,6 +220,9 @@ impl Manifest {
                 )));
             }
         }
+        for id in &manifest.rpcs {
+            grants::rpc_id(id).map_err(|why| ManifestError::Invalid(format!("rpcs: {id:?}: {why}")))?;
+        }
         for grant in &manifest.grants {
             grant
                 .parse::<Grant>()
@@ -240,7 +252,11 @@ impl Manifest {
             .iter()
             .filter_map(|p| grants::implied_by_subscription(element, p));
         let routes = self.core_routes.iter().map(|r| Grant::CoreRoute(r.clone()));
-        listed.chain(subscribed).chain(routes).collect()
+        let rpcs = self
+            .rpcs
+            .iter()
+            .filter_map(|id| grants::rpc_id(id).ok().map(Grant::Rpc));
+        listed.chain(subscribed).chain(routes).chain(rpcs).collect()
     }
 }
 

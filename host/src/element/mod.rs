@@ -141,6 +141,13 @@ impl ElementSource {
     }
 }
 
+/// Paths below it are the host's calls into an Element; the front refuses
+/// them from clients, so an Element can trust that a request there came from
+/// the host.
+pub const HOST_PATH_PREFIX: &str = "/.elements/";
+/// Where the host calls an Element's Nakama RPC `ID`: `POST {RPC_PATH}ID`.
+pub const RPC_PATH: &str = "/.elements/rpc/";
+
 /// A deployed Element.
 pub struct Element {
     /// The Element's name (its file name without `.wasm`).
@@ -169,6 +176,9 @@ pub struct Element {
     pub subscriptions: Vec<String>,
     /// Core API extension routes the Element serves.
     pub core_routes: Vec<String>,
+    /// Nakama RPC ids it serves (lowercase); the host calls its HTTP handler
+    /// with `POST` [`RPC_PATH`]`ID` for each.
+    pub rpcs: Vec<String>,
     /// The grants it holds.
     pub grants: Arc<Grants>,
     clock: crate::clock::OffsetClock,
@@ -290,6 +300,11 @@ impl Element {
             compile: outcome,
             subscriptions: manifest.events.subscribe.clone(),
             core_routes: manifest.core_routes.clone(),
+            rpcs: manifest
+                .rpcs
+                .iter()
+                .filter_map(|id| elements_config::grants::rpc_id(id).ok())
+                .collect(),
             grants,
             clock: host.clock,
             pre,

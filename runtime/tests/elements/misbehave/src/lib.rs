@@ -272,6 +272,16 @@ fn router() -> Router {
             let me = identity::require_caller()?;
             Ok(Response::json(&json!({"user": me.user.id, "name": me.user.name})))
         })
+        // Nakama RPCs (served when the manifest declares them): who called
+        // with what; `fail` fails with the payload as the message.
+        .rpc("echo", |req: Request| -> Result<Response> {
+            let me = identity::require_caller()?;
+            let answer = json!({"user": me.user.id, "payload": req.text()?});
+            Ok(Response::text(answer.to_string()))
+        })
+        .rpc("fail", |req: Request| -> Result<Response> {
+            Err(Error::bad_request(req.text()?.to_owned()))
+        })
 }
 
 /// `Set-Cookie` values naming the portal's cookies, which the server must drop.
