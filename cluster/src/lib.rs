@@ -23,8 +23,9 @@
 //! Nothing here knows about events or deployments: the runtime's event
 //! dispatch and deploy announcements use it, and so can the realtime socket.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -70,6 +71,9 @@ pub struct Cluster {
     jetstream: jetstream::Context,
     prefix: String,
     node: Arc<str>,
+    /// The streams this node ensured, by name: made again if NATS lost them
+    /// (a restart without its storage).
+    streams: Mutex<HashMap<String, stream::Config>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,16 +130,17 @@ impl Cluster {
             })
             .connect(config.url.as_str())
             .await
-            .map_err(|e| ClusterError::Invalid(format!("NATS URL {:?}: {e}", config.url)))?;
+            .map_err(|e| ClusterError::Invalid(format!("NATS URL {:?}: {e}", redacted(&config.url))))?;
         let mut jetstream = jetstream::new(client.clone());
         // Short: a caller waiting on an acknowledgement falls back instead.
         jetstream.set_timeout(Duration::from_secs(2));
-        tracing::info!(%node, url = %config.url, prefix = %config.prefix, "joining the cluster over NATS");
+        tracing::info!(%node, url = %redacted(&config.url), prefix = %config.prefix, "joining the cluster over NATS");
         Ok(Arc::new(Cluster {
             client,
             jetstream,
             prefix: config.prefix.clone(),
             node,
+            streams: Mutex::default(),
         }))
     }
 
@@ -196,15 +201,20 @@ impl Cluster {
         max_age: Duration,
         max_bytes: i64,
     ) -> Result<(), ClusterError> {
+        let config = stream::Config {
+            name: self.stream_name(name),
+            subjects: vec![self.subject(subjects)],
+            max_age,
+            max_bytes,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), config.clone());
         self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.stream_name(name),
-                subjects: vec![self.subject(subjects)],
-                max_age,
-                max_bytes,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
+            .get_or_create_stream(config)
             .await
             .map_err(nats_error)?;
         Ok(())
@@ -238,12 +248,18 @@ impl Cluster {
     /// `max_deliver` times in all), [`Handled::Reject`] drops it. A message
     /// whose node dies before answering is redelivered after `ack_wait`.
     /// Survives NATS outages (it resumes where the consumer stood); stops
-    /// when the returned handle is dropped.
-    pub fn consume_durable<F, Fut>(self: &Arc<Self>, spec: DurableSpec, handle: F) -> Consuming
+    /// when the returned handle is dropped. Returns once the consumer
+    /// exists, so every message published after that is kept for it.
+    pub async fn consume_durable<F, Fut>(
+        self: &Arc<Self>,
+        spec: DurableSpec,
+        handle: F,
+    ) -> Result<Consuming, ClusterError>
     where
         F: Fn(DurableMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Handled> + Send + 'static,
     {
+        self.durable_consumer(&spec).await?;
         let this = self.clone();
         let handle = Arc::new(handle);
         let task = tokio::spawn(async move {
@@ -259,7 +275,7 @@ impl Cluster {
                 tokio::time::sleep(backoff).await;
             }
         });
-        Consuming(task.abort_handle())
+        Ok(Consuming(task.abort_handle()))
     }
 
     async fn consume_once<F, Fut>(&self, spec: &DurableSpec, handle: &Arc<F>) -> Result<(), ClusterError>
@@ -267,30 +283,7 @@ impl Cluster {
         F: Fn(DurableMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Handled> + Send + 'static,
     {
-        let stream = self
-            .jetstream
-            .get_stream(self.stream_name(&spec.stream))
-            .await
-            .map_err(nats_error)?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &spec.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(spec.consumer.clone()),
-                    filter_subject: self.subject(&spec.filter),
-                    // A new consumer starts from now: a newly deployed
-                    // subscriber doesn't get the stream's history.
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: spec.ack_wait,
-                    max_deliver: spec.max_deliver,
-                    // Forgotten by NATS when no node consumed for this long.
-                    inactive_threshold: spec.inactive_threshold,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(nats_error)?;
+        let consumer = self.durable_consumer(spec).await?;
         let mut messages = consumer.messages().await.map_err(nats_error)?;
         while let Some(message) = messages.next().await {
             let message = message.map_err(nats_error)?;
@@ -308,6 +301,48 @@ impl Cluster {
             });
         }
         Ok(())
+    }
+
+    /// The durable consumer of `spec`, created (with its stream, if this
+    /// node ensured that stream and NATS lost it) when missing.
+    async fn durable_consumer(&self, spec: &DurableSpec) -> Result<consumer::PullConsumer, ClusterError> {
+        let known = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&spec.stream)
+            .cloned();
+        let stream = match known {
+            Some(config) => self
+                .jetstream
+                .get_or_create_stream(config)
+                .await
+                .map_err(nats_error)?,
+            None => self
+                .jetstream
+                .get_stream(self.stream_name(&spec.stream))
+                .await
+                .map_err(nats_error)?,
+        };
+        stream
+            .get_or_create_consumer(
+                &spec.consumer,
+                consumer::pull::Config {
+                    durable_name: Some(spec.consumer.clone()),
+                    filter_subject: self.subject(&spec.filter),
+                    // A new consumer starts from now: a newly deployed
+                    // subscriber doesn't get the stream's history.
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: spec.ack_wait,
+                    max_deliver: spec.max_deliver,
+                    // Forgotten by NATS when no node consumed for this long.
+                    inactive_threshold: spec.inactive_threshold,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_error)
     }
 }
 
@@ -351,6 +386,19 @@ impl Drop for Consuming {
     }
 }
 
+/// `url` without credentials (`nats://user:secret@host` → `nats://…@host`),
+/// for logs and errors.
+fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}…{}", &one[..scheme + 3], &one[at..]),
+            (None, Some(at)) => format!("…{}", &one[at..]),
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The text of header `name`, if present.
 pub fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
     headers?.get(name).map(HeaderValue::as_str)
@@ -359,6 +407,19 @@ pub fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str>
 #[cfg(test)]
 mod tests {
     use super::valid_subject;
+
+    #[test]
+    fn credentials_never_reach_the_log() {
+        assert_eq!(
+            super::redacted("nats://u:p@10.0.0.5:4222"),
+            "nats://…@10.0.0.5:4222"
+        );
+        assert_eq!(
+            super::redacted("nats://a:4222,tls://t0k3n@b:4222"),
+            "nats://a:4222,tls://…@b:4222"
+        );
+        assert_eq!(super::redacted("u:p@host"), "…@host");
+    }
 
     #[test]
     fn subjects_have_no_wildcards_or_blanks() {
