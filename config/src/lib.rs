@@ -330,6 +330,17 @@ pub struct DeploySettings {
     /// Age under which an unneeded stored component or cache entry is
     /// kept: it may belong to an upload another node is making.
     pub gc_grace: Duration,
+    /// How often a node looks for deployment changes other nodes stored.
+    pub poll_interval: Duration,
+}
+
+/// The cluster this node joins over NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    /// NATS server URL(s), comma-separated.
+    pub url: String,
+    /// First token(s) of every subject.
+    pub prefix: String,
 }
 
 // The defaults are declared once, in the settings layers ([`DeployLayer`]).
@@ -428,6 +439,8 @@ pub struct Config {
     pub providers: providers::Providers,
     /// Limits of the realtime socket.
     pub realtime: elements_realtime::Limits,
+    /// The cluster to join over NATS; none for a single node.
+    pub nats: Option<NatsSettings>,
 }
 
 impl Default for Config {
@@ -498,6 +511,8 @@ impl Config {
             (&mut settings.admin_public_url, empty),
             (&mut settings.mongodb_uri, empty),
             (&mut settings.mongodb_database, empty),
+            (&mut settings.nats_url, blank),
+            (&mut settings.nats_prefix, blank),
             (&mut settings.server_key, empty),
             (&mut settings.root_password, empty),
             (&mut settings.token_key, empty),
@@ -562,6 +577,7 @@ impl Config {
             max_component_bytes: value!(d.max_component_bytes),
             max_function_bytes: value!(d.max_function_bytes),
             gc_grace: secs(value!(d.gc_grace_secs)),
+            poll_interval: millis(value!(d.poll_ms)),
         };
         let r = s.realtime;
         let realtime = elements_realtime::Limits {
@@ -632,12 +648,22 @@ impl Config {
             services,
             connections: value!(s.connections),
             providers: value!(s.providers),
+            nats: match s.nats_url {
+                Some(url) => Some(NatsSettings {
+                    url: url.trim().to_owned(),
+                    prefix: value!(s.nats_prefix).trim().to_owned(),
+                }),
+                None => None,
+            },
             deploy,
             realtime,
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.deploy.poll_interval.is_zero() {
+            return Err(ConfigError::Invalid("deploy.poll_ms must be at least 1".into()));
+        }
         self.connections.validate().map_err(ConfigError::Invalid)?;
         self.providers.validate().map_err(ConfigError::Invalid)?;
         for (key, url) in [
@@ -1278,8 +1304,10 @@ mod tests {
                 max_component_bytes: 11 << 20,
                 max_function_bytes: 4 << 20,
                 gc_grace: Duration::from_secs(3600),
+                poll_interval: Duration::from_secs(2),
             }
         );
+        assert_eq!(d.nats, None);
         let identity = &d.identity;
         assert_eq!(
             (
@@ -1369,6 +1397,8 @@ mod tests {
             ("--max-compiles", d.deploy.max_compiles.to_string()),
             ("--max-component-bytes", d.deploy.max_component_bytes.to_string()),
             ("--deploy-gc-grace-secs", d.deploy.gc_grace.as_secs().to_string()),
+            ("--deploy-poll-ms", d.deploy.poll_interval.as_millis().to_string()),
+            ("--nats-prefix", "elements".to_owned()),
         ] {
             assert_eq!(help_default(&help, flag), Some(expected), "{flag}");
         }
@@ -1479,6 +1509,47 @@ mod tests {
         assert_eq!(config.max_instances, 30);
         assert!(!config.metrics);
         assert_eq!(config.limits.timeout, Config::default().limits.timeout);
+    }
+
+    #[test]
+    fn nats_url_joins_a_cluster_and_blank_keeps_one_node() {
+        let parsed = Cli::try_parse_from([
+            "elements",
+            "--nats-url",
+            "nats://127.0.0.1:4222",
+            "--deploy-poll-ms",
+            "60000",
+        ])
+        .unwrap();
+        let config = Config::load(&parsed).unwrap();
+        assert_eq!(
+            config.nats,
+            Some(NatsSettings {
+                url: "nats://127.0.0.1:4222".into(),
+                prefix: "elements".into()
+            })
+        );
+        assert_eq!(config.deploy.poll_interval, Duration::from_secs(60));
+        let blank = Cli::try_parse_from(["elements", "--nats-url", " "]).unwrap();
+        assert_eq!(Config::load(&blank).unwrap().nats, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elements.toml");
+        std::fs::write(
+            &path,
+            "nats_url = \"nats://10.0.0.5:4222\"\nnats_prefix = \"prod\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        let nats = Config::load(&cli).unwrap().nats.unwrap();
+        assert_eq!(
+            (nats.url.as_str(), nats.prefix.as_str()),
+            ("nats://10.0.0.5:4222", "prod")
+        );
+        let zero = Cli::try_parse_from(["elements", "--deploy-poll-ms", "0"]).unwrap();
+        assert!(Config::load(&zero).unwrap_err().to_string().contains("poll_ms"));
     }
 
     #[test]

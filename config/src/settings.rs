@@ -174,6 +174,15 @@ layer! {
         /// MongoDB database name.
         #[arg(long, env = "ELEMENTS_MONGODB_DATABASE", value_name = "NAME")]
         pub mongodb_database: Option<String> = "elements",
+        /// NATS server URL(s), comma-separated; when set, this node joins a
+        /// cluster: events and deployment changes cross nodes over NATS
+        /// (unset: a single node, nothing else needed).
+        #[arg(long, env = "ELEMENTS_NATS_URL", value_name = "URL")]
+        pub nats_url: Option<String>,
+        /// First token(s) of every NATS subject and stream name the cluster
+        /// uses, so clusters can share one NATS.
+        #[arg(long, env = "ELEMENTS_NATS_PREFIX", value_name = "PREFIX")]
+        pub nats_prefix: Option<String> = "elements",
         /// Serve Prometheus metrics at `/metrics`.
         #[arg(long, env = "ELEMENTS_METRICS", value_name = "BOOL")]
         pub metrics: Option<bool> = true,
@@ -475,6 +484,16 @@ layer! {
             value_name = "SECS"
         )]
         pub gc_grace_secs: Option<u64> = 3600u64,
+        /// How often a node looks for deployment changes other nodes stored,
+        /// in milliseconds; with NATS, changes are announced at once and this
+        /// is the fallback.
+        #[arg(
+            id = "deploy.poll_ms",
+            long = "deploy-poll-ms",
+            env = "ELEMENTS_DEPLOY_POLL_MS",
+            value_name = "MS"
+        )]
+        pub poll_ms: Option<u64> = 2000u64,
     }
 }
 

@@ -5,8 +5,10 @@
 //! manifest, attribute values, application, enabled flag and component hash)
 //! and `components` (component bytes by SHA-256, base64). Every node applies
 //! the records to its own [`Deployer`] at startup, right after each change it
-//! makes itself, and every [`POLL_INTERVAL`] for changes other nodes made, so
-//! a cluster converges within a few seconds without any node-to-node traffic.
+//! makes itself, and every poll interval (`[deploy] poll_ms`, 2 s by default)
+//! for changes other nodes made. With NATS ([`Deployments::announce_over`]) a
+//! node that changes a deployment announces it and the others apply it at
+//! once; an announcement is at-most-once, and polling makes up for a lost one.
 //!
 //! Component versions are garbage-collected ([`Deployments::collect_garbage`],
 //! after every deploy that succeeds and at startup): a record keeps its
@@ -21,7 +23,7 @@
 //! names the store manages.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -34,8 +36,10 @@ use elements_config::grants::Grant;
 use elements_host::element::ElementSource;
 use elements_host::element::manifest::{Manifest, validate_name};
 
-/// How often a node looks for deployment changes made by other nodes.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// The subject of deployment announcements (under the cluster's prefix).
+const ANNOUNCEMENTS: &str = "deployments";
+/// The header naming the node that announces.
+const H_NODE: &str = "Elements-Node";
 
 /// A stored deployment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -206,6 +210,8 @@ pub struct Deployments {
     /// Set once the deploy folder is loaded too ([`Deployments::start_collecting`]):
     /// until then the cache sweep can't tell what the folder needs.
     collecting: std::sync::atomic::AtomicBool,
+    /// Where changes are announced, when nodes form a cluster.
+    cluster: OnceLock<Arc<elements_cluster::Cluster>>,
 }
 
 impl Deployments {
@@ -227,6 +233,7 @@ impl Deployments {
             applying: tokio::sync::Mutex::new(()),
             uploading: Mutex::default(),
             collecting: Default::default(),
+            cluster: OnceLock::new(),
         }))
     }
 
@@ -331,6 +338,7 @@ impl Deployments {
         } else {
             self.store.insert(&self.records, doc).await?;
         }
+        self.announce();
         self.apply_all().await?;
         // A poll may have begun this deploy first: the answer reflects it.
         self.deployer.settled(&record.name).await;
@@ -362,6 +370,7 @@ impl Deployments {
                 StoreError::NotFound(_) => PersistError::NotFound(name.to_owned()),
                 e => e.into(),
             })?;
+        self.announce();
         self.apply_all().await?;
         self.deployer.settled(name).await;
         self.get(name)
@@ -374,6 +383,7 @@ impl Deployments {
         if !self.store.delete_by_id(&self.records, name, None).await? {
             return Err(PersistError::NotFound(name.to_owned()));
         }
+        self.announce();
         self.apply_all().await?;
         Ok(())
     }
@@ -395,6 +405,7 @@ impl Deployments {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.announce();
         self.apply_all().await
     }
 
@@ -426,6 +437,7 @@ impl Deployments {
                 &upsert,
             )
             .await?;
+        self.announce();
         self.apply_all().await
     }
 
@@ -454,6 +466,7 @@ impl Deployments {
                 &upsert,
             )
             .await?;
+        self.announce();
         self.apply_all().await
     }
 
@@ -646,11 +659,82 @@ impl Deployments {
         Ok(base64::engine::general_purpose::STANDARD.decode(data).ok())
     }
 
-    /// Applies the records now and then every [`POLL_INTERVAL`], for changes
+    /// Applies the records now and then every poll interval, for changes
     /// made by other nodes. Store outages are logged and retried.
     pub fn start_polling(self: &Arc<Self>) {
-        poll(self, "stored deployments", |this| async move {
+        let every = self.deployer.host().deploy.poll_interval;
+        poll(self, every, "stored deployments", |this| async move {
             this.apply_all().await
+        });
+    }
+
+    /// Announces this node's changes on `cluster` from now on, and applies
+    /// the changes other nodes announce there as they come (polling stays,
+    /// for announcements lost while NATS was away).
+    pub fn announce_over(self: &Arc<Self>, cluster: Arc<elements_cluster::Cluster>) {
+        if self.cluster.set(cluster.clone()).is_err() {
+            return;
+        }
+        let this = Arc::downgrade(self);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        // One applier: announcements that arrive while it applies make one
+        // more round, not one each.
+        let applier = {
+            let (this, wake) = (this.clone(), wake.clone());
+            async move {
+                loop {
+                    wake.notified().await;
+                    let Some(this) = this.upgrade() else { return };
+                    if let Err(e) = this.apply_all().await {
+                        tracing::warn!(error = %e, "could not apply an announced deployment change; polling will retry");
+                    }
+                }
+            }
+        };
+        tokio::spawn(applier);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(200);
+            let mut subscription = loop {
+                match cluster.subscribe(ANNOUNCEMENTS).await {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "deployment announcements not subscribed yet");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            };
+            while let Some(message) = futures_util::StreamExt::next(&mut subscription).await {
+                if this.strong_count() == 0 {
+                    return;
+                }
+                let from = elements_cluster::header(message.headers.as_ref(), H_NODE);
+                if from == Some(cluster.node()) {
+                    continue;
+                }
+                tracing::info!(
+                    from = from.unwrap_or("?"),
+                    "deployment change announced; applying"
+                );
+                wake.notify_one();
+            }
+        });
+    }
+
+    /// Tells the other nodes that the stored deployments changed.
+    fn announce(&self) {
+        let Some(cluster) = self.cluster.get().cloned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut headers = elements_cluster::HeaderMap::new();
+            headers.insert(H_NODE, cluster.node());
+            if let Err(e) = cluster
+                .publish(ANNOUNCEMENTS, headers, elements_cluster::Bytes::new())
+                .await
+            {
+                tracing::info!(error = %e, "could not announce a deployment change; other nodes will find it by polling");
+            }
         });
     }
 }
@@ -694,10 +778,10 @@ impl Drop for Uploading<'_> {
     }
 }
 
-/// Calls `apply` on `target` every [`POLL_INTERVAL`] while it lives, for
-/// changes other nodes stored; a failure (a store outage) is logged and
-/// retried at the next tick.
-pub(crate) fn poll<T, F, Fut>(target: &Arc<T>, what: &'static str, apply: F)
+/// Calls `apply` on `target` `every` so often while it lives, for changes
+/// other nodes stored; a failure (a store outage) is logged and retried at
+/// the next tick.
+pub(crate) fn poll<T, F, Fut>(target: &Arc<T>, every: Duration, what: &'static str, apply: F)
 where
     T: Send + Sync + 'static,
     F: Fn(Arc<T>) -> Fut + Send + 'static,
@@ -705,7 +789,7 @@ where
 {
     let target = Arc::downgrade(target);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

@@ -2,7 +2,7 @@
 //! `[services.http]`), changed at run time through the admin API or the
 //! portal: stored in the core collection `service_settings` (one document per
 //! service, holding the whole effective settings), applied on this node at
-//! once and by every other node within [`super::persist::POLL_INTERVAL`].
+//! once and by every other node within the poll interval (`[deploy] poll_ms`).
 //! Without a stored document a service runs with the configuration file's
 //! (and the environment's) settings. No Element reads any of this.
 
@@ -332,9 +332,10 @@ impl ServiceSettings {
         Ok(())
     }
 
-    /// Applies changes other nodes made, every [`super::persist::POLL_INTERVAL`].
+    /// Applies changes other nodes made, every poll interval.
     pub fn start_polling(self: &Arc<Self>) {
-        super::persist::poll(self, "stored service settings", |this| async move {
+        let every = self.host.deploy.poll_interval;
+        super::persist::poll(self, every, "stored service settings", |this| async move {
             this.apply().await
         });
     }

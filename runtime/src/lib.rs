@@ -89,11 +89,35 @@ impl Runtime {
             .await
             .context("applying the stored service settings")?;
         settings.start_polling();
-        elements_deployments::dispatch::start(&events, registry.clone(), host);
+        // Joining a cluster never waits for NATS: the connection is made,
+        // and remade, in the background; until then events stay on this node.
+        let cluster = match &config.nats {
+            Some(nats) => Some(
+                elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
+                    url: nats.url.clone(),
+                    prefix: nats.prefix.clone(),
+                })
+                .await
+                .context("joining the cluster over NATS")?,
+            ),
+            None => None,
+        };
+        elements_deployments::dispatch::start(events.clone(), registry.clone(), host.clone());
+        if let Some(cluster) = &cluster {
+            elements_deployments::dispatch::start_cluster(
+                cluster.clone(),
+                events.clone(),
+                registry.clone(),
+                host,
+            );
+        }
         // Stored deployments first: a name the store manages is not taken
         // from the folder.
         let deployments =
             Deployments::new(store.clone(), deployer.clone()).context("opening stored deployments")?;
+        if let Some(cluster) = cluster {
+            deployments.announce_over(cluster);
+        }
         let started = std::time::Instant::now();
         deployments
             .apply_all()

@@ -9,7 +9,8 @@
 //!   server comes from PyPI). The browser tests drive Debian's `chromium`
 //!   through `chromedriver`: when `/usr/bin/chromium` or `/usr/bin/chromedriver`
 //!   is missing, it installs the `chromium` and `chromium-driver` packages with
-//!   `apt-get` (through `sudo` when not root) and stops if that fails.
+//!   `apt-get` (through `sudo` when not root) and stops if that fails; the
+//!   cluster tests run Debian's `nats-server`, installed the same way.
 //! - `elements`: only build the Elements and fill `./deploy`.
 //! - `bench`: run the benchmarks (release build), printing their figures.
 //! - `new-element NAME [--dir DIR]`: create an Element crate in `DIR/NAME`
@@ -185,6 +186,7 @@ fn test_guests() -> Vec<String> {
 /// MongoDB-wire server (SecantusDB, see `scripts/mongodb-test-server`).
 fn test(args: &[String]) -> Result<(), String> {
     ensure_browser()?;
+    ensure_nats()?;
     build_guests(&test_guests())?;
     // The venv holds the real servers the tests talk to: SecantusDB (MongoDB
     // wire protocol) and aiosmtpd (SMTP); and schemathesis, which fuzzes the
@@ -240,14 +242,27 @@ const WORKSPACE_TESTS: &[&str] = &[
 /// What the browser tests run (`runtime/tests/support/browser.rs`).
 const BROWSER_BINARIES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
 const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+/// What the cluster tests run (`runtime/tests/cluster.rs`).
+const NATS_BINARIES: [&str; 1] = ["/usr/sbin/nats-server"];
+const NATS_PACKAGES: [&str; 1] = ["nats-server"];
 
 /// Installs Debian's chromium and its WebDriver when either is missing.
 fn ensure_browser() -> Result<(), String> {
-    if BROWSER_BINARIES.iter().all(|b| Path::new(b).exists()) {
+    ensure_debian(&BROWSER_BINARIES, &BROWSER_PACKAGES, "the browser tests")
+}
+
+/// Installs Debian's nats-server when it is missing.
+fn ensure_nats() -> Result<(), String> {
+    ensure_debian(&NATS_BINARIES, &NATS_PACKAGES, "the cluster tests")
+}
+
+/// Installs the Debian `packages` when any of `binaries` is missing.
+fn ensure_debian(binaries: &[&str], packages: &[&str], needed_by: &str) -> Result<(), String> {
+    if binaries.iter().all(|b| Path::new(b).exists()) {
         return Ok(());
     }
-    let packages = BROWSER_PACKAGES.join(" ");
-    eprintln!("xtask: installing {packages} with apt-get for the browser tests");
+    let list = packages.join(" ");
+    eprintln!("xtask: installing {list} with apt-get for {needed_by}");
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -262,16 +277,16 @@ fn ensure_browser() -> Result<(), String> {
         cmd.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]).args(args);
         status(&mut cmd)
     };
-    apt(&["update"])
-        .and_then(|()| apt(&["install", "-y", BROWSER_PACKAGES[0], BROWSER_PACKAGES[1]]))
-        .map_err(|e| {
-            format!(
-                "the browser tests need the Debian packages {packages} and installing them failed \
-                 ({e}); install them by hand: sudo apt-get install {packages}"
-            )
-        })?;
-    match BROWSER_BINARIES.iter().find(|b| !Path::new(b).exists()) {
-        Some(missing) => Err(format!("{missing} is still missing after installing {packages}")),
+    let mut install = vec!["install", "-y"];
+    install.extend_from_slice(packages);
+    apt(&["update"]).and_then(|()| apt(&install)).map_err(|e| {
+        format!(
+            "{needed_by} need the Debian packages {list} and installing them failed \
+             ({e}); install them by hand: sudo apt-get install {list}"
+        )
+    })?;
+    match binaries.iter().find(|b| !Path::new(b).exists()) {
+        Some(missing) => Err(format!("{missing} is still missing after installing {list}")),
         None => Ok(()),
     }
 }

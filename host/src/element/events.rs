@@ -36,6 +36,11 @@ impl Element {
         self.subscriber.is_some() && self.subscriptions.iter().any(|s| matches(s, name))
     }
 
+    /// Whether this Element subscribes to any events at all.
+    pub fn subscribes(&self) -> bool {
+        self.subscriber.is_some() && !self.subscriptions.is_empty()
+    }
+
     /// Runs the Element's event handler for `event`. Failures are logged to
     /// the Element's log and returned; they never reach the publisher.
     pub async fn deliver(
