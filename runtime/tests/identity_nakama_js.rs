@@ -11,18 +11,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{Dirs, Server};
-
-/// Where `cargo xtask test` installs the client (`ELEMENTS_NPM` overrides).
-fn nakama_js() -> Option<PathBuf> {
-    let root = std::env::var_os("ELEMENTS_NPM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/npm")
-        });
-    let module = root.join("node_modules/@heroiclabs/nakama-js");
-    module.join("package.json").exists().then_some(module)
-}
+use support::{Dirs, Server, nakama_js};
 
 /// Runs `tests/nakama-js/SCRIPT` with node against a fresh server and
 /// returns the JSON object it prints; `None` (skip) when the client isn't

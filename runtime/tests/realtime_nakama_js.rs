@@ -12,18 +12,7 @@ use std::process::Command;
 
 use serde_json::json;
 use support::accounts::{ROOT_ENV, root_secret};
-use support::{Dirs, Server};
-
-/// Where `cargo xtask test` installs the client (`ELEMENTS_NPM` overrides).
-fn nakama_js() -> Option<PathBuf> {
-    let root = std::env::var_os("ELEMENTS_NPM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/npm")
-        });
-    let module = root.join("node_modules/@heroiclabs/nakama-js");
-    module.join("package.json").exists().then_some(module)
-}
+use support::{Dirs, Server, nakama_js};
 
 #[tokio::test]
 async fn nakama_js_socket_chat_status_match_rpc_and_notifications() {

@@ -480,3 +480,14 @@ impl Drop for SmtpServer {
         self.stop();
     }
 }
+
+/// Where `cargo xtask test` installs the real Nakama JavaScript client (`ELEMENTS_NPM` overrides).
+pub fn nakama_js() -> Option<PathBuf> {
+    let root = std::env::var_os("ELEMENTS_NPM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/elements/npm")
+        });
+    let module = root.join("node_modules/@heroiclabs/nakama-js");
+    module.join("package.json").exists().then_some(module)
+}
