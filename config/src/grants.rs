@@ -21,6 +21,9 @@
 //! | `http.outbound:HOST[:PORT]` | outbound HTTP to that host (any port when none is given) |
 //! | `route.core:PATH` | serve the core API extension point `PATH` |
 //! | `rpc:ID` | serve the Nakama RPC `ID` (`POST /v2/rpc/ID` and the socket's `rpc`) |
+//! | `realtime.notify` | send notifications to any user (pushed to their sockets, stored when persistent) |
+//! | `realtime.rooms` | post messages, as the Element, to any chat room |
+//! | `realtime.match` | create matches the Element runs and send match data to their players |
 //!
 //! Events under the Element's own name (`NAME.*`, when `NAME` is a valid
 //! event-name segment) are its own: publishing and subscribing to them needs
@@ -65,6 +68,12 @@ pub enum Grant {
     CoreRoute(String),
     /// `rpc:ID` (lowercase, as Nakama matches RPC ids).
     Rpc(String),
+    /// `realtime.notify`.
+    RealtimeNotify,
+    /// `realtime.rooms`.
+    RealtimeRooms,
+    /// `realtime.match`.
+    RealtimeMatch,
 }
 
 /// A grant that can't be parsed.
@@ -135,9 +144,13 @@ impl FromStr for Grant {
                 Ok(Grant::CoreRoute(path.to_owned()))
             }
             "rpc" => Ok(Grant::Rpc(rpc_id(needs("an RPC id")?).map_err(|w| err(&w))?)),
+            "realtime.notify" => none().map(|_| Grant::RealtimeNotify),
+            "realtime.rooms" => none().map(|_| Grant::RealtimeRooms),
+            "realtime.match" => none().map(|_| Grant::RealtimeMatch),
             _ => Err(err(
                 "unknown kind; grants are identity.scheme:, identity.session, identity.verify:, \
-                 identity.request-verification:, mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:, rpc:",
+                 identity.request-verification:, mail.send, events.publish:, events.subscribe:, http.outbound:, route.core:, rpc:, \
+                 realtime.notify, realtime.rooms, realtime.match",
             )),
         }
     }
@@ -166,6 +179,9 @@ impl fmt::Display for Grant {
             }
             Grant::CoreRoute(p) => write!(f, "route.core:{p}"),
             Grant::Rpc(id) => write!(f, "rpc:{id}"),
+            Grant::RealtimeNotify => f.write_str("realtime.notify"),
+            Grant::RealtimeRooms => f.write_str("realtime.rooms"),
+            Grant::RealtimeMatch => f.write_str("realtime.match"),
         }
     }
 }
@@ -195,6 +211,10 @@ impl Grant {
                 .is_ok_and(|ip| crate::address::non_public(ip).is_some()),
             // Players call it as they call any of the Element's routes.
             Grant::MailSend | Grant::Rpc(_) => false,
+            // It pushes to any player's socket and stored notifications.
+            Grant::RealtimeNotify => true,
+            // Rooms are public; the Element's matches are its own.
+            Grant::RealtimeRooms | Grant::RealtimeMatch => false,
         }
     }
 
@@ -224,6 +244,13 @@ impl Grant {
             Grant::CoreRoute(p) => format!("Serve the core API path {p}."),
             Grant::Rpc(id) => {
                 format!("Serve the Nakama RPC {id:?} (POST /v2/rpc/{id} and the socket's rpc).")
+            }
+            Grant::RealtimeNotify => {
+                "Send notifications to any user's sockets, stored for them when persistent.".into()
+            }
+            Grant::RealtimeRooms => "Post messages, under its own name, to any chat room.".into(),
+            Grant::RealtimeMatch => {
+                "Create matches it runs, and send match data to the players who joined them.".into()
             }
         }
     }
@@ -456,6 +483,9 @@ mod tests {
             "http.outbound:127.0.0.1:8089",
             "http.outbound:[::1]:9000",
             "route.core:/api/rest/verify",
+            "realtime.notify",
+            "realtime.rooms",
+            "realtime.match",
         ] {
             let grant: Grant = text.parse().unwrap();
             assert_eq!(grant.to_string(), text);
@@ -483,6 +513,8 @@ mod tests {
             "http.outbound:*.example.com",
             "http.outbound:x:notaport",
             "route.core:relative",
+            "realtime.match:other",
+            "realtime",
             "root",
         ] {
             assert!(bad.parse::<Grant>().is_err(), "{bad}");
@@ -503,6 +535,9 @@ mod tests {
         assert!(p("http.outbound:169.254.169.254"));
         assert!(!p("http.outbound:users.roblox.com"));
         assert!(!p("mail.send"));
+        assert!(p("realtime.notify"));
+        assert!(!p("realtime.rooms"));
+        assert!(!p("realtime.match"));
     }
 
     #[test]

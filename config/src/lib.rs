@@ -358,6 +358,9 @@ pub struct IdentitySettings {
     pub server_key: Secret,
     /// Password of the `root` superuser created on first start.
     pub root_password: Option<Secret>,
+    /// Key for Nakama RPC calls without a session (`?http_key=`); none:
+    /// refused.
+    pub http_key: Option<Secret>,
     /// HMAC key of session tokens (generated and stored when absent).
     pub token_key: Option<Secret>,
     /// HMAC key of refresh tokens (generated and stored when absent).
@@ -515,6 +518,7 @@ impl Config {
             (&mut settings.nats_prefix, blank),
             (&mut settings.server_key, empty),
             (&mut settings.root_password, empty),
+            (&mut settings.http_key, empty),
             (&mut settings.token_key, empty),
             (&mut settings.refresh_token_key, empty),
             (&mut settings.services.mail.host, blank),
@@ -597,6 +601,7 @@ impl Config {
         let identity = IdentitySettings {
             server_key: Secret::new(value!(s.server_key)),
             root_password: secret(s.root_password),
+            http_key: secret(s.http_key),
             token_key: secret(s.token_key),
             refresh_token_key: secret(s.refresh_token_key),
             token_expiry: secs(value!(s.token_expiry_secs)),
@@ -811,7 +816,7 @@ pub fn validate_limits(limits: &Limits) -> Result<(), String> {
 pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
 /// The grants the default configuration approves: exactly what the bundled
-/// Elements request, under their usual names.
+/// Elements and the examples request, under their usual names.
 pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
     let parse = |list: &[&str]| -> BTreeSet<Grant> { list.iter().filter_map(|g| g.parse().ok()).collect() };
     BTreeMap::from([
@@ -833,6 +838,15 @@ pub fn bundled_grants() -> BTreeMap<String, BTreeSet<Grant>> {
                 "events.subscribe:dev.getelements.verification.email_requested",
                 "route.core:/api/rest/user/me/email/verify",
                 "route.core:/api/rest/verify",
+            ]),
+        ),
+        (
+            "turn-relay".to_owned(),
+            parse(&[
+                "rpc:turn_relay_create",
+                "realtime.match",
+                "realtime.notify",
+                "realtime.rooms",
             ]),
         ),
     ])

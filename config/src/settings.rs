@@ -198,6 +198,10 @@ layer! {
             hide_env_values = true
         )]
         pub root_password: Option<String>,
+        /// Key that lets a game server call Nakama RPCs without a session
+        /// (`POST /v2/rpc/ID?http_key=KEY`); unset: such calls are refused.
+        #[arg(long, env = "ELEMENTS_HTTP_KEY", value_name = "KEY", hide_env_values = true)]
+        pub http_key: Option<String>,
         /// HMAC key of session tokens (unset: generated once, kept in the store).
         #[arg(long, env = "ELEMENTS_TOKEN_KEY", value_name = "KEY", hide_env_values = true)]
         pub token_key: Option<String>,

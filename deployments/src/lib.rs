@@ -27,6 +27,7 @@
 
 pub mod catalog;
 pub mod dispatch;
+pub mod matches;
 pub mod persist;
 pub mod registry;
 pub mod rpc;

@@ -2,7 +2,7 @@
 //! every message a socket sends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use crate::fabric::{Fabric, Handle, Local, LocalFabric, Outgoing, Route};
 use crate::history::{History, MessagePage, NotificationPage};
 use crate::limits::Limits;
 use crate::protocol::{self, ChannelMessage, Incoming, NewNotification, Presence};
+use crate::push::{MatchHandler, match_owner};
 
 /// Longest status text (Nakama's bound).
 const MAX_STATUS_CHARS: usize = 2048;
@@ -106,11 +107,14 @@ struct State {
 /// The hub of this node's sockets.
 pub struct Hub {
     node: String,
-    limits: Limits,
+    pub(crate) limits: Limits,
     local: Arc<Local>,
     fabric: Arc<dyn Fabric>,
-    history: History,
-    rpc: Option<Arc<dyn RpcHandler>>,
+    pub(crate) history: History,
+    // Set once the deployments exist, which are built after the hub (the
+    // host services hand the hub to Elements).
+    rpc: OnceLock<Arc<dyn RpcHandler>>,
+    pub(crate) matches: OnceLock<Arc<dyn MatchHandler>>,
     state: Mutex<State>,
 }
 
@@ -161,7 +165,8 @@ impl Hub {
             local,
             fabric,
             history: History::open(store).await?,
-            rpc: None,
+            rpc: OnceLock::new(),
+            matches: OnceLock::new(),
             state: Mutex::new(State::default()),
         })
     }
@@ -173,10 +178,15 @@ impl Hub {
         self
     }
 
-    /// Serves RPCs with `handler`.
-    pub fn with_rpc(mut self, handler: Arc<dyn RpcHandler>) -> Hub {
-        self.rpc = Some(handler);
-        self
+    /// Serves RPCs with `handler` from now on (the first one set stays).
+    pub fn serve_rpcs(&self, handler: Arc<dyn RpcHandler>) {
+        let _ = self.rpc.set(handler);
+    }
+
+    /// Runs Elements' matches with `handler` from now on (the first one set
+    /// stays).
+    pub fn run_matches(&self, handler: Arc<dyn MatchHandler>) {
+        let _ = self.matches.set(handler);
     }
 
     /// This node's delivery table.
@@ -199,7 +209,7 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn send(&self, route: Route, name: &str, message: Value) {
+    pub(crate) fn send(&self, route: Route, name: &str, message: Value) {
         self.fabric
             .deliver(route, protocol::envelope(None, name, message).into());
     }
@@ -380,7 +390,15 @@ impl Hub {
                 if join.token.is_some_and(|t| !t.is_empty()) {
                     return Err(RealtimeError::bad_input("Matchmaker tokens are not supported."));
                 }
-                reply("match", self.match_join(sid, &join.match_id, false)?)
+                match match_owner(&join.match_id) {
+                    Some(owner) => {
+                        let me = self.presence_of(sid)?;
+                        // Asked before anything changes: a refusal leaves no trace.
+                        self.admit(owner, &join.match_id, &me).await?;
+                        reply("match", self.match_join(sid, &join.match_id, true)?)
+                    }
+                    None => reply("match", self.match_join(sid, &join.match_id, false)?),
+                }
             }
             Incoming::MatchLeave(leave) => {
                 let presence = {
@@ -396,7 +414,10 @@ impl Hub {
                 Ok(Some(protocol::ack(cid)))
             }
             Incoming::MatchDataSend(data) => {
-                self.match_data(sid, data)?;
+                if let Some(d) = self.match_data(sid, data)? {
+                    self.to_owner(&d.owner, &d.match_id, &d.sender, d.op_code, d.data)
+                        .await?;
+                }
                 Ok(None)
             }
             Incoming::StatusFollow(users) => reply("status", self.status_follow(sid, users)?),
@@ -439,12 +460,33 @@ impl Hub {
         }
     }
 
+    fn presence_of(&self, sid: &str) -> Result<Presence, RealtimeError> {
+        self.state()
+            .sessions
+            .get(sid)
+            .map(|s| s.presence.clone())
+            .ok_or_else(|| RealtimeError::bad_input("Session ended."))
+    }
+
+    /// Those of `sessions` that are in match `match_id`.
+    pub(crate) fn match_members(&self, match_id: &str, sessions: &[String]) -> Vec<String> {
+        let state = self.state();
+        let Some(members) = state.matches.get(match_id) else {
+            return Vec::new();
+        };
+        sessions
+            .iter()
+            .filter(|id| members.contains_key(id.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Runs an RPC (socket or HTTP).
     pub async fn rpc(&self, id: &str, payload: String, caller: RpcCaller) -> Result<String, RealtimeError> {
         if id.is_empty() {
             return Err(RealtimeError::bad_input("RPC ID must be set"));
         }
-        let Some(handler) = &self.rpc else {
+        let Some(handler) = self.rpc.get() else {
             return Err(RealtimeError::socket(
                 ErrorCode::RuntimeFunctionNotFound,
                 "RPC function not found",
@@ -461,7 +503,7 @@ impl Hub {
             })
     }
 
-    fn check_room_name(&self, name: &str) -> Result<(), RealtimeError> {
+    pub(crate) fn check_room_name(&self, name: &str) -> Result<(), RealtimeError> {
         if name.is_empty() || name.len() > self.limits.max_channel_name_bytes {
             return Err(RealtimeError::bad_input(format!(
                 "Invalid room name length: 1 to {} bytes.",
@@ -641,7 +683,7 @@ impl Hub {
         Ok((presence.clone(), template))
     }
 
-    fn check_content(content: &str) -> Result<(), RealtimeError> {
+    pub(crate) fn check_content(content: &str) -> Result<(), RealtimeError> {
         match serde_json::from_str::<Value>(content) {
             Ok(Value::Object(_)) => Ok(()),
             _ => Err(RealtimeError::bad_input(
@@ -781,12 +823,13 @@ impl Hub {
             );
         }
         Ok(json!({
-            "match_id": match_id, "authoritative": false, "label": "", "size": size,
+            "match_id": match_id, "authoritative": match_owner(match_id).is_some(), "label": "", "size": size,
             "presences": others, "self": me,
         }))
     }
 
     fn leave_match(&self, presence: &Presence, match_id: &str) {
+        self.left_owner(match_id, presence);
         {
             let mut state = self.state();
             let Some(members) = state.matches.get_mut(match_id) else {
@@ -808,7 +851,13 @@ impl Hub {
         );
     }
 
-    fn match_data(&self, sid: &str, data: protocol::MatchDataSend) -> Result<(), RealtimeError> {
+    /// Relays a player's match data; for an Element's match, what its
+    /// owner gets instead.
+    fn match_data(
+        &self,
+        sid: &str,
+        data: protocol::MatchDataSend,
+    ) -> Result<Option<OwnerData>, RealtimeError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data.data.as_bytes())
             .map_err(|_| RealtimeError::bad_input("Match data must be base64."))?;
@@ -834,6 +883,15 @@ impl Hub {
             });
             (members[sid].clone(), targets)
         };
+        if let Some(owner) = match_owner(&data.match_id) {
+            return Ok(Some(OwnerData {
+                owner: owner.to_owned(),
+                match_id: data.match_id,
+                sender,
+                op_code: data.op_code,
+                data: bytes,
+            }));
+        }
         let route = match targets {
             Some(sessions) => Route::Sessions(sessions),
             None => Route::Stream {
@@ -849,7 +907,7 @@ impl Hub {
                 "op_code": data.op_code.to_string(), "data": data.data, "reliable": data.reliable,
             }),
         );
-        Ok(())
+        Ok(None)
     }
 
     fn status_follow(&self, sid: &str, users: protocol::StatusUsers) -> Result<Value, RealtimeError> {
@@ -1001,6 +1059,15 @@ impl Hub {
 }
 
 /// What leaving a channel needs of a session.
+/// A player's match data for the Element that owns the match.
+struct OwnerData {
+    owner: String,
+    match_id: String,
+    sender: Presence,
+    op_code: i64,
+    data: Vec<u8>,
+}
+
 struct SessionView {
     presence: Presence,
 }

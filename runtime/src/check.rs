@@ -135,8 +135,21 @@ pub async fn check(args: &CheckArgs) -> anyhow::Result<Report> {
             .await
             .context("starting the identity service")?,
     );
-    let (host, _, _ticker) =
-        crate::build_host(&config, store, identity, Arc::new(EventBus::default()), None)?;
+    let realtime = Arc::new(
+        elements_realtime::Hub::new("check", config.realtime.clone(), store.clone())
+            .await
+            .context("opening the realtime hub")?,
+    );
+    let (host, _, _ticker) = crate::build_host(
+        &config,
+        crate::HostParts {
+            store,
+            identity,
+            events: Arc::new(EventBus::default()),
+            realtime,
+            outbound_stub: None,
+        },
+    )?;
 
     let deploy = |manifest: Option<String>, values: BTreeMap<String, String>| {
         let host = host.clone();

@@ -68,12 +68,23 @@ impl Runtime {
             identity.service.register_verifier(verifier);
         }
         let events = Arc::new(EventBus::default());
+        // A node name per process: match ids carry it, so they stay unique
+        // when several nodes share one store.
+        let node = format!("elements-{:08x}", uuid_suffix());
+        let realtime = Arc::new(
+            elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
+                .await
+                .context("opening the realtime hub")?,
+        );
         let (host, allocation, ticker) = build_host(
             config,
-            store.clone(),
-            identity.service.clone(),
-            events.clone(),
-            embedding.outbound_stub,
+            HostParts {
+                store: store.clone(),
+                identity: identity.service.clone(),
+                events: events.clone(),
+                realtime: realtime.clone(),
+                outbound_stub: embedding.outbound_stub,
+            },
         )?;
         let registry = Arc::new(Registry::default());
         let deployer = Arc::new(Deployer::new(host.clone(), registry.clone(), events.clone()));
@@ -141,16 +152,14 @@ impl Runtime {
             config.deploy_dir.display()
         );
         deployments.start_collecting().await;
-        // A node name per process: match ids carry it, so they stay unique
-        // when several nodes share one store.
-        let node = format!("elements-{:08x}", uuid_suffix());
-        let rpcs = elements_deployments::rpc::ElementRpcs::new(registry.clone(), deployer.clone());
-        let realtime = Arc::new(
-            elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
-                .await
-                .context("opening the realtime hub")?
-                .with_rpc(Arc::new(rpcs)),
-        );
+        realtime.serve_rpcs(Arc::new(elements_deployments::rpc::ElementRpcs::new(
+            registry.clone(),
+            deployer.clone(),
+        )));
+        realtime.run_matches(Arc::new(elements_deployments::matches::ElementMatches::new(
+            registry.clone(),
+            deployer.clone(),
+        )));
         let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
@@ -190,13 +199,23 @@ impl Runtime {
 /// The engine, the host services and what every deploy needs: one
 /// construction for the server and for `elements check`, so the checker
 /// runs the deploy's own checks against the same host.
-fn build_host(
-    config: &Config,
+/// What the host services are built over.
+struct HostParts {
     store: Arc<dyn DocumentStore>,
     identity: Arc<IdentityService>,
     events: Arc<EventBus>,
+    realtime: Arc<elements_realtime::Hub>,
     outbound_stub: Option<Arc<dyn elements_host::services::http::OutboundStub>>,
-) -> anyhow::Result<(Arc<Host>, Allocation, EpochTicker)> {
+}
+
+fn build_host(config: &Config, parts: HostParts) -> anyhow::Result<(Arc<Host>, Allocation, EpochTicker)> {
+    let HostParts {
+        store,
+        identity,
+        events,
+        realtime,
+        outbound_stub,
+    } = parts;
     let (engine, allocation) = engine::build(config)?;
     tracing::info!(
         ?allocation,
@@ -210,6 +229,7 @@ fn build_host(
             store,
             events,
             identity,
+            realtime,
             settings: config.services.clone(),
             outbound_stub,
         })?,
@@ -330,6 +350,7 @@ async fn start_identity(store: Arc<dyn DocumentStore>, config: &Config) -> anyho
     Ok(Arc::new(IdentityApi {
         service: Arc::new(service),
         server_key: settings.server_key.clone(),
+        http_key: settings.http_key.clone(),
         schemes: Arc::new(schemes),
     }))
 }

@@ -621,3 +621,369 @@ async fn rpcs_are_served_by_the_element_that_declares_them() {
     let answer: Value = serde_json::from_str(body["payload"].as_str().unwrap()).unwrap();
     assert_eq!(answer["payload"], "still");
 }
+
+/// The first envelope carrying each of `fields`, whatever their order,
+/// skipping others.
+async fn collect(ws: &mut Ws, fields: &[&str]) -> Vec<Value> {
+    let mut found: Vec<Option<Value>> = vec![None; fields.len()];
+    while found.iter().any(Option::is_none) {
+        let envelope = next(ws).await;
+        for (i, field) in fields.iter().enumerate() {
+            if found[i].is_none() && envelope.get(*field).is_some() {
+                found[i] = Some(envelope.clone());
+            }
+        }
+    }
+    found.into_iter().map(Option::unwrap).collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn turn_relay_manifest() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/turn-relay/element.toml"
+    ))
+    .unwrap()
+}
+
+fn move_of(match_id: &str, text: &str) -> Value {
+    json!({"match_data_send": {"match_id": match_id, "op_code": "2", "data": b64(text.as_bytes())}})
+}
+
+#[tokio::test]
+async fn an_element_runs_a_turn_based_match_over_the_socket() {
+    let dirs = Dirs::new();
+    dirs.deploy("turn-relay", "turn-relay", &turn_relay_manifest());
+    let server = Server::start(&dirs, &["--http-key", "a-test-http-key"]);
+    let (ta, ua) = login(&server, "device-turn-a").await;
+    let (tb, ub) = login(&server, "device-turn-b").await;
+    let (tc, _) = login(&server, "device-turn-c").await;
+    let (mut a, mut b, mut c) = (
+        connect(&server, &ta).await,
+        connect(&server, &tb).await,
+        connect(&server, &tc).await,
+    );
+    // B watches the room where the Element announces matches.
+    send(
+        &mut b,
+        json!({"cid": "room", "channel_join": {"type": 1, "target": "turn-relay", "persistence": true, "hidden": false}}),
+    )
+    .await;
+    next_with(&mut b, "channel").await;
+
+    // A creates a match with the Element's RPC, over the socket.
+    send(
+        &mut a,
+        json!({"cid": "new", "rpc": {"id": "turn_relay_create", "payload": ""}}),
+    )
+    .await;
+    let reply = next_with(&mut a, "rpc").await;
+    let created: Value = serde_json::from_str(reply["rpc"]["payload"].as_str().unwrap()).unwrap();
+    let match_id = created["match_id"].as_str().unwrap().to_owned();
+    assert!(match_id.ends_with(".element:turn-relay"), "{match_id}");
+
+    send(&mut a, json!({"cid": "ja", "match_join": {"match_id": match_id}})).await;
+    let joined = next_with(&mut a, "match").await;
+    assert_eq!(joined["match"]["authoritative"], true, "{joined}");
+    assert_eq!(joined["match"]["presences"], json!([]), "{joined}");
+
+    // B joins: sees A; A sees B come; the room hears of the match (sent
+    // while B's join was being admitted, so in either order).
+    send(&mut b, json!({"cid": "jb", "match_join": {"match_id": match_id}})).await;
+    let [joined, news] =
+        <[Value; 2]>::try_from(collect(&mut b, &["match", "channel_message"]).await).unwrap();
+    assert_eq!(
+        joined["match"]["presences"][0]["user_id"],
+        ua.as_str(),
+        "{joined}"
+    );
+    assert_eq!(news["channel_message"]["username"], "turn-relay", "{news}");
+    assert_eq!(news["channel_message"]["sender_id"], "", "{news}");
+    let content: Value = serde_json::from_str(news["channel_message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["started"], match_id.as_str(), "{content}");
+    let event = next_with(&mut a, "match_presence_event").await;
+    assert_eq!(
+        event["match_presence_event"]["joins"][0]["user_id"],
+        ub.as_str(),
+        "{event}"
+    );
+
+    // A third player is refused by the Element; so are ids it never made,
+    // and ids of an Element that doesn't exist are not found.
+    send(&mut c, json!({"cid": "jc", "match_join": {"match_id": match_id}})).await;
+    let refused = next_with(&mut c, "error").await;
+    assert_eq!(
+        (
+            refused["error"]["code"].as_i64(),
+            refused["error"]["message"].as_str()
+        ),
+        (Some(5), Some("This match is full.")),
+        "{refused}"
+    );
+    let forged = format!("{}.element:turn-relay", uuid::Uuid::new_v4());
+    send(&mut c, json!({"cid": "jf", "match_join": {"match_id": forged}})).await;
+    let refused = next_with(&mut c, "error").await;
+    assert_eq!(
+        (
+            refused["error"]["code"].as_i64(),
+            refused["error"]["message"].as_str()
+        ),
+        (Some(5), Some("No such match.")),
+        "{refused}"
+    );
+    let nobody = format!("{}.element:nobody", uuid::Uuid::new_v4());
+    send(&mut c, json!({"cid": "jn", "match_join": {"match_id": nobody}})).await;
+    let refused = next_with(&mut c, "error").await;
+    assert_eq!(refused["error"]["code"], 4, "{refused}");
+    // Data to a match C is not in goes nowhere.
+    send(&mut c, move_of(&match_id, "sneaky")).await;
+    assert_eq!(next_with(&mut c, "error").await["error"]["code"], 4);
+
+    // B moves out of turn: told so, and A gets nothing.
+    send(&mut b, move_of(&match_id, "e5")).await;
+    let answer = next_with(&mut b, "match_data").await;
+    assert_eq!(answer["match_data"]["op_code"], "3", "{answer}");
+    assert!(answer["match_data"].get("presence").is_none(), "{answer}");
+
+    // A moves: B gets the move from the Element (no sender presence) and a
+    // notification that it is their turn; A gets nothing back.
+    send(&mut a, move_of(&match_id, "e4")).await;
+    let moved = next_with(&mut b, "match_data").await;
+    assert_eq!(moved["match_data"]["op_code"], "2", "{moved}");
+    assert_eq!(moved["match_data"]["data"], b64(b"e4"), "{moved}");
+    let note = next_with(&mut b, "notifications").await;
+    assert_eq!(
+        note["notifications"]["notifications"][0]["subject"], "Your turn",
+        "{note}"
+    );
+    send(&mut a, json!({"cid": "p", "ping": {}})).await;
+    let pong = next(&mut a).await;
+    assert_eq!(
+        (pong["cid"].as_str(), pong.get("pong").is_some()),
+        (Some("p"), true),
+        "{pong}"
+    );
+
+    // Now B's turn: A gets B's move.
+    send(&mut b, move_of(&match_id, "e5")).await;
+    let moved = next_with(&mut a, "match_data").await;
+    assert_eq!(moved["match_data"]["data"], b64(b"e5"), "{moved}");
+
+    // A leaves: the Element tells B.
+    send(&mut a, json!({"cid": "l", "match_leave": {"match_id": match_id}})).await;
+    let left = next_with(&mut b, "match_data").await;
+    assert_eq!(left["match_data"]["op_code"], "4", "{left}");
+    let who: Value = serde_json::from_slice(&{
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(left["match_data"]["data"].as_str().unwrap())
+            .unwrap()
+    })
+    .unwrap();
+    assert_eq!(who["user_id"], ua.as_str());
+
+    // The room's history keeps the Element's announcement.
+    let (status, history) = request(&server, "GET", "/v2/channel/2...turn-relay", Some(&tb), None).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["messages"][0]["username"], "turn-relay", "{history}");
+
+    // A game server calls the RPC with the HTTP key instead of a session.
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/rpc/turn_relay_create?http_key=a-test-http-key",
+        None,
+        Some(json!("")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["payload"].as_str().unwrap().contains(".element:turn-relay"),
+        "{body}"
+    );
+    for key in ["wrong", "", "a-test-http-ke"] {
+        let (status, body) = request(
+            &server,
+            "POST",
+            &format!("/v2/rpc/turn_relay_create?http_key={key}"),
+            None,
+            Some(json!("")),
+        )
+        .await;
+        assert_eq!(status, 401, "{key:?}: {body}");
+    }
+    // `unwrap`: the body is the payload as is.
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/rpc/turn_relay_create?http_key=a-test-http-key&unwrap",
+        None,
+        Some(json!({"not": "a string"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn without_an_http_key_set_rpcs_need_a_session() {
+    let dirs = Dirs::new();
+    dirs.deploy("turn-relay", "turn-relay", &turn_relay_manifest());
+    let server = Server::start(&dirs, &[]);
+    for path in [
+        "/v2/rpc/turn_relay_create?http_key=",
+        "/v2/rpc/turn_relay_create?http_key=defaulthttpkey",
+        "/v2/rpc/turn_relay_create",
+    ] {
+        let (status, body) = request(&server, "POST", path, None, Some(json!(""))).await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn elements_stay_inside_their_realtime_grants() {
+    let dirs = Dirs::new();
+    dirs.deploy("turn-relay", "turn-relay", &turn_relay_manifest());
+    dirs.deploy("nogrants", "misbehave", "");
+    dirs.deploy(
+        "games",
+        "misbehave",
+        "grants = [\"realtime.match\", \"realtime.notify\", \"realtime.rooms\"]\n",
+    );
+    dirs.config(&support::grants_section(
+        "games",
+        &["realtime.match", "realtime.notify", "realtime.rooms"],
+    ));
+    let server = Server::start(&dirs, &[]);
+    let (token, user) = login(&server, "device-grants-1").await;
+
+    // Without the grants every call is refused, naming the grant.
+    for (path, grant) in [
+        (
+            format!("/app/rest/nogrants/realtime/notify?user={user}"),
+            "realtime.notify",
+        ),
+        (
+            "/app/rest/nogrants/realtime/room?room=lobby".to_owned(),
+            "realtime.rooms",
+        ),
+        (
+            "/app/rest/nogrants/realtime/match-data?id=x".to_owned(),
+            "realtime.match",
+        ),
+        (
+            "/app/rest/nogrants/realtime/create-many".to_owned(),
+            "realtime.match",
+        ),
+    ] {
+        let (status, body) = request(&server, "POST", &path, None, None).await;
+        if path.ends_with("create-many") {
+            assert_eq!((status, body["made"].as_i64()), (200, Some(0)), "{body}");
+            assert_eq!(body["code"], "FORBIDDEN", "{body}");
+            continue;
+        }
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(grant),
+            "{path}: {body}"
+        );
+    }
+
+    // With them, an Element still can't send into another Element's match.
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/v2/rpc/turn_relay_create",
+        Some(&token),
+        Some(json!("")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let theirs: Value = serde_json::from_str(body["payload"].as_str().unwrap()).unwrap();
+    let path = format!(
+        "/app/rest/games/realtime/match-data?id={}",
+        theirs["match_id"].as_str().unwrap()
+    );
+    let (status, body) = request(&server, "POST", &path, None, None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a match of this Element"),
+        "{body}"
+    );
+
+    // Bad input is refused with the reason.
+    for path in [
+        format!("/app/rest/games/realtime/notify?user={user}&code=0"),
+        "/app/rest/games/realtime/notify?user=not-a-user-id".to_owned(),
+        "/app/rest/games/realtime/room?room=bad/name".to_owned(),
+        "/app/rest/games/realtime/room?room=".to_owned(),
+        format!("/app/rest/games/realtime/room?room={}", "r".repeat(500)),
+    ] {
+        let (status, body) = request(&server, "POST", &path, None, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+
+    // One request makes at most 100 realtime calls.
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/app/rest/games/realtime/create-many",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["made"].as_i64(), body["code"].as_str()),
+        (Some(100), Some("LIMIT_EXCEEDED")),
+        "{body}"
+    );
+
+    // What the grants allow arrives: a notification on the user's socket
+    // (and stored), a message in the room's history under the Element's name.
+    let mut ws = connect(&server, &token).await;
+    let (status, body) = request(
+        &server,
+        "POST",
+        &format!("/app/rest/games/realtime/notify?user={user}&code=42"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let note = next_with(&mut ws, "notifications").await;
+    let pushed = &note["notifications"]["notifications"][0];
+    assert_eq!(
+        (pushed["subject"].as_str(), pushed["code"].as_i64()),
+        (Some("from misbehave"), Some(42)),
+        "{note}"
+    );
+    let (status, stored) = request(&server, "GET", "/v2/notification?limit=10", Some(&token), None).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["notifications"][0]["id"], pushed["id"], "{stored}");
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/app/rest/games/realtime/room?room=lobby",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, history) = request(&server, "GET", "/v2/channel/2...lobby", Some(&token), None).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(
+        (
+            history["messages"][0]["message_id"].as_str(),
+            history["messages"][0]["username"].as_str()
+        ),
+        (body["id"].as_str(), Some("games")),
+        "{history}"
+    );
+}

@@ -2,8 +2,9 @@
 //! installed by `cargo xtask test`, on Node's built-in WebSocket) against
 //! the server: status follows, a room with presence events, messages,
 //! edits and history, a relayed match, socket RPC, and notifications
-//! stored for an offline player and pushed to an online one (sent through
-//! the admin route, as Elements can't push yet).
+//! stored for an offline player and pushed to an online one (through the
+//! admin route), and a match the turn-relay example Element runs, whose
+//! notification it pushes.
 
 mod support;
 
@@ -25,6 +26,12 @@ async fn nakama_js_socket_chat_status_match_rpc_and_notifications() {
         return;
     };
     let dirs = Dirs::new();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/turn-relay/element.toml"
+    ))
+    .unwrap();
+    dirs.deploy("turn-relay", "turn-relay", &manifest);
     let server = Server::start_with(&dirs, &[], ROOT_ENV, None);
     let secret = root_secret(&server).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nakama-js/socket.cjs");
@@ -82,6 +89,15 @@ async fn nakama_js_socket_chat_status_match_rpc_and_notifications() {
     assert_eq!(got["match_leave_event"], json!(["rt_bob"]), "{got}");
     assert_eq!(got["join_unknown_match"], 4, "{got}");
     assert_eq!(got["rpc"], json!([6, "RPC function not found"]), "{got}");
+    assert_eq!(got["relay_match"], true, "{got}");
+    assert_eq!(got["relay_refused"], true, "{got}");
+    assert_eq!(got["relay_move"], "e2e4", "{got}");
+    assert_eq!(
+        got["relay_notification"],
+        json!(["Your turn", true, false]),
+        "{got}"
+    );
+    assert_eq!(got["alice_got_own_move"], false, "{got}");
     assert_eq!(
         got["offline_listed"],
         json!([["while you were away", 1, true]]),

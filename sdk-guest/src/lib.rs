@@ -163,6 +163,7 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod mail;
+pub mod realtime;
 mod request;
 mod response;
 mod router;
@@ -187,7 +188,7 @@ pub mod prelude {
     pub use crate::{
         Error, IntoResponse, Method, Request, Response, Result, Router, debug, error, info, json, trace, warn,
     };
-    pub use crate::{attributes, identity, mail};
+    pub use crate::{attributes, identity, mail, realtime};
 }
 
 /// Exports a router as the Element's HTTP handler, and optionally a function
@@ -235,11 +236,61 @@ pub mod prelude {
 /// Only an Element that passes `events = ...` exports the event handler: the
 /// runtime refuses a manifest that subscribes without it, and an Element
 /// that exports it without subscriptions is simply never called.
+///
+/// # Running matches
+///
+/// An Element that runs matches ([`realtime::create_match`]) passes
+/// `matches = Type`, a type implementing
+/// [`MatchHandler`](realtime::MatchHandler), after `events = ...` when it
+/// has both. See [`realtime`] for an example.
 #[macro_export]
 macro_rules! export_element {
+    ($router:expr, events = $handler:expr, matches = $matches:ty $(,)?) => {
+        $crate::__export_router!($router);
+        $crate::__export_events!($handler);
+        $crate::__export_matches!($matches);
+    };
     ($router:expr, events = $handler:expr $(,)?) => {
-        $crate::export_element!($router);
+        $crate::__export_router!($router);
+        $crate::__export_events!($handler);
+    };
+    ($router:expr, matches = $matches:ty $(,)?) => {
+        $crate::__export_router!($router);
+        $crate::__export_matches!($matches);
+    };
+    ($router:expr $(,)?) => {
+        $crate::__export_router!($router);
+    };
+}
 
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_router {
+    ($router:expr) => {
+        const _: () = {
+            struct __ElementsHandler;
+
+            impl $crate::__private::Guest for __ElementsHandler {
+                fn handle(
+                    request: $crate::__private::IncomingRequest,
+                    response_out: $crate::__private::ResponseOutparam,
+                ) {
+                    static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
+                    $crate::__private::serve(ROUTER.get_or_init($router), request, response_out);
+                }
+            }
+
+            $crate::__private::wasip2::http::proxy::export!(
+                __ElementsHandler with_types_in $crate::__private::wasip2
+            );
+        };
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_events {
+    ($handler:expr) => {
         const _: () = {
             struct __ElementsEventHandler;
 
@@ -257,22 +308,50 @@ macro_rules! export_element {
             );
         };
     };
-    ($router:expr $(,)?) => {
-        const _: () = {
-            struct __ElementsHandler;
+}
 
-            impl $crate::__private::Guest for __ElementsHandler {
-                fn handle(
-                    request: $crate::__private::IncomingRequest,
-                    response_out: $crate::__private::ResponseOutparam,
-                ) {
-                    static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
-                    $crate::__private::serve(ROUTER.get_or_init($router), request, response_out);
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_matches {
+    ($matches:ty) => {
+        const _: () = {
+            struct __ElementsMatchHandler;
+
+            impl $crate::__private::MatchGuest for __ElementsMatchHandler {
+                fn join(
+                    match_id: ::std::string::String,
+                    player: $crate::__private::MatchPresence,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$matches as $crate::realtime::MatchHandler>::join(
+                        &match_id,
+                        &$crate::__private::player(player),
+                    )
+                }
+
+                fn leave(match_id: ::std::string::String, player: $crate::__private::MatchPresence) {
+                    <$matches as $crate::realtime::MatchHandler>::leave(
+                        &match_id,
+                        &$crate::__private::player(player),
+                    )
+                }
+
+                fn data(
+                    match_id: ::std::string::String,
+                    sender: $crate::__private::MatchPresence,
+                    op_code: i64,
+                    data: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    <$matches as $crate::realtime::MatchHandler>::data(
+                        &match_id,
+                        &$crate::__private::player(sender),
+                        op_code,
+                        &data,
+                    )
                 }
             }
 
-            $crate::__private::wasip2::http::proxy::export!(
-                __ElementsHandler with_types_in $crate::__private::wasip2
+            $crate::__private::export_match_handler!(
+                __ElementsMatchHandler with_types_in $crate::__private::matcher
             );
         };
     };
@@ -326,4 +405,31 @@ pub mod __private {
     }
 
     pub use subscriber::__elements_export_event_handler as export_event_handler;
+
+    /// The `match-handler` export, emitted only by `matches = ...`, like
+    /// `subscriber`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod matcher {
+        wit_bindgen::generate!({
+            world: "match-host",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "__elements_export_match_handler",
+            default_bindings_module: "$crate::__private::matcher",
+        });
+    }
+
+    pub use matcher::__elements_export_match_handler as export_match_handler;
+    pub use matcher::exports::elements::platform::match_handler::{
+        Guest as MatchGuest, Presence as MatchPresence,
+    };
+
+    /// The SDK's player from the export's presence.
+    pub fn player(p: MatchPresence) -> crate::realtime::Player {
+        crate::realtime::Player {
+            user_id: p.user_id,
+            session_id: p.session_id,
+            username: p.username,
+        }
+    }
 }

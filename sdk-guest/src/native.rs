@@ -166,6 +166,51 @@ pub mod elements {
             }
         }
 
+        pub mod realtime {
+            use crate::OUTSIDE_RUNTIME as OUTSIDE;
+
+            #[derive(Clone, Debug)]
+            pub enum Error {
+                Forbidden(String),
+                Invalid(String),
+                LimitExceeded(String),
+                Unavailable(String),
+            }
+
+            #[derive(Clone, Debug)]
+            pub struct Notification {
+                pub subject: String,
+                pub content: String,
+                pub code: i32,
+                pub persistent: bool,
+            }
+
+            fn outside<T>() -> Result<T, Error> {
+                Err(Error::Unavailable(OUTSIDE.into()))
+            }
+
+            pub fn notify(_user_ids: &[String], _notification: &Notification) -> Result<(), Error> {
+                outside()
+            }
+
+            pub fn send_to_room(_room: &str, _content: &str) -> Result<String, Error> {
+                outside()
+            }
+
+            pub fn create_match() -> Result<String, Error> {
+                outside()
+            }
+
+            pub fn send_match_data(
+                _match_id: &str,
+                _op_code: i64,
+                _data: &[u8],
+                _session_ids: Option<&[String]>,
+            ) -> Result<(), Error> {
+                outside()
+            }
+        }
+
         pub mod identity {
             use crate::OUTSIDE_RUNTIME as OUTSIDE;
 

@@ -54,6 +54,8 @@ pub struct IdentityApi {
     pub service: Arc<IdentityService>,
     /// Server key Nakama clients authenticate with.
     pub server_key: Secret,
+    /// Key of RPC calls without a session (`?http_key=`), when set.
+    pub http_key: Option<Secret>,
     /// The checker of the OIDC and OAuth2 auth schemes operators register.
     pub schemes: Arc<elements_providers::AuthSchemes>,
 }

@@ -21,7 +21,8 @@ use elements_realtime::{Connection, ErrorCode, RateLimiter, RealtimeError, RpcCa
 use elements_server::App;
 
 use super::error::{BEARER_CHALLENGE, Code, NakamaError, NakamaStatus};
-use super::{Empty, Session};
+use super::{Empty, Session, require_session};
+use elements_identity::secret::ct_eq;
 
 /// Close code: the server ends the session (logout, ban, expiry, a full
 /// outbox, the socket cap).
@@ -436,37 +437,69 @@ pub struct ApiRpc {
 }
 
 /// Runs an RPC with the request body (a JSON string, as Nakama's gateway
-/// reads it) as its payload: the Element whose manifest declares the id
-/// (`rpcs = [...]`) serves it; any other id is answered "RPC function not
-/// found".
+/// reads it; the raw body with `?unwrap`) as its payload: the Element whose
+/// manifest declares the id (`rpcs = [...]`) serves it; any other id is
+/// answered "RPC function not found". A player calls it with their session
+/// token; a game server without a session, with `?http_key=` (the
+/// operator's `--http-key`; none set: refused), and the Element sees no
+/// caller.
 #[utoipa::path(post, path = "/v2/rpc/{id}", tag = "nakama",
-    params(("id" = String, Path, description = "The RPC id")),
+    params(
+        ("id" = String, Path, description = "The RPC id"),
+        ("http_key" = Option<String>, Query, description = "The server's HTTP key, in place of a session"),
+        ("unwrap" = Option<String>, Query, description = "Present: the body is the payload as is, not a JSON string"),
+    ),
     request_body(content = String, description = "The payload, as a JSON string"),
     responses(
         (status = 200, description = "The RPC's answer", body = ApiRpc),
         (status = 400, description = "The body is not a JSON string", body = NakamaStatus),
-        (status = 401, description = "No valid session token", body = NakamaStatus),
+        (status = 401, description = "No valid session token or HTTP key", body = NakamaStatus),
         (status = 404, description = "No RPC with this id", body = NakamaStatus),
     ), security(("bearer" = [])))]
 pub async fn rpc(
     State(app): State<Arc<App>>,
-    Session(caller): Session,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ApiRpc>, NakamaError> {
+    let pairs = query_pairs(query);
+    let caller = match query_value(&pairs, "http_key") {
+        Some(key) => {
+            let valid = app
+                .identity
+                .http_key
+                .as_ref()
+                .is_some_and(|expected| ct_eq(key, expected.expose()));
+            if !valid {
+                return Err(NakamaError::unauthenticated(BEARER_CHALLENGE, "HTTP key invalid"));
+            }
+            RpcCaller {
+                user_id: String::new(),
+                username: String::new(),
+                session_id: None,
+                credential: None,
+            }
+        }
+        None => {
+            let session = require_session(&app, &headers).await?;
+            RpcCaller {
+                user_id: session.user_id,
+                username: session.username,
+                session_id: None,
+                credential: elements_server::request::authorization(&headers, "Bearer").map(str::to_owned),
+            }
+        }
+    };
     let body = body.map_err(|e| NakamaError::invalid(e.body_text()))?;
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+    let payload = if query_value(&pairs, "unwrap").is_some() {
+        String::from_utf8(body.to_vec())
+            .map_err(|_| NakamaError::invalid("The RPC payload must be UTF-8 text."))?
+    } else if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
     } else {
         serde_json::from_slice::<String>(&body)
             .map_err(|_| NakamaError::invalid("The RPC payload must be a JSON string."))?
-    };
-    let caller = RpcCaller {
-        user_id: caller.user_id,
-        username: caller.username,
-        session_id: None,
-        credential: elements_server::request::authorization(&headers, "Bearer").map(str::to_owned),
     };
     let payload = app.realtime.rpc(&id, payload, caller).await?;
     Ok(Json(ApiRpc { id, payload }))

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod events;
 pub mod invoke;
 pub mod manifest;
+pub mod matches;
 
 /// Where Elements are mounted: an Element with prefix `p` serves
 /// `/app/rest/p/...`.
@@ -184,6 +185,7 @@ pub struct Element {
     clock: crate::clock::OffsetClock,
     pre: ProxyPre<RequestState>,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
+    match_host: Option<matches::MatchHostBindingsPre<RequestState>>,
     services: DeployedServices,
     warm: Mutex<Vec<invoke::Warm>>,
     /// One permit per live instance (see [`Limits::max_concurrency`]).
@@ -270,6 +272,9 @@ impl Element {
                     .map_err(|e| DeployError::MissingEventHandler(format!("{e:#}")))?,
             )
         };
+        // The match handler is optional: without it the Element runs no
+        // matches, and players can't join any it names.
+        let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
         let pre = ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
 
         let name: Arc<str> = name.into();
@@ -309,6 +314,7 @@ impl Element {
             clock: host.clock,
             pre,
             subscriber,
+            match_host,
             services,
             warm: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(limits.max_concurrency as usize)),

@@ -25,6 +25,7 @@ pub mod http;
 pub mod identity;
 pub mod log;
 pub mod mail;
+pub mod realtime;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ wasmtime::component::bindgen!({
         "elements:platform/identity": async,
         "elements:platform/verification": async,
         "elements:platform/credentials": async,
+        "elements:platform/realtime": async,
     },
 });
 
@@ -173,6 +175,7 @@ host_services! {
     http: http::HttpService,
     mail: mail::MailService,
     identity: identity::IdentityHostService,
+    realtime: realtime::RealtimeService,
 }
 
 /// What the services are built from at startup.
@@ -183,6 +186,8 @@ pub struct ServiceDeps {
     pub events: Arc<EventBus>,
     /// Users, profiles and sessions.
     pub identity: Arc<elements_identity::IdentityService>,
+    /// The realtime hub (sockets, rooms, matches, notifications).
+    pub realtime: Arc<elements_realtime::Hub>,
     /// The operator's settings of the services.
     pub settings: ServicesConfig,
     /// Canned outbound HTTP answers in place of the network (tests only).

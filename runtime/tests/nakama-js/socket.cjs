@@ -2,7 +2,7 @@
 // WebSocket: run with --experimental-websocket) against the server: two
 // players connect, follow each other's status, meet in a room, exchange,
 // edit and page through messages, play a relayed match, call an RPC the
-// server doesn't have, and get notifications (stored for an offline
+// server doesn't have, play a match an Element runs, and get notifications (stored for an offline
 // player, pushed to an online one; sent by the operator's admin route).
 // Prints one JSON object with what each step got; the Rust test
 // (realtime_nakama_js.rs) asserts on it.
@@ -124,11 +124,29 @@ async function notify(userIds, subject, content) {
     (e) => e.code,
   );
 
-  // Socket RPC: none served yet.
+  // Socket RPC: an id no Element serves.
   out.rpc = await a.rpc("echo", "{}").then(
     () => "accepted",
     (e) => [e.code, e.message],
   );
+
+  // A match the turn-relay Element runs: created by its RPC over the
+  // socket; alice's move reaches bob from the Element, which also notifies
+  // him that it is his turn; his move out of turn is refused (op 3).
+  const created = await a.rpc("turn_relay_create", "");
+  const relayId = JSON.parse(created.payload).match_id;
+  out.relay_match = (await a.joinMatch(relayId)).authoritative;
+  await b.joinMatch(relayId);
+  await b.sendMatchState(relayId, 2, "too early");
+  const early = await waitFor("bob refused", () => evB.matchdata.find((d) => d.match_id === relayId && d.op_code === 3));
+  out.relay_refused = early.presence === undefined || early.presence === null;
+  await a.sendMatchState(relayId, 2, "e2e4");
+  const relayed = await waitFor("alice's move at bob", () =>
+    evB.matchdata.find((d) => d.match_id === relayId && d.op_code === 2));
+  out.relay_move = new TextDecoder().decode(relayed.data);
+  const turn = await waitFor("bob's turn notification", () => evB.notifications.find((n) => n.subject === "Your turn"));
+  out.relay_notification = [turn.subject, turn.content.match_id === relayId, turn.persistent];
+  out.alice_got_own_move = evA.matchdata.some((d) => d.match_id === relayId);
 
   // Notifications: carol is offline: stored, listed, deleted.
   await notify([carol.user_id], "while you were away", { n: 1 });

@@ -36,6 +36,7 @@ const GUESTS: &[&str] = &[
     "hostile",
     "roblox-kit",
     "email-verification",
+    "turn-relay",
 ];
 
 /// The workspace's target folder (integration tests get `target/tmp`).

@@ -282,6 +282,34 @@ fn router() -> Router {
         .rpc("fail", |req: Request| -> Result<Response> {
             Err(Error::bad_request(req.text()?.to_owned()))
         })
+        // The realtime service, each call as the query asks.
+        .post("/realtime/notify", |req: Request| -> Result<Response> {
+            let user = req.query("user").unwrap_or_default();
+            let code = req.query("code").and_then(|c| c.parse().ok()).unwrap_or(1);
+            let note = realtime::Notification::new("from misbehave", json!({"n": 1})).code(code);
+            realtime::notify(&[user], &note)?;
+            Ok(Response::json(&json!({"ok": true})))
+        })
+        .post("/realtime/room", |req: Request| -> Result<Response> {
+            let room = req.query("room").unwrap_or_default();
+            let id = realtime::send_to_room(&room, &json!({"text": "hello"}))?;
+            Ok(Response::json(&json!({"id": id})))
+        })
+        .post("/realtime/match-data", |req: Request| -> Result<Response> {
+            let id = req.query("id").unwrap_or_default();
+            realtime::send_match_data(&id, 1, b"injected")?;
+            Ok(Response::json(&json!({"ok": true})))
+        })
+        // Creates matches until the host refuses: how many it allowed.
+        .post("/realtime/create-many", |_req| -> Result<Response> {
+            for made in 0..1000 {
+                if let Err(e) = realtime::create_match() {
+                    let e = Error::from(e);
+                    return Ok(Response::json(&json!({"made": made, "code": e.code()})));
+                }
+            }
+            Ok(Response::json(&json!({"made": 1000})))
+        })
 }
 
 /// `Set-Cookie` values naming the portal's cookies, which the server must drop.
