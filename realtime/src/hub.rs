@@ -13,6 +13,7 @@ use crate::fabric::{Fabric, Handle, Local, LocalFabric, Outgoing, Route};
 use crate::history::{History, MessagePage, NotificationPage};
 use crate::limits::Limits;
 use crate::protocol::{self, ChannelMessage, Incoming, NewNotification, Presence};
+use crate::tracker::{Missed, Op, Peers, Replicator, Snapshot};
 
 /// Longest status text (Nakama's bound).
 const MAX_STATUS_CHARS: usize = 2048;
@@ -101,6 +102,8 @@ struct State {
     users: HashMap<String, Vec<String>>,
     channels: HashMap<String, ChannelState>,
     matches: HashMap<String, BTreeMap<String, Presence>>,
+    /// The other nodes' presences (empty on a node alone).
+    peers: Peers,
 }
 
 /// The hub of this node's sockets.
@@ -111,10 +114,11 @@ pub struct Hub {
     fabric: Arc<dyn Fabric>,
     history: History,
     rpc: Option<Arc<dyn RpcHandler>>,
+    replicator: Option<Arc<dyn Replicator>>,
     state: Mutex<State>,
 }
 
-fn status_key(user_id: &str) -> String {
+pub(crate) fn status_key(user_id: &str) -> String {
     format!("status.{user_id}")
 }
 
@@ -162,6 +166,7 @@ impl Hub {
             fabric,
             history: History::open(store).await?,
             rpc: None,
+            replicator: None,
             state: Mutex::new(State::default()),
         })
     }
@@ -170,6 +175,13 @@ impl Hub {
     /// reaches this node to [`Hub::local`].
     pub fn with_fabric(mut self, fabric: Arc<dyn Fabric>) -> Hub {
         self.fabric = fabric;
+        self
+    }
+
+    /// Replicates this node's membership to the other nodes through
+    /// `replicator`, which hands theirs to [`Hub::apply_remote`].
+    pub fn with_replicator(mut self, replicator: Arc<dyn Replicator>) -> Hub {
+        self.replicator = Some(replicator);
         self
     }
 
@@ -199,6 +211,69 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sends `op` to the other nodes. Called with the state locked, so
+    /// this node's ops leave in the order they happened.
+    fn replicate(&self, op: Op) {
+        if let Some(r) = &self.replicator {
+            r.replicate(op);
+        }
+    }
+
+    /// Hands this node's members the events they missed of a peer.
+    fn deliver_missed(&self, events: Vec<Missed>) {
+        for (key, name, body) in events {
+            let envelope: Outgoing = protocol::envelope(None, name, body).into();
+            self.local
+                .deliver(&Route::Stream { key, except: None }, &envelope);
+        }
+    }
+
+    /// Applies a membership change another node (`node`) sent; whether
+    /// `node` was new to this one (a peer it never heard of, or dropped as
+    /// silent: its view is complete only after its next snapshot).
+    pub fn apply_remote(&self, node: &str, op: Op) -> bool {
+        let (new, missed) = self.state().peers.apply(node, op);
+        self.deliver_missed(missed);
+        new
+    }
+
+    /// Everything this node's sessions are in, for a peer that asks
+    /// ([`Op::Hello`]) or after a reconnect.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.state();
+        let mut snapshot = Snapshot::default();
+        for s in state.sessions.values() {
+            snapshot.sessions.push((s.presence.clone(), s.status.clone()));
+        }
+        for (channel_id, channel) in &state.channels {
+            for (presence, hidden) in channel.members.values() {
+                snapshot
+                    .channels
+                    .push((channel_id.clone(), presence.clone(), *hidden));
+            }
+        }
+        for (match_id, members) in &state.matches {
+            for presence in members.values() {
+                snapshot.matches.push((match_id.clone(), presence.clone()));
+            }
+        }
+        snapshot
+    }
+
+    /// Drops the peers not heard from for `timeout` (a node that died or
+    /// lost NATS): this node's members see their presences leave. The
+    /// dropped peers' names.
+    pub fn expire_peers(&self, timeout: std::time::Duration) -> Vec<String> {
+        let (dead, missed) = self.state().peers.expire(timeout);
+        self.deliver_missed(missed);
+        dead
+    }
+
+    /// Peers this node has a view of.
+    pub fn peers(&self) -> usize {
+        self.state().peers.len()
+    }
+
     fn send(&self, route: Route, name: &str, message: Value) {
         self.fabric
             .deliver(route, protocol::envelope(None, name, message).into());
@@ -215,7 +290,9 @@ impl Hub {
     }
 
     fn check_cap(&self, state: &State, user_id: &str) -> Result<(), RealtimeError> {
-        let sockets = state.users.get(user_id).map_or(0, Vec::len);
+        // Cluster-wide, as far as this node's view of its peers goes: two
+        // sockets opened on two nodes at the same instant may both pass.
+        let sockets = state.users.get(user_id).map_or(0, Vec::len) + state.peers.user_sessions(user_id);
         if sockets >= self.limits.max_sockets_per_user {
             return Err(RealtimeError::TooManySockets(format!(
                 "Too many sockets for this user: at most {}.",
@@ -262,6 +339,10 @@ impl Hub {
                 .entry(user_id.to_owned())
                 .or_default()
                 .push(session_id.clone());
+            self.replicate(Op::Session {
+                presence: presence.clone(),
+                status: session.status.clone(),
+            });
             state.sessions.insert(session_id.clone(), session);
             self.local.attach(handle.clone());
             announce
@@ -297,6 +378,9 @@ impl Hub {
                         state.users.remove(&s.presence.user_id);
                     }
                 }
+                self.replicate(Op::SessionGone {
+                    session_id: session_id.to_owned(),
+                });
             }
             session
         }) else {
@@ -542,13 +626,21 @@ impl Hub {
                 members: BTreeMap::new(),
             });
         channel.members.insert(sid.to_owned(), (me_here.clone(), hidden));
-        let others: Vec<Presence> = channel
+        let mut others: Vec<Presence> = channel
             .visible()
             .filter(|p| p.session_id != sid)
             .cloned()
             .collect();
+        others.extend(state.peers.channel_members(&channel_id));
         if let Some(s) = state.sessions.get_mut(sid) {
             s.channels.insert(channel_id.clone());
+        }
+        if !already {
+            self.replicate(Op::ChannelJoin {
+                channel_id: channel_id.clone(),
+                presence: me_here.clone(),
+                hidden,
+            });
         }
         self.local.join(&channel_id, sid);
         drop(state);
@@ -589,6 +681,12 @@ impl Hub {
                 return;
             };
             let left = channel.members.remove(&presence.session_id);
+            if left.is_some() {
+                self.replicate(Op::ChannelLeave {
+                    channel_id: channel_id.to_owned(),
+                    session_id: presence.session_id.clone(),
+                });
+            }
             let event = left.filter(|(_, hidden)| !hidden).map(|(p, _)| {
                 json!({
                     "channel_id": channel_id, "joins": [], "leaves": [p],
@@ -744,7 +842,8 @@ impl Hub {
             .get(sid)
             .map(|s| (s.presence.clone(), s.joins()))
             .ok_or_else(|| RealtimeError::bad_input("Session ended."))?;
-        if !create && !state.matches.contains_key(match_id) {
+        let remote = state.peers.match_members(match_id);
+        if !create && !state.matches.contains_key(match_id) && remote.is_empty() {
             return Err(RealtimeError::socket(ErrorCode::MatchNotFound, "Match not found"));
         }
         let members = state.matches.entry(match_id.to_owned()).or_default();
@@ -759,12 +858,19 @@ impl Hub {
             )));
         }
         members.insert(sid.to_owned(), me.clone());
-        let others: Vec<Presence> = members
+        let mut others: Vec<Presence> = members
             .values()
             .filter(|p| p.session_id != sid)
             .cloned()
             .collect();
-        let size = members.len();
+        others.extend(remote);
+        let size = others.len() + 1;
+        if !already {
+            self.replicate(Op::MatchJoin {
+                match_id: match_id.to_owned(),
+                presence: me.clone(),
+            });
+        }
         if let Some(s) = state.sessions.get_mut(sid) {
             s.matches.insert(match_id.to_owned());
         }
@@ -792,7 +898,12 @@ impl Hub {
             let Some(members) = state.matches.get_mut(match_id) else {
                 return;
             };
-            members.remove(&presence.session_id);
+            if members.remove(&presence.session_id).is_some() {
+                self.replicate(Op::MatchLeave {
+                    match_id: match_id.to_owned(),
+                    session_id: presence.session_id.clone(),
+                });
+            }
             if members.is_empty() {
                 state.matches.remove(match_id);
             }
@@ -828,7 +939,11 @@ impl Hub {
             let targets: Option<Vec<String>> = (!data.presences.is_empty()).then(|| {
                 data.presences
                     .iter()
-                    .filter(|p| p.session_id != sid && members.contains_key(&p.session_id))
+                    .filter(|p| {
+                        p.session_id != sid
+                            && (members.contains_key(&p.session_id)
+                                || state.peers.in_match(&data.match_id, &p.session_id))
+                    })
                     .map(|p| p.session_id.clone())
                     .collect()
             });
@@ -892,6 +1007,7 @@ impl Hub {
                     presences.push(p);
                 }
             }
+            presences.extend(state.peers.status_of(id));
         }
         Ok(json!({ "presences": presences }))
     }
@@ -913,6 +1029,10 @@ impl Hub {
                 .ok_or_else(|| RealtimeError::bad_input("Session ended."))?;
             let before = s.status_presence();
             s.status = status;
+            self.replicate(Op::Session {
+                presence: s.presence.clone(),
+                status: s.status.clone(),
+            });
             (s.presence.user_id.clone(), before, s.status_presence())
         };
         if before.is_none() && after.is_none() {

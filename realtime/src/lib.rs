@@ -33,6 +33,7 @@ mod history;
 mod hub;
 mod limits;
 pub mod protocol;
+mod tracker;
 
 pub use error::{ErrorCode, RealtimeError, RpcError};
 pub use fabric::{Fabric, Handle, Local, LocalFabric, Outgoing, Route};
@@ -40,3 +41,4 @@ pub use history::{MessagePage, NotificationPage};
 pub use hub::{Connection, Hub, RpcCaller, RpcHandler};
 pub use limits::{Limits, RateLimiter};
 pub use protocol::{ChannelMessage, NewNotification, Notification, Presence};
+pub use tracker::{Op, Replicator, Snapshot};
