@@ -11,6 +11,7 @@
 pub use elements_server::serve;
 
 pub mod check;
+pub mod realtime_cluster;
 
 use std::sync::Arc;
 
@@ -115,8 +116,8 @@ impl Runtime {
         // from the folder.
         let deployments =
             Deployments::new(store.clone(), deployer.clone()).context("opening stored deployments")?;
-        if let Some(cluster) = cluster {
-            deployments.announce_over(cluster);
+        if let Some(cluster) = &cluster {
+            deployments.announce_over(cluster.clone());
         }
         let started = std::time::Instant::now();
         deployments
@@ -145,12 +146,20 @@ impl Runtime {
         // when several nodes share one store.
         let node = format!("elements-{:08x}", uuid_suffix());
         let rpcs = elements_deployments::rpc::ElementRpcs::new(registry.clone(), deployer.clone());
-        let realtime = Arc::new(
-            elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
-                .await
-                .context("opening the realtime hub")?
-                .with_rpc(Arc::new(rpcs)),
-        );
+        let hub = elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
+            .await
+            .context("opening the realtime hub")?
+            .with_rpc(Arc::new(rpcs));
+        // In a cluster, sockets on every node reach each other through NATS.
+        let realtime = match &cluster {
+            Some(cluster) => {
+                let link = realtime_cluster::NatsRealtime::new(cluster, hub.local().clone());
+                let hub = Arc::new(hub.with_fabric(link.clone()).with_replicator(link.clone()));
+                link.start(cluster.clone(), hub.clone());
+                hub
+            }
+            None => Arc::new(hub),
+        };
         let watcher = elements_deployments::watch::watch(deployer.clone(), config.deploy_dir.clone())
             .with_context(|| format!("watching the deploy folder {}", config.deploy_dir.display()))?;
         Ok(Runtime {
