@@ -240,7 +240,10 @@ impl Hub {
     /// Everything this node's sessions are in, for a peer that asks
     /// ([`Op::Hello`]) or after a reconnect.
     pub fn snapshot(&self) -> Snapshot {
-        let state = self.state();
+        Self::snapshot_of(&self.state())
+    }
+
+    fn snapshot_of(state: &State) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for s in state.sessions.values() {
             snapshot.sessions.push((s.presence.clone(), s.status.clone()));
@@ -258,6 +261,19 @@ impl Hub {
             }
         }
         snapshot
+    }
+
+    /// Sends this node's [`Snapshot`] to the other nodes, in order with
+    /// its ops (taken and sent under the state lock, so no op of a change
+    /// the snapshot misses can go out before it and be undone by it).
+    pub fn replicate_snapshot(&self) {
+        if self.replicator.is_none() {
+            return;
+        }
+        let state = self.state();
+        let snapshot = Self::snapshot_of(&state);
+        self.replicate(Op::Snapshot(snapshot));
+        drop(state);
     }
 
     /// Drops the peers not heard from for `timeout` (a node that died or

@@ -22,7 +22,7 @@
 //! whatever was lost meanwhile.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use elements_cluster::{Bytes, Cluster, HeaderMap, Message};
@@ -42,10 +42,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 /// Publications that may wait for NATS; more are dropped (counted).
 const QUEUE: usize = 8192;
-/// Announcements (hello and snapshot) after a (re)connect: more than one,
-/// since the first may go out before NATS renewed this node's own
-/// subscriptions and the peers' answers would be missed.
-const ANNOUNCE_ROUNDS: u32 = 2;
+/// How often per heartbeat a node checks whether it reconnected.
+const CHECKS_PER_HEARTBEAT: u32 = 10;
+/// Heartbeats between two snapshots sent unasked.
+const RESYNC_HEARTBEATS: u64 = 30;
 
 /// What crossed, or failed to.
 #[derive(Default)]
@@ -66,6 +66,9 @@ pub struct NatsRealtime {
     local: Arc<Local>,
     outbox: mpsc::Sender<(&'static str, Bytes)>,
     counters: Arc<Counters>,
+    /// A publication failed since the last announcement: the peers' views
+    /// of this node may miss something.
+    lost: AtomicBool,
     /// Taken by [`NatsRealtime::start`].
     queued: std::sync::Mutex<Option<mpsc::Receiver<(&'static str, Bytes)>>>,
 }
@@ -79,6 +82,7 @@ impl NatsRealtime {
             local,
             outbox,
             counters: Arc::default(),
+            lost: AtomicBool::new(false),
             queued: std::sync::Mutex::new(Some(queued)),
         })
     }
@@ -97,7 +101,7 @@ impl NatsRealtime {
 
     fn announce(&self, hub: &Hub) {
         self.replicate(Op::Hello);
-        self.replicate(Op::Snapshot(hub.snapshot()));
+        hub.replicate_snapshot();
     }
 
     /// Starts publishing, receiving and the heartbeat for `hub` (built with
@@ -136,6 +140,7 @@ impl NatsRealtime {
                     }
                 }
                 Err(e) => {
+                    self.lost.store(true, Ordering::Relaxed);
                     let failed = self.counters.failed.fetch_add(1, Ordering::Relaxed) + 1;
                     if !failing {
                         failing = true;
@@ -193,7 +198,7 @@ impl NatsRealtime {
         let snapshot = matches!(op, Op::Snapshot(_));
         let new = hub.apply_remote(&node, op);
         if hello {
-            self.replicate(Op::Snapshot(hub.snapshot()));
+            hub.replicate_snapshot();
         } else if new && !snapshot {
             // A peer heard of first by its ops (this node dropped it as
             // silent, or missed its snapshot): ask for everything again.
@@ -216,23 +221,41 @@ impl NatsRealtime {
     }
 
     async fn heartbeat(self: Arc<Self>, cluster: Arc<Cluster>, hub: Arc<Hub>) {
-        let mut tick = tokio::time::interval(HEARTBEAT);
+        // Checked more often than a heartbeat goes out: a node re-announces
+        // within a tenth of a heartbeat of a reconnect.
+        let mut tick = tokio::time::interval(HEARTBEAT / CHECKS_PER_HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut announce = 0;
-        let mut connected = false;
+        // Ticks until the next announcement (0: none due).
+        let mut announce_in: Vec<u64> = Vec::new();
+        let mut connections = 0;
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
-            let now = cluster.is_connected();
-            if now && !connected {
-                announce = ANNOUNCE_ROUNDS;
-            }
-            connected = now;
-            if connected {
-                if announce > 0 {
-                    announce -= 1;
+            ticks += 1;
+            if cluster.is_connected() {
+                // A new connection (however short the outage was), or a
+                // publication lost: what the peers hold of this node may be
+                // stale, and this node's of theirs.
+                let now = cluster.connections();
+                if now != connections || self.lost.swap(false, Ordering::Relaxed) {
+                    connections = now;
+                    // Now, and once more a heartbeat later: the first may go
+                    // out before NATS renewed this node's subscriptions, and
+                    // the peers' answers would be missed.
+                    announce_in = vec![0, u64::from(CHECKS_PER_HEARTBEAT)];
+                }
+                if announce_in.first() == Some(&0) {
+                    announce_in.remove(0);
                     self.announce(&hub);
                 }
-                self.replicate(Op::Heartbeat);
+                announce_in.iter_mut().for_each(|t| *t = t.saturating_sub(1));
+                if ticks % u64::from(CHECKS_PER_HEARTBEAT) == 0 {
+                    self.replicate(Op::Heartbeat);
+                    if ticks % (RESYNC_HEARTBEATS * u64::from(CHECKS_PER_HEARTBEAT)) == 0 {
+                        // Anti-entropy: a lost op never outlives this.
+                        hub.replicate_snapshot();
+                    }
+                }
             }
             for peer in hub.expire_peers(DEAD_AFTER) {
                 tracing::warn!(%peer, "realtime: a peer went silent; its presences are gone");
