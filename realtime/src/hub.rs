@@ -239,10 +239,6 @@ impl Hub {
 
     /// Everything this node's sessions are in, for a peer that asks
     /// ([`Op::Hello`]) or after a reconnect.
-    pub fn snapshot(&self) -> Snapshot {
-        Self::snapshot_of(&self.state())
-    }
-
     fn snapshot_of(state: &State) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for s in state.sessions.values() {

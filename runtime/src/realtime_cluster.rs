@@ -47,7 +47,8 @@ const CHECKS_PER_HEARTBEAT: u32 = 10;
 /// Heartbeats between two snapshots sent unasked.
 const RESYNC_HEARTBEATS: u64 = 30;
 
-/// What crossed, or failed to.
+/// What crossed, or failed to (totals since start, in the log when
+/// publishing resumes after a failure).
 #[derive(Default)]
 struct Counters {
     published: AtomicU64,
@@ -136,7 +137,15 @@ impl NatsRealtime {
                     self.counters.published.fetch_add(1, Ordering::Relaxed);
                     if failing {
                         failing = false;
-                        tracing::info!("realtime: publishing to the other nodes again");
+                        let c = &self.counters;
+                        tracing::info!(
+                            published = c.published.load(Ordering::Relaxed),
+                            failed = c.failed.load(Ordering::Relaxed),
+                            dropped = c.dropped.load(Ordering::Relaxed),
+                            received = c.received.load(Ordering::Relaxed),
+                            malformed = c.malformed.load(Ordering::Relaxed),
+                            "realtime: publishing to the other nodes again"
+                        );
                     }
                 }
                 Err(e) => {
@@ -249,9 +258,9 @@ impl NatsRealtime {
                     self.announce(&hub);
                 }
                 announce_in.iter_mut().for_each(|t| *t = t.saturating_sub(1));
-                if ticks % u64::from(CHECKS_PER_HEARTBEAT) == 0 {
+                if ticks.is_multiple_of(u64::from(CHECKS_PER_HEARTBEAT)) {
                     self.replicate(Op::Heartbeat);
-                    if ticks % (RESYNC_HEARTBEATS * u64::from(CHECKS_PER_HEARTBEAT)) == 0 {
+                    if ticks.is_multiple_of(RESYNC_HEARTBEATS * u64::from(CHECKS_PER_HEARTBEAT)) {
                         // Anti-entropy: a lost op never outlives this.
                         hub.replicate_snapshot();
                     }

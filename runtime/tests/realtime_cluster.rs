@@ -276,7 +276,7 @@ async fn sockets_on_two_nodes_share_rooms_matches_notifications_and_status() {
     };
     assert_eq!(
         sessions(&joined["match"]["presences"]),
-        [alice_sid.clone()],
+        std::slice::from_ref(&alice_sid),
         "{joined}"
     );
     assert_eq!(joined["match"]["size"], 2, "{joined}");
@@ -353,7 +353,7 @@ async fn sockets_on_two_nodes_share_rooms_matches_notifications_and_status() {
     let followed = answer(&mut alice, "sf").await;
     assert_eq!(
         sessions(&followed["status"]["presences"]),
-        [bob_sid.clone()],
+        std::slice::from_ref(&bob_sid),
         "{followed}"
     );
     send(
