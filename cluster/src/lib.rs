@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,6 +75,8 @@ pub struct Cluster {
     /// The streams this node ensured, by name: made again if NATS lost them
     /// (a restart without its storage).
     streams: Mutex<HashMap<String, stream::Config>>,
+    /// Connections made so far (the first and every reconnect).
+    connections: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -109,6 +112,8 @@ impl Cluster {
         }
         let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
         let logged_node = node.clone();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counted = connections.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("elements-{node}"))
             .retry_on_initial_connect()
@@ -118,9 +123,13 @@ impl Cluster {
             .reconnect_delay_callback(|attempts| Duration::from_millis((100 * attempts as u64).min(2000)))
             .event_callback(move |event| {
                 let node = logged_node.clone();
+                let counted = counted.clone();
                 async move {
                     match event {
-                        async_nats::Event::Connected => tracing::info!(%node, "connected to NATS"),
+                        async_nats::Event::Connected => {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%node, "connected to NATS")
+                        }
                         async_nats::Event::Disconnected => {
                             tracing::warn!(%node, "lost the NATS connection; reconnecting")
                         }
@@ -141,6 +150,7 @@ impl Cluster {
             prefix: config.prefix.clone(),
             node,
             streams: Mutex::default(),
+            connections,
         }))
     }
 
@@ -162,6 +172,14 @@ impl Cluster {
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How many times this node connected to NATS (the first connection
+    /// and each reconnect): a change says what was published meanwhile
+    /// may be lost, however short the outage, even one
+    /// [`Cluster::is_connected`] never saw.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Publishes on `PREFIX.name` to every subscriber, at most once. Fails at

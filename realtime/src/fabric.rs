@@ -12,7 +12,8 @@ use tokio::sync::{Notify, mpsc};
 pub type Outgoing = Arc<str>;
 
 /// Who an envelope is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Route {
     /// These sessions.
     Sessions(Vec<String>),

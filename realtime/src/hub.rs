@@ -14,6 +14,7 @@ use crate::history::{History, MessagePage, NotificationPage};
 use crate::limits::Limits;
 use crate::protocol::{self, ChannelMessage, Incoming, NewNotification, Presence};
 use crate::push::{MatchHandler, match_owner};
+use crate::tracker::{Missed, Op, Peers, Replicator, Snapshot};
 
 /// Longest status text (Nakama's bound).
 const MAX_STATUS_CHARS: usize = 2048;
@@ -102,6 +103,8 @@ struct State {
     users: HashMap<String, Vec<String>>,
     channels: HashMap<String, ChannelState>,
     matches: HashMap<String, BTreeMap<String, Presence>>,
+    /// The other nodes' presences (empty on a node alone).
+    peers: Peers,
 }
 
 /// The hub of this node's sockets.
@@ -115,10 +118,11 @@ pub struct Hub {
     // host services hand the hub to Elements).
     rpc: OnceLock<Arc<dyn RpcHandler>>,
     pub(crate) matches: OnceLock<Arc<dyn MatchHandler>>,
+    replicator: Option<Arc<dyn Replicator>>,
     state: Mutex<State>,
 }
 
-fn status_key(user_id: &str) -> String {
+pub(crate) fn status_key(user_id: &str) -> String {
     format!("status.{user_id}")
 }
 
@@ -167,6 +171,7 @@ impl Hub {
             history: History::open(store).await?,
             rpc: OnceLock::new(),
             matches: OnceLock::new(),
+            replicator: None,
             state: Mutex::new(State::default()),
         })
     }
@@ -175,6 +180,13 @@ impl Hub {
     /// reaches this node to [`Hub::local`].
     pub fn with_fabric(mut self, fabric: Arc<dyn Fabric>) -> Hub {
         self.fabric = fabric;
+        self
+    }
+
+    /// Replicates this node's membership to the other nodes through
+    /// `replicator`, which hands theirs to [`Hub::apply_remote`].
+    pub fn with_replicator(mut self, replicator: Arc<dyn Replicator>) -> Hub {
+        self.replicator = Some(replicator);
         self
     }
 
@@ -209,6 +221,81 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sends `op` to the other nodes. Called with the state locked, so
+    /// this node's ops leave in the order they happened.
+    fn replicate(&self, op: Op) {
+        if let Some(r) = &self.replicator {
+            r.replicate(op);
+        }
+    }
+
+    /// Hands this node's members the events they missed of a peer.
+    fn deliver_missed(&self, events: Vec<Missed>) {
+        for (key, name, body) in events {
+            let envelope: Outgoing = protocol::envelope(None, name, body).into();
+            self.local
+                .deliver(&Route::Stream { key, except: None }, &envelope);
+        }
+    }
+
+    /// Applies a membership change another node (`node`) sent; whether
+    /// `node` was new to this one (a peer it never heard of, or dropped as
+    /// silent: its view is complete only after its next snapshot).
+    pub fn apply_remote(&self, node: &str, op: Op) -> bool {
+        let (new, missed) = self.state().peers.apply(node, op);
+        self.deliver_missed(missed);
+        new
+    }
+
+    /// Everything this node's sessions are in, for a peer that asks
+    /// ([`Op::Hello`]) or after a reconnect.
+    fn snapshot_of(state: &State) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for s in state.sessions.values() {
+            snapshot.sessions.push((s.presence.clone(), s.status.clone()));
+        }
+        for (channel_id, channel) in &state.channels {
+            for (presence, hidden) in channel.members.values() {
+                snapshot
+                    .channels
+                    .push((channel_id.clone(), presence.clone(), *hidden));
+            }
+        }
+        for (match_id, members) in &state.matches {
+            for presence in members.values() {
+                snapshot.matches.push((match_id.clone(), presence.clone()));
+            }
+        }
+        snapshot
+    }
+
+    /// Sends this node's [`Snapshot`] to the other nodes, in order with
+    /// its ops (taken and sent under the state lock, so no op of a change
+    /// the snapshot misses can go out before it and be undone by it).
+    pub fn replicate_snapshot(&self) {
+        if self.replicator.is_none() {
+            return;
+        }
+        let state = self.state();
+        let snapshot = Self::snapshot_of(&state);
+        self.replicate(Op::Snapshot(snapshot));
+        drop(state);
+    }
+
+    /// Drops the peers not heard from for `timeout` (a node that died or
+    /// lost NATS): this node's members see their presences leave. The
+    /// dropped peers' names.
+    pub fn expire_peers(&self, timeout: std::time::Duration) -> Vec<String> {
+        let (dead, missed) = self.state().peers.expire(timeout);
+        self.deliver_missed(missed);
+        dead
+    }
+
+    /// Peers this node has a view of.
+    pub fn peers(&self) -> usize {
+        self.state().peers.len()
+    }
+
     pub(crate) fn send(&self, route: Route, name: &str, message: Value) {
         self.fabric
             .deliver(route, protocol::envelope(None, name, message).into());
@@ -225,7 +312,9 @@ impl Hub {
     }
 
     fn check_cap(&self, state: &State, user_id: &str) -> Result<(), RealtimeError> {
-        let sockets = state.users.get(user_id).map_or(0, Vec::len);
+        // Cluster-wide, as far as this node's view of its peers goes: two
+        // sockets opened on two nodes at the same instant may both pass.
+        let sockets = state.users.get(user_id).map_or(0, Vec::len) + state.peers.user_sessions(user_id);
         if sockets >= self.limits.max_sockets_per_user {
             return Err(RealtimeError::TooManySockets(format!(
                 "Too many sockets for this user: at most {}.",
@@ -272,6 +361,10 @@ impl Hub {
                 .entry(user_id.to_owned())
                 .or_default()
                 .push(session_id.clone());
+            self.replicate(Op::Session {
+                presence: presence.clone(),
+                status: session.status.clone(),
+            });
             state.sessions.insert(session_id.clone(), session);
             self.local.attach(handle.clone());
             announce
@@ -307,6 +400,9 @@ impl Hub {
                         state.users.remove(&s.presence.user_id);
                     }
                 }
+                self.replicate(Op::SessionGone {
+                    session_id: session_id.to_owned(),
+                });
             }
             session
         }) else {
@@ -468,15 +564,15 @@ impl Hub {
             .ok_or_else(|| RealtimeError::bad_input("Session ended."))
     }
 
-    /// Those of `sessions` that are in match `match_id`.
+    /// Those of `sessions` that are in match `match_id`, on any node.
     pub(crate) fn match_members(&self, match_id: &str, sessions: &[String]) -> Vec<String> {
         let state = self.state();
-        let Some(members) = state.matches.get(match_id) else {
-            return Vec::new();
-        };
+        let here = state.matches.get(match_id);
         sessions
             .iter()
-            .filter(|id| members.contains_key(id.as_str()))
+            .filter(|id| {
+                here.is_some_and(|m| m.contains_key(id.as_str())) || state.peers.in_match(match_id, id)
+            })
             .cloned()
             .collect()
     }
@@ -584,13 +680,21 @@ impl Hub {
                 members: BTreeMap::new(),
             });
         channel.members.insert(sid.to_owned(), (me_here.clone(), hidden));
-        let others: Vec<Presence> = channel
+        let mut others: Vec<Presence> = channel
             .visible()
             .filter(|p| p.session_id != sid)
             .cloned()
             .collect();
+        others.extend(state.peers.channel_members(&channel_id));
         if let Some(s) = state.sessions.get_mut(sid) {
             s.channels.insert(channel_id.clone());
+        }
+        if !already {
+            self.replicate(Op::ChannelJoin {
+                channel_id: channel_id.clone(),
+                presence: me_here.clone(),
+                hidden,
+            });
         }
         self.local.join(&channel_id, sid);
         drop(state);
@@ -631,6 +735,12 @@ impl Hub {
                 return;
             };
             let left = channel.members.remove(&presence.session_id);
+            if left.is_some() {
+                self.replicate(Op::ChannelLeave {
+                    channel_id: channel_id.to_owned(),
+                    session_id: presence.session_id.clone(),
+                });
+            }
             let event = left.filter(|(_, hidden)| !hidden).map(|(p, _)| {
                 json!({
                     "channel_id": channel_id, "joins": [], "leaves": [p],
@@ -786,7 +896,8 @@ impl Hub {
             .get(sid)
             .map(|s| (s.presence.clone(), s.joins()))
             .ok_or_else(|| RealtimeError::bad_input("Session ended."))?;
-        if !create && !state.matches.contains_key(match_id) {
+        let remote = state.peers.match_members(match_id);
+        if !create && !state.matches.contains_key(match_id) && remote.is_empty() {
             return Err(RealtimeError::socket(ErrorCode::MatchNotFound, "Match not found"));
         }
         let members = state.matches.entry(match_id.to_owned()).or_default();
@@ -801,12 +912,19 @@ impl Hub {
             )));
         }
         members.insert(sid.to_owned(), me.clone());
-        let others: Vec<Presence> = members
+        let mut others: Vec<Presence> = members
             .values()
             .filter(|p| p.session_id != sid)
             .cloned()
             .collect();
-        let size = members.len();
+        others.extend(remote);
+        let size = others.len() + 1;
+        if !already {
+            self.replicate(Op::MatchJoin {
+                match_id: match_id.to_owned(),
+                presence: me.clone(),
+            });
+        }
         if let Some(s) = state.sessions.get_mut(sid) {
             s.matches.insert(match_id.to_owned());
         }
@@ -835,7 +953,12 @@ impl Hub {
             let Some(members) = state.matches.get_mut(match_id) else {
                 return;
             };
-            members.remove(&presence.session_id);
+            if members.remove(&presence.session_id).is_some() {
+                self.replicate(Op::MatchLeave {
+                    match_id: match_id.to_owned(),
+                    session_id: presence.session_id.clone(),
+                });
+            }
             if members.is_empty() {
                 state.matches.remove(match_id);
             }
@@ -877,7 +1000,11 @@ impl Hub {
             let targets: Option<Vec<String>> = (!data.presences.is_empty()).then(|| {
                 data.presences
                     .iter()
-                    .filter(|p| p.session_id != sid && members.contains_key(&p.session_id))
+                    .filter(|p| {
+                        p.session_id != sid
+                            && (members.contains_key(&p.session_id)
+                                || state.peers.in_match(&data.match_id, &p.session_id))
+                    })
                     .map(|p| p.session_id.clone())
                     .collect()
             });
@@ -950,6 +1077,7 @@ impl Hub {
                     presences.push(p);
                 }
             }
+            presences.extend(state.peers.status_of(id));
         }
         Ok(json!({ "presences": presences }))
     }
@@ -971,6 +1099,10 @@ impl Hub {
                 .ok_or_else(|| RealtimeError::bad_input("Session ended."))?;
             let before = s.status_presence();
             s.status = status;
+            self.replicate(Op::Session {
+                presence: s.presence.clone(),
+                status: s.status.clone(),
+            });
             (s.presence.user_id.clone(), before, s.status_presence())
         };
         if before.is_none() && after.is_none() {

@@ -13,11 +13,19 @@
 //! Every envelope for someone else goes through one [`Fabric`]: "deliver
 //! this to these sessions / this user / this stream's members". The
 //! in-process [`LocalFabric`] hands it to the [`Local`] table of this node's
-//! sessions. A clustered fabric (NATS) slots in at the same trait: it
-//! publishes the route on a subject and every node's subscriber calls
-//! [`Local::deliver`] for its own sessions. Membership (who is in which
-//! channel or match) is kept per node in [`Local`]; routes name users and
-//! streams, never another node's sockets.
+//! sessions. A clustered fabric (the runtime's, over NATS) slots in at the
+//! same trait: it publishes the route and every node's subscriber calls
+//! [`Local::deliver`] for its own sessions. Routes name users and streams,
+//! never another node's sockets.
+//!
+//! ## Membership across nodes
+//!
+//! Each node owns its sessions' presences and replicates every change as an
+//! [`Op`] through a [`Replicator`]; [`Hub::apply_remote`] keeps a view of
+//! each peer, and joins, match lookups, status follows and the socket cap
+//! are answered from this node's state and those views together. A silent
+//! peer is dropped by [`Hub::expire_peers`], and this node's members see
+//! its presences leave.
 //!
 //! ## Bounds
 //!
@@ -34,6 +42,7 @@ mod hub;
 mod limits;
 pub mod protocol;
 mod push;
+mod tracker;
 
 pub use error::{ErrorCode, RealtimeError, RpcError};
 pub use fabric::{Fabric, Handle, Local, LocalFabric, Outgoing, Route};
@@ -42,3 +51,4 @@ pub use hub::{Connection, Hub, RpcCaller, RpcHandler};
 pub use limits::{Limits, RateLimiter};
 pub use protocol::{ChannelMessage, NewNotification, Notification, Presence};
 pub use push::{MatchHandler, MatchRefusal, match_owner};
+pub use tracker::{Op, Replicator, Snapshot};

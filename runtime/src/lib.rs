@@ -11,6 +11,7 @@
 pub use elements_server::serve;
 
 pub mod check;
+pub mod realtime_cluster;
 
 use std::sync::Arc;
 
@@ -68,14 +69,35 @@ impl Runtime {
             identity.service.register_verifier(verifier);
         }
         let events = Arc::new(EventBus::default());
+        // Joining a cluster never waits for NATS: the connection is made,
+        // and remade, in the background; until then events stay on this node.
+        let cluster = match &config.nats {
+            Some(nats) => Some(
+                elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
+                    url: nats.url.clone(),
+                    prefix: nats.prefix.clone(),
+                })
+                .await
+                .context("joining the cluster over NATS")?,
+            ),
+            None => None,
+        };
         // A node name per process: match ids carry it, so they stay unique
         // when several nodes share one store.
         let node = format!("elements-{:08x}", uuid_suffix());
-        let realtime = Arc::new(
-            elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
-                .await
-                .context("opening the realtime hub")?,
-        );
+        let hub = elements_realtime::Hub::new(node, config.realtime.clone(), store.clone())
+            .await
+            .context("opening the realtime hub")?;
+        // In a cluster, sockets on every node reach each other through NATS.
+        let realtime = match &cluster {
+            Some(cluster) => {
+                let link = realtime_cluster::NatsRealtime::new(cluster, hub.local().clone());
+                let hub = Arc::new(hub.with_fabric(link.clone()).with_replicator(link.clone()));
+                link.start(cluster.clone(), hub.clone());
+                hub
+            }
+            None => Arc::new(hub),
+        };
         let (host, allocation, ticker) = build_host(
             config,
             HostParts {
@@ -100,19 +122,6 @@ impl Runtime {
             .await
             .context("applying the stored service settings")?;
         settings.start_polling();
-        // Joining a cluster never waits for NATS: the connection is made,
-        // and remade, in the background; until then events stay on this node.
-        let cluster = match &config.nats {
-            Some(nats) => Some(
-                elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
-                    url: nats.url.clone(),
-                    prefix: nats.prefix.clone(),
-                })
-                .await
-                .context("joining the cluster over NATS")?,
-            ),
-            None => None,
-        };
         elements_deployments::dispatch::start(events.clone(), registry.clone(), host.clone());
         if let Some(cluster) = &cluster {
             elements_deployments::dispatch::start_cluster(
@@ -126,8 +135,8 @@ impl Runtime {
         // from the folder.
         let deployments =
             Deployments::new(store.clone(), deployer.clone()).context("opening stored deployments")?;
-        if let Some(cluster) = cluster {
-            deployments.announce_over(cluster);
+        if let Some(cluster) = &cluster {
+            deployments.announce_over(cluster.clone());
         }
         let started = std::time::Instant::now();
         deployments

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod browser;
 pub mod client;
 pub mod component;
+pub mod nats;
 pub mod providers;
 pub mod roblox;
 

@@ -1,0 +1,79 @@
+//! A real `nats-server` (Debian's package; `cargo xtask test` installs it)
+//! for the tests of several nodes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::closed_port;
+
+/// A `nats-server` with JetStream, stored in a folder of its own so a
+/// restart keeps its streams.
+pub struct Nats {
+    child: Child,
+    pub port: u16,
+    store: tempfile::TempDir,
+}
+
+fn nats_binary() -> PathBuf {
+    let debian = Path::new("/usr/sbin/nats-server");
+    if debian.exists() {
+        debian.to_owned()
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let store = tempfile::tempdir().unwrap();
+        let port = closed_port();
+        let child = Nats::launch(port, store.path());
+        Nats { child, port, store }
+    }
+
+    fn launch(port: u16, store: &Path) -> Child {
+        let child = Command::new(nats_binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server (the Debian package nats-server; `cargo xtask test` installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Starts it again, after [`Nats::kill`], on the same port and store.
+    pub fn start_again(&mut self) {
+        self.child = Nats::launch(self.port, self.store.path());
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
