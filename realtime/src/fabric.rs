@@ -27,6 +27,15 @@ pub enum Route {
         /// A session left out.
         except: Option<String>,
     },
+    /// Those of these sessions that are members of a stream: the node that
+    /// holds a session decides, so the check needs no membership replicated
+    /// from elsewhere.
+    StreamMembers {
+        /// The stream's key.
+        key: String,
+        /// The sessions.
+        sessions: Vec<String>,
+    },
 }
 
 /// Delivers envelopes along routes. The in-process [`LocalFabric`] serves
@@ -212,6 +221,17 @@ impl Local {
                         members
                             .iter()
                             .filter(|h| except.as_deref() != Some(h.session_id.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                Route::StreamMembers { key, sessions } => t
+                    .streams
+                    .get(key)
+                    .map(|members| {
+                        members
+                            .iter()
+                            .filter(|h| sessions.contains(&h.session_id))
                             .cloned()
                             .collect()
                     })

@@ -564,19 +564,6 @@ impl Hub {
             .ok_or_else(|| RealtimeError::bad_input("Session ended."))
     }
 
-    /// Those of `sessions` that are in match `match_id`, on any node.
-    pub(crate) fn match_members(&self, match_id: &str, sessions: &[String]) -> Vec<String> {
-        let state = self.state();
-        let here = state.matches.get(match_id);
-        sessions
-            .iter()
-            .filter(|id| {
-                here.is_some_and(|m| m.contains_key(id.as_str())) || state.peers.in_match(match_id, id)
-            })
-            .cloned()
-            .collect()
-    }
-
     /// Runs an RPC (socket or HTTP).
     pub async fn rpc(&self, id: &str, payload: String, caller: RpcCaller) -> Result<String, RealtimeError> {
         if id.is_empty() {

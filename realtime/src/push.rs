@@ -138,7 +138,10 @@ impl Hub {
         let route = match sessions {
             // Only players of this match: an Element can't reach other
             // sockets by naming their session ids.
-            Some(ids) => Route::Sessions(self.match_members(match_id, ids)),
+            Some(ids) => Route::StreamMembers {
+                key: match_id.to_owned(),
+                sessions: ids.to_vec(),
+            },
             None => Route::Stream {
                 key: match_id.to_owned(),
                 except: None,

@@ -3,7 +3,8 @@
 //! Rooms, matches, notifications and status follows cross nodes; a killed
 //! node's sockets leave within the heartbeat timeout; with NATS down each
 //! node serves its own sockets, and cross-node delivery resumes after NATS
-//! is back; forged NATS messages disturb nothing.
+//! is back; forged NATS messages disturb nothing; a match an Element runs
+//! has its players on both nodes.
 
 mod support;
 
@@ -620,4 +621,94 @@ async fn with_nats_down_each_node_serves_its_own_and_a_killed_node_leaves() {
     assert!(took < Duration::from_secs(12), "{took:?}");
     // A alone still serves its room.
     say(&mut carol, &mut alice, "hall", json!({"after": "B died"})).await;
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A match an Element runs (the turn-relay example) with its players on two
+/// nodes: each player's move is handled by the Element on their own node
+/// (the match's state is in the shared store) and reaches the other player
+/// on the other node, as do the Element's notification and its word that a
+/// player left.
+#[tokio::test]
+async fn an_element_runs_a_match_whose_players_are_on_two_nodes() {
+    let nats = Nats::start();
+    let database = format!("rtcluster_c_{}", std::process::id());
+    let dirs = Dirs::new();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/turn-relay/element.toml"
+    ))
+    .unwrap();
+    dirs.deploy("turn-relay", "turn-relay", &manifest);
+    let a = node(&dirs, &nats, &database);
+    let b = node(&dirs, &nats, &database);
+    for server in [&a, &b] {
+        server.wait_for_log("connected to NATS", PATIENCE);
+        wait_for_count(server, "realtime: receiving from the other nodes", 2);
+    }
+    let (alice_token, alice_id) = login(&a, "device-rtc3-alice").await;
+    let (bob_token, _) = login(&b, "device-rtc3-bob").await;
+    let mut alice = connect(&a, &alice_token).await;
+    let mut bob = connect(&b, &bob_token).await;
+
+    send(
+        &mut alice,
+        json!({"cid": "new", "rpc": {"id": "turn_relay_create", "payload": ""}}),
+    )
+    .await;
+    let created = answer(&mut alice, "new").await;
+    let payload: Value = serde_json::from_str(created["rpc"]["payload"].as_str().unwrap()).unwrap();
+    let match_id = payload["match_id"].as_str().unwrap().to_owned();
+    send(
+        &mut alice,
+        json!({"cid": "aj", "match_join": {"match_id": match_id}}),
+    )
+    .await;
+    let joined = answer(&mut alice, "aj").await;
+    assert_eq!(joined["match"]["authoritative"], true, "{joined}");
+    // Bob joins on the other node: the Element there admits him.
+    send(
+        &mut bob,
+        json!({"cid": "bj", "match_join": {"match_id": match_id}}),
+    )
+    .await;
+    let joined = answer(&mut bob, "bj").await;
+    assert_eq!(joined["match"]["authoritative"], true, "{joined}");
+
+    let move_of = |text: &str| json!({"match_data_send": {"match_id": match_id, "op_code": "2", "data": b64(text.as_bytes())}});
+    send(&mut alice, move_of("e4")).await;
+    let moved = until(&mut bob, PATIENCE, "alice's move", |e| {
+        e["match_data"]["op_code"] == "2"
+    })
+    .await;
+    assert_eq!(moved["match_data"]["data"], b64(b"e4"), "{moved}");
+    until(&mut bob, PATIENCE, "bob's turn", |e| {
+        e["notifications"]["notifications"][0]["subject"] == "Your turn"
+    })
+    .await;
+    send(&mut bob, move_of("e5")).await;
+    let moved = until(&mut alice, PATIENCE, "bob's move", |e| {
+        e["match_data"]["op_code"] == "2"
+    })
+    .await;
+    assert_eq!(moved["match_data"]["data"], b64(b"e5"), "{moved}");
+
+    // Alice's socket closes on A: the Element there tells bob on B.
+    alice.close(None).await.unwrap();
+    let left = until(&mut bob, PATIENCE, "alice left", |e| {
+        e["match_data"]["op_code"] == "4"
+    })
+    .await;
+    let data = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(left["match_data"]["data"].as_str().unwrap())
+            .unwrap()
+    };
+    let who: Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(who["user_id"], alice_id.as_str());
 }
