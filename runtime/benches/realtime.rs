@@ -41,11 +41,14 @@ fn main() {
     let sockets = env_or("BENCH_SOCKETS", 10_000) as usize;
     let hold = Duration::from_secs(env_or("BENCH_IDLE_SECONDS", 15));
     let room = env_or("BENCH_ROOM", 100).max(2) as usize;
-    let shape = |nodes: Vec<std::net::SocketAddr>| fanout::Shape {
+    let shape = |nodes: &[&node::Node]| fanout::Shape {
         nodes: nodes
             .iter()
             .enumerate()
-            .map(|(k, addr)| (*addr, room / nodes.len() + usize::from(k < room % nodes.len())))
+            .map(|(k, n)| {
+                let members = room / nodes.len() + usize::from(k < room % nodes.len());
+                (n.addr, n.pid(), members)
+            })
             .collect(),
         senders: env_or("BENCH_SENDERS", 10).max(1) as usize,
         window: env_or("BENCH_WINDOW", 8).max(1) as usize,
@@ -68,10 +71,9 @@ fn main() {
                 dir: dir.path(),
                 config: FANOUT_CONFIG,
                 nats_url: None,
-                descriptors: 0,
             })
             .await;
-            let shape = shape(vec![server.addr]);
+            let shape = shape(&[&server]);
             println!(
                 "== room fan-out, one node: {room} members, {} senders (window {}), {} s after 1 s \
                  of warm-up, joined without persistence (messages not stored)",
@@ -103,15 +105,14 @@ fn main() {
                 dir: dir.path(),
                 config: FANOUT_CONFIG,
                 nats_url: Some(&url),
-                descriptors: 0,
             };
             let a = node::start(&options).await;
             let b = node::start(&options).await;
-            let shape = shape(vec![a.addr, b.addr]);
+            let shape = shape(&[&a, &b]);
             println!(
                 "== room fan-out, two nodes (one SQLite store, nats-server {url}): {} + {} members, \
                  {} senders on both (window {}), {} s after 1 s of warm-up, without persistence",
-                shape.nodes[0].1, shape.nodes[1].1, shape.senders, shape.window, shape.seconds
+                shape.nodes[0].2, shape.nodes[1].2, shape.senders, shape.window, shape.seconds
             );
             let outcome = fanout::run(&shape, "two").await;
             report(&outcome);
@@ -141,6 +142,15 @@ fn report(outcome: &fanout::Outcome) {
         outcome.sent as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
         outcome.percentile_ms(50.0),
         outcome.percentile_ms(99.0),
+    );
+    let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "  CPU in that time: clients (this process, one thread) {:.0} % of a core, server{} {:.0} % \
+         of a core ({} cores on this machine, shared)",
+        100.0 * outcome.client_cpu / seconds,
+        if outcome.nodes > 1 { "s" } else { "" },
+        100.0 * outcome.server_cpu / seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     if outcome.disconnected > 0 || outcome.stalled > 0 {
         println!(

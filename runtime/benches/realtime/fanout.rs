@@ -14,12 +14,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::node;
 use crate::socket::{self, Ws};
 
 /// The run's shape.
 pub struct Shape {
-    /// Members per node, one entry per node.
-    pub nodes: Vec<(SocketAddr, usize)>,
+    /// Per node: its address, its process id and its members.
+    pub nodes: Vec<(SocketAddr, u32, usize)>,
     /// Members that send (spread over the nodes).
     pub senders: usize,
     /// Messages one sender may have sent and not yet seen come back.
@@ -55,6 +56,7 @@ struct Room {
 }
 
 pub struct Outcome {
+    pub nodes: usize,
     pub members: usize,
     pub sent: u64,
     pub delivered: u64,
@@ -69,6 +71,10 @@ pub struct Outcome {
     pub disconnected: usize,
     /// Senders that stopped because their messages stopped arriving.
     pub stalled: usize,
+    /// CPU seconds used in the measured round by this process (the
+    /// clients) and by the server processes.
+    pub client_cpu: f64,
+    pub server_cpu: f64,
 }
 
 impl Outcome {
@@ -104,11 +110,11 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
 
 /// Runs on a current-thread runtime, inside a `LocalSet`.
 pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
-    let members: usize = shape.nodes.iter().map(|(_, n)| n).sum();
+    let members: usize = shape.nodes.iter().map(|(_, _, n)| n).sum();
     // Member i of node k is number offsets[k] + i.
     let mut node_of = Vec::new();
     let mut sockets = Vec::new();
-    for (node, (addr, count)) in shape.nodes.iter().enumerate() {
+    for (node, (addr, _, count)) in shape.nodes.iter().enumerate() {
         let tokens =
             socket::login_devices(*addr, &format!("bench-room-{room_name}-node{node}"), *count).await;
         for token in tokens {
@@ -212,6 +218,15 @@ pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
     let (senders, _, _) = send_round(senders, &channel_id, &room, Duration::from_secs(1)).await;
     drain(&room, Duration::from_secs(2)).await;
     *room.tally.borrow_mut() = Tally::default();
+    let cpu = || {
+        let servers: f64 = shape
+            .nodes
+            .iter()
+            .map(|(_, pid, _)| node::cpu_seconds(*pid))
+            .sum();
+        (node::cpu_seconds(std::process::id()), servers)
+    };
+    let cpu_before = cpu();
     let started = Instant::now();
     let (_senders, sent, stalled) =
         send_round(senders, &channel_id, &room, Duration::from_secs(shape.seconds)).await;
@@ -229,6 +244,7 @@ pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
             break;
         }
     }
+    let cpu_after = cpu();
     stop_reading.notify_waiters();
     for task in reader_tasks {
         let _ = task.await;
@@ -237,6 +253,7 @@ pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
     let mut latencies_us = std::mem::take(&mut tally.latencies_us);
     latencies_us.sort_unstable();
     Outcome {
+        nodes: shape.nodes.len(),
         members,
         sent,
         delivered: tally.delivered,
@@ -246,6 +263,8 @@ pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
         probe_reached,
         disconnected: room.disconnected.get(),
         stalled,
+        client_cpu: cpu_after.0 - cpu_before.0,
+        server_cpu: cpu_after.1 - cpu_before.1,
     }
 }
 

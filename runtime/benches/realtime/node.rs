@@ -2,7 +2,6 @@
 //! binary, each a child process so its RSS is its own) and a `nats-server`.
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,8 +37,6 @@ pub struct NodeOptions<'a> {
     pub config: &'a str,
     /// `--nats-url`, for a cluster.
     pub nats_url: Option<&'a str>,
-    /// Open-file limit to give the server, when above the inherited one.
-    pub descriptors: u64,
 }
 
 pub fn free_port() -> u16 {
@@ -78,28 +75,6 @@ pub async fn start(options: &NodeOptions<'_>) -> Node {
     if let Some(url) = options.nats_url {
         command.args(["--nats-url", url]);
     }
-    let wanted = options.descriptors;
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only setrlimit/getrlimit, which are async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_max < wanted {
-                // Raising the hard limit needs root (CAP_SYS_RESOURCE);
-                // without it the server keeps the inherited limit and the
-                // run prints how many sockets it could hold.
-                let raised = libc::rlimit {
-                    rlim_cur: wanted,
-                    rlim_max: wanted,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
-            }
-            Ok(())
-        });
-    }
     let mut child = command.spawn().expect("starting the release elements binary");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let started = Instant::now();
@@ -122,6 +97,24 @@ pub async fn start(options: &NodeOptions<'_>) -> Node {
 /// A process's resident memory in KiB (`VmRSS`).
 pub fn rss_kib(pid: u32) -> u64 {
     proc_field(pid, "status", "VmRSS:").unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces): state is
+    // the first, utime and stime the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / per_second
 }
 
 /// A process's soft open-file limit, from `/proc/PID/limits`.

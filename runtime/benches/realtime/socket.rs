@@ -50,12 +50,18 @@ pub async fn login_devices(addr: SocketAddr, prefix: &str, n: usize) -> Vec<Stri
     tokens
 }
 
-/// Opens a realtime socket with `token`. The client reads small frames
-/// only: a 4 KiB read buffer (tungstenite's default is 128 KiB) keeps
-/// 10,000 client sockets light in the bench process.
+/// The client sockets' read buffer: `BENCH_CLIENT_READ_BUFFER`, default
+/// 4096 bytes (tungstenite's own default is 128 KiB, which it fills with
+/// zeros on a socket's first read: 10,000 client sockets would hold 1.3 GB).
+pub fn read_buffer() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| crate::common::env_or("BENCH_CLIENT_READ_BUFFER", 4096).max(256) as usize)
+}
+
+/// Opens a realtime socket with `token`.
 pub async fn connect(addr: SocketAddr, token: &str) -> Result<Ws, String> {
     let url = format!("ws://{addr}/ws?token={token}&format=json");
-    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let config = WebSocketConfig::default().read_buffer_size(read_buffer());
     match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
