@@ -11,8 +11,10 @@
 //! default 15), `BENCH_ROOM` (room members, default 100, split evenly on
 //! two nodes), `BENCH_SENDERS` (default 10), `BENCH_WINDOW` (messages one
 //! sender may have in flight, default 8), `BENCH_SECONDS` (measured
-//! sending, default 5, after 1 s of warm-up), `BENCH_ONLY` (`idle`, `one
-//! node` or `two nodes`: run only the parts whose name contains it).
+//! sending, default 5, after 1 s of warm-up), `BENCH_CLIENT_READ_BUFFER`
+//! (the client sockets' read buffer, default 4096 bytes), `BENCH_ONLY`
+//! (`idle`, `one node` or `two nodes`: run only the parts whose name
+//! contains it).
 //!
 //! Figures, not a pass/fail test: nothing here asserts a timing.
 

@@ -111,7 +111,7 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
 /// Runs on a current-thread runtime, inside a `LocalSet`.
 pub async fn run(shape: &Shape, room_name: &str) -> Outcome {
     let members: usize = shape.nodes.iter().map(|(_, _, n)| n).sum();
-    // Member i of node k is number offsets[k] + i.
+    // node_of[member]: the node the member's socket is on.
     let mut node_of = Vec::new();
     let mut sockets = Vec::new();
     for (node, (addr, _, count)) in shape.nodes.iter().enumerate() {
