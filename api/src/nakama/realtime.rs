@@ -51,6 +51,9 @@ impl From<RealtimeError> for NakamaError {
     }
 }
 
+/// Bytes read from a socket at a time.
+const READ_BUFFER_BYTES: usize = 4096;
+
 fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -130,6 +133,11 @@ pub async fn socket(
     hub.check_socket_cap(&session.user_id)?;
     let limits = hub.limits().clone();
     Ok(upgrade
+        // tungstenite's default read buffer is 128 KiB, zero-filled on the
+        // first read: that was 137 KiB of every idle socket (`cargo xtask
+        // bench --bench realtime`). Frames larger than it are still read
+        // whole, in more than one read.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |mut socket| async move {
