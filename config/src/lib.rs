@@ -588,6 +588,7 @@ impl Config {
             max_message_bytes: value!(r.max_message_bytes),
             send_queue: value!(r.send_queue),
             max_sockets_per_user: value!(r.max_sockets_per_user),
+            max_sockets: value!(r.max_sockets),
             messages_per_sec: value!(r.messages_per_sec),
             message_burst: value!(r.message_burst),
             max_channel_name_bytes: value!(r.max_channel_name_bytes),
@@ -762,6 +763,7 @@ impl Config {
         if rt.max_message_bytes < 256
             || rt.send_queue == 0
             || rt.max_sockets_per_user == 0
+            || rt.max_sockets == 0
             || rt.messages_per_sec == 0
             || rt.message_burst == 0
             || rt.max_channel_name_bytes == 0
@@ -770,7 +772,7 @@ impl Config {
             || rt.write_timeout.is_zero()
         {
             return Err(ConfigError::Invalid(
-                "realtime: max_message_bytes must be at least 256, and send_queue, max_sockets_per_user, \
+                "realtime: max_message_bytes must be at least 256, and send_queue, max_sockets_per_user, max_sockets, \
                  messages_per_sec, message_burst, max_channel_name_bytes, max_joins, session_check_secs \
                  and write_timeout_secs at least 1"
                     .into(),

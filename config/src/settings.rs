@@ -553,6 +553,10 @@ layer! {
         /// refused with 429.
         #[arg(skip)]
         pub max_sockets_per_user: Option<usize> = RealtimeLimits::default().max_sockets_per_user,
+        /// Sockets one node holds at once, all users together; one more is
+        /// refused with 429.
+        #[arg(skip)]
+        pub max_sockets: Option<usize> = RealtimeLimits::default().max_sockets,
         /// Envelopes one socket may send per second, sustained; beyond, each
         /// gets an error envelope and is not served.
         #[arg(skip)]

@@ -312,6 +312,12 @@ impl Hub {
     }
 
     fn check_cap(&self, state: &State, user_id: &str) -> Result<(), RealtimeError> {
+        if state.sessions.len() >= self.limits.max_sockets {
+            return Err(RealtimeError::TooManySockets(format!(
+                "This server holds as many sockets as it may ({}); try again later.",
+                self.limits.max_sockets
+            )));
+        }
         // Cluster-wide, as far as this node's view of its peers goes: two
         // sockets opened on two nodes at the same instant may both pass.
         let sockets = state.users.get(user_id).map_or(0, Vec::len) + state.peers.user_sessions(user_id);

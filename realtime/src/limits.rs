@@ -14,6 +14,10 @@ pub struct Limits {
     pub send_queue: usize,
     /// Sockets one user may hold at once; one more is refused.
     pub max_sockets_per_user: usize,
+    /// Sockets this node holds at once, all users together; one more is
+    /// refused. An upgraded socket leaves the listener's connection cap, so
+    /// this is what bounds their file descriptors and memory.
+    pub max_sockets: usize,
     /// Envelopes a socket may send per second (sustained).
     pub messages_per_sec: u32,
     /// Envelopes a socket may send in a burst above the sustained rate.
@@ -41,6 +45,7 @@ impl Default for Limits {
             max_message_bytes: 16 << 10,
             send_queue: 256,
             max_sockets_per_user: 8,
+            max_sockets: 10_000,
             messages_per_sec: 50,
             message_burst: 100,
             max_channel_name_bytes: 64,

@@ -410,6 +410,32 @@ async fn sockets_per_user_are_capped() {
 }
 
 #[tokio::test]
+async fn sockets_per_node_are_capped() {
+    let (server, _dirs) = server_with("[realtime]\nmax_sockets = 2\n");
+    let mut held = Vec::new();
+    for device in ["device-ws-node-1", "device-ws-node-2"] {
+        let (token, _) = login(&server, device).await;
+        held.push(connect(&server, &token).await);
+    }
+    // A third user, under their own cap, still finds the node full.
+    let (token, _) = login(&server, "device-ws-node-3").await;
+    assert_eq!(refused(&ws_url(&server, &token)).await, 429);
+    drop(held.pop());
+    let mut freed = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(ws_url(&server, &token))
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "a closed socket's place was not freed");
+}
+
+#[tokio::test]
 async fn logout_closes_the_socket() {
     let (server, _dirs) = server_with("[realtime]\nsession_check_secs = 1\n");
     let (token, _) = login(&server, "device-ws-logout-1").await;
