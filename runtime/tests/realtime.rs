@@ -383,6 +383,22 @@ async fn a_client_that_never_reads_is_disconnected_and_the_server_stays_bounded(
     drop(sleeper);
 }
 
+/// Whether a socket with `token` is accepted within `within` (a closed
+/// socket's place is freed once the server sees it close).
+async fn connects_within(server: &Server, token: &str, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if tokio_tungstenite::connect_async(ws_url(server, token))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn sockets_per_user_are_capped() {
     let (server, _dirs) = server_with("[realtime]\nmax_sockets_per_user = 2\n");
@@ -395,18 +411,10 @@ async fn sockets_per_user_are_capped() {
     let _third = connect(&server, &other).await;
     // A closed socket frees its place.
     drop(first);
-    let mut freed = false;
-    for _ in 0..50 {
-        if tokio_tungstenite::connect_async(ws_url(&server, &token))
-            .await
-            .is_ok()
-        {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(freed, "a closed socket's place was not freed");
+    assert!(
+        connects_within(&server, &token, Duration::from_secs(5)).await,
+        "a closed socket's place was not freed"
+    );
 }
 
 #[tokio::test]
@@ -421,18 +429,10 @@ async fn sockets_per_node_are_capped() {
     let (token, _) = login(&server, "device-ws-node-3").await;
     assert_eq!(refused(&ws_url(&server, &token)).await, 429);
     drop(held.pop());
-    let mut freed = false;
-    for _ in 0..50 {
-        if tokio_tungstenite::connect_async(ws_url(&server, &token))
-            .await
-            .is_ok()
-        {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(freed, "a closed socket's place was not freed");
+    assert!(
+        connects_within(&server, &token, Duration::from_secs(5)).await,
+        "a closed socket's place was not freed"
+    );
 }
 
 #[tokio::test]
@@ -676,6 +676,22 @@ fn turn_relay_manifest() -> String {
     .unwrap()
 }
 
+/// The error code and message a `match_join` of `match_id` is refused with.
+async fn join_refused(ws: &mut Ws, match_id: &str) -> (i64, String) {
+    send(
+        ws,
+        json!({"cid": "refused", "match_join": {"match_id": match_id}}),
+    )
+    .await;
+    let refused = next_with(ws, "error").await;
+    assert_eq!(refused["cid"], "refused", "{refused}");
+    let error = &refused["error"];
+    (
+        error["code"].as_i64().unwrap_or_else(|| panic!("{refused}")),
+        error["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
 fn move_of(match_id: &str, text: &str) -> Value {
     json!({"match_data_send": {"match_id": match_id, "op_code": "2", "data": b64(text.as_bytes())}})
 }
@@ -740,31 +756,17 @@ async fn an_element_runs_a_turn_based_match_over_the_socket() {
 
     // A third player is refused by the Element; so are ids it never made,
     // and ids of an Element that doesn't exist are not found.
-    send(&mut c, json!({"cid": "jc", "match_join": {"match_id": match_id}})).await;
-    let refused = next_with(&mut c, "error").await;
     assert_eq!(
-        (
-            refused["error"]["code"].as_i64(),
-            refused["error"]["message"].as_str()
-        ),
-        (Some(5), Some("This match is full.")),
-        "{refused}"
+        join_refused(&mut c, &match_id).await,
+        (5, "This match is full.".to_owned())
     );
     let forged = format!("{}.element:turn-relay", uuid::Uuid::new_v4());
-    send(&mut c, json!({"cid": "jf", "match_join": {"match_id": forged}})).await;
-    let refused = next_with(&mut c, "error").await;
     assert_eq!(
-        (
-            refused["error"]["code"].as_i64(),
-            refused["error"]["message"].as_str()
-        ),
-        (Some(5), Some("No such match.")),
-        "{refused}"
+        join_refused(&mut c, &forged).await,
+        (5, "No such match.".to_owned())
     );
     let nobody = format!("{}.element:nobody", uuid::Uuid::new_v4());
-    send(&mut c, json!({"cid": "jn", "match_join": {"match_id": nobody}})).await;
-    let refused = next_with(&mut c, "error").await;
-    assert_eq!(refused["error"]["code"], 4, "{refused}");
+    assert_eq!(join_refused(&mut c, &nobody).await.0, 4);
     // Data to a match C is not in goes nowhere.
     send(&mut c, move_of(&match_id, "sneaky")).await;
     assert_eq!(next_with(&mut c, "error").await["error"]["code"], 4);
