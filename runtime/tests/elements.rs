@@ -697,3 +697,111 @@ async fn request_ids_are_the_servers_and_reach_the_element_and_its_log() {
         .unwrap_or_else(|| panic!("no Element line in {lines}"));
     assert_eq!(warn["requestId"], id.as_str(), "{warn}");
 }
+
+/// Elements built with the SDK are served through their one-call
+/// `request-handler` export; any other wasi:http component through
+/// `wasi:http/incoming-handler`. Both answer the same requests, and the
+/// host checks what the one-call export returns.
+#[tokio::test]
+async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    dirs.deploy("plain", "wasi-http", "");
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = support::root_server(&dirs);
+    let root = support::root_secret(&server).await;
+    let deploy_note = |name: &'static str| {
+        let server = &server;
+        let root = root.clone();
+        async move {
+            let path = format!("/api/rest/elements/deployment/{name}/logs");
+            let (status, lines) = support::admin_request(server, "GET", &path, Some(&root), None).await;
+            assert_eq!(status, 200, "{lines}");
+            lines
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|l| l["message"].as_str())
+                .find(|m| m.starts_with("deployed "))
+                .unwrap_or_else(|| panic!("no deploy line in {lines}"))
+                .to_owned()
+        }
+    };
+    let hello = deploy_note("hello").await;
+    assert!(hello.contains("its one-call request-handler"), "{hello}");
+    let plain = deploy_note("plain").await;
+    assert!(plain.contains("serves HTTP through wasi:http"), "{plain}");
+
+    // The plain component, through wasi:http.
+    let response = server.get("/app/rest/plain/hello").await;
+    assert_eq!(response.headers()["x-served-by"], "plain");
+    let (status, body) = json(response).await;
+    assert_eq!(
+        (status, &body["message"]),
+        (200, &serde_json::json!("Hello over plain wasi:http"))
+    );
+    let response = server
+        .client
+        .post(server.url("/app/rest/plain/echo?x=1"))
+        .body(vec![b'z'; 10_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-target"], "/echo?x=1");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), &[b'z'; 10_000][..]);
+    let (status, _) = json(server.get("/app/rest/plain/nope").await).await;
+    assert_eq!(status, 404);
+
+    // The SDK Element in one call: the path below the mount point, the
+    // query, the body and the headers all arrive.
+    let (status, body) = json(server.get("/app/rest/hello/greeting/Ana?x=1").await).await;
+    assert_eq!(
+        (status, &body["greeting"]),
+        (200, &serde_json::json!("Hello, Ana!"))
+    );
+    let big = serde_json::json!({"blob": "y".repeat(100_000)});
+    let (status, body) = json(
+        server
+            .client
+            .post(server.url("/app/rest/hello/echo"))
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body), (200, &big));
+    let (status, body) = json(server.get("/app/rest/misbehave/request-id").await).await;
+    assert_eq!(status, 200, "{body}");
+
+    // What HTTP does not allow is dropped, named in the Element's log
+    // without its value; the rest of the answer stands.
+    let response = server.get("/app/rest/misbehave/bad-headers").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ok"], "fine");
+    assert!(response.headers().get("x-secret").is_none());
+    assert_eq!(response.headers().len(), response.headers().keys_len());
+    let (status, lines) = support::admin_request(
+        &server,
+        "GET",
+        "/api/rest/elements/deployment/misbehave/logs",
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lines}");
+    let text = lines.to_string();
+    assert!(
+        text.contains("dropped the response header x-secret: its value is not valid in HTTP"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dropped a response header: its name is not valid in HTTP"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("secret-value"),
+        "a dropped value reached the log: {text}"
+    );
+}

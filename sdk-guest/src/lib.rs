@@ -270,16 +270,28 @@ macro_rules! __export_router {
         const _: () = {
             struct __ElementsHandler;
 
+            static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
+
+            // What the Elements host calls: the request and response whole.
+            impl $crate::__private::RequestGuest for __ElementsHandler {
+                fn handle(request: $crate::__private::RequestRecord) -> $crate::__private::ResponseRecord {
+                    $crate::__private::serve_record(ROUTER.get_or_init($router), request)
+                }
+            }
+
+            // What any other wasi:http host calls.
             impl $crate::__private::Guest for __ElementsHandler {
                 fn handle(
                     request: $crate::__private::IncomingRequest,
                     response_out: $crate::__private::ResponseOutparam,
                 ) {
-                    static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
                     $crate::__private::serve(ROUTER.get_or_init($router), request, response_out);
                 }
             }
 
+            $crate::__private::export_request_handler!(
+                __ElementsHandler with_types_in $crate::__private::handler
+            );
             $crate::__private::wasip2::http::proxy::export!(
                 __ElementsHandler with_types_in $crate::__private::wasip2
             );
@@ -369,7 +381,7 @@ mod serve;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::events::dispatch as dispatch_event;
-    pub use crate::serve::serve;
+    pub use crate::serve::{serve, serve_record};
     pub use subscriber::exports::elements::platform::event_handler::Guest as EventGuest;
     pub use wasip2;
     pub use wasip2::exports::http::incoming_handler::Guest;
@@ -405,6 +417,24 @@ pub mod __private {
     }
 
     pub use subscriber::__elements_export_event_handler as export_event_handler;
+
+    /// The one-call `request-handler` export, which the Elements host
+    /// prefers to `wasi:http/incoming-handler` (emitted by the export macro).
+    #[allow(missing_docs, clippy::all)]
+    pub mod handler {
+        wit_bindgen::generate!({
+            world: "request-host",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "__elements_export_request_handler",
+            default_bindings_module: "$crate::__private::handler",
+        });
+    }
+
+    pub use handler::__elements_export_request_handler as export_request_handler;
+    pub use handler::exports::elements::platform::request_handler::{
+        Guest as RequestGuest, Request as RequestRecord, Response as ResponseRecord,
+    };
 
     /// The `match-handler` export, emitted only by `matches = ...`, like
     /// `subscriber`.

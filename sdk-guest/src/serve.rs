@@ -1,4 +1,8 @@
-//! The `wasi:http/incoming-handler` glue behind [`export_element!`](crate::export_element).
+//! The HTTP glue behind [`export_element!`](crate::export_element): the
+//! one-call `elements:platform/request-handler` export, which the Elements
+//! host calls (the request and response as two records, no host calls), and
+//! `wasi:http/incoming-handler`, which any wasi:http host can call. Both
+//! answer the same: they share the router and the response checks.
 //!
 //! This runs on every request (and, in `fresh` isolation, in a brand-new
 //! instance each time), so it is kept lean: one pass over the request, the
@@ -9,6 +13,9 @@ use wasip2::http::types::{
     Fields, IncomingRequest, Method as WasiMethod, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
+use crate::__private::handler::exports::elements::platform::request_handler::{
+    Request as RequestRecord, Response as ResponseRecord,
+};
 use crate::error::Error;
 use crate::request::{Method, Request};
 use crate::router::Router;
@@ -23,8 +30,58 @@ const WRITE_CHUNK: usize = 4096;
 /// `response_out`.
 pub fn serve(router: &Router, request: IncomingRequest, response_out: ResponseOutparam) {
     let request = read_request(request);
+    let (status, entries, body) = respond(router, request);
+    write_response(status, entries, body, response_out);
+}
+
+/// Routes the one-call export's `request` through `router`.
+pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
+    let headers = request
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, text(value)))
+        .collect();
+    let request = Request::from_parts(
+        Method::from(request.method.as_str()),
+        request.path_with_query,
+        headers,
+        request.body,
+    );
+    let (status, headers, body) = respond(router, request);
+    ResponseRecord {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A header value as the SDK's text, lossily if it isn't UTF-8.
+fn text(value: Vec<u8>) -> String {
+    String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The router's response to `request`: its status (a 500 in place of one
+/// outside 100-999), its headers with the body's exact length, and its body.
+fn respond(router: &Router, request: Request) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
     let response = router.handle(request);
-    write_response(response, response_out);
+    let response = if (100..=999).contains(&response.status()) {
+        response
+    } else {
+        Error::internal(format!("handler returned invalid status {}", response.status())).to_response()
+    };
+    let (status, headers, body) = response.into_parts();
+
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("content-length") {
+            entries.push((name, value.into_bytes()));
+        }
+    }
+    // The length is known exactly, so say it: the host need not chunk.
+    if !(status < 200 || status == 204 || status == 304) {
+        entries.push(("content-length".to_owned(), body.len().to_string().into_bytes()));
+    }
+    (status, entries, body)
 }
 
 fn read_request(request: IncomingRequest) -> Request {
@@ -46,11 +103,7 @@ fn read_request(request: IncomingRequest) -> Request {
     let headers: Vec<(String, String)> = fields
         .entries()
         .into_iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            (name, value)
-        })
+        .map(|(name, value)| (name, text(value)))
         .collect();
     drop(fields);
 
@@ -85,24 +138,12 @@ fn read_request(request: IncomingRequest) -> Request {
     Request::from_parts(method, target, headers, body)
 }
 
-fn write_response(response: crate::Response, response_out: ResponseOutparam) {
-    let response = if (100..=999).contains(&response.status()) {
-        response
-    } else {
-        Error::internal(format!("handler returned invalid status {}", response.status())).to_response()
-    };
-    let (status, headers, body) = response.into_parts();
-
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + 1);
-    for (name, value) in headers {
-        if !name.eq_ignore_ascii_case("content-length") {
-            entries.push((name, value.into_bytes()));
-        }
-    }
-    // The length is known exactly, so say it: the host need not chunk.
-    if !(status < 200 || status == 204 || status == 304) {
-        entries.push(("content-length".to_owned(), body.len().to_string().into_bytes()));
-    }
+fn write_response(
+    status: u16,
+    entries: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    response_out: ResponseOutparam,
+) {
     let fields = Fields::from_list(&entries).unwrap_or_else(|_| {
         // Some header is invalid or forbidden: keep the ones that are fine.
         let fields = Fields::new();

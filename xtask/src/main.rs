@@ -178,6 +178,7 @@ fn test_guests() -> Vec<String> {
     let mut names: Vec<String> = element_crates().into_iter().map(|(n, _)| n).collect();
     names.push("misbehave".into());
     names.push("hostile".into());
+    names.push("wasi-http".into());
     names
 }
 
@@ -197,7 +198,7 @@ fn test(args: &[String]) -> Result<(), String> {
     // The real Nakama JavaScript client, for `runtime/tests/identity_nakama_js.rs`.
     ensure_npm_package("@heroiclabs/nakama-js", "2.8.0")?;
     // Every failure, not just the first test binary's. The whole workspace
-    // but the two misbehaving test guests (they only build for wasm): the
+    // but the three test guests (they only build for wasm): the
     // Elements' own tests run natively, with the `elements-test` harness.
     let all = status(cargo().args(WORKSPACE_TESTS).args(args));
     let screenshots = target_dir().join("portal-screenshots");
@@ -237,6 +238,8 @@ const WORKSPACE_TESTS: &[&str] = &[
     "misbehave",
     "--exclude",
     "hostile",
+    "--exclude",
+    "wasi-http",
 ];
 
 /// What the browser tests run (`runtime/tests/support/browser.rs`).

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use super::Element;
+use super::handler::{self, RequestHostBindings};
 use crate::instance::{RequestInfo, RequestState};
 use crate::log_buffer::{Level, Source};
 use crate::services::Services;
@@ -58,10 +59,17 @@ pub enum InvokeError {
 /// Element never outnumber its `max_concurrency`.
 pub struct Warm {
     store: Store<RequestState>,
-    proxy: Proxy,
+    entry: Entry,
     served: u32,
     // Declared last: released only after the store is gone.
     _slot: OwnedSemaphorePermit,
+}
+
+/// How an instance is called: its one-call export when it has one, else
+/// `wasi:http/incoming-handler`.
+enum Entry {
+    OneCall(RequestHostBindings),
+    WasiHttp(Proxy),
 }
 
 /// Most idle warm instances an Element keeps.
@@ -81,7 +89,7 @@ impl Element {
                 Ok(_slot) => {
                     let mut store = self.new_store(services, &info, deadline);
                     match self.instantiate(&mut store).await {
-                        Ok(proxy) => self.call(&mut store, &proxy, request, deadline).await,
+                        Ok(entry) => self.call(&mut store, &entry, request, &info, deadline).await,
                         Err(e) => Err(e),
                     }
                 }
@@ -123,16 +131,18 @@ impl Element {
             None => {
                 let slot = self.take_slot()?;
                 let mut store = self.new_store(services, info, deadline);
-                let proxy = self.instantiate(&mut store).await?;
+                let entry = self.instantiate(&mut store).await?;
                 Warm {
                     store,
-                    proxy,
+                    entry,
                     served: 0,
                     _slot: slot,
                 }
             }
         };
-        let result = self.call(&mut warm.store, &warm.proxy, request, deadline).await;
+        let result = self
+            .call(&mut warm.store, &warm.entry, request, info, deadline)
+            .await;
         warm.served += 1;
         // After any failure the instance's state is suspect: drop it.
         if result.is_ok() && warm.served < self.limits.reuse_max_requests {
@@ -191,10 +201,16 @@ impl Element {
         store
     }
 
-    async fn instantiate(&self, store: &mut Store<RequestState>) -> Result<Proxy, InvokeError> {
+    async fn instantiate(&self, store: &mut Store<RequestState>) -> Result<Entry, InvokeError> {
         let deadline = store.data().deadline;
-        match tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut *store)).await {
-            Ok(Ok(proxy)) => Ok(proxy),
+        let instantiate = async {
+            match &self.request_host {
+                Some(pre) => pre.instantiate_async(&mut *store).await.map(Entry::OneCall),
+                None => self.pre.instantiate_async(&mut *store).await.map(Entry::WasiHttp),
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), instantiate).await {
+            Ok(Ok(entry)) => Ok(entry),
             Ok(Err(e)) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
                 Err(InvokeError::Overloaded)
             }
@@ -204,6 +220,49 @@ impl Element {
     }
 
     async fn call(
+        &self,
+        store: &mut Store<RequestState>,
+        entry: &Entry,
+        request: http::Request<Bytes>,
+        info: &RequestInfo,
+        deadline: Instant,
+    ) -> Result<http::Response<Bytes>, InvokeError> {
+        match entry {
+            Entry::OneCall(host) => self.call_one(store, host, request, info, deadline).await,
+            Entry::WasiHttp(proxy) => self.call_wasi_http(store, proxy, request, deadline).await,
+        }
+    }
+
+    /// One call of the `request-handler` export.
+    async fn call_one(
+        &self,
+        store: &mut Store<RequestState>,
+        host: &RequestHostBindings,
+        request: http::Request<Bytes>,
+        info: &RequestInfo,
+        deadline: Instant,
+    ) -> Result<http::Response<Bytes>, InvokeError> {
+        let record = handler::to_record(request);
+        let call = host
+            .elements_platform_request_handler()
+            .call_handle(&mut *store, &record);
+        let answer = match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(self.classify(store, e)),
+            Err(_) => return Err(InvokeError::Timeout(self.limits.timeout.as_millis())),
+        };
+        let (response, dropped) = handler::from_record(answer, self.limits.max_response_body)?;
+        for line in dropped {
+            self.log
+                .push(Level::Warn, Source::Host, Some(&info.request_id), &line);
+        }
+        Ok(response)
+    }
+
+    /// One request through `wasi:http/incoming-handler`: the request and
+    /// response out-parameter as resources, the response body collected
+    /// from its stream while the guest writes it.
+    async fn call_wasi_http(
         &self,
         store: &mut Store<RequestState>,
         proxy: &Proxy,

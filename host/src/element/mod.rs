@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod events;
+pub mod handler;
 pub mod invoke;
 pub mod manifest;
 pub mod matches;
@@ -184,6 +185,8 @@ pub struct Element {
     pub grants: Arc<Grants>,
     clock: crate::clock::OffsetClock,
     pre: ProxyPre<RequestState>,
+    /// The one-call handler, which serves instead of `pre` when exported.
+    request_host: Option<handler::RequestHostBindingsPre<RequestState>>,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     match_host: Option<matches::MatchHostBindingsPre<RequestState>>,
     services: DeployedServices,
@@ -275,6 +278,7 @@ impl Element {
         // The match handler is optional: without it the Element runs no
         // matches, and players can't join any it names.
         let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
+        let request_host = handler::RequestHostBindingsPre::new(instance_pre.clone()).ok();
         let pre = ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
 
         let name: Arc<str> = name.into();
@@ -290,7 +294,16 @@ impl Element {
             Level::Info,
             Source::Host,
             None,
-            &format!("deployed {} ({})", &hash[..12], compile_note(&outcome)),
+            &format!(
+                "deployed {} ({}; serves HTTP through {})",
+                &hash[..12],
+                compile_note(&outcome),
+                if request_host.is_some() {
+                    "its one-call request-handler"
+                } else {
+                    "wasi:http"
+                }
+            ),
         );
         Ok(Element {
             prefix: manifest.prefix.clone().unwrap_or_else(|| name.to_string()),
@@ -313,6 +326,7 @@ impl Element {
             grants,
             clock: host.clock,
             pre,
+            request_host,
             subscriber,
             match_host,
             services,

@@ -35,6 +35,7 @@ const GUESTS: &[&str] = &[
     "leaderboard",
     "misbehave",
     "hostile",
+    "wasi-http",
     "roblox-kit",
     "email-verification",
     "turn-relay",

@@ -30,6 +30,14 @@ fn router() -> Router {
                 })
         })
         .get("/attack", attack_page)
+        // Headers HTTP does not allow, beside a good one: the host drops
+        // them and says so in the Element's log, without their values.
+        .get("/bad-headers", |_req| {
+            Response::json(&json!({"ok": true}))
+                .with_header("bad name", "x")
+                .with_header("x-secret", "a\nsecret-value")
+                .with_header("x-ok", "fine")
+        })
         // Request ids: what the Element was told, and an attempt to answer
         // with an id of its own.
         .get("/request-id", |req: Request| {

@@ -1,0 +1,186 @@
+//! The one-call HTTP export, `elements:platform/request-handler`: the
+//! request goes in as one record and the response comes back as one, where
+//! `wasi:http/incoming-handler` takes a dozen resource calls (fields, bodies,
+//! streams, the response out-parameter) for the same exchange. Measured on
+//! the hello Element, those calls were most of the per-request cost of an
+//! instance (see the README's benchmarks). Elements built with elements-sdk
+//! export both; the host prefers this one, and serves every other component
+//! through wasi:http.
+//!
+//! The guest's answer is checked as wasmtime-wasi-http checks a wasi:http
+//! response: the status must be one `http` accepts, header names and values
+//! HTTP does not allow are dropped, the body must fit the Element's limit.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use super::invoke::InvokeError;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "elements:platform/request-host",
+    exports: { default: async },
+});
+
+pub use RequestHost as RequestHostBindings;
+pub use RequestHostPre as RequestHostBindingsPre;
+use exports::elements::platform::request_handler::{Request as RequestRecord, Response as ResponseRecord};
+
+/// The record for `request`, whose path is already the Element's own.
+pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
+    let (parts, body) = request.into_parts();
+    let path_with_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    RequestRecord {
+        method: parts.method.as_str().to_owned(),
+        path_with_query,
+        headers,
+        body: body.into(),
+    }
+}
+
+/// The guest's response, checked. Headers that HTTP does not allow are
+/// dropped, with a line for the Element's log each, naming the header but
+/// never showing its value (it may be a secret).
+pub fn from_record(
+    record: ResponseRecord,
+    max_body: usize,
+) -> Result<(http::Response<Bytes>, Vec<String>), InvokeError> {
+    let status = StatusCode::from_u16(record.status)
+        .map_err(|_| InvokeError::BadResponse(format!("invalid status {}", record.status)))?;
+    if record.body.len() > max_body {
+        return Err(InvokeError::ResponseTooLarge(max_body));
+    }
+    let mut response = http::Response::new(Bytes::from(record.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.reserve(record.headers.len());
+    let mut dropped = Vec::new();
+    for (name, value) in record.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            (Ok(name), Err(_)) => dropped.push(format!(
+                "dropped the response header {name}: its value is not valid in HTTP"
+            )),
+            (Err(_), _) => {
+                dropped.push("dropped a response header: its name is not valid in HTTP".to_owned())
+            }
+        }
+    }
+    Ok((response, dropped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: u16, headers: Vec<(&str, &[u8])>, body: &[u8]) -> ResponseRecord {
+        ResponseRecord {
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn requests_carry_method_path_headers_and_body() {
+        let request = http::Request::post("http://localhost/echo?x=1")
+            .header("x-one", "1")
+            .header("x-many", "a")
+            .header("x-many", "b")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap();
+        let record = to_record(request);
+        assert_eq!(record.method, "POST");
+        assert_eq!(record.path_with_query, "/echo?x=1");
+        assert_eq!(record.body, b"{}");
+        assert_eq!(
+            record.headers,
+            vec![
+                ("x-one".to_owned(), b"1".to_vec()),
+                ("x-many".to_owned(), b"a".to_vec()),
+                ("x-many".to_owned(), b"b".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_good_response_keeps_everything_in_order() {
+        let (response, dropped) = from_record(
+            record(
+                201,
+                vec![("set-cookie", b"a=1"), ("Set-Cookie", b"b=2"), ("x-y", b"z")],
+                b"hi",
+            ),
+            10,
+        )
+        .unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.body().as_ref(), b"hi");
+        let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn statuses_http_refuses_fail_the_request() {
+        for status in [0, 99, 1000, u16::MAX] {
+            let err = from_record(record(status, vec![], b""), 10).unwrap_err();
+            assert!(
+                matches!(&err, InvokeError::BadResponse(m) if m.contains(&status.to_string())),
+                "{status}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_dropped_and_named_without_their_values() {
+        let (response, dropped) = from_record(
+            record(
+                200,
+                vec![
+                    ("bad name", b"v"),
+                    ("", b"v"),
+                    ("x-secret", b"line\nbreak-secret"),
+                    ("x-ok", b"fine"),
+                ],
+                b"",
+            ),
+            10,
+        )
+        .unwrap();
+        assert_eq!(response.headers().len(), 1);
+        assert_eq!(response.headers()["x-ok"], "fine");
+        assert_eq!(dropped.len(), 3);
+        assert_eq!(
+            dropped[2],
+            "dropped the response header x-secret: its value is not valid in HTTP"
+        );
+        assert!(!dropped.join(" ").contains("break"));
+    }
+
+    #[test]
+    fn bodies_over_the_limit_fail_the_request() {
+        assert!(from_record(record(200, vec![], &[0; 10]), 10).is_ok());
+        assert!(matches!(
+            from_record(record(200, vec![], &[0; 11]), 10),
+            Err(InvokeError::ResponseTooLarge(10))
+        ));
+    }
+}
