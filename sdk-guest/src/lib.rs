@@ -199,6 +199,12 @@ pub mod prelude {
 /// instance serves and kept for the instance's life. Use the macro exactly
 /// once, at the top level of the Element's `cdylib` crate.
 ///
+/// The router answers through two exports, identically: the standard
+/// `wasi:http/incoming-handler`, so the component runs on any wasi:http
+/// host, and `elements:platform/request-handler`, which the Elements
+/// runtime calls instead (the whole request in one call and the whole
+/// response back, without wasi:http's resource calls).
+///
 /// ```no_run
 /// use elements_sdk::prelude::*;
 ///

@@ -36,11 +36,7 @@ pub fn serve(router: &Router, request: IncomingRequest, response_out: ResponseOu
 
 /// Routes the one-call export's `request` through `router`.
 pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
-    let headers = request
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, text(value)))
-        .collect();
+    let headers = header_lines(&request.headers);
     let request = Request::from_parts(
         Method::from(request.method.as_str()),
         request.path_with_query,
@@ -53,6 +49,21 @@ pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
         headers,
         body,
     }
+}
+
+/// The headers of the one-call request: `name: value\r\n` lines.
+fn header_lines(block: &[u8]) -> Vec<(String, String)> {
+    block
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            let value = &line[colon + 1..];
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            let name = String::from_utf8_lossy(&line[..colon]).into_owned();
+            Some((name, text(value.to_vec())))
+        })
+        .collect()
 }
 
 /// A header value as the SDK's text, lossily if it isn't UTF-8.
@@ -172,4 +183,27 @@ fn write_response(
         drop(stream);
     }
     let _ = OutgoingBody::finish(out_body, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_lines;
+
+    #[test]
+    fn header_lines_split_into_names_and_values() {
+        let block = b"host: example.org\r\nx-empty: \r\nx-colon: a: b\r\nx-latin: caf\xe9\r\n";
+        let headers = header_lines(block);
+        assert_eq!(
+            headers,
+            vec![
+                ("host".to_owned(), "example.org".to_owned()),
+                ("x-empty".to_owned(), String::new()),
+                ("x-colon".to_owned(), "a: b".to_owned()),
+                ("x-latin".to_owned(), "caf\u{fffd}".to_owned()),
+            ]
+        );
+        assert!(header_lines(b"").is_empty());
+        // Anything not a whole line is not a header.
+        assert!(header_lines(b"no-colon\r\ntruncated: x").is_empty());
+    }
 }

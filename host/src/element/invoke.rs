@@ -13,8 +13,8 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 use super::Element;
 use super::handler::{self, RequestHostBindings};
@@ -65,8 +65,15 @@ pub struct Warm {
     _slot: OwnedSemaphorePermit,
 }
 
-/// How an instance is called: its one-call export when it has one, else
+/// The HTTP export an Element is served through, chosen at deploy: the
+/// one-call `request-handler` when the component has it, else
 /// `wasi:http/incoming-handler`.
+pub(super) enum HttpExport {
+    OneCall(handler::RequestHostBindingsPre<RequestState>),
+    WasiHttp(ProxyPre<RequestState>),
+}
+
+/// An instance's handle on its HTTP export.
 enum Entry {
     OneCall(RequestHostBindings),
     WasiHttp(Proxy),
@@ -186,7 +193,11 @@ impl Element {
             self.clock,
             services.prepare(&self.services, info),
         );
-        let mut store = Store::new(self.pre.engine(), state);
+        let engine = match &self.http {
+            HttpExport::OneCall(pre) => pre.engine(),
+            HttpExport::WasiHttp(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         // At every epoch tick a running guest yields to the executor, so a
         // busy guest never holds a server thread; past its deadline it traps.
@@ -204,9 +215,9 @@ impl Element {
     async fn instantiate(&self, store: &mut Store<RequestState>) -> Result<Entry, InvokeError> {
         let deadline = store.data().deadline;
         let instantiate = async {
-            match &self.request_host {
-                Some(pre) => pre.instantiate_async(&mut *store).await.map(Entry::OneCall),
-                None => self.pre.instantiate_async(&mut *store).await.map(Entry::WasiHttp),
+            match &self.http {
+                HttpExport::OneCall(pre) => pre.instantiate_async(&mut *store).await.map(Entry::OneCall),
+                HttpExport::WasiHttp(pre) => pre.instantiate_async(&mut *store).await.map(Entry::WasiHttp),
             }
         };
         match tokio::time::timeout_at(deadline.into(), instantiate).await {

@@ -184,9 +184,7 @@ pub struct Element {
     /// The grants it holds.
     pub grants: Arc<Grants>,
     clock: crate::clock::OffsetClock,
-    pre: ProxyPre<RequestState>,
-    /// The one-call handler, which serves instead of `pre` when exported.
-    request_host: Option<handler::RequestHostBindingsPre<RequestState>>,
+    http: invoke::HttpExport,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     match_host: Option<matches::MatchHostBindingsPre<RequestState>>,
     services: DeployedServices,
@@ -278,8 +276,15 @@ impl Element {
         // The match handler is optional: without it the Element runs no
         // matches, and players can't join any it names.
         let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
-        let request_host = handler::RequestHostBindingsPre::new(instance_pre.clone()).ok();
-        let pre = ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
+        // Every Element is a wasi:http proxy (so it runs on any wasi:http
+        // host); the one-call handler serves instead when the component has
+        // it too, as the SDK's do.
+        let proxy =
+            ProxyPre::new(instance_pre.clone()).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
+        let http = match handler::RequestHostBindingsPre::new(instance_pre) {
+            Ok(pre) => invoke::HttpExport::OneCall(pre),
+            Err(_) => invoke::HttpExport::WasiHttp(proxy),
+        };
 
         let name: Arc<str> = name.into();
         let attributes = Arc::new(attributes);
@@ -298,10 +303,9 @@ impl Element {
                 "deployed {} ({}; serves HTTP through {})",
                 &hash[..12],
                 compile_note(&outcome),
-                if request_host.is_some() {
-                    "its one-call request-handler"
-                } else {
-                    "wasi:http"
+                match http {
+                    invoke::HttpExport::OneCall(_) => "its one-call request-handler",
+                    invoke::HttpExport::WasiHttp(_) => "wasi:http",
                 }
             ),
         );
@@ -325,8 +329,7 @@ impl Element {
                 .collect(),
             grants,
             clock: host.clock,
-            pre,
-            request_host,
+            http,
             subscriber,
             match_host,
             services,
