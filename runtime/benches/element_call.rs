@@ -12,24 +12,16 @@ mod common;
 use std::time::Instant;
 
 use bytes::Bytes;
-use common::{env_or, guest};
+use common::{deploy_hello, env_or};
 use elements_config::Config;
 use elements_host::instance::RequestInfo;
 
 fn main() {
     let calls = env_or("BENCH_CALLS", 20_000);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let hello = guest("hello");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config::in_dir(dir.path());
-    std::fs::create_dir_all(&config.deploy_dir).expect("deploy dir");
-    std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).expect("copy");
-    std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).expect("copy");
-    std::fs::write(
-        config.deploy_dir.join("hello-reuse.toml"),
-        "[limits]\nisolation = \"reuse\"\n",
-    )
-    .expect("manifest");
+    deploy_hello(&config);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

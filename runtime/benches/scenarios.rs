@@ -19,7 +19,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Request, call, env_or, guest, measure, serve_in_process};
+use common::{Request, call, deploy_hello, env_or, measure, serve_in_process};
 use elements_config::{Config, StoreChoice};
 
 /// Accounts in the "existing account" pool.
@@ -39,8 +39,6 @@ fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 16) as usize;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let hello = guest("hello");
-
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::in_dir(dir.path());
     config.metrics = env_or("BENCH_METRICS", 1) != 0;
@@ -50,14 +48,7 @@ fn main() {
         let database = format!("bench_scenarios_{}", std::process::id());
         config.store = StoreChoice::Mongo { uri, database };
     }
-    std::fs::create_dir_all(&config.deploy_dir).expect("deploy dir");
-    std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).expect("copy");
-    std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).expect("copy");
-    std::fs::write(
-        config.deploy_dir.join("hello-reuse.toml"),
-        "[limits]\nisolation = \"reuse\"\n",
-    )
-    .expect("manifest");
+    deploy_hello(&config);
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

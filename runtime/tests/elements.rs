@@ -680,21 +680,11 @@ async fn request_ids_are_the_servers_and_reach_the_element_and_its_log() {
         .to_owned();
     assert!(line.contains(&format!("request_id={id}")), "{line}");
     let root = support::root_secret(&server).await;
-    let (status, lines) = support::admin_request(
-        &server,
-        "GET",
-        "/api/rest/elements/deployment/misbehave/logs",
-        Some(&root),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{lines}");
+    let lines = support::element_log(&server, &root, "misbehave").await;
     let warn = lines
-        .as_array()
-        .unwrap()
         .iter()
         .find(|l| l["message"] == "level test warn")
-        .unwrap_or_else(|| panic!("no Element line in {lines}"));
+        .unwrap_or_else(|| panic!("no Element line in {lines:?}"));
     assert_eq!(warn["requestId"], id.as_str(), "{warn}");
 }
 
@@ -714,16 +704,12 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
         let server = &server;
         let root = root.clone();
         async move {
-            let path = format!("/api/rest/elements/deployment/{name}/logs");
-            let (status, lines) = support::admin_request(server, "GET", &path, Some(&root), None).await;
-            assert_eq!(status, 200, "{lines}");
+            let lines = support::element_log(server, &root, name).await;
             lines
-                .as_array()
-                .unwrap()
                 .iter()
                 .filter_map(|l| l["message"].as_str())
                 .find(|m| m.starts_with("deployed "))
-                .unwrap_or_else(|| panic!("no deploy line in {lines}"))
+                .unwrap_or_else(|| panic!("no deploy line in {lines:?}"))
                 .to_owned()
         }
     };
@@ -782,16 +768,7 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
     assert_eq!(response.headers()["x-ok"], "fine");
     assert!(response.headers().get("x-secret").is_none());
     assert_eq!(response.headers().len(), response.headers().keys_len());
-    let (status, lines) = support::admin_request(
-        &server,
-        "GET",
-        "/api/rest/elements/deployment/misbehave/logs",
-        Some(&root),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{lines}");
-    let text = lines.to_string();
+    let text = serde_json::Value::from(support::element_log(&server, &root, "misbehave").await).to_string();
     assert!(
         text.contains("dropped the response header x-secret: its value is not valid in HTTP"),
         "{text}"

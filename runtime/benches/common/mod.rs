@@ -36,6 +36,20 @@ pub fn guest(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Puts the hello Element in `config`'s deploy folder twice: `hello`
+/// (fresh instances) and `hello-reuse` (reused instances).
+pub fn deploy_hello(config: &Config) {
+    let hello = guest("hello");
+    std::fs::create_dir_all(&config.deploy_dir).expect("deploy dir");
+    std::fs::copy(&hello, config.deploy_dir.join("hello.wasm")).expect("copy");
+    std::fs::copy(&hello, config.deploy_dir.join("hello-reuse.wasm")).expect("copy");
+    std::fs::write(
+        config.deploy_dir.join("hello-reuse.toml"),
+        "[limits]\nisolation = \"reuse\"\n",
+    )
+    .expect("manifest");
+}
+
 /// Starts the server for `config` on `server` (a multi-threaded runtime,
 /// like the real binary's), with extra `routes`; returns its address.
 pub fn serve_in_process(

@@ -64,6 +64,17 @@ pub async fn admin_request(
     (reply.status, reply.body)
 }
 
+/// The lines of Element `name`'s log buffer (admin API), oldest first.
+pub async fn element_log(server: &Server, root: &str, name: &str) -> Vec<Value> {
+    let path = format!("/api/rest/elements/deployment/{name}/logs");
+    let (status, lines) = admin_request(server, "GET", &path, Some(root), None).await;
+    assert_eq!(status, 200, "{lines}");
+    match lines {
+        Value::Array(lines) => lines,
+        other => panic!("the log of {name} is not a list: {other}"),
+    }
+}
+
 /// One request with these headers and this raw body (sent as
 /// `application/json`, so a test can send malformed JSON): `(status, body)`,
 /// where a body that is not JSON reads as a JSON string of its text.

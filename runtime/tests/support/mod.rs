@@ -19,7 +19,9 @@ pub mod roblox;
 #[allow(unused_imports)]
 pub use accounts::{ROOT_ENV, ROOT_PASSWORD, login, root_secret, root_server, secret};
 #[allow(unused_imports)]
-pub use client::{Reply, SERVER_KEY, admin_request, json, raw_request, request, request_full, retry_after};
+pub use client::{
+    Reply, SERVER_KEY, admin_request, element_log, json, raw_request, request, request_full, retry_after,
+};
 #[allow(unused_imports)]
 pub use component::variant;
 
