@@ -66,6 +66,11 @@ fn base_config() -> WasmConfig {
     // bounds the compiler's CPU and memory to `max_compiles` functions
     // at a time.
     config.parallel_compilation(false);
+    // For profiling: `perf` then names the guests' functions (wasmtime
+    // writes /tmp/perf-PID.map as it compiles).
+    if std::env::var_os("ELEMENTS_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
