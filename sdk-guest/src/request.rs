@@ -113,7 +113,10 @@ pub struct Request {
     target: String,
     /// Byte index of `?` in `target`, or `target.len()`.
     path_end: usize,
-    headers: Vec<(String, String)>,
+    /// The headers as they arrived: `name: value\r\n` lines, read in place
+    /// (a request's headers are looked at once or twice, so splitting them
+    /// into owned pairs up front cost more than every lookup together).
+    headers: String,
     body: Vec<u8>,
     pub(crate) params: Vec<(String, String)>,
 }
@@ -127,15 +130,12 @@ impl Request {
     /// assert_eq!((req.path(), req.query_string()), ("/a", "b=c"));
     /// ```
     pub fn new(method: Method, path_with_query: impl Into<String>) -> Request {
-        Request::from_parts(method, path_with_query.into(), Vec::new(), Vec::new())
+        Request::from_parts(method, path_with_query.into(), String::new(), Vec::new())
     }
 
-    pub(crate) fn from_parts(
-        method: Method,
-        mut target: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    ) -> Request {
+    /// A request from its parts; `headers` is a block of `name: value\r\n`
+    /// lines with lowercase names (anything else in it is skipped).
+    pub(crate) fn from_parts(method: Method, mut target: String, headers: String, body: Vec<u8>) -> Request {
         if !target.starts_with('/') {
             target.insert(0, '/');
         }
@@ -150,17 +150,28 @@ impl Request {
         }
     }
 
-    /// Adds a header (builder, for tests).
+    /// Adds a header (builder, for tests). The name is lowercased; line
+    /// breaks, which HTTP doesn't allow in a value, become spaces.
     ///
     /// ```
     /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/")
-    ///     .with_header("x-user", "ada");
+    ///     .with_header("x-user", "ada")
+    ///     .with_header("x-note", "two\r\nlines");
     /// assert_eq!(req.header("X-User"), Some("ada"));
+    /// assert_eq!(req.header("x-note"), Some("two  lines"));
     /// ```
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
-        let mut name = name.into();
-        name.make_ascii_lowercase();
-        self.headers.push((name, value.into()));
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Request {
+        let clean = |c: char| if matches!(c, '\r' | '\n' | ':') { ' ' } else { c };
+        self.headers
+            .extend(name.as_ref().chars().map(|c| clean(c.to_ascii_lowercase())));
+        self.headers.push_str(": ");
+        self.headers.extend(
+            value
+                .as_ref()
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+        );
+        self.headers.push_str("\r\n");
         self
     }
 
@@ -282,10 +293,9 @@ impl Request {
     /// assert_eq!(req.header("Accept"), Some("application/json"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All headers as `(name, value)` pairs; names are lowercase.
@@ -297,7 +307,7 @@ impl Request {
     /// assert_eq!(req.headers().collect::<Vec<_>>(), [("x-a", "1"), ("x-a", "2")]);
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        header_lines(&self.headers)
     }
 
     /// The raw body.
@@ -356,6 +366,16 @@ impl Request {
     }
 }
 
+/// The `(name, value)` pairs of a block of `name: value\r\n` lines (one
+/// space after the colon is not part of the value). Anything that is not a
+/// whole line with a colon is skipped.
+pub(crate) fn header_lines(block: &str) -> impl Iterator<Item = (&str, &str)> {
+    block.split('\n').filter_map(|line| {
+        let (name, value) = line.strip_suffix('\r')?.split_once(':')?;
+        Some((name, value.strip_prefix(' ').unwrap_or(value)))
+    })
+}
+
 /// Decodes `%XX` escapes (and `+` as space when `plus_as_space`); borrows
 /// when there is nothing to decode. Malformed escapes are kept as they are;
 /// invalid UTF-8 is replaced.
@@ -396,6 +416,35 @@ mod tests {
         let r = Request::new(Method::Get, "/a?");
         assert_eq!((r.path(), r.query_string()), ("/a", ""));
         assert_eq!(r.query("x"), None);
+    }
+
+    #[test]
+    fn header_lines_split_into_names_and_values() {
+        let block = "host: example.org\r\nx-empty: \r\nx-colon: a: b\r\nx-latin: caf\u{fffd}\r\n";
+        assert_eq!(
+            header_lines(block).collect::<Vec<_>>(),
+            [
+                ("host", "example.org"),
+                ("x-empty", ""),
+                ("x-colon", "a: b"),
+                ("x-latin", "caf\u{fffd}"),
+            ]
+        );
+        assert_eq!(header_lines("").count(), 0);
+        // Anything not a whole line is not a header.
+        assert_eq!(header_lines("no-colon\r\ntruncated: x").count(), 0);
+    }
+
+    #[test]
+    fn built_headers_stay_one_per_line() {
+        let r = Request::new(Method::Get, "/")
+            .with_header("X-A", "1\nx-injected: yes")
+            .with_header("x:b", "2");
+        assert_eq!(
+            r.headers().collect::<Vec<_>>(),
+            [("x-a", "1 x-injected: yes"), ("x b", "2")]
+        );
+        assert_eq!(r.header("x-injected"), None);
     }
 
     #[test]

@@ -94,9 +94,12 @@ impl Response {
     }
 
     fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        // Room for the `content-length` the SDK adds when it answers.
+        let mut headers = Vec::with_capacity(2);
+        headers.push(("content-type".to_owned(), content_type.to_owned()));
         Response {
             status,
-            headers: vec![("content-type".to_owned(), content_type.to_owned())],
+            headers,
             body,
             error: None,
         }
