@@ -153,12 +153,12 @@ pub struct Application {
     pub updated: i64,
 }
 
-/// An Elements-style session. The secret is handed to the client once; the
-/// store keeps only its SHA-256, which is the session's id.
+/// An Elements-style session. Its secret, handed to the client once, is the
+/// session signed; nothing of it is stored (see `sessions`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
-    /// SHA-256 (hex) of the secret.
-    #[serde(rename = "_id")]
+    /// Its id: random, new at each login, what a logout revokes. Not the
+    /// secret, which is the session signed.
     pub id: String,
     /// The user.
     pub user_id: String,

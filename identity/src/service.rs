@@ -85,7 +85,6 @@ pub(crate) struct Collections {
     pub identities: CollectionName,
     pub profiles: CollectionName,
     pub applications: CollectionName,
-    pub sessions: CollectionName,
     pub spent_refresh_tokens: CollectionName,
     pub settings: CollectionName,
     pub oidc_schemes: CollectionName,
@@ -101,7 +100,6 @@ impl Collections {
             identities: c("identities")?,
             profiles: c("profiles")?,
             applications: c("applications")?,
-            sessions: c("sessions")?,
             spent_refresh_tokens: c("spent_refresh_tokens")?,
             settings: c("settings")?,
             oidc_schemes: c("oidc_schemes")?,
@@ -218,7 +216,6 @@ impl IdentityService {
             (&c.oidc_schemes, index(&["name"], true)?),
             (&c.oidc_schemes, index(&["issuer"], true)?),
             (&c.oauth2_schemes, index(&["name"], true)?),
-            (&c.sessions, index(&["user_id"], false)?),
         ];
         if config.unique_profile_per_application {
             indexes.push((&c.profiles, index(&["user_id", "application_id"], true)?));
@@ -1172,11 +1169,7 @@ impl IdentityService {
 
     /// Revokes every session and token of a user (ban, logout everywhere).
     pub async fn revoke_all(&self, user_id: &str) -> Result<()> {
-        self.revoke_all_tokens(user_id, None).await?;
-        self.store
-            .delete_many(&self.c.sessions, &Filter::eq("user_id", user_id)?)
-            .await?;
-        Ok(())
+        self.revoke_all_tokens(user_id, None).await
     }
 }
 

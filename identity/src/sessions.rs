@@ -1,16 +1,21 @@
-//! Sessions: Elements-style sessions (a random secret, stored as its SHA-256)
-//! and Nakama-compatible JWT session/refresh tokens.
+//! Sessions: Elements-style sessions (a signed secret) and Nakama-compatible
+//! JWT session/refresh tokens.
 //!
-//! ## Nakama tokens: revocations are stored, not tokens
+//! ## Revocations are stored, not sessions
 //!
-//! Issuing a token writes nothing: a login that creates nothing costs no
-//! durable write. What is stored is what revokes tokens, in the user's own
-//! document ([`TokenState`]): a *generation* every token carries (revoking
-//! every token of the user moves it on: ban, logout everywhere, password
-//! change, deletion) and the revoked *families*. Each check of a token
-//! reads the user's document (one read, which the caller needs anyway), so
-//! a revocation holds at once on every node sharing the store, and across
+//! Opening a session or issuing a token writes nothing: a login that
+//! creates nothing costs no durable write. Both kinds are signed (see
+//! [`crate::token`]) and carry their user, expiry, *family* and
+//! *generation*. What is stored is what revokes them, in the user's own
+//! document ([`TokenState`]): the generation (revoking every session and
+//! token of the user moves it on: ban, logout everywhere, password change,
+//! deletion) and the revoked families. Each check of a credential reads the
+//! user's document (one read, which the caller needs anyway), so a
+//! revocation holds at once on every node sharing the store, and across
 //! restarts.
+//!
+//! An Elements session's family is its own id: logging it out
+//! (`DELETE /api/rest/session/{secret}`) revokes just that session.
 //!
 //! ## Token families
 //!
@@ -26,17 +31,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use elements_store::{Filter, StoreError, Update, WriteOp};
+use elements_store::{StoreError, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{IdentityError, Result};
 use crate::model::{Application, Profile, Session, User};
-use crate::secret::{ct_eq, hash_secret, random_token};
+use crate::secret::random_token;
 use crate::service::{AuthOutcome, IdentityService};
-use crate::store_util::{self, parse, to_doc};
+use crate::store_util::{parse, to_doc};
 use crate::time::now_ms;
-use crate::token::{Claims, TokenKind};
+use crate::token::{Claims, SessionClaims, TokenKind};
 
 /// A session as resolved from its secret, with what it points to.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,10 +150,14 @@ impl TokenState {
     }
 
     fn admits(&self, claims: &Claims) -> bool {
-        let family = claims.fam.as_str();
+        self.admits_family(&claims.fam, claims.generation)
+    }
+
+    /// Whether a credential of `family`, issued in `generation`, still holds.
+    fn admits_family(&self, family: &str, generation: Option<u64>) -> bool {
         !family.is_empty()
             && !self.revoked.iter().any(|(f, _)| f == family)
-            && (claims.generation == Some(self.generation) || self.kept.iter().any(|f| f == family))
+            && (generation == Some(self.generation) || self.kept.iter().any(|f| f == family))
     }
 
     fn revoke_all(&mut self, keep: Option<&str>) {
@@ -168,6 +177,11 @@ impl TokenState {
     }
 }
 
+/// How stale a profile's `last_login` may get before a login writes it
+/// again: a minute, so that a player logging in again and again costs no
+/// write each time.
+pub const LAST_LOGIN_RESOLUTION_MS: i64 = 60_000;
+
 /// Longest credential looked at (anything longer is not ours).
 const MAX_CREDENTIAL: usize = 4096;
 
@@ -182,76 +196,91 @@ fn token_invalid() -> IdentityError {
 impl IdentityService {
     // ------------------------------------------------- Elements sessions
 
-    /// Opens an Elements session for a user (optionally for a profile and an
-    /// application) lasting `ttl` (the configured default when None). Returns
-    /// the secret, shown to the client once; the store keeps its hash.
+    /// Opens an Elements session for a user (optionally for one of its
+    /// profiles, as just read, and an application) lasting `ttl` (the
+    /// configured default when None). Returns the secret, shown to the
+    /// client once. Nothing is stored for the session: the one read is the
+    /// user's generation. The profile's last login is written when the one
+    /// it has is older than [`LAST_LOGIN_RESOLUTION_MS`].
     pub async fn create_session(
         &self,
         user_id: &str,
-        profile_id: Option<&str>,
+        profile: Option<&Profile>,
         application_id: Option<&str>,
         ttl: Option<Duration>,
     ) -> Result<(String, Session)> {
-        let secret = random_token(32)?;
+        if profile.is_some_and(|p| p.user_id != user_id) {
+            return Err(IdentityError::invalid("the profile belongs to another user"));
+        }
+        let doc = self
+            .store
+            .get(&self.c.users, user_id)
+            .await?
+            .ok_or_else(IdentityError::account_not_found)?;
+        let generation = TokenState::generation_of(&doc)?;
         let now = now_ms();
         let ttl = ttl.unwrap_or(self.config.session_expiry);
         let session = Session {
-            id: hash_secret(&secret),
+            id: random_token(16)?,
             user_id: user_id.into(),
-            profile_id: profile_id.map(str::to_owned),
+            profile_id: profile.map(|p| p.id.clone()),
             application_id: application_id.map(str::to_owned),
             expiry: now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
             created: now,
         };
-        let mut doc = to_doc(&session)?;
-        doc[elements_store::EXPIRES_AT] = json!(session.expiry);
-        let mut ops = vec![WriteOp::Insert {
-            collection: self.c.sessions.clone(),
-            document: doc,
-        }];
-        // The profile's last login goes in the same commit as the session:
-        // one durable write per login, not two in a row.
-        if let Some(profile_id) = profile_id {
-            ops.push(WriteOp::Update {
-                collection: self.c.profiles.clone(),
-                filter: Filter::by_id(profile_id),
-                update: Update::parse(&json!({"$set": {"last_login": now}}))?,
-                upsert: false,
-                require_match: false,
-            });
+        let secret = self.keys.sign_session(&SessionClaims {
+            sid: session.id.clone(),
+            uid: session.user_id.clone(),
+            pid: session.profile_id.clone(),
+            aid: session.application_id.clone(),
+            exp: session.expiry,
+            iat: now,
+            generation,
+        })?;
+        if let Some(profile) = profile
+            && profile
+                .last_login
+                .is_none_or(|at| now.saturating_sub(at) >= LAST_LOGIN_RESOLUTION_MS)
+        {
+            let update = Update::parse(&json!({"$set": {"last_login": now}}))?;
+            match self
+                .store
+                .update_by_id(&self.c.profiles, &profile.id, &update, None)
+                .await
+            {
+                // Deleted meanwhile: the session fails on its first use.
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        store_util::atomic(&self.store, ops).await?;
         Ok((secret, session))
     }
 
     /// The live session with this secret, with its user, profile and
-    /// application. Unknown or expired: unauthenticated; banned user:
-    /// permission denied.
+    /// application. Forged, expired or revoked, or its user gone:
+    /// unauthenticated; banned user: permission denied.
     pub async fn resolve_session(&self, secret: &str) -> Result<ResolvedSession> {
         if secret.is_empty() || secret.len() > MAX_CREDENTIAL {
             return Err(session_invalid());
         }
-        let hash = hash_secret(secret);
-        // The lookup is by hash, so its timing says nothing about the secret;
-        // the stored hash is compared again in constant time regardless.
+        let claims = self
+            .keys
+            .verify_session(secret, now_ms())
+            .ok_or_else(session_invalid)?;
         let doc = self
             .store
-            .get(&self.c.sessions, &hash)
+            .get(&self.c.users, &claims.uid)
             .await?
             .ok_or_else(session_invalid)?;
-        let session: Session = parse(doc)?;
-        if !ct_eq(&session.id, &hash) || session.expiry <= now_ms() {
-            return Err(session_invalid());
-        }
-        let user = match self.user(&session.user_id).await {
-            Ok(user) => user,
-            Err(IdentityError::NotFound(_)) => return Err(session_invalid()),
-            Err(e) => return Err(e),
-        };
+        let state = TokenState::of(&doc)?;
+        let user: User = parse(doc)?;
         if user.banned {
             return Err(IdentityError::banned());
         }
-        let profile = match &session.profile_id {
+        if !state.admits_family(&claims.sid, Some(claims.generation)) {
+            return Err(session_invalid());
+        }
+        let profile = match &claims.pid {
             Some(id) => self
                 .store
                 .get(&self.c.profiles, id)
@@ -260,7 +289,7 @@ impl IdentityService {
                 .transpose()?,
             None => None,
         };
-        let application = match &session.application_id {
+        let application = match &claims.aid {
             Some(id) => self
                 .store
                 .get(&self.c.applications, id)
@@ -270,22 +299,41 @@ impl IdentityService {
             None => None,
         };
         Ok(ResolvedSession {
-            session,
+            session: Session {
+                id: claims.sid,
+                user_id: claims.uid,
+                profile_id: claims.pid,
+                application_id: claims.aid,
+                expiry: claims.exp,
+                created: claims.iat,
+            },
             user,
             profile,
             application,
         })
     }
 
-    /// Ends the session with this secret; false if there was none.
+    /// Ends the session with this secret (revokes it, on every node); false
+    /// if it was not a live session.
     pub async fn delete_session(&self, secret: &str) -> Result<bool> {
         if secret.is_empty() || secret.len() > MAX_CREDENTIAL {
             return Ok(false);
         }
-        Ok(self
-            .store
-            .delete_by_id(&self.c.sessions, &hash_secret(secret), None)
-            .await?)
+        let Some(claims) = self.keys.verify_session(secret, now_ms()) else {
+            return Ok(false);
+        };
+        let Some(doc) = self.store.get(&self.c.users, &claims.uid).await? else {
+            return Ok(false);
+        };
+        if !TokenState::of(&doc)?.admits_family(&claims.sid, Some(claims.generation)) {
+            return Ok(false);
+        }
+        // Kept in the revoked list until the session would have expired.
+        let until = claims.exp.div_euclid(1000).saturating_add(1);
+        let now = self.now_secs();
+        self.change_token_state(&claims.uid, |state| state.revoke_family(&claims.sid, until, now))
+            .await?;
+        Ok(true)
     }
 
     // ------------------------------------------------------ Nakama tokens
@@ -534,21 +582,11 @@ impl IdentityService {
     /// user is acting with): after a password or email change, whoever else
     /// held a session is out.
     pub async fn revoke_other_sessions(&self, user_id: &str, keep: &CallerSession) -> Result<()> {
-        match keep {
-            CallerSession::Elements(resolved) => {
-                let others =
-                    Filter::parse(&json!({"user_id": user_id, "_id": {"$ne": resolved.session.id}}))?;
-                self.store.delete_many(&self.c.sessions, &others).await?;
-                self.revoke_all_tokens(user_id, None).await?;
-            }
-            CallerSession::Token(session) => {
-                self.revoke_all_tokens(user_id, Some(&session.family)).await?;
-                self.store
-                    .delete_many(&self.c.sessions, &Filter::eq("user_id", user_id)?)
-                    .await?;
-            }
-        }
-        Ok(())
+        let family = match keep {
+            CallerSession::Elements(resolved) => &resolved.session.id,
+            CallerSession::Token(session) => &session.family,
+        };
+        self.revoke_all_tokens(user_id, Some(family)).await
     }
 
     // ------------------------------------------------------ either kind

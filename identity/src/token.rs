@@ -3,14 +3,22 @@
 //! two different keys so a refresh token is never accepted as a session token
 //! or the other way round.
 //!
+//! Elements session secrets are signed here too ([`SessionClaims`]), with a
+//! third key derived from the session key: `PAYLOAD.MAC`, one dot, so a
+//! secret is never taken for a JWT (three parts) or the other way round.
+//!
 //! A valid signature is necessary, not sufficient: the service also checks
 //! the token against what its user's document revoked (logout, bans; see
 //! [`crate::IdentityService::verify_token`]).
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::error::{IdentityError, Result};
 use crate::secret::Secret;
@@ -42,6 +50,29 @@ pub struct Claims {
     pub generation: Option<u64>,
 }
 
+/// What an Elements session secret carries, signed: who it is for and
+/// until when, and what revokes it (its id is its family; see `sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    /// Session id, random, new at each login: the family a logout revokes.
+    pub sid: String,
+    /// User id.
+    pub uid: String,
+    /// Profile id, if the session was opened for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// Application id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aid: Option<String>,
+    /// Expiry, milliseconds since the epoch.
+    pub exp: i64,
+    /// Issue time, milliseconds since the epoch.
+    pub iat: i64,
+    /// The generation of the user's sessions it was issued in.
+    #[serde(rename = "gen")]
+    pub generation: u64,
+}
+
 /// Which of the two keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -56,6 +87,10 @@ pub enum TokenKind {
 pub struct TokenKeys {
     session: (EncodingKey, DecodingKey),
     refresh: (EncodingKey, DecodingKey),
+    /// Signs Elements session secrets: HMAC-SHA256 of a label under the
+    /// session key, so it differs from both JWT keys without a setting of
+    /// its own.
+    elements: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -83,9 +118,17 @@ impl TokenKeys {
                 DecodingKey::from_secret(s.expose().as_bytes()),
             )
         };
+        let derived = Hmac::<Sha256>::new_from_slice(session.expose().as_bytes())
+            .map_err(|e| IdentityError::internal(format!("deriving the session key: {e}")))?
+            .chain_update(b"elements session secrets v1")
+            .finalize()
+            .into_bytes();
+        let elements = Hmac::<Sha256>::new_from_slice(&derived)
+            .map_err(|e| IdentityError::internal(format!("deriving the session key: {e}")))?;
         Ok(TokenKeys {
             session: pair(session),
             refresh: pair(refresh),
+            elements,
         })
     }
 
@@ -115,6 +158,35 @@ impl TokenKeys {
             .ok()
             .map(|d| d.claims)
             .filter(|claims| claims.exp > now)
+    }
+}
+
+impl TokenKeys {
+    /// An Elements session secret for `claims`: `PAYLOAD.MAC`, both
+    /// URL-safe base64 (the payload is the claims' JSON).
+    pub fn sign_session(&self, claims: &SessionClaims) -> Result<String> {
+        let json = serde_json::to_vec(claims)
+            .map_err(|e| IdentityError::internal(format!("encoding a session: {e}")))?;
+        let payload = URL_SAFE_NO_PAD.encode(json);
+        let mac = self.elements.clone().chain_update(payload.as_bytes()).finalize();
+        Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.into_bytes())))
+    }
+
+    /// The claims of an Elements session secret whose MAC is valid
+    /// (compared in constant time) and which has not expired at `now_ms`;
+    /// None otherwise.
+    pub fn verify_session(&self, secret: &str, now_ms: i64) -> Option<SessionClaims> {
+        let (payload, mac) = secret.split_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        self.elements
+            .clone()
+            .chain_update(payload.as_bytes())
+            .verify_slice(&mac)
+            .ok()?;
+        let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        serde_json::from_slice::<SessionClaims>(&json)
+            .ok()
+            .filter(|claims| claims.exp > now_ms)
     }
 }
 
@@ -174,6 +246,63 @@ mod tests {
         keys.sort();
         // Nakama's, plus the two our revocation needs.
         assert_eq!(keys, ["exp", "fam", "gen", "iat", "tid", "uid", "usn", "vrs"]);
+        Ok(())
+    }
+
+    fn session_claims(exp: i64) -> SessionClaims {
+        SessionClaims {
+            sid: "s1".into(),
+            uid: "u1".into(),
+            pid: Some("p1".into()),
+            aid: None,
+            exp,
+            iat: 1,
+            generation: 3,
+        }
+    }
+
+    #[test]
+    fn session_secrets_are_signed_and_expire() -> Result<()> {
+        let keys = keys();
+        let now = crate::time::now_ms();
+        let secret = keys.sign_session(&session_claims(now + 60_000))?;
+        assert_eq!(secret.matches('.').count(), 1, "never taken for a JWT");
+        assert_eq!(
+            keys.verify_session(&secret, now),
+            Some(session_claims(now + 60_000))
+        );
+        let expired = keys.sign_session(&session_claims(now))?;
+        assert_eq!(keys.verify_session(&expired, now), None, "expired");
+        // Another server's keys, a changed payload, a cut or changed MAC.
+        let other = TokenKeys::new(
+            &Secret::new("another-session-key-0123"),
+            &Secret::new("refresh-key-0123456789"),
+        )?;
+        assert_eq!(other.verify_session(&secret, now), None, "another key");
+        let (payload, mac) = secret.split_once('.').unwrap_or_default();
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&SessionClaims {
+                uid: "root".into(),
+                ..session_claims(now + 60_000)
+            })
+            .map_err(|e| IdentityError::internal(e.to_string()))?,
+        );
+        assert_eq!(
+            keys.verify_session(&format!("{forged}.{mac}"), now),
+            None,
+            "forged"
+        );
+        assert_eq!(
+            keys.verify_session(&format!("{payload}.{}", &mac[1..]), now),
+            None
+        );
+        assert_eq!(keys.verify_session(&format!("{payload}.A{mac}"), now), None);
+        for garbage in ["", ".", "nonsense", "a.b", "a.b.c", "..", "é.é"] {
+            assert_eq!(keys.verify_session(garbage, now), None, "{garbage:?}");
+        }
+        // A JWT signed with the session key is not a session secret.
+        let token = keys.sign(TokenKind::Session, &claims(now / 1000 + 60))?;
+        assert_eq!(keys.verify_session(&token, now), None);
         Ok(())
     }
 }

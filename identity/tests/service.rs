@@ -109,13 +109,40 @@ async fn host_service_operations() {
     let (secret, session) = service
         .create_session(
             &user_id,
-            Some(&profile.id),
+            Some(&profile),
             Some(&app.id),
             Some(Duration::from_secs(60)),
         )
         .await
         .expect("session");
-    assert_ne!(secret, session.id, "only the hash is stored");
+    assert!(!secret.contains(&session.id), "the secret is signed, not the id");
+    let last_login = service
+        .profile_as_system(&profile.id)
+        .await
+        .expect("profile")
+        .last_login
+        .expect("the first login is recorded");
+    // A second session within the minute: nothing written, the first stays.
+    let logged_in = service.profile_as_system(&profile.id).await.expect("profile");
+    let (second, _) = service
+        .create_session(&user_id, Some(&logged_in), Some(&app.id), None)
+        .await
+        .expect("session");
+    assert_eq!(
+        service
+            .profile_as_system(&profile.id)
+            .await
+            .expect("profile")
+            .last_login,
+        Some(last_login)
+    );
+    // Another user's profile is refused.
+    assert!(matches!(
+        service
+            .create_session("someone-else", Some(&profile), None, None)
+            .await,
+        Err(IdentityError::InvalidArgument(_))
+    ));
     let caller = service.resolve_credential(&secret).await.expect("caller");
     assert_eq!(caller.user.id, user_id);
     match caller.session {
@@ -139,6 +166,27 @@ async fn host_service_operations() {
     ));
     assert!(service.delete_session(&secret).await.expect("delete"));
     assert!(service.resolve_session(&secret).await.is_err());
+    assert!(!service.delete_session(&secret).await.expect("delete"), "once");
+    // Logging one session out leaves the other.
+    assert_eq!(
+        service.resolve_session(&second).await.expect("second").user.id,
+        user_id
+    );
+    // A forged one: the same payload, the MAC of another.
+    let (payload, _) = secret.split_once('.').expect("payload.mac");
+    let (_, mac) = second.split_once('.').expect("payload.mac");
+    assert!(
+        service
+            .resolve_session(&format!("{payload}.{mac}"))
+            .await
+            .is_err()
+    );
+    assert!(
+        !service
+            .delete_session(&format!("{payload}.{mac}"))
+            .await
+            .expect("delete")
+    );
 
     // Unlinking down to the last identifier.
     service
@@ -446,7 +494,7 @@ async fn deleting_a_user_frees_its_identities_and_revokes_its_sessions() {
         .await
         .expect("profile");
     let (secret, _) = service
-        .create_session(&player.id, Some(&profile.id), None, None)
+        .create_session(&player.id, Some(&profile), None, None)
         .await
         .expect("session");
     let pair = service

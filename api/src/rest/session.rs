@@ -211,7 +211,7 @@ pub(crate) async fn open(
     let (secret, session) = service
         .create_session(
             &user.id,
-            profile.as_ref().map(|p| p.id.as_str()),
+            profile.as_ref(),
             application.as_ref().map(|a| a.id.as_str()),
             None,
         )

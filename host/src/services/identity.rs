@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use elements_identity::{
-    Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, Verification,
-    VerifiedIdentity,
+    Application, Caller, CallerSession, FindOrCreate, IdentityError, IdentityService, Level, Profile, User,
+    Verification, VerifiedIdentity,
 };
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker};
@@ -103,6 +103,35 @@ pub struct Identities {
     chain: Option<Chain>,
     /// Verification requests made so far by this instance.
     verification_requests: u32,
+    /// What this request already read or wrote, so a login that names the
+    /// same user, profile and application in three calls reads each once.
+    seen: Seen,
+}
+
+/// Users, profiles and applications one request has read or written: as
+/// fresh as the request itself. Each list is bounded, so an Element looping
+/// over many ids gains nothing but lookups that miss.
+#[derive(Default)]
+struct Seen {
+    users: Vec<User>,
+    profiles: Vec<Profile>,
+    applications: Vec<Application>,
+}
+
+/// Most entries of each kind [`Seen`] keeps.
+const MAX_SEEN: usize = 8;
+
+/// Puts `item` in `list` in place of the entry with the same key, or adds
+/// it (dropping the oldest when full).
+fn remember<T>(list: &mut Vec<T>, item: T, key: impl Fn(&T) -> &str) {
+    if let Some(i) = list.iter().position(|e| key(e) == key(&item)) {
+        list[i] = item;
+        return;
+    }
+    if list.len() >= MAX_SEEN {
+        list.remove(0);
+    }
+    list.push(item);
 }
 
 /// What a request's credentials came to.
@@ -156,6 +185,7 @@ impl HostService for IdentityHostService {
             element: deployed.element.clone(),
             chain: request.chain.clone(),
             verification_requests: 0,
+            seen: Seen::default(),
         }
     }
 }
@@ -228,6 +258,41 @@ impl Identities {
         )))
     }
 
+    /// The user `user_id`, read once per request.
+    async fn seen_user(&mut self, user_id: &str) -> Result<User, Error> {
+        if let Some(user) = self.seen.users.iter().find(|u| u.id == user_id) {
+            return Ok(user.clone());
+        }
+        let user = self.service.user(user_id).await.map_err(to_wit)?;
+        remember(&mut self.seen.users, user.clone(), |u| &u.id);
+        Ok(user)
+    }
+
+    /// The profile `profile_id` (whoever owns it), read once per request.
+    async fn seen_profile(&mut self, profile_id: &str) -> Result<Profile, Error> {
+        if let Some(profile) = self.seen.profiles.iter().find(|p| p.id == profile_id) {
+            return Ok(profile.clone());
+        }
+        let profile = self.service.profile_as_system(profile_id).await.map_err(to_wit)?;
+        remember(&mut self.seen.profiles, profile.clone(), |p| &p.id);
+        Ok(profile)
+    }
+
+    /// The application with this id or name, read once per request.
+    async fn seen_application(&mut self, id_or_name: &str) -> Result<Application, IdentityError> {
+        if let Some(app) = self
+            .seen
+            .applications
+            .iter()
+            .find(|a| a.id == id_or_name || a.name == id_or_name)
+        {
+            return Ok(app.clone());
+        }
+        let app = self.service.application(id_or_name).await?;
+        remember(&mut self.seen.applications, app.clone(), |a| &a.id);
+        Ok(app)
+    }
+
     /// `Ok` when the Element holds `identity.scheme:SCHEME` or `identity.verify:SCHEME`.
     fn may_read_scheme(&self, scheme: &str) -> Result<(), Error> {
         let read = Grant::IdentityScheme(scheme.to_owned());
@@ -298,18 +363,17 @@ impl wit::Host for Identities {
             .await
             .map_err(to_wit)?;
         self.reached.insert(outcome.user.id.clone());
+        remember(&mut self.seen.users, outcome.user.clone(), |u| &u.id);
         Ok((to_json(wire::User::from(outcome.user))?, outcome.created))
     }
 
     async fn user(&mut self, user_id: String) -> Result<String, Error> {
         self.reach(&user_id).await?;
-        to_json(wire::User::from(
-            self.service.user(&user_id).await.map_err(to_wit)?,
-        ))
+        to_json(wire::User::from(self.seen_user(&user_id).await?))
     }
 
     async fn application(&mut self, name_or_id: String) -> Result<Option<String>, Error> {
-        match self.service.application(&name_or_id).await {
+        match self.seen_application(&name_or_id).await {
             Ok(app) => Ok(Some(to_json(wire::Application::from(app))?)),
             Err(IdentityError::NotFound(_)) => Ok(None),
             Err(e) => Err(to_wit(e)),
@@ -322,30 +386,27 @@ impl wit::Host for Identities {
         application: String,
     ) -> Result<(String, bool), Error> {
         self.reach(&user_id).await?;
-        let application = self.service.application(&application).await.map_err(to_wit)?;
+        let application = self.seen_application(&application).await.map_err(to_wit)?;
         let (profile, created) = self
             .service
             .find_or_create_profile(&user_id, &application.id)
             .await
             .map_err(to_wit)?;
+        remember(&mut self.seen.profiles, profile.clone(), |p| &p.id);
         Ok((to_json(wire::Profile::from(profile))?, created))
     }
 
     async fn update_profile(&mut self, profile_id: String, update: String) -> Result<String, Error> {
         let change: wire::ProfileUpdate = serde_json::from_str(&update)
             .map_err(|e| Error::Invalid(format!("the update is not a profile update: {e}")))?;
-        let owner = self
-            .service
-            .profile_as_system(&profile_id)
-            .await
-            .map_err(to_wit)?
-            .user_id;
+        let owner = self.seen_profile(&profile_id).await?.user_id;
         self.reach(&owner).await?;
         let profile = self
             .service
             .update_profile_as_system(&profile_id, change)
             .await
             .map_err(to_wit)?;
+        remember(&mut self.seen.profiles, profile.clone(), |p| &p.id);
         to_json(wire::Profile::from(profile))
     }
 
@@ -364,14 +425,14 @@ impl wit::Host for Identities {
         }
         self.grants.require(Grant::IdentitySession).map_err(forbidden)?;
         self.reach(&user_id).await?;
-        let user = self.service.user(&user_id).await.map_err(to_wit)?;
+        let user = self.seen_user(&user_id).await?;
         if user.level == Level::Superuser {
             return Err(Error::Forbidden(
                 "an Element never creates sessions for a SUPERUSER".into(),
             ));
         }
         let profile = match &profile_id {
-            Some(id) => Some(self.service.profile_as_system(id).await.map_err(to_wit)?),
+            Some(id) => Some(self.seen_profile(id).await?),
             None => None,
         };
         if let Some(p) = &profile
@@ -380,19 +441,14 @@ impl wit::Host for Identities {
             return Err(Error::Invalid("the profile belongs to another user".into()));
         }
         let application = match &profile {
-            Some(p) => Some(
-                self.service
-                    .application(&p.application_id)
-                    .await
-                    .map_err(to_wit)?,
-            ),
+            Some(p) => Some(self.seen_application(&p.application_id).await.map_err(to_wit)?),
             None => None,
         };
         let (secret, session) = self
             .service
             .create_session(
                 &user.id,
-                profile.as_ref().map(|p| p.id.as_str()),
+                profile.as_ref(),
                 application.as_ref().map(|a| a.id.as_str()),
                 Some(ttl),
             )
@@ -426,6 +482,8 @@ impl wit::Host for Identities {
         self.grants
             .require(Grant::IdentityVerify(scheme.clone()))
             .map_err(forbidden)?;
+        // A user's answer may show its identities' status: read it again.
+        self.seen.users.clear();
         let identity = self
             .service
             .set_verification_status(&scheme, &id, status(verification))
@@ -439,6 +497,8 @@ impl wit::Host for Identities {
             .require(Grant::IdentityScheme("email".into()))
             .map_err(forbidden)?;
         self.reach(&user_id).await?;
+        // The user changes: the next read is a read.
+        self.seen.users.retain(|u| u.id != user_id);
         self.service
             .link_email(&user_id, &email, None)
             .await
