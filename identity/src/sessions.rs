@@ -328,9 +328,10 @@ impl IdentityService {
         if !TokenState::of(&doc)?.admits_family(&claims.sid, Some(claims.generation)) {
             return Ok(false);
         }
-        // Kept in the revoked list until the session would have expired.
-        let until = claims.exp.div_euclid(1000).saturating_add(1);
+        // Kept in the revoked list until the session would have expired, on
+        // the clock the list is pruned by.
         let now = self.now_secs();
+        let until = now.saturating_add(claims.exp.saturating_sub(now_ms()).div_euclid(1000) + 1);
         self.change_token_state(&claims.uid, |state| state.revoke_family(&claims.sid, until, now))
             .await?;
         Ok(true)
