@@ -218,7 +218,7 @@ impl IdentityService {
             .await?
             .ok_or_else(IdentityError::account_not_found)?;
         let generation = TokenState::generation_of(&doc)?;
-        let now = now_ms();
+        let now = self.now_ms();
         let ttl = ttl.unwrap_or(self.config.session_expiry);
         let session = Session {
             id: random_token(16)?,
@@ -265,7 +265,7 @@ impl IdentityService {
         }
         let claims = self
             .keys
-            .verify_session(secret, now_ms())
+            .verify_session(secret, self.now_ms())
             .ok_or_else(session_invalid)?;
         let doc = self
             .store
@@ -273,12 +273,15 @@ impl IdentityService {
             .await?
             .ok_or_else(session_invalid)?;
         let state = TokenState::of(&doc)?;
+        // Revoked first: a ban revokes every session, which are then
+        // unknown (401), like Nakama tokens; a banned user's fresh login is
+        // the 403.
+        if !state.admits_family(&claims.sid, Some(claims.generation)) {
+            return Err(session_invalid());
+        }
         let user: User = parse(doc)?;
         if user.banned {
             return Err(IdentityError::banned());
-        }
-        if !state.admits_family(&claims.sid, Some(claims.generation)) {
-            return Err(session_invalid());
         }
         let profile = match &claims.pid {
             Some(id) => self
@@ -319,7 +322,7 @@ impl IdentityService {
         if secret.is_empty() || secret.len() > MAX_CREDENTIAL {
             return Ok(false);
         }
-        let Some(claims) = self.keys.verify_session(secret, now_ms()) else {
+        let Some(claims) = self.keys.verify_session(secret, self.now_ms()) else {
             return Ok(false);
         };
         let Some(doc) = self.store.get(&self.c.users, &claims.uid).await? else {
@@ -331,7 +334,7 @@ impl IdentityService {
         // Kept in the revoked list until the session would have expired, on
         // the clock the list is pruned by.
         let now = self.now_secs();
-        let until = now.saturating_add(claims.exp.saturating_sub(now_ms()).div_euclid(1000) + 1);
+        let until = now.saturating_add(claims.exp.saturating_sub(self.now_ms()).div_euclid(1000) + 1);
         self.change_token_state(&claims.uid, |state| state.revoke_family(&claims.sid, until, now))
             .await?;
         Ok(true)
@@ -342,7 +345,13 @@ impl IdentityService {
     /// Seconds since the epoch on the service's clock (the system's, shifted
     /// by `clock_offset_secs`): tokens are issued and checked against it.
     fn now_secs(&self) -> i64 {
-        (now_ms() / 1000).saturating_add(self.config.clock_offset_secs)
+        self.now_ms() / 1000
+    }
+
+    /// The same clock in milliseconds: Elements sessions are issued and
+    /// checked against it.
+    fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.config.clock_offset_secs.saturating_mul(1000))
     }
 
     /// Issues a session token and a refresh token for `user` (as just read

@@ -190,7 +190,13 @@ async fn events_reach_subscribers_and_reserved_names_are_refused() {
     );
     let server = Server::start(&dirs, &[]);
 
-    let (status, body) = post(&server, "/app/rest/pub/publish/test.hello", json!({"n": 1})).await;
+    // Every handler sleeps 50 ms first: `slow` (1 ms to answer) never makes it.
+    let (status, body) = post(
+        &server,
+        "/app/rest/pub/publish/test.hello",
+        json!({"n": 1, "sleep_ms": 50}),
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
     let started = Instant::now();
     while received(&server, "sub", "test.hello").await.is_empty()
@@ -204,7 +210,7 @@ async fn events_reach_subscribers_and_reserved_names_are_refused() {
     }
     assert_eq!(
         received(&server, "sub", "test.hello").await[0]["payload"],
-        json!({"n": 1})
+        json!({"n": 1, "sleep_ms": 50})
     );
     assert!(received(&server, "deaf", "test.hello").await.is_empty());
     // A subscriber that fails (here: can't finish within 1 ms) is logged; the

@@ -382,6 +382,11 @@ const RECEIVED: &str = "received";
 
 /// Stores every event in `received`.
 fn on_event(event: Event) -> Result<()> {
+    // An event may ask its handlers to take this long first (for the tests
+    // of handlers that overrun their deadline).
+    if let Some(ms) = event.payload.get("sleep_ms").and_then(|v| v.as_u64()) {
+        std::thread::sleep(Duration::from_millis(ms.min(5_000)));
+    }
     documents::collection(RECEIVED).insert(&json!({"name": event.name, "payload": event.payload}))?;
     Ok(())
 }
