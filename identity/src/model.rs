@@ -153,25 +153,34 @@ pub struct Application {
     pub updated: i64,
 }
 
-/// An Elements-style session. Its secret, handed to the client once, is the
-/// session signed; nothing of it is stored (see `sessions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An Elements-style session. Its secret, handed to the client once, is
+/// this signed (the serde names are the payload's, kept short); nothing of
+/// it is stored (see `sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Its id: random, new at each login, what a logout revokes. Not the
     /// secret, which is the session signed.
+    #[serde(rename = "sid")]
     pub id: String,
     /// The user.
+    #[serde(rename = "uid")]
     pub user_id: String,
     /// The profile, if the session was opened for one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "pid", default, skip_serializing_if = "Option::is_none")]
     pub profile_id: Option<String>,
     /// The application, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "aid", default, skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
     /// Expiry (epoch ms).
+    #[serde(rename = "exp")]
     pub expiry: i64,
     /// Creation time (epoch ms).
+    #[serde(rename = "iat")]
     pub created: i64,
+    /// The generation of the user's sessions it was issued in: revoking
+    /// all of them moves the user's on.
+    #[serde(rename = "gen")]
+    pub generation: u64,
 }
 
 /// One page of a listing.

@@ -41,7 +41,7 @@ use crate::secret::random_token;
 use crate::service::{AuthOutcome, IdentityService};
 use crate::store_util::{parse, to_doc};
 use crate::time::now_ms;
-use crate::token::{Claims, SessionClaims, TokenKind};
+use crate::token::{Claims, TokenKind};
 
 /// A session as resolved from its secret, with what it points to.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,16 +227,9 @@ impl IdentityService {
             application_id: application_id.map(str::to_owned),
             expiry: now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
             created: now,
-        };
-        let secret = self.keys.sign_session(&SessionClaims {
-            sid: session.id.clone(),
-            uid: session.user_id.clone(),
-            pid: session.profile_id.clone(),
-            aid: session.application_id.clone(),
-            exp: session.expiry,
-            iat: now,
             generation,
-        })?;
+        };
+        let secret = self.keys.sign_session(&session)?;
         if let Some(profile) = profile
             && profile
                 .last_login
@@ -263,27 +256,27 @@ impl IdentityService {
         if secret.is_empty() || secret.len() > MAX_CREDENTIAL {
             return Err(session_invalid());
         }
-        let claims = self
+        let session = self
             .keys
             .verify_session(secret, self.now_ms())
             .ok_or_else(session_invalid)?;
         let doc = self
             .store
-            .get(&self.c.users, &claims.uid)
+            .get(&self.c.users, &session.user_id)
             .await?
             .ok_or_else(session_invalid)?;
         let state = TokenState::of(&doc)?;
         // Revoked first: a ban revokes every session, which are then
         // unknown (401), like Nakama tokens; a banned user's fresh login is
         // the 403.
-        if !state.admits_family(&claims.sid, Some(claims.generation)) {
+        if !state.admits_family(&session.id, Some(session.generation)) {
             return Err(session_invalid());
         }
         let user: User = parse(doc)?;
         if user.banned {
             return Err(IdentityError::banned());
         }
-        let profile = match &claims.pid {
+        let profile = match &session.profile_id {
             Some(id) => self
                 .store
                 .get(&self.c.profiles, id)
@@ -292,7 +285,7 @@ impl IdentityService {
                 .transpose()?,
             None => None,
         };
-        let application = match &claims.aid {
+        let application = match &session.application_id {
             Some(id) => self
                 .store
                 .get(&self.c.applications, id)
@@ -302,14 +295,7 @@ impl IdentityService {
             None => None,
         };
         Ok(ResolvedSession {
-            session: Session {
-                id: claims.sid,
-                user_id: claims.uid,
-                profile_id: claims.pid,
-                application_id: claims.aid,
-                expiry: claims.exp,
-                created: claims.iat,
-            },
+            session,
             user,
             profile,
             application,
@@ -322,21 +308,23 @@ impl IdentityService {
         if secret.is_empty() || secret.len() > MAX_CREDENTIAL {
             return Ok(false);
         }
-        let Some(claims) = self.keys.verify_session(secret, self.now_ms()) else {
+        let Some(session) = self.keys.verify_session(secret, self.now_ms()) else {
             return Ok(false);
         };
-        let Some(doc) = self.store.get(&self.c.users, &claims.uid).await? else {
+        let Some(doc) = self.store.get(&self.c.users, &session.user_id).await? else {
             return Ok(false);
         };
-        if !TokenState::of(&doc)?.admits_family(&claims.sid, Some(claims.generation)) {
+        if !TokenState::of(&doc)?.admits_family(&session.id, Some(session.generation)) {
             return Ok(false);
         }
         // Kept in the revoked list until the session would have expired, on
         // the clock the list is pruned by.
         let now = self.now_secs();
-        let until = now.saturating_add(claims.exp.saturating_sub(self.now_ms()).div_euclid(1000) + 1);
-        self.change_token_state(&claims.uid, |state| state.revoke_family(&claims.sid, until, now))
-            .await?;
+        let until = now.saturating_add(session.expiry.saturating_sub(self.now_ms()).div_euclid(1000) + 1);
+        self.change_token_state(&session.user_id, |state| {
+            state.revoke_family(&session.id, until, now)
+        })
+        .await?;
         Ok(true)
     }
 

@@ -3,7 +3,7 @@
 //! two different keys so a refresh token is never accepted as a session token
 //! or the other way round.
 //!
-//! Elements session secrets are signed here too ([`SessionClaims`]), with a
+//! Elements session secrets are signed here too ([`Session`]), with a
 //! third key derived from the session key: `PAYLOAD.MAC`, one dot, so a
 //! secret is never taken for a JWT (three parts) or the other way round.
 //!
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::{IdentityError, Result};
+use crate::model::Session;
 use crate::secret::Secret;
 
 /// The claims of both token kinds.
@@ -48,29 +49,6 @@ pub struct Claims {
     /// which are no longer valid.
     #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
-}
-
-/// What an Elements session secret carries, signed: who it is for and
-/// until when, and what revokes it (its id is its family; see `sessions`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionClaims {
-    /// Session id, random, new at each login: the family a logout revokes.
-    pub sid: String,
-    /// User id.
-    pub uid: String,
-    /// Profile id, if the session was opened for one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<String>,
-    /// Application id, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aid: Option<String>,
-    /// Expiry, milliseconds since the epoch.
-    pub exp: i64,
-    /// Issue time, milliseconds since the epoch.
-    pub iat: i64,
-    /// The generation of the user's sessions it was issued in.
-    #[serde(rename = "gen")]
-    pub generation: u64,
 }
 
 /// Which of the two keys.
@@ -162,20 +140,20 @@ impl TokenKeys {
 }
 
 impl TokenKeys {
-    /// An Elements session secret for `claims`: `PAYLOAD.MAC`, both
-    /// URL-safe base64 (the payload is the claims' JSON).
-    pub fn sign_session(&self, claims: &SessionClaims) -> Result<String> {
-        let json = serde_json::to_vec(claims)
+    /// An Elements session's secret: `PAYLOAD.MAC`, both URL-safe base64
+    /// (the payload is the session's JSON).
+    pub fn sign_session(&self, session: &Session) -> Result<String> {
+        let json = serde_json::to_vec(session)
             .map_err(|e| IdentityError::internal(format!("encoding a session: {e}")))?;
         let payload = URL_SAFE_NO_PAD.encode(json);
         let mac = self.elements.clone().chain_update(payload.as_bytes()).finalize();
         Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.into_bytes())))
     }
 
-    /// The claims of an Elements session secret whose MAC is valid
+    /// The session of an Elements session secret whose MAC is valid
     /// (compared in constant time) and which has not expired at `now_ms`;
     /// None otherwise.
-    pub fn verify_session(&self, secret: &str, now_ms: i64) -> Option<SessionClaims> {
+    pub fn verify_session(&self, secret: &str, now_ms: i64) -> Option<Session> {
         let (payload, mac) = secret.split_once('.')?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
         self.elements
@@ -184,9 +162,9 @@ impl TokenKeys {
             .verify_slice(&mac)
             .ok()?;
         let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
-        serde_json::from_slice::<SessionClaims>(&json)
+        serde_json::from_slice::<Session>(&json)
             .ok()
-            .filter(|claims| claims.exp > now_ms)
+            .filter(|session| session.expiry > now_ms)
     }
 }
 
@@ -249,14 +227,14 @@ mod tests {
         Ok(())
     }
 
-    fn session_claims(exp: i64) -> SessionClaims {
-        SessionClaims {
-            sid: "s1".into(),
-            uid: "u1".into(),
-            pid: Some("p1".into()),
-            aid: None,
-            exp,
-            iat: 1,
+    fn session_claims(expiry: i64) -> Session {
+        Session {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            profile_id: Some("p1".into()),
+            application_id: None,
+            expiry,
+            created: 1,
             generation: 3,
         }
     }
@@ -281,8 +259,8 @@ mod tests {
         assert_eq!(other.verify_session(&secret, now), None, "another key");
         let (payload, mac) = secret.split_once('.').unwrap_or_default();
         let forged = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&SessionClaims {
-                uid: "root".into(),
+            serde_json::to_vec(&Session {
+                user_id: "root".into(),
                 ..session_claims(now + 60_000)
             })
             .map_err(|e| IdentityError::internal(e.to_string()))?,
