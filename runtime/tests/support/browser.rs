@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// How long [`Browser::start`] waits for chromedriver to listen.
+/// How long [`Browser::start`] waits for chromedriver to say it is ready.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the `wait_for_*` helpers look again.
@@ -95,61 +95,26 @@ impl Browser {
         }
         let scratch = tempfile::tempdir().expect("creating a temp dir for chromium");
         let log_path = scratch.path().join("chromedriver.log");
-        // A port taken between our probe and chromedriver's bind makes it
-        // exit at once: try a few.
+        let profile = scratch.path().join("profile");
+        // Each failure below is one the machine can cause, not the code under
+        // test: a port taken between our probe and chromedriver's bind, or a
+        // chromium that dies while starting on a loaded machine. Start over
+        // with a new driver a few times, saying why, before giving up.
         let mut attempt = 0;
-        let driver = loop {
+        let (driver, client) = loop {
             attempt += 1;
-            let port = super::closed_port();
-            let log = std::fs::File::create(&log_path).expect("creating chromedriver.log");
-            let mut driver = Command::new(CHROMEDRIVER);
-            // Its own process group, so drop can kill chromium with it.
-            std::os::unix::process::CommandExt::process_group(&mut driver, 0);
-            let child = driver
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("cloning the log file handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {CHROMEDRIVER}: {e}"));
-            let mut driver = Driver {
-                child,
-                port,
-                killed: false,
-            };
-            match driver.wait_until_listening() {
-                Ok(()) => break driver,
-                Err(why) if attempt < 3 => eprintln!("chromedriver {why}; retrying"),
+            match start_session(&log_path, &profile).await {
+                Ok(started) => break started,
+                Err(why) if attempt < 3 => eprintln!(
+                    "{why}; retrying with a new chromedriver. Its log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                ),
                 Err(why) => panic!(
-                    "chromedriver {why}:\n{}",
+                    "{why}\nchromedriver log:\n{}",
                     std::fs::read_to_string(&log_path).unwrap_or_default()
                 ),
             }
         };
-
-        let profile = scratch.path().join("profile");
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--disable-quic",
-                    format!("--user-data-dir={}", profile.display()),
-                    "--window-size=1280,900",
-                ],
-            },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!("json! of an object literal is an object")
-        };
-        // A panic here drops `driver`, which kills it.
-        let client = connect(driver.port, capabilities, &log_path).await;
         let session_id = client.session_id().await.ok().flatten();
         Browser {
             client,
@@ -572,16 +537,57 @@ impl Drop for Browser {
     }
 }
 
-/// Opens the WebDriver session, failing with chromedriver's log.
-async fn connect(port: u16, capabilities: serde_json::Map<String, Value>, log_path: &Path) -> Client {
+/// Starts chromedriver on a free port and opens a headless chromium session
+/// through it.
+async fn start_session(log_path: &Path, profile: &Path) -> Result<(Driver, Client), String> {
+    let port = super::closed_port();
+    let output = std::fs::File::create(log_path.with_extension("out"))
+        .map_err(|e| format!("creating chromedriver's output file: {e}"))?;
+    let mut command = Command::new(CHROMEDRIVER);
+    // Its own process group, so drop can kill chromium with it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command
+        .arg(format!("--port={port}"))
+        // Its own log file is written as it goes; its stdout is buffered and
+        // lost if it dies.
+        .arg(format!("--log-path={}", log_path.display()))
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().map_err(|e| e.to_string())?)
+        .stderr(output)
+        .spawn()
+        .map_err(|e| format!("starting {CHROMEDRIVER}: {e}"))?;
+    // From here a failure drops `driver`, which kills it.
+    let mut driver = Driver {
+        child,
+        port,
+        killed: false,
+    };
+    driver.wait_until_ready()?;
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1280,900",
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!("json! of an object literal is an object")
+    };
     let mut builder = ClientBuilder::new(HttpConnector::new());
     builder.capabilities(capabilities);
     match builder.connect(&format!("http://127.0.0.1:{port}")).await {
-        Ok(client) => client,
-        Err(e) => panic!(
-            "starting a chromium session failed: {e}\nchromedriver log:\n{}",
-            std::fs::read_to_string(log_path).unwrap_or_default()
-        ),
+        Ok(client) => Ok((driver, client)),
+        Err(e) => Err(format!("starting a chromium session failed: {e}")),
     }
 }
 
@@ -594,20 +600,27 @@ struct Driver {
 }
 
 impl Driver {
-    /// Waits until it accepts connections, or says why it never will.
-    fn wait_until_listening(&mut self) -> Result<(), String> {
+    /// Waits until its `/status` says it is ready, or says why it never
+    /// will. Asking `/status` rather than only connecting makes sure the
+    /// listener on the port is this chromedriver and not another process
+    /// that took the port first.
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let port = self.port;
         let started = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let status = plain_request(port, "GET", "/status", Duration::from_secs(5));
+            if status.as_deref().is_some_and(|s| s.contains("\"ready\":true")) {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status} before listening on port {port}"));
+                return Err(format!(
+                    "chromedriver exited with {status} before listening on port {port}"
+                ));
             }
             if started.elapsed() > DRIVER_START_TIMEOUT {
                 return Err(format!(
-                    "did not listen on port {port} within {DRIVER_START_TIMEOUT:?}"
+                    "chromedriver was not ready on port {port} within {DRIVER_START_TIMEOUT:?} \
+                     (last /status: {status:?})"
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -637,21 +650,25 @@ impl Drop for Driver {
 
 /// `DELETE /session/<id>` over a plain socket, bounded in time.
 fn delete_session(port: u16, session: &str) {
+    // chromedriver answers once chromium has quit.
+    let _ = plain_request(port, "DELETE", &format!("/session/{session}"), Duration::from_secs(15));
+}
+
+/// One HTTP/1.1 request to chromedriver over a plain socket (usable where
+/// nothing can be awaited), returning the response's body, or `None` if
+/// there was no whole response within `timeout`.
+fn plain_request(port: u16, method: &str, path: &str, timeout: Duration) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
     let request = format!(
-        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return;
-    }
-    // chromedriver answers once chromium has quit. It keeps the connection
-    // open regardless of `Connection: close`, so read just the response
-    // (headers, then Content-Length bytes), not to the end of the stream.
+    stream.write_all(request.as_bytes()).ok()?;
+    // chromedriver keeps the connection open regardless of `Connection:
+    // close`, so read just the response (headers, then Content-Length
+    // bytes), not to the end of the stream.
     let mut response = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
@@ -662,12 +679,13 @@ fn delete_session(port: u16, session: &str) {
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
-            if response.len() >= end + 4 + length {
-                return;
+            let body = end + 4;
+            if response.len() >= body + length {
+                return Some(String::from_utf8_lossy(&response[body..body + length]).into_owned());
             }
         }
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => response.extend_from_slice(&chunk[..n]),
         }
     }
