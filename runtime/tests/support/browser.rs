@@ -651,7 +651,12 @@ impl Drop for Driver {
 /// `DELETE /session/<id>` over a plain socket, bounded in time.
 fn delete_session(port: u16, session: &str) {
     // chromedriver answers once chromium has quit.
-    let _ = plain_request(port, "DELETE", &format!("/session/{session}"), Duration::from_secs(15));
+    let _ = plain_request(
+        port,
+        "DELETE",
+        &format!("/session/{session}"),
+        Duration::from_secs(15),
+    );
 }
 
 /// One HTTP/1.1 request to chromedriver over a plain socket (usable where
