@@ -199,11 +199,11 @@ pub mod prelude {
 /// instance serves and kept for the instance's life. Use the macro exactly
 /// once, at the top level of the Element's `cdylib` crate.
 ///
-/// The router answers through two exports, identically: the standard
-/// `wasi:http/incoming-handler`, so the component runs on any wasi:http
-/// host, and `elements:platform/request-handler`, which the Elements
-/// runtime calls instead (the whole request in one call and the whole
-/// response back, without wasi:http's resource calls).
+/// The router answers through the `elements:platform/request-handler`
+/// export: the runtime passes the whole request in one call and takes the
+/// whole response back, without wasi:http's resource calls. (Components
+/// written without the SDK export `wasi:http/incoming-handler` instead;
+/// the runtime serves both.)
 ///
 /// ```no_run
 /// use elements_sdk::prelude::*;
@@ -278,28 +278,15 @@ macro_rules! __export_router {
 
             static ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
 
-            // What the Elements host calls: the request and response whole.
+            // The whole request in, the whole response out: one call.
             impl $crate::__private::RequestGuest for __ElementsHandler {
                 fn handle(request: $crate::__private::RequestRecord) -> $crate::__private::ResponseRecord {
                     $crate::__private::serve_record(ROUTER.get_or_init($router), request)
                 }
             }
 
-            // What any other wasi:http host calls.
-            impl $crate::__private::Guest for __ElementsHandler {
-                fn handle(
-                    request: $crate::__private::IncomingRequest,
-                    response_out: $crate::__private::ResponseOutparam,
-                ) {
-                    $crate::__private::serve(ROUTER.get_or_init($router), request, response_out);
-                }
-            }
-
             $crate::__private::export_request_handler!(
                 __ElementsHandler with_types_in $crate::__private::handler
-            );
-            $crate::__private::wasip2::http::proxy::export!(
-                __ElementsHandler with_types_in $crate::__private::wasip2
             );
         };
     };
@@ -387,11 +374,9 @@ mod serve;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::events::dispatch as dispatch_event;
-    pub use crate::serve::{serve, serve_record};
+    pub use crate::serve::serve_record;
     pub use subscriber::exports::elements::platform::event_handler::Guest as EventGuest;
     pub use wasip2;
-    pub use wasip2::exports::http::incoming_handler::Guest;
-    pub use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
     /// The host services (imports only).
     #[cfg(target_arch = "wasm32")]
@@ -424,8 +409,7 @@ pub mod __private {
 
     pub use subscriber::__elements_export_event_handler as export_event_handler;
 
-    /// The one-call `request-handler` export, which the Elements host
-    /// prefers to `wasi:http/incoming-handler` (emitted by the export macro).
+    /// The one-call `request-handler` export, emitted by the export macro.
     #[allow(missing_docs, clippy::all)]
     pub mod handler {
         wit_bindgen::generate!({

@@ -84,8 +84,11 @@ pub enum DeployError {
     /// The component imports something the host does not provide.
     #[error("imports what the host does not provide: {0}")]
     UnknownImport(String),
-    /// The component does not export `wasi:http/incoming-handler`.
-    #[error("does not export wasi:http/incoming-handler@0.2.x: {0}")]
+    /// The component exports neither `elements:platform/request-handler`
+    /// nor `wasi:http/incoming-handler`.
+    #[error(
+        "exports no HTTP handler (wasi:http/incoming-handler@0.2.x, or elements:platform/request-handler): {0}"
+    )]
     MissingHandler(String),
     /// The manifest subscribes to events but the component does not export
     /// `elements:platform/event-handler`.
@@ -276,14 +279,13 @@ impl Element {
         // The match handler is optional: without it the Element runs no
         // matches, and players can't join any it names.
         let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
-        // Every Element is a wasi:http proxy (so it runs on any wasi:http
-        // host); the one-call handler serves instead when the component has
-        // it too, as the SDK's do.
-        let proxy =
-            ProxyPre::new(instance_pre.clone()).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?;
-        let http = match handler::RequestHostBindingsPre::new(instance_pre) {
+        // The one-call handler (the SDK's) when the component has it, else
+        // the standard wasi:http proxy export (any wasi:http language).
+        let http = match handler::RequestHostBindingsPre::new(instance_pre.clone()) {
             Ok(pre) => invoke::HttpExport::OneCall(pre),
-            Err(_) => invoke::HttpExport::WasiHttp(proxy),
+            Err(_) => invoke::HttpExport::WasiHttp(
+                ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?,
+            ),
         };
 
         let name: Arc<str> = name.into();

@@ -328,6 +328,26 @@ impl Server {
         }
     }
 
+    /// Waits until one whole line of the log holds every one of `needles`,
+    /// and returns it. Lines arrive one by one: waiting for one needle and
+    /// then looking for a line with another can miss a line still on its way.
+    pub fn wait_for_log_line(&self, needles: &[&str], timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            // The last line may be partly written: only lines ended by a newline count.
+            let whole = &log[..log.rfind('\n').map_or(0, |end| end + 1)];
+            if let Some(line) = whole.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_owned();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no log line held all of {needles:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
