@@ -7,19 +7,25 @@
 //! load generator in its own thread speaks HTTP/1.1 to it over loopback
 //! the way `wrk` does. Run with `cargo xtask bench --bench scenarios`
 //! (builds the Elements first). Knobs: `BENCH_SECONDS` (per scenario,
-//! default 5), `BENCH_CONNECTIONS` (default 16), `BENCH_ONLY` (run only the
-//! scenarios whose name contains it, plus the native route), `BENCH_METRICS`
-//! (0: the server records no metrics; default 1).
+//! default 5), `BENCH_ROUNDS` (default 5), `BENCH_CONNECTIONS` (default 16),
+//! `BENCH_ONLY` (run only the scenarios whose name contains it, plus the
+//! native route), `BENCH_METRICS` (0: the server records no metrics;
+//! default 1).
 //!
 //! Prints req/s, p50 and p99 latency per scenario and its ratio to the
-//! native route. Figures, not a pass/fail test: machines here are shared;
-//! compare ratios from one run.
+//! native route. Figures, not a pass/fail test. The machines here are
+//! shared, and their speed swings by a third within minutes, so a ratio to
+//! one native figure taken at the start would measure the swing as much as
+//! the scenario: each scenario's time is cut into `BENCH_ROUNDS` windows,
+//! each right after a window of the native route of the same length, and
+//! its ratio is the median of the rounds' ratios (their range beside it).
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::{Request, call, deploy_hello, env_or, measure, serve_in_process};
+use common::{Request, call, deploy_hello, env_or, measure, run, serve_in_process};
 use elements_config::{Config, StoreChoice};
 
 /// Accounts in the "existing account" pool.
@@ -37,6 +43,8 @@ fn device_login(id: &str) -> Request {
 
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
+    let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let window = Duration::from_secs_f64((seconds as f64 / rounds as f64).max(0.5));
     let connections = env_or("BENCH_CONNECTIONS", 16) as usize;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -82,13 +90,13 @@ fn main() {
         },
     );
 
-    let run = std::process::id();
+    let process = std::process::id();
     let echo_body = r#"{"message":"hello","n":42}"#;
     let scenarios: Vec<(&str, MakeRequest)> = vec![
         ("native GET /health", Arc::new(|_| Request::get("/health"))),
         (
             "device auth, new account",
-            Arc::new(move |n| device_login(&format!("bench-new-{run}-{n}"))),
+            Arc::new(move |n| device_login(&format!("bench-new-{process}-{n}"))),
         ),
         (
             "device auth, existing account",
@@ -119,30 +127,71 @@ fn main() {
     ];
 
     println!(
-        "backend {backend}, {connections} connections, {seconds} s per scenario after a 1 s warm-up, metrics {}",
+        "backend {backend}, {connections} connections, {seconds} s per scenario after a 1 s warm-up, \
+         in {rounds} rounds each after as long of the native route (ratio: median, range), metrics {}",
         if config.metrics { "on" } else { "off" }
     );
     println!(
-        "{:<32} {:>10} {:>10} {:>10} {:>9}",
+        "{:<32} {:>10} {:>10} {:>10}  {}",
         "scenario", "req/s", "p50 ms", "p99 ms", "/ native"
     );
-    let mut native_rps = None;
+    let mut scenarios = scenarios.into_iter();
+    let (native_name, native) = scenarios.next().expect("the native route comes first");
+    let result = measure(&client_rt, addr, connections, seconds, {
+        let native = native.clone();
+        move |n| native(n)
+    });
+    print_row(native_name, &result, "1.000x".into());
+    assert_eq!(
+        result.errors, 0,
+        "{native_name}: {} failed requests",
+        result.errors
+    );
     for (name, make) in scenarios {
-        // The native route always runs: every ratio needs it.
-        if native_rps.is_some() && !wants(name) {
+        if !wants(name) {
             continue;
         }
-        let result = measure(&client_rt, addr, connections, seconds, move |n| make(n));
-        let rps = result.rate();
-        let base = *native_rps.get_or_insert(rps);
-        println!(
-            "{:<32} {:>10.0} {:>10.2} {:>10.2} {:>8.3}x",
-            name,
-            rps,
-            result.percentile(50.0) as f64 / 1000.0,
-            result.percentile(99.0) as f64 / 1000.0,
-            rps / base
-        );
+        let load = |make: &MakeRequest, duration| {
+            let make = make.clone();
+            client_rt.block_on(run(addr, connections, duration, move |n| make(n)))
+        };
+        load(&make, Duration::from_secs(1));
+        let mut ratios = Vec::new();
+        let mut total: Option<common::LoadResult> = None;
+        for _ in 0..rounds {
+            let base = load(&native, window);
+            let result = load(&make, window);
+            ratios.push(result.rate() / base.rate());
+            total = Some(match total {
+                Some(total) => total.merge(result),
+                None => result,
+            });
+        }
+        let result = total.expect("at least one round");
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 1 {
+            ratios[mid]
+        } else {
+            (ratios[mid - 1] + ratios[mid]) / 2.0
+        };
+        let ratio = if ratios.len() > 1 {
+            format!("{median:.3}x ({:.3}-{:.3})", ratios[0], ratios[ratios.len() - 1])
+        } else {
+            format!("{median:.3}x")
+        };
+        print_row(name, &result, ratio);
         assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
     }
+}
+
+fn print_row(name: &str, result: &common::LoadResult, ratio: String) {
+    println!(
+        "{:<32} {:>10.0} {:>10.2} {:>10.2}  {}",
+        name,
+        result.rate(),
+        result.percentile(50.0) as f64 / 1000.0,
+        result.percentile(99.0) as f64 / 1000.0,
+        ratio
+    );
 }

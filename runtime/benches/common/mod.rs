@@ -155,6 +155,17 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// This run and `other` as one: their requests, errors, times and
+    /// latencies together.
+    pub fn merge(mut self, other: LoadResult) -> LoadResult {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self
+    }
+
     /// Requests per second.
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
