@@ -840,13 +840,24 @@ impl IdentityService {
         for _ in 0..8 {
             if let Some(doc) = self.store.get(&self.c.identities, &key).await? {
                 let identity: Identity = parse(doc)?;
-                let doc = self
-                    .store
-                    .get(&self.c.users, &identity.user_id)
-                    .await?
-                    .ok_or_else(|| {
-                        IdentityError::internal(format!("identity {key} points to a missing user"))
-                    })?;
+                let Some(doc) = self.store.get(&self.c.users, &identity.user_id).await? else {
+                    // A deletion removes the user and its identities in one
+                    // batch: if it came between the two reads, the identity
+                    // is gone now too, and this login starts over (creating
+                    // a new account, or finding none). Only an identity that
+                    // is still there points to a missing user.
+                    let again = self.store.get(&self.c.identities, &key).await?;
+                    if again
+                        .map(parse::<Identity>)
+                        .transpose()?
+                        .is_some_and(|i| i.user_id == identity.user_id)
+                    {
+                        return Err(IdentityError::internal(format!(
+                            "identity {key} points to a missing user"
+                        )));
+                    }
+                    continue;
+                };
                 let token_generation = crate::sessions::TokenState::generation_of(&doc)?;
                 let (user, phc) = split_hash(doc)?;
                 if let Some(password) = &v.password
