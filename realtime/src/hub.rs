@@ -306,11 +306,6 @@ impl Hub {
         self.state().sessions.len()
     }
 
-    /// Refuses a new socket of `user_id` when it has as many as allowed.
-    pub fn check_socket_cap(&self, user_id: &str) -> Result<(), RealtimeError> {
-        self.check_cap(&self.state(), user_id)
-    }
-
     fn check_cap(&self, state: &State, user_id: &str) -> Result<(), RealtimeError> {
         if state.sessions.len() >= self.limits.max_sockets {
             return Err(RealtimeError::TooManySockets(format!(

@@ -22,7 +22,7 @@ mod roblox;
 
 use std::path::Path;
 
-use common::{Request, call, env_or, guest, measure, serve_in_process};
+use common::{Request, call, env_or, guest, measure, print_header, print_row, serve_in_process};
 use elements_config::Config;
 use elements_identity::Secret;
 use serde_json::json;
@@ -121,10 +121,7 @@ fn main() {
     });
 
     println!("{connections} connections, {seconds} s per scenario, after a 1 s warm-up");
-    println!(
-        "{:<36} {:>10} {:>10} {:>10}",
-        "scenario", "req/s", "p50 ms", "p99 ms"
-    );
+    print_header("");
     for (name, path) in [
         ("existing player, fresh instances", "/app/rest/roblox/auth"),
         ("existing player, reused instances", "/app/rest/roblox-reuse/auth"),
@@ -132,13 +129,7 @@ fn main() {
         let body = body.clone();
         let request = move |_| Request::post_json(path, body.clone()).header("robloxkit-secret", SECRET);
         let result = measure(&client_rt, addr, connections, seconds, request);
-        println!(
-            "{:<36} {:>10.0} {:>10.2} {:>10.2}",
-            name,
-            result.rate(),
-            result.percentile(50.0) as f64 / 1000.0,
-            result.percentile(99.0) as f64 / 1000.0,
-        );
+        print_row(name, &result, "");
         assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
     }
 }

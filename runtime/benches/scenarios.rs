@@ -25,7 +25,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Request, call, deploy_hello, env_or, measure, run, serve_in_process};
+use common::{Request, call, deploy_hello, env_or, measure, print_header, print_row, run, serve_in_process};
 use elements_config::{Config, StoreChoice};
 
 /// Accounts in the "existing account" pool.
@@ -131,17 +131,14 @@ fn main() {
          in {rounds} rounds each after as long of the native route (ratio: median, range), metrics {}",
         if config.metrics { "on" } else { "off" }
     );
-    println!(
-        "{:<32} {:>10} {:>10} {:>10}  {}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "/ native"
-    );
+    print_header("/ native");
     let mut scenarios = scenarios.into_iter();
     let (native_name, native) = scenarios.next().expect("the native route comes first");
     let result = measure(&client_rt, addr, connections, seconds, {
         let native = native.clone();
         move |n| native(n)
     });
-    print_row(native_name, &result, "1.000x".into());
+    print_row(native_name, &result, "1.000x");
     assert_eq!(
         result.errors, 0,
         "{native_name}: {} failed requests",
@@ -180,18 +177,7 @@ fn main() {
         } else {
             format!("{median:.3}x")
         };
-        print_row(name, &result, ratio);
+        print_row(name, &result, &ratio);
         assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
     }
-}
-
-fn print_row(name: &str, result: &common::LoadResult, ratio: String) {
-    println!(
-        "{:<32} {:>10.0} {:>10.2} {:>10.2}  {}",
-        name,
-        result.rate(),
-        result.percentile(50.0) as f64 / 1000.0,
-        result.percentile(99.0) as f64 / 1000.0,
-        ratio
-    );
 }

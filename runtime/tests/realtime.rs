@@ -417,6 +417,34 @@ async fn sockets_per_user_are_capped() {
     );
 }
 
+/// Upgrades racing for one user's places: exactly as many as the cap get a
+/// socket, and every other one a 429 (never a 101 and then a close), because
+/// a socket takes its place before the server answers the upgrade.
+#[tokio::test]
+async fn racing_upgrades_get_exactly_the_cap_and_429s() {
+    let (server, _dirs) = server_with("[realtime]\nmax_sockets_per_user = 2\n");
+    let (token, _) = login(&server, "device-ws-race").await;
+    let url = ws_url(&server, &token);
+    let attempts = (0..12).map(|_| tokio_tungstenite::connect_async(url.clone()));
+    let mut open = Vec::new();
+    let mut refusals = Vec::new();
+    for attempt in futures_util::future::join_all(attempts).await {
+        match attempt {
+            Ok((ws, _)) => open.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                refusals.push(response.status().as_u16())
+            }
+            Err(e) => panic!("not an HTTP refusal: {e}"),
+        }
+    }
+    assert_eq!((open.len(), refusals), (2, vec![429; 10]));
+    // Both sockets that got through work.
+    for (n, ws) in open.iter_mut().enumerate() {
+        send(ws, json!({"cid": n.to_string(), "ping": {}})).await;
+        assert_eq!(next(ws).await["cid"], n.to_string());
+    }
+}
+
 #[tokio::test]
 async fn sockets_per_node_are_capped() {
     let (server, _dirs) = server_with("[realtime]\nmax_sockets = 2\n");

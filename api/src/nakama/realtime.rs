@@ -129,8 +129,15 @@ pub async fn socket(
     let status = parse_bool(query_value(&pairs, "status"), "status")?;
     let upgrade = upgrade.map_err(|e| NakamaError::invalid(format!("Not a WebSocket upgrade: {e}")))?;
     let hub = app.realtime.clone();
-    // Refused here as HTTP while it still can be; `connect` checks again.
-    hub.check_socket_cap(&session.user_id)?;
+    // Registered before the answer, so the caps are exact and said in HTTP:
+    // of two upgrades racing for a user's last place, the second gets 429,
+    // never a 101 and then a close. A client gone before the upgrade
+    // completes drops `registered`, which frees the place.
+    let connection = hub.connect(&session.user_id, &session.username, status, Some(token.clone()))?;
+    let registered = Registered {
+        hub: hub.clone(),
+        session_id: connection.session_id.clone(),
+    };
     let limits = hub.limits().clone();
     Ok(upgrade
         // tungstenite's default read buffer is 128 KiB, zero-filled on the
@@ -140,12 +147,21 @@ pub async fn socket(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
-        .on_upgrade(move |mut socket| async move {
-            match hub.connect(&session.user_id, &session.username, status, Some(token.clone())) {
-                Ok(connection) => serve(app, socket, connection, token).await,
-                Err(e) => close(&mut socket, CLOSE_POLICY, &e.to_string()).await,
-            }
-        }))
+        .on_upgrade(move |socket| serve(app, socket, connection, token, registered)))
+}
+
+/// A socket registered with the hub, unregistered when dropped: when the
+/// socket ends, when the client leaves before the upgrade completes, or
+/// when its task unwinds.
+struct Registered {
+    hub: Arc<elements_realtime::Hub>,
+    session_id: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.hub.disconnect(&self.session_id);
+    }
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -164,7 +180,13 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 /// One socket until it ends: frames in go to the hub (within the rate
 /// limit), the outbox goes out (each frame within the write timeout), the
 /// token is checked every `session_check`.
-async fn serve(app: Arc<App>, mut socket: WebSocket, connection: Connection, token: String) {
+async fn serve(
+    app: Arc<App>,
+    mut socket: WebSocket,
+    connection: Connection,
+    token: String,
+    registered: Registered,
+) {
     let hub = app.realtime.clone();
     let limits = hub.limits().clone();
     let Connection {
@@ -234,7 +256,8 @@ async fn serve(app: Arc<App>, mut socket: WebSocket, connection: Connection, tok
             }
         }
     };
-    hub.disconnect(&session_id);
+    // Gone from the hub before the close frame goes out.
+    drop(registered);
     if let Some((code, reason)) = ended {
         tracing::info!(session = %session_id, code, reason = %reason, "realtime socket closed by the server");
         close(&mut socket, code, &reason).await;

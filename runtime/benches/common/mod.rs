@@ -142,6 +142,25 @@ impl Request {
     }
 }
 
+/// Prints the header of a table of [`print_row`] rows.
+pub fn print_header(last: &str) {
+    println!(
+        "{:<36} {:>10} {:>10} {:>10}  {last}",
+        "scenario", "req/s", "p50 ms", "p99 ms"
+    );
+}
+
+/// Prints one scenario's req/s and p50 and p99 latency (ms), then `last`.
+pub fn print_row(name: &str, result: &LoadResult, last: &str) {
+    println!(
+        "{:<36} {:>10.0} {:>10.2} {:>10.2}  {last}",
+        name,
+        result.rate(),
+        result.percentile(50.0) as f64 / 1000.0,
+        result.percentile(99.0) as f64 / 1000.0,
+    );
+}
+
 /// What a load run measured.
 pub struct LoadResult {
     /// Requests answered 200.
