@@ -8,7 +8,11 @@ use elements_identity::{
     CallerSession, Credential, FindOrCreate, IdentityConfig, IdentityError, IdentityService, Level, NewUser,
     Verification, VerifiedIdentity, scheme,
 };
+use elements_store::filter::{Filter, Query, SortKey};
+use elements_store::namespace::{CollectionName, Namespace};
+use elements_store::update::Update;
 use elements_store::{SqliteConfig, StoreConfig};
+use serde_json::Value;
 
 async fn service(dir: &tempfile::TempDir) -> Arc<IdentityService> {
     let store = elements_store::open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
@@ -679,4 +683,139 @@ async fn a_custom_id_link_replaces_the_previous_one() {
         .filter(|i| i.scheme == scheme::CUSTOM)
         .count();
     assert_eq!(customs, 1);
+}
+
+/// A store through which a user is deleted, with their identities, the
+/// moment a login reads that user: what a deletion landing between a
+/// login's read of the identity and its read of the user does.
+struct DeletedBetweenReads {
+    inner: Arc<dyn elements_store::DocumentStore>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl elements_store::DocumentStore for DeletedBetweenReads {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> elements_store::Result<()> {
+        self.inner.ping().await
+    }
+    async fn ensure_index(
+        &self,
+        c: &CollectionName,
+        index: &elements_store::IndexSpec,
+    ) -> elements_store::Result<()> {
+        self.inner.ensure_index(c, index).await
+    }
+    async fn insert(&self, c: &CollectionName, document: Value) -> elements_store::Result<Value> {
+        self.inner.insert(c, document).await
+    }
+    async fn get(&self, c: &CollectionName, id: &str) -> elements_store::Result<Option<Value>> {
+        if c.physical().ends_with("users") && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let identities = Namespace::core().collection("identities").expect("collection");
+            self.inner
+                .delete_many(&identities, &Filter::eq("user_id", id).expect("filter"))
+                .await?;
+            self.inner.delete_by_id(c, id, None).await?;
+        }
+        self.inner.get(c, id).await
+    }
+    async fn find(&self, c: &CollectionName, query: &Query) -> elements_store::Result<Vec<Value>> {
+        self.inner.find(c, query).await
+    }
+    async fn count(&self, c: &CollectionName, filter: &Filter) -> elements_store::Result<u64> {
+        self.inner.count(c, filter).await
+    }
+    async fn update_by_id(
+        &self,
+        c: &CollectionName,
+        id: &str,
+        update: &Update,
+        expected_version: Option<i64>,
+    ) -> elements_store::Result<Value> {
+        self.inner.update_by_id(c, id, update, expected_version).await
+    }
+    async fn find_one_and_update(
+        &self,
+        c: &CollectionName,
+        filter: &Filter,
+        update: &Update,
+        options: &elements_store::FindAndModify,
+    ) -> elements_store::Result<Option<Value>> {
+        self.inner.find_one_and_update(c, filter, update, options).await
+    }
+    async fn find_one_and_delete(
+        &self,
+        c: &CollectionName,
+        filter: &Filter,
+        sort: &[SortKey],
+    ) -> elements_store::Result<Option<Value>> {
+        self.inner.find_one_and_delete(c, filter, sort).await
+    }
+    async fn delete_by_id(
+        &self,
+        c: &CollectionName,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> elements_store::Result<bool> {
+        self.inner.delete_by_id(c, id, expected_version).await
+    }
+    async fn delete_many(&self, c: &CollectionName, filter: &Filter) -> elements_store::Result<u64> {
+        self.inner.delete_many(c, filter).await
+    }
+    async fn transaction(
+        &self,
+        ops: Vec<elements_store::WriteOp>,
+    ) -> elements_store::Result<Vec<elements_store::WriteOutcome>> {
+        self.inner.transaction(ops).await
+    }
+    async fn sweep_expired(&self) -> elements_store::Result<u64> {
+        self.inner.sweep_expired().await
+    }
+    async fn drop_collection(&self, c: &CollectionName) -> elements_store::Result<()> {
+        self.inner.drop_collection(c).await
+    }
+}
+
+/// An account deleted between a login's read of its identity and its read
+/// of the user: the login starts over and makes a new account (or, with
+/// `create` off, finds none), never an internal error.
+#[tokio::test]
+async fn a_login_racing_the_accounts_deletion_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = elements_store::open(StoreConfig::Sqlite(SqliteConfig::in_data_dir(dir.path())))
+        .await
+        .expect("store");
+    let store = Arc::new(DeletedBetweenReads {
+        inner,
+        armed: false.into(),
+    });
+    let service = IdentityService::new(store.clone(), IdentityConfig::default())
+        .await
+        .expect("service");
+    let first = service
+        .find_or_create_user(device("device-deleted-race"))
+        .await
+        .unwrap();
+    assert!(first.created);
+
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let again = service
+        .find_or_create_user(device("device-deleted-race"))
+        .await
+        .unwrap();
+    assert!(
+        again.created,
+        "the deleted account was not found, a new one was made"
+    );
+    assert_ne!(again.user.id, first.user.id);
+
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut no_create = device("device-deleted-race");
+    no_create.create = false;
+    match service.find_or_create_user(no_create).await {
+        Err(IdentityError::NotFound(_)) => {}
+        other => panic!("expected the account not to be found, got {other:?}"),
+    }
 }
