@@ -10,6 +10,7 @@
 
 pub use elements_server::serve;
 
+mod allocator;
 pub mod check;
 pub mod realtime_cluster;
 

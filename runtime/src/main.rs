@@ -50,7 +50,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.connections.max_connections =
         elements_server::connections::fit_to_descriptor_limit(config.connections.max_connections);
     let runtime = Runtime::start(&config).await?;
-    spawn_heap_trimmer();
     // Both listeners stop on the one signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -80,29 +79,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// glibc's allocator keeps the pages a burst of load freed (in per-thread
-/// arenas it seldom trims), so without this the process stays at its peak
-/// size after the load is gone: the soak benchmark saw 65 MiB stay 65 MiB
-/// idle, and 52 MiB after one `malloc_trim`. Trimming now and then hands
-/// them back; it is cheap when there is little to trim.
-fn spawn_heap_trimmer() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let trimmer = std::thread::Builder::new().name("heap-trim".into()).spawn(|| {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(10));
-                // SAFETY: malloc_trim only returns free heap pages to the OS.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
-            }
-        });
-        if let Err(e) = trimmer {
-            tracing::warn!(error = %e, "could not start the heap trimmer");
-        }
-    }
 }
 
 fn init_tracing(config: &Config) -> anyhow::Result<()> {
