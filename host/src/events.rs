@@ -158,8 +158,11 @@ pub struct EventBus {
     local: broadcast::Sender<Event>,
     outbox: OnceLock<mpsc::Sender<Outgoing>>,
     dropped: AtomicU64,
-    chains: Mutex<HashMap<Arc<str>, (Arc<Budget>, Instant)>>,
+    chains: Mutex<Chains>,
 }
+
+/// The chains a node remembers, by id: each budget and when it was last seen.
+type Chains = HashMap<Arc<str>, (Arc<Budget>, Instant)>;
 
 impl Default for EventBus {
     fn default() -> Self {
@@ -277,7 +280,7 @@ impl EventBus {
     }
 }
 
-fn insert_chain(chains: &mut HashMap<Arc<str>, (Arc<Budget>, Instant)>, chain: &Chain) {
+fn insert_chain(chains: &mut Chains, chain: &Chain) {
     if chains.len() >= MAX_CHAINS / 2 {
         let now = Instant::now();
         chains.retain(|_, (_, seen)| now.duration_since(*seen) < CHAIN_MEMORY);

@@ -342,10 +342,10 @@ async fn a_client_that_never_reads_is_disconnected_and_the_server_stays_bounded(
             match frame {
                 Ok(Message::Text(text)) => {
                     let e: Value = serde_json::from_str(&text).unwrap();
-                    if let Some(event) = e.get("channel_presence_event") {
-                        if event["leaves"][0]["session_id"] == sleeper_session {
-                            left = true;
-                        }
+                    if let Some(event) = e.get("channel_presence_event")
+                        && event["leaves"][0]["session_id"] == sleeper_session
+                    {
+                        left = true;
                     }
                 }
                 Ok(Message::Close(frame)) => return (left, format!("closed: {frame:?}")),

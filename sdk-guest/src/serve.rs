@@ -28,12 +28,7 @@ pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
         text(request.headers),
         request.body,
     );
-    let (status, headers, body) = respond(router, request);
-    ResponseRecord {
-        status,
-        headers,
-        body,
-    }
+    respond(router, request)
 }
 
 /// Bytes as the SDK's text, lossily if they aren't UTF-8 (without copying
@@ -44,7 +39,7 @@ fn text(value: Vec<u8>) -> String {
 
 /// The router's response to `request`: its status (a 500 in place of one
 /// outside 100-999), its headers with the body's exact length, and its body.
-fn respond(router: &Router, request: Request) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+fn respond(router: &Router, request: Request) -> ResponseRecord {
     let response = router.handle(request);
     let response = if (100..=999).contains(&response.status()) {
         response
@@ -64,5 +59,9 @@ fn respond(router: &Router, request: Request) -> (u16, Vec<(String, Vec<u8>)>, V
     if !(status < 200 || status == 204 || status == 304) {
         entries.push(("content-length".to_owned(), body.len().to_string().into_bytes()));
     }
-    (status, entries, body)
+    ResponseRecord {
+        status,
+        headers: entries,
+        body,
+    }
 }

@@ -4,8 +4,8 @@
 //! streams, the response out-parameter) for the same exchange. Measured on
 //! the hello Element, those calls were most of the per-request cost of an
 //! instance (see the README's benchmarks). Elements built with elements-sdk
-//! export both; the host prefers this one, and serves every other component
-//! through wasi:http.
+//! export only this one; the host prefers it when a component exports both,
+//! and serves every other component through wasi:http.
 //!
 //! The guest's answer is checked as wasmtime-wasi-http checks a wasi:http
 //! response: the status must be one `http` accepts, header names and values
