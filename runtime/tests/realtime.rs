@@ -15,38 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use support::client::request;
+use support::socket::{Ws, b64, connect, device_account, send, ws_url};
 use support::{Dirs, Server};
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A device login: (session token, user id).
-async fn login(server: &Server, device: &str) -> (String, String) {
-    let (status, body) = request(
-        server,
-        "POST",
-        "/v2/account/authenticate/device",
-        None,
-        Some(json!({ "id": device })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
-    let (status, account) = request(server, "GET", "/v2/account", Some(&token), None).await;
-    assert_eq!(status, 200, "{account}");
-    (token, account["user"]["id"].as_str().unwrap().to_owned())
-}
-
-fn ws_url(server: &Server, token: &str) -> String {
-    format!("ws://{}/ws?token={token}&status=true&format=json", server.addr)
-}
-
-async fn connect(server: &Server, token: &str) -> Ws {
-    let (ws, response) = tokio_tungstenite::connect_async(ws_url(server, token))
-        .await
-        .expect("socket connects");
-    assert_eq!(response.status(), 101);
-    ws
-}
 
 /// The HTTP status an upgrade was refused with.
 async fn refused(url: &str) -> u16 {
@@ -55,10 +25,6 @@ async fn refused(url: &str) -> u16 {
         Err(e) => panic!("not an HTTP refusal: {e}"),
         Ok(_) => panic!("the upgrade was accepted"),
     }
-}
-
-async fn send(ws: &mut Ws, envelope: Value) {
-    ws.send(Message::text(envelope.to_string())).await.unwrap();
 }
 
 /// The next text envelope (skipping control frames), within 5 s.
@@ -127,7 +93,7 @@ async fn a_bad_or_missing_token_is_refused_with_401() {
         401
     );
     assert_eq!(refused(&ws_url(&server, "not-a-token")).await, 401);
-    let (token, _) = login(&server, "device-ws-token-1").await;
+    let (token, _) = device_account(&server, "device-ws-token-1").await;
     // A token with one character changed is not the token.
     let mut forged = token.clone().into_bytes();
     let last = forged.len() - 2;
@@ -149,7 +115,7 @@ async fn a_bad_or_missing_token_is_refused_with_401() {
 #[tokio::test]
 async fn malformed_and_unknown_envelopes_get_nakamas_error_envelope_and_the_socket_stays() {
     let (server, _dirs) = server_with("");
-    let (token, _) = login(&server, "device-ws-bad-1").await;
+    let (token, _) = device_account(&server, "device-ws-bad-1").await;
     let mut ws = connect(&server, &token).await;
     ws.send(Message::text("{not json")).await.unwrap();
     let e = next(&mut ws).await;
@@ -226,7 +192,7 @@ async fn malformed_and_unknown_envelopes_get_nakamas_error_envelope_and_the_sock
 #[tokio::test]
 async fn invalid_channel_names_and_group_channels_are_refused() {
     let (server, _dirs) = server_with("[realtime]\nmax_channel_name_bytes = 16\n");
-    let (token, user_id) = login(&server, "device-ws-names-1").await;
+    let (token, user_id) = device_account(&server, "device-ws-names-1").await;
     let mut ws = connect(&server, &token).await;
     let long = "x".repeat(17);
     let bad = [
@@ -262,7 +228,7 @@ async fn invalid_channel_names_and_group_channels_are_refused() {
 #[tokio::test]
 async fn an_oversized_message_closes_the_socket_with_1009() {
     let (server, _dirs) = server_with("[realtime]\nmax_message_bytes = 1024\n");
-    let (token, _) = login(&server, "device-ws-big-1").await;
+    let (token, _) = device_account(&server, "device-ws-big-1").await;
     let mut ws = connect(&server, &token).await;
     // At the cap: served (an error for its content, not a close).
     let padding = "p".repeat(1024 - r#"{"cid":"1","ping":{"p":""}}"#.len());
@@ -284,7 +250,7 @@ async fn an_oversized_message_closes_the_socket_with_1009() {
 #[tokio::test]
 async fn a_flood_past_the_rate_limit_is_refused_message_by_message() {
     let (server, _dirs) = server_with("[realtime]\nmessages_per_sec = 5\nmessage_burst = 5\n");
-    let (token, _) = login(&server, "device-ws-flood-1").await;
+    let (token, _) = device_account(&server, "device-ws-flood-1").await;
     let mut ws = connect(&server, &token).await;
     for i in 0..40 {
         send(&mut ws, json!({"cid": i.to_string(), "ping": {}})).await;
@@ -321,8 +287,8 @@ async fn a_client_that_never_reads_is_disconnected_and_the_server_stays_bounded(
     let (server, _dirs) = server_with(
         "[realtime]\nsend_queue = 16\nmessages_per_sec = 1000000\nmessage_burst = 1000000\nmax_message_bytes = 16384\n",
     );
-    let (sender_token, _) = login(&server, "device-ws-slow-1").await;
-    let (reader_token, _) = login(&server, "device-ws-slow-2").await;
+    let (sender_token, _) = device_account(&server, "device-ws-slow-1").await;
+    let (reader_token, _) = device_account(&server, "device-ws-slow-2").await;
     let mut sender = connect(&server, &sender_token).await;
     let mut sleeper = connect(&server, &reader_token).await;
     let join = json!({"cid": "j", "channel_join": {"target": "flood", "type": 1, "persistence": false, "hidden": false}});
@@ -402,12 +368,12 @@ async fn connects_within(server: &Server, token: &str, within: Duration) -> bool
 #[tokio::test]
 async fn sockets_per_user_are_capped() {
     let (server, _dirs) = server_with("[realtime]\nmax_sockets_per_user = 2\n");
-    let (token, _) = login(&server, "device-ws-cap-1").await;
+    let (token, _) = device_account(&server, "device-ws-cap-1").await;
     let first = connect(&server, &token).await;
     let _second = connect(&server, &token).await;
     assert_eq!(refused(&ws_url(&server, &token)).await, 429);
     // Another user is not counted against this one.
-    let (other, _) = login(&server, "device-ws-cap-2").await;
+    let (other, _) = device_account(&server, "device-ws-cap-2").await;
     let _third = connect(&server, &other).await;
     // A closed socket frees its place.
     drop(first);
@@ -423,7 +389,7 @@ async fn sockets_per_user_are_capped() {
 #[tokio::test]
 async fn racing_upgrades_get_exactly_the_cap_and_429s() {
     let (server, _dirs) = server_with("[realtime]\nmax_sockets_per_user = 2\n");
-    let (token, _) = login(&server, "device-ws-race").await;
+    let (token, _) = device_account(&server, "device-ws-race").await;
     let url = ws_url(&server, &token);
     let attempts = (0..12).map(|_| tokio_tungstenite::connect_async(url.clone()));
     let mut open = Vec::new();
@@ -450,11 +416,11 @@ async fn sockets_per_node_are_capped() {
     let (server, _dirs) = server_with("[realtime]\nmax_sockets = 2\n");
     let mut held = Vec::new();
     for device in ["device-ws-node-1", "device-ws-node-2"] {
-        let (token, _) = login(&server, device).await;
+        let (token, _) = device_account(&server, device).await;
         held.push(connect(&server, &token).await);
     }
     // A third user, under their own cap, still finds the node full.
-    let (token, _) = login(&server, "device-ws-node-3").await;
+    let (token, _) = device_account(&server, "device-ws-node-3").await;
     assert_eq!(refused(&ws_url(&server, &token)).await, 429);
     drop(held.pop());
     assert!(
@@ -466,7 +432,7 @@ async fn sockets_per_node_are_capped() {
 #[tokio::test]
 async fn logout_closes_the_socket() {
     let (server, _dirs) = server_with("[realtime]\nsession_check_secs = 1\n");
-    let (token, _) = login(&server, "device-ws-logout-1").await;
+    let (token, _) = device_account(&server, "device-ws-logout-1").await;
     let mut ws = connect(&server, &token).await;
     send(&mut ws, json!({"cid": "1", "ping": {}})).await;
     assert_eq!(next(&mut ws).await["cid"], "1");
@@ -489,9 +455,9 @@ async fn logout_closes_the_socket() {
 #[tokio::test]
 async fn history_notifications_and_rpc_over_http() {
     let (server, _dirs) = server_with("");
-    let (a, a_id) = login(&server, "device-ws-http-1").await;
-    let (b, b_id) = login(&server, "device-ws-http-2").await;
-    let (c, _) = login(&server, "device-ws-http-3").await;
+    let (a, a_id) = device_account(&server, "device-ws-http-1").await;
+    let (b, b_id) = device_account(&server, "device-ws-http-2").await;
+    let (c, _) = device_account(&server, "device-ws-http-3").await;
     let mut ws = connect(&server, &a).await;
     send(
         &mut ws,
@@ -594,7 +560,7 @@ async fn rpcs_are_served_by_the_element_that_declares_them() {
     config.push_str(&support::grants_section("thief", &["rpc:echo"]));
     dirs.config(&config);
     let server = Server::start(&dirs, &[]);
-    let (token, user_id) = login(&server, "device-rpc-1").await;
+    let (token, user_id) = device_account(&server, "device-rpc-1").await;
 
     // Over HTTP: the payload in, the Element's answer out, the caller known.
     let (status, body) = request(&server, "POST", "/v2/rpc/echo", Some(&token), Some(json!("ping"))).await;
@@ -691,11 +657,6 @@ async fn collect(ws: &mut Ws, fields: &[&str]) -> Vec<Value> {
     found.into_iter().map(Option::unwrap).collect()
 }
 
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 fn turn_relay_manifest() -> String {
     std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -729,9 +690,9 @@ async fn an_element_runs_a_turn_based_match_over_the_socket() {
     let dirs = Dirs::new();
     dirs.deploy("turn-relay", "turn-relay", &turn_relay_manifest());
     let server = Server::start(&dirs, &["--http-key", "a-test-http-key"]);
-    let (ta, ua) = login(&server, "device-turn-a").await;
-    let (tb, ub) = login(&server, "device-turn-b").await;
-    let (tc, _) = login(&server, "device-turn-c").await;
+    let (ta, ua) = device_account(&server, "device-turn-a").await;
+    let (tb, ub) = device_account(&server, "device-turn-b").await;
+    let (tc, _) = device_account(&server, "device-turn-c").await;
     let (mut a, mut b, mut c) = (
         connect(&server, &ta).await,
         connect(&server, &tb).await,
@@ -914,7 +875,7 @@ async fn elements_stay_inside_their_realtime_grants() {
         &["realtime.match", "realtime.notify", "realtime.rooms"],
     ));
     let server = Server::start(&dirs, &[]);
-    let (token, user) = login(&server, "device-grants-1").await;
+    let (token, user) = device_account(&server, "device-grants-1").await;
 
     // Without the grants every call is refused, naming the grant.
     for (path, grant) in [

@@ -10,15 +10,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use support::client::request;
 use support::nats::Nats;
+use support::socket::{Ws, b64, connect, device_account, send, ws_url};
 use support::{Dirs, ROOT_ENV, Server, admin_request, root_secret};
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How long a cross-node step may take before the test fails (a loaded
 /// machine; the steps themselves take milliseconds).
@@ -58,39 +57,6 @@ fn cluster(nats: &Nats, database: &str, config: &str) -> (Server, Server, Dirs) 
         wait_for_count(server, "realtime: receiving from the other nodes", 2);
     }
     (a, b, dirs)
-}
-
-/// A device login: (session token, user id).
-async fn login(server: &Server, device: &str) -> (String, String) {
-    let (status, body) = request(
-        server,
-        "POST",
-        "/v2/account/authenticate/device",
-        None,
-        Some(json!({ "id": device })),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
-    let (status, account) = request(server, "GET", "/v2/account", Some(&token), None).await;
-    assert_eq!(status, 200, "{account}");
-    (token, account["user"]["id"].as_str().unwrap().to_owned())
-}
-
-fn ws_url(server: &Server, token: &str) -> String {
-    format!("ws://{}/ws?token={token}&status=true&format=json", server.addr)
-}
-
-async fn connect(server: &Server, token: &str) -> Ws {
-    let (ws, response) = tokio_tungstenite::connect_async(ws_url(server, token))
-        .await
-        .expect("socket connects");
-    assert_eq!(response.status(), 101);
-    ws
-}
-
-async fn send(ws: &mut Ws, envelope: Value) {
-    ws.send(Message::text(envelope.to_string())).await.unwrap();
 }
 
 /// The first envelope `wanted` accepts, skipping others, within `within`.
@@ -215,8 +181,8 @@ async fn sockets_on_two_nodes_share_rooms_matches_notifications_and_status() {
     let nats = Nats::start();
     let database = format!("rtcluster_a_{}", std::process::id());
     let (a, b, _dirs) = cluster(&nats, &database, "[realtime]\nmax_sockets_per_user = 2\n");
-    let (alice_token, _) = login(&a, "device-rtc-alice").await;
-    let (bob_token, bob_id) = login(&b, "device-rtc-bob").await;
+    let (alice_token, _) = device_account(&a, "device-rtc-alice").await;
+    let (bob_token, bob_id) = device_account(&b, "device-rtc-bob").await;
     let mut alice = connect(&a, &alice_token).await;
     let mut bob = connect(&b, &bob_token).await;
 
@@ -475,10 +441,10 @@ async fn with_nats_down_each_node_serves_its_own_and_a_killed_node_leaves() {
     let mut nats = Nats::start();
     let database = format!("rtcluster_b_{}", std::process::id());
     let (a, mut b, _dirs) = cluster(&nats, &database, "");
-    let (alice_token, _) = login(&a, "device-rtc2-alice").await;
-    let (carol_token, _) = login(&a, "device-rtc2-carol").await;
-    let (bob_token, _) = login(&b, "device-rtc2-bob").await;
-    let (dave_token, _) = login(&b, "device-rtc2-dave").await;
+    let (alice_token, _) = device_account(&a, "device-rtc2-alice").await;
+    let (carol_token, _) = device_account(&a, "device-rtc2-carol").await;
+    let (bob_token, _) = device_account(&b, "device-rtc2-bob").await;
+    let (dave_token, _) = device_account(&b, "device-rtc2-dave").await;
     let mut alice = connect(&a, &alice_token).await;
     let mut carol = connect(&a, &carol_token).await;
     let mut bob = connect(&b, &bob_token).await;
@@ -623,11 +589,6 @@ async fn with_nats_down_each_node_serves_its_own_and_a_killed_node_leaves() {
     say(&mut carol, &mut alice, "hall", json!({"after": "B died"})).await;
 }
 
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// A match an Element runs (the turn-relay example) with its players on two
 /// nodes: each player's move is handled by the Element on their own node
 /// (the match's state is in the shared store) and reaches the other player
@@ -650,8 +611,8 @@ async fn an_element_runs_a_match_whose_players_are_on_two_nodes() {
         server.wait_for_log("connected to NATS", PATIENCE);
         wait_for_count(server, "realtime: receiving from the other nodes", 2);
     }
-    let (alice_token, alice_id) = login(&a, "device-rtc3-alice").await;
-    let (bob_token, _) = login(&b, "device-rtc3-bob").await;
+    let (alice_token, alice_id) = device_account(&a, "device-rtc3-alice").await;
+    let (bob_token, _) = device_account(&b, "device-rtc3-bob").await;
     let mut alice = connect(&a, &alice_token).await;
     let mut bob = connect(&b, &bob_token).await;
 

@@ -3,7 +3,7 @@
 //! One module each concept: [`client`] (requests and their replies),
 //! [`accounts`] (`root` and signing in), [`component`] (changed guest
 //! components), [`browser`] (a WebDriver session), [`roblox`] (a stub of the
-//! Roblox users API), [`providers`] (stubs of the login providers), and here the server process and its folders.
+//! Roblox users API), [`socket`] (the realtime socket as a client), [`providers`] (stubs of the login providers), and here the server process and its folders.
 
 #![allow(dead_code)]
 
@@ -14,6 +14,7 @@ pub mod component;
 pub mod nats;
 pub mod providers;
 pub mod roblox;
+pub mod socket;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
