@@ -160,14 +160,29 @@ proptest! {
     }
 }
 
+static SERVER: OnceLock<(Server, Dirs)> = OnceLock::new();
+
 /// One server for every HTTP case (started on first use).
 fn server() -> &'static (Server, Dirs) {
-    static SERVER: OnceLock<(Server, Dirs)> = OnceLock::new();
     SERVER.get_or_init(|| {
         let dirs = Dirs::new();
         let server = Server::start_with(&dirs, &[], &[("ELEMENTS_SERVER_KEY", "props-key")], None);
+        // A static is never dropped, so `Server`'s own clean-up would never
+        // run and the server would outlive the suite (CI found it still
+        // running): stop it, and remove its folders, when this binary exits.
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe { libc::atexit(stop_server) };
         (server, dirs)
     })
+}
+
+extern "C" fn stop_server() {
+    if let Some((server, dirs)) = SERVER.get() {
+        // SAFETY: signals our own child, whose pid is still ours: it is
+        // never reaped before this.
+        unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGKILL) };
+        let _ = std::fs::remove_dir_all(dirs.root.path());
+    }
 }
 
 /// Any JSON, biased towards the fields `/v2` bodies have.
