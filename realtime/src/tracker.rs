@@ -286,17 +286,26 @@ fn channel_names(channel_id: &str) -> (String, String, String) {
     }
 }
 
+/// Per channel or match, in id order: who is in `after` but not `before`
+/// (the joins), and who was in `before` but not `after` (the leaves).
+fn joins_and_leaves<'a>(
+    before: &HashSet<(&'a str, &'a Presence)>,
+    after: &HashSet<(&'a str, &'a Presence)>,
+) -> BTreeMap<&'a str, (Vec<&'a Presence>, Vec<&'a Presence>)> {
+    let mut changes: BTreeMap<&str, (Vec<&Presence>, Vec<&Presence>)> = BTreeMap::new();
+    for (id, p) in after.difference(before) {
+        changes.entry(id).or_default().0.push(p);
+    }
+    for (id, p) in before.difference(after) {
+        changes.entry(id).or_default().1.push(p);
+    }
+    changes
+}
+
 /// The events that turn what members saw of `old` into `new`.
 fn missed(old: &PeerView, new: &PeerView) -> Vec<Missed> {
     let mut events = Vec::new();
-    let (before, after) = (old.visible_channel_members(), new.visible_channel_members());
-    let mut channels: BTreeMap<&str, (Vec<&Presence>, Vec<&Presence>)> = BTreeMap::new();
-    for (c, p) in after.difference(&before) {
-        channels.entry(c).or_default().0.push(p);
-    }
-    for (c, p) in before.difference(&after) {
-        channels.entry(c).or_default().1.push(p);
-    }
+    let channels = joins_and_leaves(&old.visible_channel_members(), &new.visible_channel_members());
     for (channel_id, (joins, leaves)) in channels {
         let (room, one, two) = channel_names(channel_id);
         events.push((
@@ -308,14 +317,7 @@ fn missed(old: &PeerView, new: &PeerView) -> Vec<Missed> {
             }),
         ));
     }
-    let (before, after) = (old.match_members(), new.match_members());
-    let mut matches: BTreeMap<&str, (Vec<&Presence>, Vec<&Presence>)> = BTreeMap::new();
-    for (m, p) in after.difference(&before) {
-        matches.entry(m).or_default().0.push(p);
-    }
-    for (m, p) in before.difference(&after) {
-        matches.entry(m).or_default().1.push(p);
-    }
+    let matches = joins_and_leaves(&old.match_members(), &new.match_members());
     for (match_id, (joins, leaves)) in matches {
         events.push((
             match_id.to_owned(),
