@@ -155,6 +155,18 @@
 
 #![warn(missing_docs)]
 
+// The Element's allocator (see allocator.rs). Turn the `allocator` feature
+// off (default features) to bring your own `#[global_allocator]`.
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+mod allocator;
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: allocator::SmallBlocks = allocator::SmallBlocks::new();
+
 pub mod attributes;
 pub mod documents;
 mod error;

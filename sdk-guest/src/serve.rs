@@ -38,7 +38,7 @@ fn text(value: Vec<u8>) -> String {
 }
 
 /// The router's response to `request`: its status (a 500 in place of one
-/// outside 100-999), its headers with the body's exact length, and its body.
+/// outside 100-999), its headers and its body.
 fn respond(router: &Router, request: Request) -> ResponseRecord {
     let response = router.handle(request);
     let response = if (100..=999).contains(&response.status()) {
@@ -49,19 +49,15 @@ fn respond(router: &Router, request: Request) -> ResponseRecord {
     let (status, headers, body) = response.into_parts();
 
     // Collected in place: the pairs have the same layout, so the response's
-    // own vector is reused.
-    let mut entries: Vec<(String, Vec<u8>)> = headers
+    // own vector is reused. No `content-length`: the host sets it from the
+    // body it receives whole.
+    let headers: Vec<(String, Vec<u8>)> = headers
         .into_iter()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name, value.into_bytes()))
         .collect();
-    // The length is known exactly, so say it: the host need not chunk.
-    if !(status < 200 || status == 204 || status == 304) {
-        entries.push(("content-length".to_owned(), body.len().to_string().into_bytes()));
-    }
     ResponseRecord {
         status,
-        headers: entries,
+        headers,
         body,
     }
 }

@@ -26,6 +26,8 @@ pub use RequestHost as RequestHostBindings;
 pub use RequestHostPre as RequestHostBindingsPre;
 use exports::elements::platform::request_handler::{Request as RequestRecord, Response as ResponseRecord};
 
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The record for `request`, whose path is already the Element's own.
 pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
     let (parts, body) = request.into_parts();
@@ -40,7 +42,18 @@ pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     let mut headers = Vec::with_capacity(size);
+    // The server's request id goes first, where the SDK finds it without
+    // reading the other lines (it names the request in every error body).
+    let request_id = parts.headers.get(&REQUEST_ID);
+    if let Some(id) = request_id {
+        headers.extend_from_slice(b"x-request-id: ");
+        headers.extend_from_slice(id.as_bytes());
+        headers.extend_from_slice(b"\r\n");
+    }
     for (name, value) in &parts.headers {
+        if request_id.is_some() && *name == REQUEST_ID {
+            continue;
+        }
         // `http` admits no CR, LF or NUL in a name or value: the lines
         // can't be forged.
         headers.extend_from_slice(name.as_str().as_bytes());
@@ -74,6 +87,11 @@ pub fn from_record(
     headers.reserve(record.headers.len());
     let mut dropped = Vec::new();
     for (name, value) in record.headers {
+        // The length is the body's, which is here whole; an Element's own
+        // could only be wrong (older SDK builds sent it too).
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
         match (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(&value),
@@ -122,6 +140,36 @@ mod tests {
         assert_eq!(record.headers, b"x-one: 1\r\nx-many: a\r\nx-many: b\r\n");
         let empty = to_record(http::Request::new(Bytes::new()));
         assert!(empty.headers.is_empty());
+    }
+
+    #[test]
+    fn the_request_id_comes_first_and_once() {
+        let request = http::Request::get("http://localhost/")
+            .header("host", "h")
+            .header("x-request-id", "r-1")
+            .header("accept", "*/*")
+            .body(Bytes::new())
+            .unwrap();
+        assert_eq!(
+            to_record(request).headers,
+            b"x-request-id: r-1\r\nhost: h\r\naccept: */*\r\n"
+        );
+    }
+
+    #[test]
+    fn the_elements_content_length_is_ignored() {
+        let (response, dropped) = from_record(
+            record(
+                200,
+                vec![("Content-Length", b"999"), ("content-length", b"2"), ("x", b"y")],
+                b"hi",
+            ),
+            10,
+        )
+        .unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(response.headers().len(), 1);
+        assert_eq!(response.headers()["x"], "y");
     }
 
     #[test]
