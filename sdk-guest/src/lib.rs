@@ -142,6 +142,19 @@
 //! per-request or per-user state in globals. Write Elements that are correct
 //! under both.
 //!
+//! # Memory
+//!
+//! The SDK sets the Element's `#[global_allocator]`: blocks of up to 2 KiB
+//! come from free lists of their size class (a request's strings, headers
+//! and JSON cost a few dozen instructions each to allocate and free instead
+//! of the hundreds wasi-libc's `malloc` takes), larger ones from the
+//! standard allocator. Memory a size class once held stays with it. To use
+//! an allocator of your own, turn the SDK's default features off:
+//!
+//! ```toml
+//! elements-sdk = { path = "../sdk-guest", default-features = false }
+//! ```
+//!
 //! # Testing
 //!
 //! Routers and handlers are plain Rust: build a [`Request`] with
