@@ -19,6 +19,10 @@ use crate::services::InstanceServices;
 use crate::stdio::GuestOutput;
 use elements_config::Limits;
 
+/// The header carrying a request's id, on the request (as an Element sees
+/// it, its first line) and on every response.
+pub static REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The identity of one request, as host services see it.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {

@@ -130,9 +130,7 @@ impl App {
     }
 }
 
-/// The header carrying a request's id, on the request (as an Element sees
-/// it) and on every response.
-pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) use elements_host::instance::REQUEST_ID;
 
 /// Request ids, `x-request-id` on both listeners: a random per-process
 /// prefix and a counter, unique across restarts and nodes without a random

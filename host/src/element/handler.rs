@@ -26,7 +26,7 @@ pub use RequestHost as RequestHostBindings;
 pub use RequestHostPre as RequestHostBindingsPre;
 use exports::elements::platform::request_handler::{Request as RequestRecord, Response as ResponseRecord};
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::instance::REQUEST_ID;
 
 /// The record for `request`, whose path is already the Element's own.
 pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
