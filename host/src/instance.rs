@@ -113,11 +113,17 @@ impl RequestState {
     }
 
     /// Readies a warm instance for its next request: that request's host
-    /// services, deadline and log budget.
-    pub fn renew(&mut self, mut services: InstanceServices, request: &RequestInfo, deadline: Instant) {
+    /// services, deadline and log budget (the same [`RequestLog`], started
+    /// anew: the log service's state keeps pointing at it).
+    pub fn renew(
+        &mut self,
+        services: &crate::services::Services,
+        deployed: &crate::services::DeployedServices,
+        request: &RequestInfo,
+        deadline: Instant,
+    ) {
         self.log.renew(request.request_id.clone());
-        services.log.attach(self.log.clone());
-        self.services = services;
+        services.renew(deployed, &mut self.services, request);
         self.deadline = deadline;
     }
 }

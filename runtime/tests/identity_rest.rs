@@ -1271,6 +1271,58 @@ async fn an_element_tells_no_credentials_from_invalid_ones_and_answers_401() {
     assert!(!log.contains(&kept), "secrets must not be logged");
 }
 
+/// A reused instance serves one caller after another: each request sees its
+/// own caller, never the one before (the host keeps the Element's state on a
+/// warm instance, not the last request's).
+#[tokio::test]
+async fn a_reused_instance_sees_each_requests_own_caller() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "warm",
+        "misbehave",
+        "[limits]\nisolation = \"reuse\"\nreuse_max_requests = 1000\nmax_concurrency = 1\n",
+    );
+    let server = root_server(&dirs);
+    let ana = sign_up(&server, signup_body("ana", "ana@example.com", "password1")).await;
+    let ana_id = ana["session"]["user"]["id"].as_str().unwrap().to_owned();
+    let ana = secret(&ana);
+    let bob = sign_up(&server, signup_body("bob", "bob@example.com", "password1")).await;
+    let bob_id = bob["session"]["user"]["id"].as_str().unwrap().to_owned();
+    let bob = secret(&bob);
+
+    let caller = |credential: Option<&str>| {
+        let server = &server;
+        let credential = credential.map(str::to_owned);
+        async move {
+            request(
+                server,
+                "GET",
+                "/app/rest/warm/caller",
+                credential.as_deref(),
+                None,
+            )
+            .await
+        }
+    };
+    let (_, first) = request(&server, "GET", "/app/rest/warm/counter", None, None).await;
+    for _ in 0..2 {
+        assert_eq!(caller(Some(&ana)).await, (200, json!({"user": ana_id})));
+        assert_eq!(caller(None).await, (200, json!({"anonymous": true})));
+        assert_eq!(caller(Some(&bob)).await, (200, json!({"user": bob_id})));
+        let (status, body) = caller(Some("bogus")).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(caller(Some(&bob)).await, (200, json!({"user": bob_id})));
+        assert_eq!(caller(None).await, (200, json!({"anonymous": true})));
+    }
+    // All of it on one instance: its counter went on from the first request.
+    let (_, last) = request(&server, "GET", "/app/rest/warm/counter", None, None).await;
+    assert_eq!(
+        last["count"].as_u64(),
+        first["count"].as_u64().map(|n| n + 1),
+        "{first} then {last}: the requests were not served by one reused instance"
+    );
+}
+
 /// The code the SDK gives a status, as a client receives it.
 fn elements_code(status: u16) -> &'static str {
     match status {

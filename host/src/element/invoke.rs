@@ -131,7 +131,7 @@ impl Element {
             Some(mut warm) => {
                 warm.store
                     .data_mut()
-                    .renew(services.prepare(&self.services, info), info, deadline);
+                    .renew(services, &self.services, info, deadline);
                 warm.store.set_epoch_deadline(1);
                 warm
             }

@@ -35,6 +35,11 @@ impl HostService for AttributesService {
     fn prepare(&self, deployed: &Self::Deployed, _request: &RequestInfo) -> Instance {
         Instance(deployed.clone())
     }
+
+    fn renew(&self, _deployed: &Self::Deployed, instance: &mut Instance, _request: &RequestInfo) {
+        // The Element's attributes: nothing of one request.
+        let Instance(_) = instance;
+    }
 }
 
 impl wit::Host for Instance {

@@ -70,6 +70,14 @@ impl HostService for DocumentsService {
     fn prepare(&self, deployed: &Documents, _request: &RequestInfo) -> Documents {
         deployed.clone()
     }
+
+    fn renew(&self, _deployed: &Documents, instance: &mut Documents, _request: &RequestInfo) {
+        // The store and the Element's namespace: nothing of one request.
+        let Documents {
+            store: _,
+            namespace: _,
+        } = instance;
+    }
 }
 
 fn to_wit(error: StoreError) -> Error {

@@ -72,6 +72,11 @@ impl HostService for EventsService {
             chain: request.chain.clone(),
         }
     }
+
+    fn renew(&self, _deployed: &Publisher, instance: &mut Instance, request: &RequestInfo) {
+        let Instance { publisher: _, chain } = instance;
+        *chain = request.chain.clone();
+    }
 }
 
 impl wit::Host for Instance {

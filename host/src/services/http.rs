@@ -285,6 +285,20 @@ impl HostService for HttpService {
             stub: self.stub.clone(),
         }
     }
+
+    fn renew(&self, _deployed: &Arc<ElementHttp>, instance: &mut OutboundHooks, _request: &RequestInfo) {
+        let OutboundHooks {
+            element: _,
+            policy,
+            stub: _,
+        } = instance;
+        // The operator's policy as it is now (it may have changed since
+        // this instance's last request); cloned only when it did.
+        let current = self.policy.load();
+        if !Arc::ptr_eq(&current, policy) {
+            *policy = arc_swap::Guard::into_inner(current);
+        }
+    }
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;

@@ -188,6 +188,29 @@ impl HostService for IdentityHostService {
             seen: Seen::default(),
         }
     }
+
+    fn renew(&self, _deployed: &DeployedIdentity, instance: &mut Identities, request: &RequestInfo) {
+        // Everything learnt about the last request's caller goes: the next
+        // request may come from anyone.
+        let Identities {
+            service: _,
+            credential,
+            grants: _,
+            caller,
+            reached,
+            bus: _,
+            element: _,
+            chain,
+            verification_requests,
+            seen,
+        } = instance;
+        *credential = request.credential.clone();
+        *caller = None;
+        reached.clear();
+        *chain = request.chain.clone();
+        *verification_requests = 0;
+        *seen = Seen::default();
+    }
 }
 
 fn forbidden(missing: MissingGrant) -> Error {

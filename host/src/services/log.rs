@@ -69,6 +69,18 @@ impl HostService for LogService {
             budget: None,
         }
     }
+
+    fn renew(&self, _deployed: &Deployed, instance: &mut Instance, request: &RequestInfo) {
+        // The budget is the instance's own `RequestLog`, which
+        // `RequestState::renew` starts anew.
+        let Instance {
+            element: _,
+            buffer: _,
+            request_id,
+            budget: _,
+        } = instance;
+        *request_id = request.request_id.clone();
+    }
 }
 
 fn level(level: WitLevel) -> Level {

@@ -146,6 +146,21 @@ impl HostService for MailService {
             sent: 0,
         }
     }
+
+    fn renew(&self, _allowed: &bool, instance: &mut Instance, _request: &RequestInfo) {
+        let Instance {
+            allowed: _,
+            relay,
+            sent,
+        } = instance;
+        *sent = 0;
+        // The relay as it is now: the operator may have changed it since
+        // this instance's last request.
+        let current = self.relay.load();
+        if !Arc::ptr_eq(&current, relay) {
+            *relay = arc_swap::Guard::into_inner(current);
+        }
+    }
 }
 
 fn mailbox(address: &str, what: &str) -> Result<Mailbox, Error> {

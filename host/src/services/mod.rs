@@ -107,6 +107,17 @@ pub trait HostService: Sized + Send + Sync + 'static {
 
     /// Builds the state of one instance serving `request`.
     fn prepare(&self, deployed: &Self::Deployed, request: &RequestInfo) -> Self::Instance;
+
+    /// Readies the state of a reused instance, which served an earlier
+    /// request of the same deployment, for `request`: what belongs to one
+    /// request is reset, what belongs to the Element is kept rather than
+    /// cloned again (on a reused instance, [`prepare`](Self::prepare)'s
+    /// reference counts were a measurable part of the request). By default
+    /// the state is prepared anew. An override destructures the state
+    /// without `..`, so a field added later can't be forgotten here.
+    fn renew(&self, deployed: &Self::Deployed, instance: &mut Self::Instance, request: &RequestInfo) {
+        *instance = self.prepare(deployed, request);
+    }
 }
 
 /// Declares the set of host services: one `field: Type` line each.
@@ -162,6 +173,12 @@ macro_rules! host_services {
                 InstanceServices {
                     $($field: self.$field.prepare(&deployed.$field, request),)*
                 }
+            }
+
+            /// Readies a reused instance's state for `request` (see
+            /// [`HostService::renew`]).
+            pub fn renew(&self, deployed: &DeployedServices, instance: &mut InstanceServices, request: &RequestInfo) {
+                $(self.$field.renew(&deployed.$field, &mut instance.$field, request);)*
             }
         }
     };

@@ -76,6 +76,18 @@ impl HostService for RealtimeService {
             calls: 0,
         }
     }
+
+    fn renew(&self, _deployed: &Deployed, instance: &mut Instance, _request: &RequestInfo) {
+        let Instance {
+            hub: _,
+            name: _,
+            notify: _,
+            rooms: _,
+            matches: _,
+            calls,
+        } = instance;
+        *calls = 0;
+    }
 }
 
 fn forbidden(grant: Grant) -> Error {
