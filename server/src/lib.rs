@@ -480,10 +480,11 @@ async fn core_extension(State(app): State<Arc<App>>, request: Request) -> Respon
     with_request_id(result, &request_id)
 }
 
-fn request_id_of(request: &Request) -> String {
+/// The request's id, as the host services take it.
+fn request_id_of(request: &Request) -> Arc<str> {
     crate::request::request_id(request.extensions())
         .unwrap_or_default()
-        .to_owned()
+        .into()
 }
 
 /// The Element's answer, or the error tagged with the request id (the
@@ -501,7 +502,7 @@ async fn serve_counted(
     element: Arc<elements_host::element::Element>,
     request: Request,
     below: &str,
-    request_id: &str,
+    request_id: &Arc<str>,
 ) -> Result<Response, ApiError> {
     let Some(metrics) = &app.metrics else {
         return serve_element(app, element, request, below, request_id).await;
@@ -523,7 +524,7 @@ async fn serve_element(
     element: Arc<elements_host::element::Element>,
     request: Request,
     below: &str,
-    request_id: &str,
+    request_id: &Arc<str>,
 ) -> Result<Response, ApiError> {
     // Not tower-http's `RequestBodyLimitLayer`: the limit is the Element's,
     // known only once the route is.
@@ -553,8 +554,8 @@ async fn serve_element(
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
-        .unwrap_or("localhost");
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{below}?{q}"),
         None => below.to_owned(),
@@ -594,7 +595,7 @@ async fn serve_element(
         parts.headers.remove(header::AUTHORIZATION);
     }
     let request = http::Request::from_parts(parts, body);
-    let info = RequestInfo::http(request_id, credential);
+    let info = RequestInfo::http(request_id.clone(), credential);
     match element.serve(&app.deployer.host().services, request, info).await {
         Ok(response) => {
             let (mut parts, body): (_, Bytes) = response.into_parts();
@@ -611,14 +612,14 @@ async fn serve_element(
                          management portal"
                     ),
                 );
-                tracing::warn!(element = %element.name, request_id, cookie = %name,
+                tracing::warn!(element = %element.name, request_id = %request_id, cookie = %name,
                     "dropped an Element's Set-Cookie for a portal cookie");
             }
             parts.headers.remove(header::CONTENT_LENGTH);
             Ok(Response::from_parts(parts, Body::from(body)))
         }
         Err(e) => {
-            tracing::error!(element = %element.name, request_id, "Element request failed: {e}");
+            tracing::error!(element = %element.name, request_id = %request_id, "Element request failed: {e}");
             Err(ApiError::from_invoke(&element.name, &e))
         }
     }

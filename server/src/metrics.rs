@@ -13,6 +13,7 @@
 //!
 //! Recording is a hash lookup and an atomic add: cheap beside an instance.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,7 +28,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     code: &'static str,
 }
@@ -39,13 +40,14 @@ struct RouteLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ElementLabels {
-    element: String,
+    // The Element's own name (an `Arc`): counting a request allocates nothing.
+    element: Arc<str>,
     code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ElementOnly {
-    element: String,
+    element: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,7 +139,7 @@ impl Metrics {
     pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method_label(method).to_owned(),
+                method: method_label(method),
                 route: route.to_owned(),
                 code: class(status),
             })
@@ -150,16 +152,16 @@ impl Metrics {
     }
 
     /// Records one request an Element answered (or failed).
-    pub fn element_request(&self, element: &str, status: u16, took: Duration) {
+    pub fn element_request(&self, element: &Arc<str>, status: u16, took: Duration) {
         self.element_requests
             .get_or_create(&ElementLabels {
-                element: element.to_owned(),
+                element: element.clone(),
                 code: class(status),
             })
             .inc();
         self.element_duration
             .get_or_create(&ElementOnly {
-                element: element.to_owned(),
+                element: element.clone(),
             })
             .observe(took.as_secs_f64());
     }
@@ -186,9 +188,17 @@ impl Metrics {
 
 /// A method as a label: the standard ones as they are, anything else
 /// `OTHER`, so clients can't create series at will.
-fn method_label(method: &str) -> &str {
+fn method_label(method: &str) -> &'static str {
     match method {
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => method,
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
         _ => "OTHER",
     }
 }
@@ -202,7 +212,7 @@ mod tests {
         let m = Metrics::new();
         m.http_request("GET", "/health", 200, Duration::from_millis(1));
         m.http_request("GET", "/health", 200, Duration::from_millis(2));
-        m.element_request("hello", 504, Duration::from_secs(3));
+        m.element_request(&"hello".into(), 504, Duration::from_secs(3));
         let text = m.render(2, 0, 1, 0);
         assert!(
             text.contains(r#"elements_http_requests_total{method="GET",route="/health",code="2xx"} 2"#),

@@ -18,6 +18,8 @@
 //! can never reach a core collection, another Element's, or the same Element's
 //! collections of another application.
 
+use std::sync::Arc;
+
 use crate::error::{Result, StoreError};
 
 /// Longest valid name part (collection, Element or application name), in bytes.
@@ -43,14 +45,15 @@ pub fn validate_name_part(kind: &str, part: &str) -> Result<()> {
 /// Which name space a collection belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Namespace {
-    prefix: String,
+    // Shared: every instance of an Element holds its namespace.
+    prefix: Arc<str>,
 }
 
 impl Namespace {
     /// The runtime's own collections (users, sessions, deployments...).
     pub fn core() -> Namespace {
         Namespace {
-            prefix: "core".to_string(),
+            prefix: "core".into(),
         }
     }
 
@@ -65,7 +68,9 @@ impl Namespace {
                 format!("app.{app}.{element}")
             }
         };
-        Ok(Namespace { prefix })
+        Ok(Namespace {
+            prefix: prefix.into(),
+        })
     }
 
     /// A collection in this namespace; `name` is validated like every name part.
