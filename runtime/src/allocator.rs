@@ -130,18 +130,21 @@ mod tests {
                     unsafe {
                         let zeroed = Mimalloc.alloc_zeroed(layout);
                         assert!(
-                            !zeroed.is_null() && zeroed as usize % align == 0,
+                            !zeroed.is_null() && (zeroed as usize).is_multiple_of(align),
                             "{size}/{align}"
                         );
                         assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|b| *b == 0));
                         Mimalloc.dealloc(zeroed, layout);
 
                         let block = Mimalloc.alloc(layout);
-                        assert!(!block.is_null() && block as usize % align == 0, "{size}/{align}");
+                        assert!(
+                            !block.is_null() && (block as usize).is_multiple_of(align),
+                            "{size}/{align}"
+                        );
                         (0..size).for_each(|i| *block.add(i) = pattern(i));
                         let moved = Mimalloc.realloc(block, layout, new_size);
                         assert!(
-                            !moved.is_null() && moved as usize % align == 0,
+                            !moved.is_null() && (moved as usize).is_multiple_of(align),
                             "{size}/{align} -> {new_size}"
                         );
                         assert!(

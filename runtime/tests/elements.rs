@@ -737,6 +737,10 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-target"], "/echo?x=1");
+    // wasi:http requests carry an authority: the client's Host.
+    let url = reqwest::Url::parse(&server.url("/")).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    assert_eq!(response.headers()["x-authority"], host.as_str());
     assert_eq!(response.bytes().await.unwrap().as_ref(), &[b'z'; 10_000][..]);
     let (status, _) = json(server.get("/app/rest/plain/nope").await).await;
     assert_eq!(status, 404);

@@ -550,28 +550,19 @@ async fn serve_element(
         }
     };
 
-    let authority = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));
+    // The path below the mount point; the host adds the authority where an
+    // Element's interface needs one (wasi:http).
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{below}?{q}"),
         None => below.to_owned(),
     };
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                format!("bad request URI: {e}"),
-            )
-        })?;
+    parts.uri = Uri::try_from(path_and_query).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("bad request URI: {e}"),
+        )
+    })?;
     strip_hop_by_hop(&mut parts.headers);
     // The body is buffered: say exactly how long it is (the guest SDK skips
     // reading an empty one).

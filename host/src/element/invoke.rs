@@ -82,6 +82,31 @@ enum Entry {
 /// Most idle warm instances an Element keeps.
 const MAX_IDLE: usize = 64;
 
+/// Makes `uri` absolute if it is only a path, as a wasi:http request's must
+/// be: `http`, and the request's `Host` if it is a valid authority, else
+/// `localhost`. (The one-call export takes the path alone, so only wasi:http
+/// Elements pay for this.)
+fn with_authority(uri: &mut http::Uri, headers: &http::HeaderMap) {
+    if uri.authority().is_some() {
+        return;
+    }
+    let authority = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    // Scheme, authority and path are all set: the parts make a URI.
+    if let Ok(absolute) = http::Uri::from_parts(parts) {
+        *uri = absolute;
+    }
+}
+
 impl Element {
     /// Serves `request` (whose path is already relative to the mount point).
     pub async fn serve(
@@ -280,7 +305,8 @@ impl Element {
         request: http::Request<Bytes>,
         deadline: Instant,
     ) -> Result<http::Response<Bytes>, InvokeError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        with_authority(&mut parts.uri, &parts.headers);
         let body =
             Full::new(body).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} });
         let request = http::Request::from_parts(parts, body);
@@ -364,5 +390,36 @@ impl Element {
             }
             None => InvokeError::Trap(format!("{error:#}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_authority;
+
+    fn absolute(uri: &str, host: Option<&str>) -> String {
+        let mut uri: http::Uri = uri.parse().unwrap();
+        let mut headers = http::HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert(http::header::HOST, host.parse().unwrap());
+        }
+        with_authority(&mut uri, &headers);
+        uri.to_string()
+    }
+
+    #[test]
+    fn a_path_gets_the_host_or_localhost() {
+        assert_eq!(
+            absolute("/echo?x=1", Some("game.example:8080")),
+            "http://game.example:8080/echo?x=1"
+        );
+        assert_eq!(absolute("/echo", None), "http://localhost/echo");
+        // Not an authority: never passed on to the Element as one.
+        assert_eq!(absolute("/echo", Some("a b/c")), "http://localhost/echo");
+        // An absolute URI is left as it is.
+        assert_eq!(
+            absolute("http://localhost/rpc/x", Some("other")),
+            "http://localhost/rpc/x"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Test fixture: an Element with only the standard
 //! `wasi:http/incoming-handler` export (no SDK). `GET /hello` answers a
 //! fixed JSON body with a header; any `POST` echoes its body, method, path
-//! and query back as headers.
+//! and query back, and every answer names the request's authority.
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
@@ -13,6 +13,7 @@ struct Handler;
 impl Guest for Handler {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let target = request.path_with_query().unwrap_or_default();
+        let authority = request.authority().unwrap_or_default();
         let post = matches!(request.method(), Method::Post);
         let mut body = Vec::new();
         if post {
@@ -41,6 +42,7 @@ impl Guest for Handler {
             ("content-type".to_owned(), b"application/json".to_vec()),
             ("x-served-by".to_owned(), extra.as_bytes().to_vec()),
             ("x-target".to_owned(), target.into_bytes()),
+            ("x-authority".to_owned(), authority.into_bytes()),
         ])
         .expect("valid headers");
         let response = OutgoingResponse::new(headers);
