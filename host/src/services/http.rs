@@ -814,6 +814,31 @@ impl Body for CappedBody {
 mod tests {
     use super::*;
 
+    /// A reused instance's hooks take the policy as the operator last set
+    /// it: the same one while it is unchanged (no copy per request), the
+    /// new one once it changed.
+    #[test]
+    fn a_renewed_instance_takes_the_current_policy() {
+        let service = HttpService::new(HttpSettings::default());
+        let deployed = Arc::new(ElementHttp {
+            element: "e".into(),
+            allow: AllowList::parse("example.com").unwrap(),
+            pool: Pool::default(),
+        });
+        let request = RequestInfo::internal("r1");
+        let mut hooks = service.prepare(&deployed, &request);
+        let first = hooks.policy.clone();
+        service.renew(&deployed, &mut hooks, &request);
+        assert!(Arc::ptr_eq(&first, &hooks.policy));
+        service.apply(HttpSettings {
+            max_response_bytes: 123,
+            ..HttpSettings::default()
+        });
+        service.renew(&deployed, &mut hooks, &request);
+        assert_eq!(hooks.policy.settings.max_response_bytes, 123);
+        assert!(Arc::ptr_eq(&hooks.element, &deployed));
+    }
+
     #[test]
     fn allow_list_matching() {
         let list = AllowList::parse("users.roblox.com, 127.0.0.1:8089 [::1]:9000").unwrap();

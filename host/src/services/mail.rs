@@ -225,3 +225,31 @@ impl wit::Host for Instance {
             .map_err(|e| Error::SendFailed(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reused instance starts each request with nothing sent and the
+    /// relay as the operator last set it (the same one while unchanged).
+    #[test]
+    fn a_renewed_instance_counts_anew_and_takes_the_current_relay() {
+        let service = MailService::new(&MailSettings::default()).unwrap();
+        let request = RequestInfo::internal("r1");
+        let mut instance = service.prepare(&true, &request);
+        instance.sent = 3;
+        let first = instance.relay.clone();
+        service.renew(&true, &mut instance, &request);
+        assert_eq!(instance.sent, 0);
+        assert!(Arc::ptr_eq(&first, &instance.relay));
+        service
+            .apply(&MailSettings {
+                max_per_request: 7,
+                ..MailSettings::default()
+            })
+            .unwrap();
+        service.renew(&true, &mut instance, &request);
+        assert_eq!(instance.relay.max_per_request, 7);
+        assert!(instance.allowed);
+    }
+}
