@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Dirs, Server, json};
+use support::{Dirs, Server, guest, json};
 
 const HELLO: &str = r#"
 [attributes.greeting]
@@ -787,4 +787,54 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
         !text.contains("secret-value"),
         "a dropped value reached the log: {text}"
     );
+}
+
+/// The interfaces a component imports, without their versions (plain names,
+/// like those of the type components wit-bindgen nests, are not interfaces).
+fn imported_interfaces(component: &std::path::Path) -> Vec<String> {
+    let bytes = std::fs::read(component).expect("component");
+    let mut names = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        if let wasmparser::Payload::ComponentImportSection(imports) = payload.expect("valid component") {
+            for import in imports {
+                let name = import.expect("import").name.name;
+                if name.contains(':') {
+                    names.push(name.split('@').next().unwrap_or(name).to_owned());
+                }
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The SDK writes stdout and stderr to the log itself, so wasi-libc's stdio
+/// and its imports (which wasmtime links anew for every instance) stay out
+/// of SDK-built Elements, printing or not.
+#[test]
+fn sdk_elements_import_no_stdio() {
+    assert_eq!(
+        imported_interfaces(&guest("hello")),
+        [
+            "elements:platform/attributes",
+            "elements:platform/log",
+            // std's `getenv` (the panic hook reads RUST_BACKTRACE).
+            "wasi:cli/environment",
+            "wasi:cli/exit",
+        ]
+    );
+    // The misbehaving Element prints, and calls every host service.
+    let imports = imported_interfaces(&guest("misbehave"));
+    assert!(
+        imports.contains(&"wasi:http/outgoing-handler".to_owned()),
+        "{imports:?}"
+    );
+    for stdio in [
+        "wasi:cli/stdout",
+        "wasi:cli/stderr",
+        "wasi:cli/stdin",
+        "wasi:cli/terminal-output",
+    ] {
+        assert!(!imports.contains(&stdio.to_owned()), "{stdio} in {imports:?}");
+    }
 }

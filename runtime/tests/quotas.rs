@@ -300,6 +300,37 @@ async fn a_log_flood_is_cut_at_the_cap_with_one_note_and_lines_cannot_be_forged(
 }
 
 #[tokio::test]
+async fn printed_lines_share_the_log_cap_and_are_cut_not_lost() {
+    let dirs = Dirs::new();
+    dirs.deploy("quiet", "misbehave", "[limits]\nmax_log_lines = 100\n");
+    let server = Server::start(&dirs, &["--timeout-ms", "60000"]);
+
+    // println! is logged through the SDK: a flood stops at the cap.
+    let (status, body) = read_json(server.get("/app/rest/quiet/printflood?n=20000").await).await;
+    assert_eq!(status, 200, "{body}");
+    // Descriptors other than stdout and stderr don't exist; text without
+    // a newline is logged when the call ends; a long line comes in pieces.
+    let (status, body) = read_json(server.get("/app/rest/quiet/printraw").await).await;
+    assert_eq!(status, 200, "{body}");
+    const EBADF: i64 = 8;
+    assert_eq!(body, json!({"write": [-1, EBADF], "writev": [-1, EBADF]}));
+    server.wait_for_log("stderr without newline", Duration::from_secs(10));
+
+    assert_eq!(log_lines(&server, "print line").len(), 100, "exactly the cap");
+    let notes = log_lines(&server, "further lines of this request are dropped");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    // The 10,000 x's: two full log lines, then the rest when the call ended.
+    let runs: Vec<usize> = log_lines(&server, "xxxxxxxx")
+        .iter()
+        .map(|l| l.split(|c| c != 'x').map(str::len).max().unwrap_or(0))
+        .collect();
+    assert_eq!(runs, [4096, 4096, 10_000 - 2 * 4096], "{runs:?}");
+    let stderr = log_lines(&server, "stderr without newline");
+    assert!(stderr.len() == 1 && stderr[0].contains("WARN"), "{stderr:?}");
+    assert!(!server.log().contains("nobody reads this"));
+}
+
+#[tokio::test]
 async fn find_returns_at_most_1000_documents_and_8_mib() {
     let dirs = Dirs::new();
     dirs.deploy("docs", "misbehave", "");

@@ -128,8 +128,9 @@
 //! [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] take `format!`
 //! arguments and write to the server log (tagged with the Element and request
 //! id) and to the Element's log buffer, readable through the admin API. Lines
-//! the server would drop are not even formatted. `println!`/`eprintln!` go to
-//! the runtime's stdout/stderr capture instead, not to the structured log.
+//! the server would drop are not even formatted. `println!` and `eprintln!`
+//! lines are logged too, at info and warn, and a panic is logged as one error
+//! line naming the file and line that raised it.
 //!
 //! # Isolation: `fresh` and `reuse`
 //!
@@ -306,7 +307,9 @@ macro_rules! __export_router {
             // The whole request in, the whole response out: one call.
             impl $crate::__private::RequestGuest for __ElementsHandler {
                 fn handle(request: $crate::__private::RequestRecord) -> $crate::__private::ResponseRecord {
-                    $crate::__private::serve_record(ROUTER.get_or_init($router), request)
+                    $crate::__private::run(|| {
+                        $crate::__private::serve_record(ROUTER.get_or_init($router), request)
+                    })
                 }
             }
 
@@ -329,7 +332,7 @@ macro_rules! __export_events {
                     name: ::std::string::String,
                     payload: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::dispatch_event($handler, name, payload)
+                    $crate::__private::run(|| $crate::__private::dispatch_event($handler, name, payload))
                 }
             }
 
@@ -352,17 +355,21 @@ macro_rules! __export_matches {
                     match_id: ::std::string::String,
                     player: $crate::__private::MatchPresence,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    <$matches as $crate::realtime::MatchHandler>::join(
-                        &match_id,
-                        &$crate::__private::player(player),
-                    )
+                    $crate::__private::run(|| {
+                        <$matches as $crate::realtime::MatchHandler>::join(
+                            &match_id,
+                            &$crate::__private::player(player),
+                        )
+                    })
                 }
 
                 fn leave(match_id: ::std::string::String, player: $crate::__private::MatchPresence) {
-                    <$matches as $crate::realtime::MatchHandler>::leave(
-                        &match_id,
-                        &$crate::__private::player(player),
-                    )
+                    $crate::__private::run(|| {
+                        <$matches as $crate::realtime::MatchHandler>::leave(
+                            &match_id,
+                            &$crate::__private::player(player),
+                        )
+                    })
                 }
 
                 fn data(
@@ -371,12 +378,14 @@ macro_rules! __export_matches {
                     op_code: i64,
                     data: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    <$matches as $crate::realtime::MatchHandler>::data(
-                        &match_id,
-                        &$crate::__private::player(sender),
-                        op_code,
-                        &data,
-                    )
+                    $crate::__private::run(|| {
+                        <$matches as $crate::realtime::MatchHandler>::data(
+                            &match_id,
+                            &$crate::__private::player(sender),
+                            op_code,
+                            &data,
+                        )
+                    })
                 }
             }
 
@@ -394,12 +403,24 @@ pub mod native;
 /// The message of every host call refused outside the runtime.
 pub(crate) const OUTSIDE_RUNTIME: &str = "host call outside the Elements runtime; test with elements-test";
 mod serve;
+// stdout, stderr and panics into the Element's log (see stdio.rs).
+#[cfg(feature = "stdio")]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod stdio;
 
 /// Implementation details used by the SDK's macros. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::events::dispatch as dispatch_event;
     pub use crate::serve::serve_record;
+    #[cfg(all(feature = "stdio", target_arch = "wasm32"))]
+    pub use crate::stdio::run;
+
+    /// Runs one call of an export (stdio's set-up where it is compiled in).
+    #[cfg(not(all(feature = "stdio", target_arch = "wasm32")))]
+    pub fn run<R>(call: impl FnOnce() -> R) -> R {
+        call()
+    }
     pub use subscriber::exports::elements::platform::event_handler::Guest as EventGuest;
     pub use wasip2;
 

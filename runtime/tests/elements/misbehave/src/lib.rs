@@ -16,6 +16,25 @@ use serde_json::Value;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+unsafe extern "C" {
+    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+    fn writev(fd: i32, iov: *const [usize; 2], iovcnt: i32) -> isize;
+}
+
+/// What `write` and `writev` to descriptor `fd` return, with errno when
+/// they fail: `[result, errno]`.
+fn unsafe_writes_to(fd: i32) -> ([i64; 2], [i64; 2]) {
+    let text = b"nobody reads this";
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64;
+    // SAFETY: `text` is readable for its length; one iovec pointing to it.
+    let written = unsafe { write(fd, text.as_ptr(), text.len()) } as i64;
+    let write_errno = errno();
+    let iov = [text.as_ptr() as usize, text.len()];
+    // SAFETY: as above.
+    let vectored = unsafe { writev(fd, &iov, 1) } as i64;
+    ([written, write_errno], [vectored, errno()])
+}
+
 fn router() -> Router {
     Router::new()
         .get("/ok", |_req| json!({"ok": true}))
@@ -53,6 +72,23 @@ fn router() -> Router {
             println!("hello on stdout");
             eprintln!("hello on stderr");
             json!({"printed": true})
+        })
+        // Standard output as an attacker uses it: a flood of lines, one
+        // line far longer than a log line, text without a newline, and
+        // writes to descriptors an Element doesn't have.
+        .get("/printflood", |req: Request| {
+            let n: u64 = query_number(&req, "n")?;
+            for i in 0..n {
+                println!("print line {i}");
+            }
+            Ok::<_, Error>(json!({"printed": n}))
+        })
+        .get("/printraw", |_req| {
+            // More than std buffers: straight to `write`.
+            print!("{}", "x".repeat(10_000));
+            eprint!("stderr without newline");
+            let (write, writev) = unsafe_writes_to(7);
+            json!({"write": write, "writev": writev})
         })
         .get("/sleep", |req: Request| {
             let ms: u64 = query_number(&req, "ms")?;
