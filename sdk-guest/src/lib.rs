@@ -405,7 +405,7 @@ pub(crate) const OUTSIDE_RUNTIME: &str = "host call outside the Elements runtime
 mod serve;
 // stdout, stderr and panics into the Element's log (see stdio.rs).
 #[cfg(feature = "stdio")]
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
 mod stdio;
 
 /// Implementation details used by the SDK's macros. Not part of the API.
@@ -413,11 +413,11 @@ mod stdio;
 pub mod __private {
     pub use crate::events::dispatch as dispatch_event;
     pub use crate::serve::serve_record;
-    #[cfg(all(feature = "stdio", target_arch = "wasm32"))]
+    #[cfg(all(feature = "stdio", target_arch = "wasm32", not(target_feature = "atomics")))]
     pub use crate::stdio::run;
 
     /// Runs one call of an export (stdio's set-up where it is compiled in).
-    #[cfg(not(all(feature = "stdio", target_arch = "wasm32")))]
+    #[cfg(not(all(feature = "stdio", target_arch = "wasm32", not(target_feature = "atomics"))))]
     pub fn run<R>(call: impl FnOnce() -> R) -> R {
         call()
     }

@@ -77,31 +77,41 @@ impl Line {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub use guest::*;
 
-/// The parts that exist only inside a component.
-#[cfg(target_arch = "wasm32")]
+/// The parts that exist only inside a (single-threaded) component.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 mod guest {
     use std::cell::RefCell;
     use std::ffi::{c_int, c_void};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::{EBADF, EINVAL, IOV_MAX, Line};
     use crate::log::Level;
 
-    thread_local! {
-        /// Standard output's and standard error's lines.
-        static LINES: RefCell<[Line; 2]> = const {
-            RefCell::new([Line::new(Level::Info), Line::new(Level::Warn)])
-        };
-    }
+    /// Standard output's and standard error's lines.
+    static LINES: Lines = Lines(RefCell::new([Line::new(Level::Info), Line::new(Level::Warn)]));
+
+    /// Not a `thread_local!`: its accessor is called through the function
+    /// table, and a fresh instance fills each table slot it calls through
+    /// (a thousand instructions).
+    struct Lines(RefCell<[Line; 2]>);
+
+    // SAFETY: an Element has one thread (this module is compiled only for
+    // WebAssembly without threads).
+    unsafe impl Sync for Lines {}
 
     /// Runs one call of an export: panics are logged (the hook is set once
     /// per instance, so an Element may still set its own), and what is
     /// left of a line when the call ends is logged then, not in the next.
     pub fn run<R>(call: impl FnOnce() -> R) -> R {
-        static HOOK: std::sync::Once = std::sync::Once::new();
-        HOOK.call_once(|| std::panic::set_hook(Box::new(log_panic)));
+        // Not `Once`: its closure is called through the function table
+        // (see `Lines`).
+        static HOOKED: AtomicBool = AtomicBool::new(false);
+        if !HOOKED.swap(true, Ordering::Relaxed) {
+            std::panic::set_hook(Box::new(log_panic));
+        }
         let result = call();
         // Not std's own stdout buffer: flushing it costs a fresh instance
         // a tenth of its instructions. As in any program, `print!` without
@@ -122,22 +132,18 @@ mod guest {
 
     /// Logs what is left of both streams' lines.
     fn flush() {
-        LINES.with(|lines| {
-            // Not while a write is under way (a panic inside one): its bytes
-            // are lost with the trap that follows.
-            if let Ok(mut lines) = lines.try_borrow_mut() {
-                for line in lines.iter_mut() {
-                    line.finish(&mut crate::log::write);
-                }
+        // Not while a write is under way (a panic inside one): its bytes
+        // are lost with the trap that follows.
+        if let Ok(mut lines) = LINES.0.try_borrow_mut() {
+            for line in lines.iter_mut() {
+                line.finish(&mut crate::log::write);
             }
-        });
+        }
     }
 
     fn append(fd: c_int, bytes: &[u8]) {
-        LINES.with(|lines| {
-            let mut lines = lines.borrow_mut();
-            lines[if fd == 1 { 0 } else { 1 }].push(bytes, &mut crate::log::write);
-        });
+        let mut lines = LINES.0.borrow_mut();
+        lines[if fd == 1 { 0 } else { 1 }].push(bytes, &mut crate::log::write);
     }
 
     unsafe extern "C" {
