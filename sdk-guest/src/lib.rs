@@ -130,7 +130,11 @@
 //! id) and to the Element's log buffer, readable through the admin API. Lines
 //! the server would drop are not even formatted. `println!` and `eprintln!`
 //! lines are logged too, at info and warn, and a panic is logged as one error
-//! line naming the file and line that raised it.
+//! line naming the file and line that raised it. The SDK's `stdio` feature
+//! (on by default) does this by standing in for the C library's `write`, so
+//! the component links none of WASI's stdio: seventeen imports fewer, which
+//! wasmtime would link again for every instance. Without it, std writes to
+//! WASI's stdout and stderr, which the runtime logs the same way.
 //!
 //! # Isolation: `fresh` and `reuse`
 //!
@@ -150,10 +154,11 @@
 //! and JSON cost a few dozen instructions each to allocate and free instead
 //! of the hundreds wasi-libc's `malloc` takes), larger ones from the
 //! standard allocator. Memory a size class once held stays with it. To use
-//! an allocator of your own, turn the SDK's default features off:
+//! an allocator of your own, turn the SDK's default features off and keep
+//! `stdio` (see [Logging](#logging)):
 //!
 //! ```toml
-//! elements-sdk = { path = "../sdk-guest", default-features = false }
+//! elements-sdk = { path = "../sdk-guest", default-features = false, features = ["stdio"] }
 //! ```
 //!
 //! # Testing

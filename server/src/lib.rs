@@ -450,9 +450,7 @@ async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let reserved = percent_encoding::percent_decode_str(below)
-        .decode_utf8_lossy()
-        .starts_with(elements_host::element::HOST_PATH_PREFIX);
+    let reserved = is_reserved(below);
     let result = match app.registry.get(prefix) {
         // The host's own calls into the Element (RPCs) are not a client's to make.
         Some(_) if reserved => Err(ApiError::not_found(format!(
@@ -464,6 +462,20 @@ async fn element(State(app): State<Arc<App>>, request: Request) -> Response {
         ))),
     };
     with_request_id(result, &request_id)
+}
+
+/// Whether `below` (still percent-encoded) names the host's own calls into
+/// an Element, however the client encoded it. Decoded only when it holds a
+/// `%`: most paths don't, and decoding is a copy.
+fn is_reserved(below: &str) -> bool {
+    let prefix = elements_host::element::HOST_PATH_PREFIX;
+    if below.contains('%') {
+        percent_encoding::percent_decode_str(below)
+            .decode_utf8_lossy()
+            .starts_with(prefix)
+    } else {
+        below.starts_with(prefix)
+    }
 }
 
 /// An extension route of the core API (see [`EXTENSION_ROUTES`]), served by
@@ -538,15 +550,20 @@ async fn serve_element(
         return Err(ApiError::request_too_large(limit));
     }
     let (mut parts, body) = request.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::request_too_large(limit)),
-        Err(e) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                format!("could not read the request body: {e}"),
-            ));
+    // Most Element requests are GETs: nothing to collect.
+    let body = if http_body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => return Err(ApiError::request_too_large(limit)),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    format!("could not read the request body: {e}"),
+                ));
+            }
         }
     };
 
@@ -566,47 +583,24 @@ async fn serve_element(
     strip_hop_by_hop(&mut parts.headers);
     // The body is buffered: say exactly how long it is (the guest SDK skips
     // reading an empty one).
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let length = match body.len() {
+        0 => HeaderValue::from_static("0"),
+        n => HeaderValue::from(n),
+    };
+    parts.headers.insert(header::CONTENT_LENGTH, length);
     // The host resolves the caller from the session credential; the Element
     // asks `identity.caller` and never sees the secret itself.
-    let credential: Option<Arc<str>> = crate::request::credential(&parts.headers).map(Into::into);
-    parts.headers.remove(&crate::request::SESSION_HEADER);
-    if parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
-        })
-    {
-        parts.headers.remove(header::AUTHORIZATION);
-    }
+    let credential = take_credential(&mut parts.headers);
     let request = http::Request::from_parts(parts, body);
     let info = RequestInfo::http(request_id.clone(), credential);
     match element.serve(&app.deployer.host().services, request, info).await {
         Ok(response) => {
             let (mut parts, body): (_, Bytes) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            // The id is the server's: an Element can't answer as another request.
-            parts.headers.remove(&REQUEST_ID);
-            for name in strip_portal_cookies(&mut parts.headers) {
-                element.log.push(
-                    Level::Warn,
-                    Source::Host,
-                    Some(request_id),
-                    &format!(
-                        "dropped the response's Set-Cookie for {name:?}: that cookie belongs to the \
-                         management portal"
-                    ),
-                );
-                tracing::warn!(element = %element.name, request_id = %request_id, cookie = %name,
-                    "dropped an Element's Set-Cookie for a portal cookie");
+            // Most responses carry none of the names filtered here: one
+            // look at each name instead of a lookup per filtered name.
+            if parts.headers.keys().any(is_filtered_in_responses) {
+                filter_response_headers(&mut parts.headers, &element, request_id);
             }
-            parts.headers.remove(header::CONTENT_LENGTH);
             Ok(Response::from_parts(parts, Body::from(body)))
         }
         Err(e) => {
@@ -646,6 +640,65 @@ fn strip_portal_cookies(headers: &mut HeaderMap) -> Vec<String> {
     removed
 }
 
+/// Removes from an Element's response the headers that are the server's
+/// (hop-by-hop ones, the request id, the framing) and the portal's cookies,
+/// saying so in the Element's log for the cookies.
+fn filter_response_headers(
+    headers: &mut HeaderMap,
+    element: &elements_host::element::Element,
+    request_id: &str,
+) {
+    strip_hop_by_hop(headers);
+    // The id is the server's: an Element can't answer as another request.
+    headers.remove(&REQUEST_ID);
+    // The server frames the body itself.
+    headers.remove(header::CONTENT_LENGTH);
+    for name in strip_portal_cookies(headers) {
+        element.log.push(
+            Level::Warn,
+            Source::Host,
+            Some(request_id),
+            &format!(
+                "dropped the response's Set-Cookie for {name:?}: that cookie belongs to the \
+                 management portal"
+            ),
+        );
+        tracing::warn!(element = %element.name, request_id = %request_id, cookie = %name,
+            "dropped an Element's Set-Cookie for a portal cookie");
+    }
+}
+
+/// Whether `name` is one an Element's response may not pass to the client
+/// as it is (see [`serve_element`]).
+fn is_filtered_in_responses(name: &HeaderName) -> bool {
+    is_hop_by_hop(name) || name == REQUEST_ID || name == header::CONTENT_LENGTH || name == header::SET_COOKIE
+}
+
+/// Removes the caller's session credential from `headers` and returns it:
+/// the session header's value or else an `Authorization: Bearer` token
+/// (either trimmed, if not empty), as [`crate::request::credential`] reads
+/// them. A bearer `Authorization` is removed even when empty.
+fn take_credential(headers: &mut HeaderMap) -> Option<Arc<str>> {
+    let session = headers.remove(&crate::request::SESSION_HEADER);
+    let from_session = session
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim_start)
+        .filter(|v| v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")))
+        .map(|v| v[7..].trim());
+    let is_bearer = bearer.is_some();
+    let credential = from_session.or(bearer.filter(|c| !c.is_empty())).map(Arc::from);
+    if is_bearer {
+        headers.remove(header::AUTHORIZATION);
+    }
+    credential
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let names: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     for name in names {
@@ -681,6 +734,67 @@ mod tests {
         }
         // The counter wraps rather than panics after u64::MAX.
         assert!(ids.make_request_id(&request).is_some());
+    }
+
+    #[test]
+    fn the_credential_is_taken_as_credential_reads_it_and_never_forwarded() {
+        let session = crate::request::SESSION_HEADER.as_str();
+        for (pairs, kept_authorization) in [
+            (&[][..], None),
+            (&[(session, " s1 ")][..], None),
+            (&[(session, "s1"), ("authorization", "Bearer b1")][..], None),
+            (&[(session, "  "), ("authorization", "bearer  b1 ")][..], None),
+            (&[("authorization", "  BEARER b1")][..], None),
+            (&[("authorization", "Bearer ")][..], None),
+            (&[("authorization", "Bearer")][..], Some("Bearer")),
+            (&[("authorization", "Basic dTpw")][..], Some("Basic dTpw")),
+            (
+                &[(session, "s1"), ("authorization", "Basic dTpw")][..],
+                Some("Basic dTpw"),
+            ),
+            (&[("authorization", "Bearerb1")][..], Some("Bearerb1")),
+        ] {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            let expected = crate::request::credential(&headers).map(str::to_owned);
+            let taken = take_credential(&mut headers);
+            assert_eq!(taken.as_deref(), expected.as_deref(), "{pairs:?}");
+            assert!(
+                !headers.contains_key(&crate::request::SESSION_HEADER),
+                "{pairs:?}"
+            );
+            let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap());
+            assert_eq!(authorization, kept_authorization, "{pairs:?}");
+            assert!(headers.contains_key(header::ACCEPT));
+        }
+    }
+
+    #[test]
+    fn the_hosts_paths_are_reserved_however_encoded() {
+        for path in [
+            "/.elements/rpc/x",
+            "/%2Eelements/rpc/x",
+            "/.%65lements/",
+            "/%2e%65lements/",
+        ] {
+            assert!(is_reserved(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/hello",
+            "/elements/x",
+            "/.elements",
+            "/%2Eelement/x",
+            "/x/.elements/",
+        ] {
+            assert!(!is_reserved(path), "{path}");
+        }
     }
 
     #[test]
