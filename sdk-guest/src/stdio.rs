@@ -113,9 +113,9 @@ mod guest {
             std::panic::set_hook(Box::new(log_panic));
         }
         let result = call();
-        // Not std's own stdout buffer: flushing it costs a fresh instance
-        // a tenth of its instructions. As in any program, `print!` without
-        // a newline waits there for one, or for `stdout().flush()`.
+        // Not std's own stdout buffer: flushing it would cost every fresh
+        // instance some 800 instructions. As in any program, `print!`
+        // without a newline waits there for one, or for `stdout().flush()`.
         flush();
         result
     }
