@@ -674,26 +674,21 @@ fn is_filtered_in_responses(name: &HeaderName) -> bool {
     is_hop_by_hop(name) || name == REQUEST_ID || name == header::CONTENT_LENGTH || name == header::SET_COOKIE
 }
 
-/// Removes the caller's session credential from `headers` and returns it:
-/// the session header's value or else an `Authorization: Bearer` token
-/// (either trimmed, if not empty), as [`crate::request::credential`] reads
-/// them. A bearer `Authorization` is removed even when empty.
+/// Removes the caller's session credential from `headers` and returns it
+/// (as [`crate::request::credential`] reads it). A bearer `Authorization`
+/// is removed even when empty.
 fn take_credential(headers: &mut HeaderMap) -> Option<Arc<str>> {
-    let session = headers.remove(&crate::request::SESSION_HEADER);
-    let from_session = session
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let credential = crate::request::credential(headers).map(Arc::from);
+    headers.remove(&crate::request::SESSION_HEADER);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(str::trim_start)
-        .filter(|v| v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")))
-        .map(|v| v[7..].trim());
-    let is_bearer = bearer.is_some();
-    let credential = from_session.or(bearer.filter(|c| !c.is_empty())).map(Arc::from);
-    if is_bearer {
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+        });
+    if bearer {
         headers.remove(header::AUTHORIZATION);
     }
     credential
