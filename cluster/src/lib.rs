@@ -66,6 +66,15 @@ fn nats_error(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats(e.to_string())
 }
 
+/// Whether JetStream refused a stream because its cap doesn't fit what is
+/// left of its storage budget.
+fn storage_refused(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind;
+    matches!(e.kind(), CreateStreamErrorKind::JetStream(e)
+        if [ErrorCode::STORAGE_RESOURCES_EXCEEDED, ErrorCode::INSUFFICIENT_RESOURCES].contains(&e.error_code()))
+}
+
 /// One node's connection to the cluster.
 pub struct Cluster {
     client: async_nats::Client,
@@ -211,15 +220,24 @@ impl Cluster {
     }
 
     /// Makes sure the stream `NAME` keeps the messages of `PREFIX.subjects`
-    /// (wildcards allowed) for `max_age`, at most `max_bytes`.
+    /// (wildcards allowed) for `max_age`, at most `max_bytes`, and returns
+    /// the cap it has.
+    ///
+    /// JetStream reserves a stream's whole cap when it creates the stream,
+    /// and refuses one larger than what is left of its storage budget (by
+    /// default 75% of the disk that was free when `nats-server` started).
+    /// Rather than carrying no durable messages at all on a small disk, the
+    /// cap is then halved, down to 1/64 of `max_bytes`; the caller learns
+    /// the cap it got and can say so. A stream that exists already is kept
+    /// as it is, whatever its cap.
     pub async fn ensure_stream(
         &self,
         name: &str,
         subjects: &str,
         max_age: Duration,
         max_bytes: i64,
-    ) -> Result<(), ClusterError> {
-        let config = stream::Config {
+    ) -> Result<i64, ClusterError> {
+        let mut config = stream::Config {
             name: self.stream_name(name),
             subjects: vec![self.subject(subjects)],
             max_age,
@@ -227,15 +245,21 @@ impl Cluster {
             storage: stream::StorageType::File,
             ..Default::default()
         };
+        let smallest = (max_bytes / 64).max(1);
+        let stream = loop {
+            match self.jetstream.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(e) if config.max_bytes / 2 >= smallest && storage_refused(&e) => config.max_bytes /= 2,
+                Err(e) => return Err(nats_error(e)),
+            }
+        };
+        let cap = stream.cached_info().config.max_bytes;
+        config.max_bytes = cap;
         self.streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), config.clone());
-        self.jetstream
-            .get_or_create_stream(config)
-            .await
-            .map_err(nats_error)?;
-        Ok(())
+            .insert(name.to_owned(), config);
+        Ok(cap)
     }
 
     /// Publishes on `PREFIX.name` into its stream and waits for the stream

@@ -146,6 +146,19 @@ impl Drop for Consumer {
     }
 }
 
+/// Says a retried failure once per distinct error, not at every retry.
+#[derive(Default)]
+struct Warned(Option<String>);
+
+impl Warned {
+    fn once(&mut self, error: &str, say: impl FnOnce(&str)) {
+        if self.0.as_deref() != Some(error) {
+            say(error);
+            self.0 = Some(error.to_owned());
+        }
+    }
+}
+
 /// A decoded event message.
 struct Incoming {
     name: String,
@@ -156,17 +169,31 @@ struct Incoming {
 }
 
 impl Context {
-    /// Creates the stream, retrying while NATS is away.
+    /// Creates the stream, retrying while NATS is away or refuses it.
     async fn ensure_stream(self: Arc<Self>) {
         let mut wait = Duration::from_millis(200);
+        let mut warned = Warned::default();
         loop {
             match self
                 .cluster
                 .ensure_stream(STREAM, &format!("{DURABLE}.>"), KEEP_FOR, KEEP_BYTES)
                 .await
             {
-                Ok(()) => return,
-                Err(e) => tracing::debug!(error = %e, "event stream not ready; retrying"),
+                Ok(cap) if cap == KEEP_BYTES => return,
+                Ok(cap) => {
+                    tracing::warn!(
+                        wanted_bytes = KEEP_BYTES,
+                        got_bytes = cap,
+                        "the NATS event stream is smaller than wanted: JetStream's storage budget is short \
+                         (raise nats-server's jetstream max_file_store, or free disk before it starts)"
+                    );
+                    return;
+                }
+                // Until this succeeds, durable events stay on the node that
+                // sent them: an operator must learn why.
+                Err(e) => warned.once(&e.to_string(), |error| {
+                    tracing::warn!(%error, "the NATS event stream can't be made yet; events stay on their node meanwhile")
+                }),
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
@@ -231,6 +258,7 @@ impl Context {
     /// Keeps one consumer per subscribing Element this node serves.
     async fn reconcile(self: Arc<Self>) {
         let mut active: HashMap<String, Consumer> = HashMap::new();
+        let mut warned: HashMap<String, Warned> = HashMap::new();
         let mut tick = tokio::time::interval(RECONCILE);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -242,6 +270,7 @@ impl Context {
                 .filter(|e| e.subscribes())
                 .map(|e| e.name.to_string())
                 .collect();
+            warned.retain(|name, _| wanted.contains(name));
             active.retain(|name, _| {
                 let keep = wanted.contains(name);
                 if !keep {
@@ -255,10 +284,13 @@ impl Context {
                 }
                 match self.consume(&name).await {
                     Ok(consumer) => {
+                        warned.remove(&name);
                         active.insert(name, consumer);
                     }
                     // Tried again at the next tick.
-                    Err(e) => tracing::debug!(element = %name, error = %e, "could not subscribe yet"),
+                    Err(e) => warned.entry(name.clone()).or_default().once(&e.to_string(), |error| {
+                        tracing::warn!(element = %name, %error, "can't consume the cluster's events yet; retrying")
+                    }),
                 }
             }
         }

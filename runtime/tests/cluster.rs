@@ -379,3 +379,75 @@ async fn a_durable_event_waits_for_its_subscriber_to_come_back() {
     let got = settled(&b, "sub", 4, &[&a, &b]).await;
     assert_eq!(indices(&got), [0, 1, 2, 3], "{got:?}");
 }
+
+/// A publisher on A and a subscriber on B, one store, over `nats`.
+fn publisher_and_subscriber(nats: &Nats) -> (Dirs, Dirs, Server, Server) {
+    let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
+    let grants = support::grants_section("sub", &["events.subscribe:pub.*"]);
+    dirs_a.config(&grants);
+    dirs_b.config(&grants);
+    dirs_a.deploy("pub", "misbehave", "");
+    dirs_b.deploy("sub", "misbehave", "[events]\nsubscribe = [\"pub.*\"]\n");
+    std::fs::create_dir_all(dirs_a.root.path().join("data")).unwrap();
+    std::os::unix::fs::symlink(dirs_a.root.path().join("data"), dirs_b.root.path().join("data")).unwrap();
+    let a = node(&dirs_a, nats);
+    let b = node(&dirs_b, nats);
+    (dirs_a, dirs_b, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_jetstream_budget_gets_a_smaller_event_stream_not_none() {
+    // JetStream reserves a stream's whole cap up front: 1 GiB doesn't fit
+    // in 100 MiB, so the stream is made with the largest halving that does.
+    let nats = Nats::with_storage("100MB");
+    let (_dirs_a, _dirs_b, a, b) = publisher_and_subscriber(&nats);
+    a.wait_for_log("connected to NATS", Duration::from_secs(20));
+    b.wait_for_log("consuming cluster events", Duration::from_secs(20));
+    for server in [&a, &b] {
+        server.wait_for_log(
+            "the NATS event stream is smaller than wanted",
+            Duration::from_secs(20),
+        );
+        assert!(server.log().contains("got_bytes=67108864"), "{}", server.log());
+    }
+    // Events cross the cluster through it.
+    for i in 0..3u64 {
+        publish(&a, "pub", "pub.score", json!({"i": i})).await;
+    }
+    assert_eq!(indices(&settled(&b, "sub", 3, &[&a, &b]).await), [0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_jetstream_refuses_is_said_once_and_events_stay_on_their_node() {
+    // Below 1/64 of the wanted cap, no stream is made at all.
+    let nats = Nats::with_storage("1MB");
+    let dirs = cluster_dirs();
+    let a = node(&dirs, &nats);
+    a.wait_for_log("the NATS event stream can't be made yet", Duration::from_secs(20));
+    a.wait_for_log("can't consume the cluster's events yet", Duration::from_secs(20));
+    // Events published meanwhile reach this node's subscribers.
+    for i in 0..3u64 {
+        publish(&a, "pub", "pub.score", json!({"i": i})).await;
+    }
+    assert_eq!(indices(&settled(&a, "sub", 3, &[&a]).await), [0, 1, 2]);
+    // Retried all along (every 250 ms, backing off to 5 s), yet said once
+    // per distinct error: a log an operator can read, not a flood.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = a.log();
+    assert_eq!(
+        log.matches("the NATS event stream can't be made yet").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("insufficient storage"), "the reason is given: {log}");
+    for element in ["sub", "sub2"] {
+        let lines = log
+            .lines()
+            .filter(|l| {
+                l.contains("can't consume the cluster's events yet")
+                    && l.contains(&format!("element={element} "))
+            })
+            .count();
+        assert_eq!(lines, 1, "{element}: {log}");
+    }
+}

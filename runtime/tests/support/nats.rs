@@ -13,6 +13,9 @@ pub struct Nats {
     child: Child,
     pub port: u16,
     store: tempfile::TempDir,
+    /// JetStream's storage budget, when not nats-server's default (75% of
+    /// the free disk).
+    max_file_store: Option<&'static str>,
 }
 
 fn nats_binary() -> PathBuf {
@@ -26,16 +29,38 @@ fn nats_binary() -> PathBuf {
 
 impl Nats {
     pub fn start() -> Nats {
-        let store = tempfile::tempdir().unwrap();
-        let port = closed_port();
-        let child = Nats::launch(port, store.path());
-        Nats { child, port, store }
+        Nats::start_with(None)
     }
 
-    fn launch(port: u16, store: &Path) -> Child {
-        let child = Command::new(nats_binary())
+    /// A server whose JetStream may keep at most `max_file_store` (in
+    /// nats-server's units, e.g. `100MB`).
+    pub fn with_storage(max_file_store: &'static str) -> Nats {
+        Nats::start_with(Some(max_file_store))
+    }
+
+    fn start_with(max_file_store: Option<&'static str>) -> Nats {
+        let store = tempfile::tempdir().unwrap();
+        let port = closed_port();
+        let child = Nats::launch(port, store.path(), max_file_store);
+        Nats {
+            child,
+            port,
+            store,
+            max_file_store,
+        }
+    }
+
+    fn launch(port: u16, store: &Path, max_file_store: Option<&str>) -> Child {
+        let mut command = Command::new(nats_binary());
+        command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
+            .arg(store);
+        if let Some(max) = max_file_store {
+            let config = store.join("nats.conf");
+            std::fs::write(&config, format!("jetstream {{\n  max_file_store: {max}\n}}\n")).unwrap();
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,7 +93,7 @@ impl Nats {
 
     /// Starts it again, after [`Nats::kill`], on the same port and store.
     pub fn start_again(&mut self) {
-        self.child = Nats::launch(self.port, self.store.path());
+        self.child = Nats::launch(self.port, self.store.path(), self.max_file_store);
     }
 }
 
