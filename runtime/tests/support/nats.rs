@@ -60,11 +60,16 @@ impl Nats {
             std::fs::write(&config, format!("jetstream {{\n  max_file_store: {max}\n}}\n")).unwrap();
             command.arg("-c").arg(config);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nats-server (the Debian package nats-server; `cargo xtask test` installs it)");
+        // Its log, appended across restarts, is printed if the test fails.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(store.join("nats.log"))
+            .unwrap();
+        let child =
+            command.stdout(Stdio::null()).stderr(log).spawn().expect(
+                "starting nats-server (the Debian package nats-server; `cargo xtask test` installs it)",
+            );
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -100,5 +105,9 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.store.path().join("nats.log")).unwrap_or_default();
+            eprintln!("---- nats-server's log ----\n{log}");
+        }
     }
 }
