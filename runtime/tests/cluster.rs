@@ -351,18 +351,7 @@ async fn nodes_keep_serving_while_nats_is_down_and_events_flow_again_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_event_waits_for_its_subscriber_to_come_back() {
     let nats = Nats::start();
-    // A serves the publisher, B the subscriber: two deploy folders, one
-    // store (B's data folder is A's).
-    let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
-    let grants = support::grants_section("sub", &["events.subscribe:pub.*"]);
-    dirs_a.config(&grants);
-    dirs_b.config(&grants);
-    dirs_a.deploy("pub", "misbehave", "");
-    dirs_b.deploy("sub", "misbehave", "[events]\nsubscribe = [\"pub.*\"]\n");
-    std::fs::create_dir_all(dirs_a.root.path().join("data")).unwrap();
-    std::os::unix::fs::symlink(dirs_a.root.path().join("data"), dirs_b.root.path().join("data")).unwrap();
-    let a = node(&dirs_a, &nats);
-    let mut b = node(&dirs_b, &nats);
+    let (_dirs_a, dirs_b, a, mut b) = publisher_and_subscriber(&nats);
     a.wait_for_log("connected to NATS", Duration::from_secs(20));
     b.wait_for_log("consuming cluster events", Duration::from_secs(20));
 
@@ -380,7 +369,9 @@ async fn a_durable_event_waits_for_its_subscriber_to_come_back() {
     assert_eq!(indices(&got), [0, 1, 2, 3], "{got:?}");
 }
 
-/// A publisher on A and a subscriber on B, one store, over `nats`.
+/// A publisher on node A and a subscriber on node B, over `nats`: two deploy
+/// folders, one store (B's data folder is A's). The folders are returned
+/// to outlive the nodes, and to start B again.
 fn publisher_and_subscriber(nats: &Nats) -> (Dirs, Dirs, Server, Server) {
     let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
     let grants = support::grants_section("sub", &["events.subscribe:pub.*"]);
