@@ -32,7 +32,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use elements_cluster::{Cluster, ClusterError, Consuming, DurableSpec, Handled, HeaderMap, header};
 use futures_util::StreamExt;
@@ -62,6 +62,9 @@ pub const MAX_DELIVER: i64 = 5;
 const CONSUMER_KEPT: Duration = Duration::from_secs(24 * 3600);
 /// How often a node checks which Elements subscribe.
 const RECONCILE: Duration = Duration::from_millis(250);
+/// How long a retried failure lasts before it is said: a node that starts
+/// with its peers races the stream's creation, and NATS may blip.
+const WARN_AFTER: Duration = Duration::from_secs(5);
 
 /// Headers of an event message.
 const H_NAME: &str = "Elements-Event";
@@ -146,15 +149,20 @@ impl Drop for Consumer {
     }
 }
 
-/// Says a retried failure once per distinct error, not at every retry.
+/// Says a retried failure once it has lasted [`WARN_AFTER`], then again
+/// only when the error changes: not at every retry.
 #[derive(Default)]
-struct Warned(Option<String>);
+struct Warned {
+    failing_since: Option<Instant>,
+    said: Option<String>,
+}
 
 impl Warned {
-    fn once(&mut self, error: &str, say: impl FnOnce(&str)) {
-        if self.0.as_deref() != Some(error) {
+    fn failed(&mut self, error: &str, say: impl FnOnce(&str)) {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= WARN_AFTER && self.said.as_deref() != Some(error) {
             say(error);
-            self.0 = Some(error.to_owned());
+            self.said = Some(error.to_owned());
         }
     }
 }
@@ -191,7 +199,7 @@ impl Context {
                 }
                 // Until this succeeds, durable events stay on the node that
                 // sent them: an operator must learn why.
-                Err(e) => warned.once(&e.to_string(), |error| {
+                Err(e) => warned.failed(&e.to_string(), |error| {
                     tracing::warn!(%error, "the NATS event stream can't be made yet; events stay on their node meanwhile")
                 }),
             }
@@ -288,7 +296,7 @@ impl Context {
                         active.insert(name, consumer);
                     }
                     // Tried again at the next tick.
-                    Err(e) => warned.entry(name.clone()).or_default().once(&e.to_string(), |error| {
+                    Err(e) => warned.entry(name.clone()).or_default().failed(&e.to_string(), |error| {
                         tracing::warn!(element = %name, %error, "can't consume the cluster's events yet; retrying")
                     }),
                 }
@@ -480,5 +488,25 @@ mod tests {
                 "{key}: {bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_failure_is_said_once_it_lasted_and_again_only_when_it_changes() {
+        let mut warned = Warned::default();
+        let mut said = Vec::new();
+        // Fresh failures (racing a peer at start) are not said.
+        warned.failed("stream not found", |e| said.push(e.to_owned()));
+        warned.failed("stream not found", |e| said.push(e.to_owned()));
+        assert!(said.is_empty());
+        // Once it lasted, it is said, once.
+        warned.failing_since = Instant::now().checked_sub(WARN_AFTER);
+        for _ in 0..3 {
+            warned.failed("stream not found", |e| said.push(e.to_owned()));
+        }
+        assert_eq!(said, ["stream not found"]);
+        // A different error is said too.
+        warned.failed("insufficient storage", |e| said.push(e.to_owned()));
+        warned.failed("insufficient storage", |e| said.push(e.to_owned()));
+        assert_eq!(said, ["stream not found", "insufficient storage"]);
     }
 }

@@ -423,7 +423,7 @@ async fn an_event_stream_jetstream_refuses_is_said_once_and_events_stay_on_their
     assert_eq!(indices(&settled(&a, "sub", 3, &[&a]).await), [0, 1, 2]);
     // Retried all along (every 250 ms, backing off to 5 s), yet said once
     // per distinct error: a log an operator can read, not a flood.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let log = a.log();
     assert_eq!(
         log.matches("the NATS event stream can't be made yet").count(),
