@@ -341,6 +341,8 @@ pub struct NatsSettings {
     pub url: String,
     /// First token(s) of every subject.
     pub prefix: String,
+    /// Most bytes the event stream keeps.
+    pub events_max_bytes: u64,
 }
 
 // The defaults are declared once, in the settings layers ([`DeployLayer`]).
@@ -658,6 +660,7 @@ impl Config {
                 Some(url) => Some(NatsSettings {
                     url: url.trim().to_owned(),
                     prefix: value!(s.nats_prefix).trim().to_owned(),
+                    events_max_bytes: value!(s.nats_events_max_bytes),
                 }),
                 None => None,
             },
@@ -669,6 +672,15 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.deploy.poll_interval.is_zero() {
             return Err(ConfigError::Invalid("deploy.poll_ms must be at least 1".into()));
+        }
+        // JetStream takes a cap up to i64::MAX; under 1 MiB a stream holds
+        // next to nothing.
+        if let Some(nats) = &self.nats
+            && !(1 << 20..=i64::MAX as u64).contains(&nats.events_max_bytes)
+        {
+            return Err(ConfigError::Invalid(
+                "nats_events_max_bytes must be from 1048576 (1 MiB) to 9223372036854775807".into(),
+            ));
         }
         self.connections.validate().map_err(ConfigError::Invalid)?;
         self.providers.validate().map_err(ConfigError::Invalid)?;
@@ -1415,6 +1427,7 @@ mod tests {
             ("--deploy-gc-grace-secs", d.deploy.gc_grace.as_secs().to_string()),
             ("--deploy-poll-ms", d.deploy.poll_interval.as_millis().to_string()),
             ("--nats-prefix", "elements".to_owned()),
+            ("--nats-events-max-bytes", (1u64 << 30).to_string()),
         ] {
             assert_eq!(help_default(&help, flag), Some(expected), "{flag}");
         }
@@ -1542,7 +1555,8 @@ mod tests {
             config.nats,
             Some(NatsSettings {
                 url: "nats://127.0.0.1:4222".into(),
-                prefix: "elements".into()
+                prefix: "elements".into(),
+                events_max_bytes: 1 << 30,
             })
         );
         assert_eq!(config.deploy.poll_interval, Duration::from_secs(60));
@@ -1552,7 +1566,7 @@ mod tests {
         let path = dir.path().join("elements.toml");
         std::fs::write(
             &path,
-            "nats_url = \"nats://10.0.0.5:4222\"\nnats_prefix = \"prod\"\n",
+            "nats_url = \"nats://10.0.0.5:4222\"\nnats_prefix = \"prod\"\nnats_events_max_bytes = 268435456\n",
         )
         .unwrap();
         let cli = Cli {
@@ -1561,9 +1575,24 @@ mod tests {
         };
         let nats = Config::load(&cli).unwrap().nats.unwrap();
         assert_eq!(
-            (nats.url.as_str(), nats.prefix.as_str()),
-            ("nats://10.0.0.5:4222", "prod")
+            (nats.url.as_str(), nats.prefix.as_str(), nats.events_max_bytes),
+            ("nats://10.0.0.5:4222", "prod", 256 << 20)
         );
+        for small in ["0", "1048575"] {
+            let cli = Cli::try_parse_from([
+                "elements",
+                "--nats-url",
+                "nats://n:4222",
+                "--nats-events-max-bytes",
+                small,
+            ])
+            .unwrap();
+            let error = Config::load(&cli).unwrap_err().to_string();
+            assert!(error.contains("nats_events_max_bytes"), "{small}: {error}");
+        }
+        // Without a cluster the setting has nothing to check.
+        let single = Cli::try_parse_from(["elements", "--nats-events-max-bytes", "0"]).unwrap();
+        assert_eq!(Config::load(&single).unwrap().nats, None);
         let zero = Cli::try_parse_from(["elements", "--deploy-poll-ms", "0"]).unwrap();
         assert!(Config::load(&zero).unwrap_err().to_string().contains("poll_ms"));
     }

@@ -54,8 +54,6 @@ const DURABLE: &str = "events-durable";
 const STREAM: &str = "EVENTS";
 /// How long the stream keeps an event no consumer acknowledged.
 const KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
-/// Most bytes the stream keeps (the oldest go first).
-const KEEP_BYTES: i64 = 1 << 30;
 /// Most deliveries of one at-least-once event to one Element.
 pub const MAX_DELIVER: i64 = 5;
 /// How long NATS keeps the consumer of an Element no node serves any more.
@@ -114,7 +112,14 @@ fn next_delivery() -> String {
 /// Makes events cross the cluster: publishes what this node's bus sends out
 /// and consumes, for each subscribing Element here, its share of the
 /// cluster's events. [`start`] still runs for what can't leave.
-pub fn start_cluster(cluster: Arc<Cluster>, bus: Arc<EventBus>, registry: Arc<Registry>, host: Arc<Host>) {
+/// The stream keeps at most `keep_bytes` (the oldest go first).
+pub fn start_cluster(
+    cluster: Arc<Cluster>,
+    bus: Arc<EventBus>,
+    registry: Arc<Registry>,
+    host: Arc<Host>,
+    keep_bytes: i64,
+) {
     let Some(outbox) = bus.attach_cluster() else {
         tracing::warn!("the event bus is attached to a cluster already");
         return;
@@ -124,6 +129,7 @@ pub fn start_cluster(cluster: Arc<Cluster>, bus: Arc<EventBus>, registry: Arc<Re
         bus,
         registry,
         host,
+        keep_bytes,
     });
     tokio::spawn(context.clone().publish_all(outbox));
     tokio::spawn(context.clone().ensure_stream());
@@ -135,6 +141,8 @@ struct Context {
     bus: Arc<EventBus>,
     registry: Arc<Registry>,
     host: Arc<Host>,
+    /// The event stream's cap, as configured.
+    keep_bytes: i64,
 }
 
 /// One Element's consumption on this node; dropping it stops both.
@@ -184,16 +192,16 @@ impl Context {
         loop {
             match self
                 .cluster
-                .ensure_stream(STREAM, &format!("{DURABLE}.>"), KEEP_FOR, KEEP_BYTES)
+                .ensure_stream(STREAM, &format!("{DURABLE}.>"), KEEP_FOR, self.keep_bytes)
                 .await
             {
-                Ok(cap) if cap == KEEP_BYTES => return,
+                Ok(cap) if cap == self.keep_bytes => return,
                 Ok(cap) => {
                     tracing::warn!(
-                        wanted_bytes = KEEP_BYTES,
+                        wanted_bytes = self.keep_bytes,
                         got_bytes = cap,
                         "the NATS event stream is smaller than wanted: JetStream's storage budget is short \
-                         (raise nats-server's jetstream max_file_store, or free disk before it starts)"
+                         (raise nats-server's jetstream max_file_store, free disk before it starts, or lower --nats-events-max-bytes)"
                     );
                     return;
                 }

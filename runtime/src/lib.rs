@@ -124,12 +124,14 @@ impl Runtime {
             .context("applying the stored service settings")?;
         settings.start_polling();
         elements_deployments::dispatch::start(events.clone(), registry.clone(), host.clone());
-        if let Some(cluster) = &cluster {
+        if let (Some(cluster), Some(nats)) = (&cluster, &config.nats) {
             elements_deployments::dispatch::start_cluster(
                 cluster.clone(),
                 events.clone(),
                 registry.clone(),
                 host,
+                // Validated to fit when the configuration was loaded.
+                i64::try_from(nats.events_max_bytes).unwrap_or(i64::MAX),
             );
         }
         // Stored deployments first: a name the store manages is not taken

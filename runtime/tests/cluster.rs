@@ -442,3 +442,35 @@ async fn an_event_stream_jetstream_refuses_is_said_once_and_events_stay_on_their
         assert_eq!(lines, 1, "{element}: {log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_event_stream_cap_is_the_streams_when_it_fits() {
+    let nats = Nats::with_storage("100MB");
+    let dirs = cluster_dirs();
+    let url = nats.url();
+    let a = Server::start_with(
+        &dirs,
+        &["--nats-url", &url, "--nats-events-max-bytes", "33554432"],
+        ROOT_ENV,
+        Some(&format!("cluster_cap_{}", std::process::id())),
+    );
+    wait_for_count(&a, "consuming cluster events", 2, Duration::from_secs(20));
+    // The stream exists with the configured cap: ensuring it again keeps it.
+    let raw = elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
+        url: nats.url(),
+        prefix: "elements".into(),
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while !raw.is_connected() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cap = raw
+        .ensure_stream("EVENTS", "events-durable.>", Duration::from_secs(60), 1 << 30)
+        .await
+        .unwrap();
+    assert_eq!(cap, 32 << 20);
+    assert!(!a.log().contains("smaller than wanted"), "{}", a.log());
+}
