@@ -204,17 +204,7 @@ async fn events_reach_each_subscriber_once_per_cluster_and_deploys_are_announced
 
     // Garbage on the event subjects, from a plain NATS client, is dropped
     // with a log line; both nodes go on serving and delivering.
-    let raw = elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
-        url: nats.url(),
-        prefix: "elements".into(),
-    })
-    .await
-    .unwrap();
-    let started = Instant::now();
-    while !raw.is_connected() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let raw = nats.client().await;
     let mut forged = elements_cluster::HeaderMap::new();
     forged.insert("Elements-Event", "pub.score");
     forged.insert("Elements-Chain", "forged");
@@ -456,17 +446,7 @@ async fn the_configured_event_stream_cap_is_the_streams_when_it_fits() {
     );
     wait_for_count(&a, "consuming cluster events", 2, Duration::from_secs(20));
     // The stream exists with the configured cap: ensuring it again keeps it.
-    let raw = elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
-        url: nats.url(),
-        prefix: "elements".into(),
-    })
-    .await
-    .unwrap();
-    let started = Instant::now();
-    while !raw.is_connected() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let raw = nats.client().await;
     let cap = raw
         .ensure_stream("EVENTS", "events-durable.>", Duration::from_secs(60), 1 << 30)
         .await

@@ -361,17 +361,7 @@ async fn sockets_on_two_nodes_share_rooms_matches_notifications_and_status() {
     // garbage, no node header, a route naming sessions that don't exist, a
     // presence op that is not one. Neither node falls over, and the room
     // still carries messages both ways.
-    let raw = elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
-        url: nats.url(),
-        prefix: "elements".into(),
-    })
-    .await
-    .unwrap();
-    let started = Instant::now();
-    while !raw.is_connected() {
-        assert!(started.elapsed() < PATIENCE);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let raw = nats.client().await;
     let mut forged = elements_cluster::HeaderMap::new();
     forged.insert("Elements-Node", "forger");
     let payloads: [&[u8]; 5] = [

@@ -85,6 +85,26 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// A plain client of the cluster (prefix `elements`), as a node's
+    /// neighbour or an attacker would be, once it is connected.
+    pub async fn client(&self) -> std::sync::Arc<elements_cluster::Cluster> {
+        let client = elements_cluster::Cluster::connect(&elements_cluster::ClusterConfig {
+            url: self.url(),
+            prefix: "elements".into(),
+        })
+        .await
+        .unwrap();
+        let started = Instant::now();
+        while !client.is_connected() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never connected to NATS"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
