@@ -75,6 +75,20 @@ fn storage_refused(e: &jetstream::context::CreateStreamError) -> bool {
         if [ErrorCode::STORAGE_RESOURCES_EXCEEDED, ErrorCode::INSUFFICIENT_RESOURCES].contains(&e.error_code()))
 }
 
+/// The cap of a stream [`Cluster::ensure_stream`] made sure of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCap {
+    /// The cap asked for.
+    AsAsked,
+    /// Made with this smaller cap: JetStream's storage budget had no room
+    /// for the one asked for.
+    Shrunk(i64),
+    /// The stream existed with this other cap, set when it was first made
+    /// (by a node configured otherwise, or one that had to shrink it); it is
+    /// kept.
+    Existing(i64),
+}
+
 /// One node's connection to the cluster.
 pub struct Cluster {
     client: async_nats::Client,
@@ -220,23 +234,23 @@ impl Cluster {
     }
 
     /// Makes sure the stream `NAME` keeps the messages of `PREFIX.subjects`
-    /// (wildcards allowed) for `max_age`, at most `max_bytes`, and returns
-    /// the cap it has.
+    /// (wildcards allowed) for `max_age`, at most `max_bytes`, and says what
+    /// cap it has.
     ///
     /// JetStream reserves a stream's whole cap when it creates the stream,
     /// and refuses one larger than what is left of its storage budget (by
     /// default 75% of the disk that was free when `nats-server` started).
     /// Rather than carrying no durable messages at all on a small disk, the
-    /// cap is then halved, down to 1/64 of `max_bytes`; the caller learns
-    /// the cap it got and can say so. A stream that exists already is kept
-    /// as it is, whatever its cap.
+    /// cap is then halved, down to 1/64 of `max_bytes`. A stream that exists
+    /// already is kept as it is, whatever its cap: the node that made it
+    /// first set it.
     pub async fn ensure_stream(
         &self,
         name: &str,
         subjects: &str,
         max_age: Duration,
         max_bytes: i64,
-    ) -> Result<i64, ClusterError> {
+    ) -> Result<StreamCap, ClusterError> {
         let mut config = stream::Config {
             name: self.stream_name(name),
             subjects: vec![self.subject(subjects)],
@@ -254,12 +268,21 @@ impl Cluster {
             }
         };
         let cap = stream.cached_info().config.max_bytes;
+        // What was asked last is what a stream made by this call has; a cap
+        // that differs was set by whoever made the stream before.
+        let said = if cap != config.max_bytes {
+            StreamCap::Existing(cap)
+        } else if cap != max_bytes {
+            StreamCap::Shrunk(cap)
+        } else {
+            StreamCap::AsAsked
+        };
         config.max_bytes = cap;
         self.streams
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_owned(), config);
-        Ok(cap)
+        Ok(said)
     }
 
     /// Publishes on `PREFIX.name` into its stream and waits for the stream

@@ -341,8 +341,8 @@ pub struct NatsSettings {
     pub url: String,
     /// First token(s) of every subject.
     pub prefix: String,
-    /// Most bytes the event stream keeps.
-    pub events_max_bytes: u64,
+    /// Most bytes the event stream keeps (JetStream's type for it).
+    pub events_max_bytes: i64,
 }
 
 // The defaults are declared once, in the settings layers ([`DeployLayer`]).
@@ -673,13 +673,12 @@ impl Config {
         if self.deploy.poll_interval.is_zero() {
             return Err(ConfigError::Invalid("deploy.poll_ms must be at least 1".into()));
         }
-        // JetStream takes a cap up to i64::MAX; under 1 MiB a stream holds
-        // next to nothing.
+        // Under 1 MiB a stream holds next to nothing.
         if let Some(nats) = &self.nats
-            && !(1 << 20..=i64::MAX as u64).contains(&nats.events_max_bytes)
+            && nats.events_max_bytes < 1 << 20
         {
             return Err(ConfigError::Invalid(
-                "nats_events_max_bytes must be from 1048576 (1 MiB) to 9223372036854775807".into(),
+                "nats_events_max_bytes must be at least 1048576 (1 MiB)".into(),
             ));
         }
         self.connections.validate().map_err(ConfigError::Invalid)?;
@@ -1578,13 +1577,12 @@ mod tests {
             (nats.url.as_str(), nats.prefix.as_str(), nats.events_max_bytes),
             ("nats://10.0.0.5:4222", "prod", 256 << 20)
         );
-        for small in ["0", "1048575"] {
+        for small in ["-1", "0", "1048575"] {
             let cli = Cli::try_parse_from([
                 "elements",
                 "--nats-url",
                 "nats://n:4222",
-                "--nats-events-max-bytes",
-                small,
+                &format!("--nats-events-max-bytes={small}"),
             ])
             .unwrap();
             let error = Config::load(&cli).unwrap_err().to_string();

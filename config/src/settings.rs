@@ -187,7 +187,7 @@ layer! {
         /// them when the stream is made; a node halves them, down to 1/64,
         /// while they don't fit its storage budget).
         #[arg(long, env = "ELEMENTS_NATS_EVENTS_MAX_BYTES", value_name = "BYTES")]
-        pub nats_events_max_bytes: Option<u64> = 1u64 << 30,
+        pub nats_events_max_bytes: Option<i64> = 1i64 << 30,
         /// Serve Prometheus metrics at `/metrics`.
         #[arg(long, env = "ELEMENTS_METRICS", value_name = "BOOL")]
         pub metrics: Option<bool> = true,

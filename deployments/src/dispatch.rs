@@ -34,7 +34,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use elements_cluster::{Cluster, ClusterError, Consuming, DurableSpec, Handled, HeaderMap, header};
+use elements_cluster::{
+    Cluster, ClusterError, Consuming, DurableSpec, Handled, HeaderMap, StreamCap, header,
+};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -195,13 +197,30 @@ impl Context {
                 .ensure_stream(STREAM, &format!("{DURABLE}.>"), KEEP_FOR, self.keep_bytes)
                 .await
             {
-                Ok(cap) if cap == self.keep_bytes => return,
-                Ok(cap) => {
+                Ok(StreamCap::AsAsked) => return,
+                Ok(StreamCap::Shrunk(cap)) => {
                     tracing::warn!(
                         wanted_bytes = self.keep_bytes,
                         got_bytes = cap,
-                        "the NATS event stream is smaller than wanted: JetStream's storage budget is short \
+                        "the NATS event stream was made smaller than wanted: JetStream's storage budget is short \
                          (raise nats-server's jetstream max_file_store, free disk before it starts, or lower --nats-events-max-bytes)"
+                    );
+                    return;
+                }
+                Ok(StreamCap::Existing(cap)) if cap < self.keep_bytes => {
+                    tracing::warn!(
+                        wanted_bytes = self.keep_bytes,
+                        got_bytes = cap,
+                        "the NATS event stream exists with a smaller cap than wanted, set when it was first made; \
+                         it is kept (to change it, edit the stream with the nats CLI)"
+                    );
+                    return;
+                }
+                Ok(StreamCap::Existing(cap)) => {
+                    tracing::info!(
+                        wanted_bytes = self.keep_bytes,
+                        got_bytes = cap,
+                        "the NATS event stream exists with a larger cap than wanted, set when it was first made; it is kept"
                     );
                     return;
                 }

@@ -130,8 +130,7 @@ impl Runtime {
                 events.clone(),
                 registry.clone(),
                 host,
-                // Validated to fit when the configuration was loaded.
-                i64::try_from(nats.events_max_bytes).unwrap_or(i64::MAX),
+                nats.events_max_bytes,
             );
         }
         // Stored deployments first: a name the store manages is not taken

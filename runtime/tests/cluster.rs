@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use elements_cluster::StreamCap;
 use serde_json::{Value, json};
 use support::nats::Nats;
 use support::{Dirs, ROOT_ENV, Server, admin_request, request, root_secret};
@@ -384,13 +385,18 @@ async fn a_small_jetstream_budget_gets_a_smaller_event_stream_not_none() {
     let (_dirs_a, _dirs_b, a, b) = publisher_and_subscriber(&nats);
     a.wait_for_log("connected to NATS", Duration::from_secs(20));
     b.wait_for_log("consuming cluster events", Duration::from_secs(20));
+    // The node that made the stream blames the budget; one that found it
+    // made says it was set then.
     for server in [&a, &b] {
-        server.wait_for_log(
-            "the NATS event stream is smaller than wanted",
-            Duration::from_secs(20),
-        );
-        assert!(server.log().contains("got_bytes=67108864"), "{}", server.log());
+        server.wait_for_log("got_bytes=67108864", Duration::from_secs(20));
     }
+    let shrunk = "the NATS event stream was made smaller than wanted: JetStream's storage budget is short";
+    assert!(
+        a.log().contains(shrunk) || b.log().contains(shrunk),
+        "{}\n---\n{}",
+        a.log(),
+        b.log()
+    );
     // Events cross the cluster through it.
     for i in 0..3u64 {
         publish(&a, "pub", "pub.score", json!({"i": i})).await;
@@ -451,6 +457,19 @@ async fn the_configured_event_stream_cap_is_the_streams_when_it_fits() {
         .ensure_stream("EVENTS", "events-durable.>", Duration::from_secs(60), 1 << 30)
         .await
         .unwrap();
-    assert_eq!(cap, 32 << 20);
-    assert!(!a.log().contains("smaller than wanted"), "{}", a.log());
+    assert_eq!(cap, StreamCap::Existing(32 << 20));
+    assert!(!a.log().contains("smaller"), "{}", a.log());
+    // A node that wants more keeps it too, and says where the cap came from.
+    let b = Server::start_with(
+        &dirs,
+        &["--nats-url", &url],
+        ROOT_ENV,
+        Some(&format!("cluster_cap_{}", std::process::id())),
+    );
+    b.wait_for_log(
+        "the NATS event stream exists with a smaller cap than wanted, set when it was first made",
+        Duration::from_secs(20),
+    );
+    assert!(b.log().contains("got_bytes=33554432"), "{}", b.log());
+    assert!(!b.log().contains("storage budget"), "{}", b.log());
 }
