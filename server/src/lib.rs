@@ -678,8 +678,8 @@ fn is_filtered_in_responses(name: &HeaderName) -> bool {
 /// (as [`crate::request::credential`] reads it). A bearer `Authorization`
 /// is removed even when empty.
 fn take_credential(headers: &mut HeaderMap) -> Option<Arc<str>> {
-    let credential = crate::request::credential(headers).map(Arc::from);
-    headers.remove(&crate::request::SESSION_HEADER);
+    // One lookup per header: this runs on every Element request.
+    let session = headers.remove(&crate::request::SESSION_HEADER);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -687,6 +687,18 @@ fn take_credential(headers: &mut HeaderMap) -> Option<Arc<str>> {
             v.trim_start()
                 .get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+        });
+    let credential = session
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Arc::from)
+        .or_else(|| {
+            bearer
+                .then(|| crate::request::authorization(headers, "Bearer"))
+                .flatten()
+                .map(Arc::from)
         });
     if bearer {
         headers.remove(header::AUTHORIZATION);

@@ -84,7 +84,9 @@ pub fn from_record(
     let mut response = http::Response::new(Bytes::from(record.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.reserve(record.headers.len());
+    // Room for the headers the server adds on the way out too (length,
+    // request id...): growing a `HeaderMap` rehashes it.
+    headers.reserve(record.headers.len() + 4);
     let mut dropped = Vec::new();
     for (name, value) in record.headers {
         // The length is the body's, which is here whole; an Element's own
