@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{Dirs, Server};
 
 fn line_value(text: &str, series: &str) -> Option<f64> {
@@ -103,6 +105,38 @@ async fn requests_and_deployments_are_counted() {
     // One new series: OTHER on /health, 4xx.
     assert_eq!(series(&text), before + 1, "series grew from {before}:\n{text}");
     assert!(text.ends_with("# EOF\n"));
+
+    // An Element's series are its name's: a redeploy counts on, another
+    // Element has its own, and a class never answered has none.
+    dirs.deploy("probe", "hello", "");
+    server.wait_for_log("version=2", Duration::from_secs(20));
+    dirs.deploy("other", "hello", "");
+    server.wait_for_log("Element deployed at /app/rest/other", Duration::from_secs(20));
+    assert_eq!(server.get("/app/rest/probe/hello").await.status(), 200);
+    assert_eq!(server.get("/app/rest/other/hello").await.status(), 200);
+    let text = server.get("/metrics").await.text().await.unwrap();
+    for (series, want) in [
+        (
+            r#"elements_element_requests_total{element="probe",code="2xx"}"#,
+            4.0,
+        ),
+        (
+            r#"elements_element_request_duration_seconds_count{element="probe"}"#,
+            5.0,
+        ),
+        (
+            r#"elements_element_requests_total{element="other",code="2xx"}"#,
+            1.0,
+        ),
+        (
+            r#"elements_element_request_duration_seconds_count{element="other"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(line_value(&text, series), Some(want), "{series} in\n{text}");
+    }
+    assert!(!text.contains(r#"element="probe",code="4xx""#), "{text}");
+    assert!(!text.contains(r#"element="other",code="5xx""#), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
