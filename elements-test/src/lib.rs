@@ -347,7 +347,7 @@ impl Harness {
                 }
             }
         });
-        let router = runtime.public_router();
+        let router = runtime.public_service();
         let limits = config.connections.clone();
         rt.spawn(async move {
             let _ = elements_runtime::serve(listener, router, &limits, std::future::pending()).await;

@@ -74,7 +74,7 @@ fn main() {
             println!("hello, {name:<7} {per_call:8.2} µs per call ({calls} calls)");
         }
 
-        let router = runtime.public_router();
+        let router = runtime.public_service();
         for (name, path) in [
             ("router-native", "/health"),
             ("router-fresh", "/app/rest/hello/hello"),

@@ -89,7 +89,7 @@ fn main() {
         )
         .unwrap();
     }
-    let addr = serve_in_process(&server_rt, &config, |router| router);
+    let addr = serve_in_process(&server_rt, &config);
 
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -62,7 +62,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let addr = serve_in_process(&server_rt, &config, |router| router);
+    let addr = serve_in_process(&server_rt, &config);
     let backend = match &config.store {
         StoreChoice::Sqlite => "sqlite",
         StoreChoice::Mongo { .. } => "mongodb",

@@ -194,8 +194,8 @@ impl Runtime {
 
     /// The public listener's routes: Element content, the client APIs,
     /// the API documentation, metrics and `/health`.
-    pub fn public_router(&self) -> axum::Router {
-        elements_server::public_router(self.app.clone(), elements_api::public_router())
+    pub fn public_service(&self) -> elements_server::PublicService {
+        elements_server::public_service(self.app.clone(), elements_api::public_router())
     }
 
     /// The admin listener's routes: the management portal, the deployment

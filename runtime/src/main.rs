@@ -66,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::try_join!(
         serve(
             listener,
-            runtime.public_router(),
+            runtime.public_service(),
             &config.connections,
             until_stopped(stopped.clone())
         ),

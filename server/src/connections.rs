@@ -10,6 +10,7 @@
 //! bytes, and in the per-connection service, which sees where requests start
 //! and end.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -18,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use bytes::Bytes;
+use http::Request;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -74,16 +76,20 @@ pub fn fit_to_descriptor_limit(wanted: u32) -> u32 {
     fitted
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown`
-/// completes, then lets the requests in flight finish (for at most
-/// `limits.idle_timeout_ms`, since a connection idle that long would be
-/// closed anyway).
-pub async fn serve(
+/// Serves `router` (an axum `Router`, or the [`crate::PublicService`]) on
+/// `listener` within `limits` until `shutdown` completes, then lets the
+/// requests in flight finish (for at most `limits.idle_timeout_ms`, since a
+/// connection idle that long would be closed anyway).
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     limits: &ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let limits = Arc::new(limits.clone());
     let cap = limits.max_connections.max(1);
     let open = Arc::new(Semaphore::new(cap as usize));
@@ -495,7 +501,7 @@ mod tests {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let router = Router::new().route("/echo", axum::routing::get(upgrade));
+        let router = axum::Router::new().route("/echo", axum::routing::get(upgrade));
         tokio::spawn(async move { serve(listener, router, &limits, std::future::pending()).await });
 
         let mut stream = TcpStream::connect(addr).await.expect("connect");

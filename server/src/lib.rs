@@ -5,7 +5,7 @@
 //! handler that passes `/app/rest/<prefix>/...` to the Element mounted at
 //! `<prefix>`. The core APIs (`elements-api`) and the portal
 //! (`elements-portal`) are routers over [`App`] that the binary hands to
-//! [`public_router`] and [`admin_router`].
+//! [`public_service`] and [`admin_router`].
 
 pub mod connections;
 pub mod error;
@@ -192,10 +192,8 @@ fn drop_client_request_id(mut request: Request) -> Request {
 /// their documentation, metrics and `/health`. Never the portal or the deployment
 /// admin API: those are on the admin listener ([`admin_router`]), an origin
 /// Element pages can't read or post to.
-pub fn public_router(app: Arc<App>, api: Router<Arc<App>>) -> Router {
-    let mut router = Router::new()
-        .route("/health", get(health))
-        .route("/app/rest/{*path}", any(element));
+pub fn public_service(app: Arc<App>, api: Router<Arc<App>>) -> PublicService {
+    let mut router = Router::new().route("/health", get(health));
     for path in EXTENSION_ROUTES {
         router = router.route(path, any(core_extension));
     }
@@ -206,7 +204,41 @@ pub fn public_router(app: Arc<App>, api: Router<Arc<App>>) -> Router {
         router = router.route(path, any(on_admin_listener));
     }
     let router = router.merge(api).fallback(not_found);
-    finish_router(router, app)
+    PublicService {
+        elements: finish_router(Router::new().fallback(element), app.clone()),
+        routes: finish_router(router, app),
+    }
+}
+
+/// The public listener's service: a request below [`ELEMENT_ROOT`] goes to
+/// the Element front without being routed, any other through the router.
+/// Element requests are the hot path, and routing them only decoded their
+/// path into a parameter nobody reads and kept a matched path for it
+/// (callgrind: about 2,600 instructions of 33,000 a request). Both sides
+/// have the same layers (request ids, metrics, JSON errors).
+#[derive(Clone)]
+pub struct PublicService {
+    elements: Router,
+    routes: Router,
+}
+
+impl tower::Service<Request> for PublicService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // A router is always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.uri().path().starts_with(ELEMENT_ROOT) {
+            tower::Service::call(&mut self.elements, request)
+        } else {
+            tower::Service::call(&mut self.routes, request)
+        }
+    }
 }
 
 /// The admin listener's routes: `/health` and `admin` (the management
@@ -396,11 +428,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn record_request(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = match request.extensions().get::<MatchedPath>() {
+        Some(path) => path.as_str().to_owned(),
+        // Element requests aren't routed (see [`PublicService`]).
+        None if request.uri().path().starts_with(ELEMENT_ROOT) => ELEMENT_ROUTE.to_owned(),
+        None => "unmatched".to_owned(),
+    };
     let response = next.run(request).await;
     if let Some(metrics) = &app.metrics {
         metrics.http_request(
@@ -412,6 +445,9 @@ async fn record_request(State(app): State<Arc<App>>, request: Request, next: Nex
     }
     response
 }
+
+/// The route label of Element requests in the metrics.
+const ELEMENT_ROUTE: &str = "/app/rest/{*path}";
 
 /// `GET /health`'s answer.
 #[derive(serde::Serialize, utoipa::ToSchema)]

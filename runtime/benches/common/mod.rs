@@ -52,15 +52,11 @@ pub fn deploy_hello(config: &Config) {
 
 /// Starts the server for `config` on `server` (a multi-threaded runtime,
 /// like the real binary's), with extra `routes`; returns its address.
-pub fn serve_in_process(
-    server: &tokio::runtime::Runtime,
-    config: &Config,
-    routes: impl FnOnce(axum::Router) -> axum::Router,
-) -> SocketAddr {
+pub fn serve_in_process(server: &tokio::runtime::Runtime, config: &Config) -> SocketAddr {
     server.block_on(async {
         let runtime = Runtime::start(config).await.expect("server");
         println!("instance allocation: {:?}", runtime.allocation);
-        let router = routes(runtime.public_router());
+        let router = runtime.public_service();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let limits = config.connections.clone();
