@@ -472,4 +472,17 @@ async fn the_configured_event_stream_cap_is_the_streams_when_it_fits() {
     );
     assert!(b.log().contains("got_bytes=33554432"), "{}", b.log());
     assert!(!b.log().contains("storage budget"), "{}", b.log());
+    // A node that wants less keeps it as well, and only says so.
+    let c = Server::start_with(
+        &dirs,
+        &["--nats-url", &url, "--nats-events-max-bytes", "16777216"],
+        ROOT_ENV,
+        Some(&format!("cluster_cap_{}", std::process::id())),
+    );
+    c.wait_for_log(
+        "the NATS event stream exists with a larger cap than wanted, set when it was first made; it is kept",
+        Duration::from_secs(20),
+    );
+    assert!(c.log().contains("got_bytes=33554432"), "{}", c.log());
+    assert!(!c.log().contains("smaller"), "{}", c.log());
 }
