@@ -428,6 +428,29 @@ async fn guest_output_and_log_calls_reach_the_server_log() {
     server.wait_for_log("level test warn", Duration::from_secs(5));
 }
 
+/// The server's environment (where an operator may keep secrets) is out of
+/// an Element's reach, whether it asks for one variable or for all; what an
+/// Element sets itself it reads back (the SDK's own `getenv` and `setenv`).
+#[tokio::test]
+async fn elements_see_none_of_the_servers_environment_only_their_own() {
+    let dirs = Dirs::new();
+    dirs.deploy("misbehave", "misbehave", "");
+    let server = Server::start(&dirs, &[]);
+    assert!(std::env::var_os("PATH").is_some(), "the server inherits PATH");
+    let (status, body) = json(server.get("/app/rest/misbehave/env").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "path": null,
+            "variables": 0,
+            "set": "fast",
+            "overwritten": "slow",
+            "removed": null,
+        })
+    );
+}
+
 #[tokio::test]
 async fn log_enabled_answers_whether_a_line_would_be_kept() {
     let dirs = Dirs::new();
@@ -808,20 +831,15 @@ fn imported_interfaces(component: &std::path::Path) -> Vec<String> {
     names
 }
 
-/// The SDK writes stdout and stderr to the log itself, so wasi-libc's stdio
-/// and its imports (which wasmtime links anew for every instance) stay out
-/// of SDK-built Elements, printing or not.
+/// The SDK writes stdout and stderr to the log itself and answers `getenv`
+/// (there is no environment), so wasi-libc's stdio and environment and
+/// their imports (which wasmtime links anew for every instance) stay out of
+/// SDK-built Elements, printing and panicking or not.
 #[test]
-fn sdk_elements_import_no_stdio() {
+fn sdk_elements_import_no_stdio_or_environment() {
     assert_eq!(
         imported_interfaces(&guest("hello")),
-        [
-            "elements:platform/attributes",
-            "elements:platform/log",
-            // std's `getenv` (the panic hook reads RUST_BACKTRACE).
-            "wasi:cli/environment",
-            "wasi:cli/exit",
-        ]
+        ["elements:platform/attributes", "elements:platform/log"]
     );
     // The misbehaving Element prints, and calls every host service.
     let imports = imported_interfaces(&guest("misbehave"));

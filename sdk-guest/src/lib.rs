@@ -155,11 +155,21 @@
 //! of the hundreds wasi-libc's `malloc` takes), larger ones from the
 //! standard allocator. Memory a size class once held stays with it. To use
 //! an allocator of your own, turn the SDK's default features off and keep
-//! `stdio` (see [Logging](#logging)):
+//! `stdio` (see [Logging](#logging)) and `environ` (see
+//! [Environment variables](#environment-variables)):
 //!
 //! ```toml
-//! elements-sdk = { path = "../sdk-guest", default-features = false, features = ["stdio"] }
+//! elements-sdk = { path = "../sdk-guest", default-features = false, features = ["stdio", "environ"] }
 //! ```
+//!
+//! # Environment variables
+//!
+//! The runtime gives an Element no environment variables: its settings are
+//! [`attributes`]. `std::env::var` finds only what the Element set itself
+//! with `std::env::set_var`. The SDK's `environ` feature (on by default)
+//! does this by standing in for the C library's `getenv`, `setenv` and
+//! `unsetenv`, so the component doesn't import WASI's environment, which
+//! wasmtime would link again for every instance.
 //!
 //! # Testing
 //!
@@ -407,6 +417,11 @@ pub mod native;
 
 /// The message of every host call refused outside the runtime.
 pub(crate) const OUTSIDE_RUNTIME: &str = "host call outside the Elements runtime; test with elements-test";
+// The Element's environment variables, without wasi-libc's imports (see
+// environ.rs).
+#[cfg(feature = "environ")]
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+mod environ;
 mod serve;
 // stdout, stderr and panics into the Element's log (see stdio.rs).
 #[cfg(feature = "stdio")]

@@ -68,6 +68,27 @@ fn router() -> Router {
         .get("/panic", |_req| -> Response {
             panic!("deliberate panic from misbehave")
         })
+        // The server's environment, as an Element looks for it: one
+        // variable the server has for sure, and all of them; then one the
+        // Element sets, overwrites and removes.
+        .get("/env", |_req| {
+            let path = std::env::var("PATH").ok();
+            let variables = std::env::vars_os().count();
+            // SAFETY: an Element has one thread.
+            unsafe { std::env::set_var("ELEMENT_MODE", "fast") };
+            let set = std::env::var("ELEMENT_MODE").ok();
+            unsafe { std::env::set_var("ELEMENT_MODE", "slow") };
+            let overwritten = std::env::var("ELEMENT_MODE").ok();
+            unsafe { std::env::remove_var("ELEMENT_MODE") };
+            let removed = std::env::var("ELEMENT_MODE").ok();
+            json!({
+                "path": path,
+                "variables": variables,
+                "set": set,
+                "overwritten": overwritten,
+                "removed": removed,
+            })
+        })
         .get("/print", |_req| {
             println!("hello on stdout");
             eprintln!("hello on stderr");
