@@ -286,6 +286,17 @@ async fn bad_components_are_refused_and_the_others_load() {
         b"(component (import \"alien:planet/probe@1.0.0\" (instance (export \"scan\" (func)))))",
     );
     dirs.deploy_bytes("no-handler", b"(component)");
+    // The SDK's export, in a shape this server doesn't call (as an Element
+    // built with another release's SDK has it).
+    dirs.deploy_bytes(
+        "other-sdk",
+        br#"(component
+            (core module $m (func (export "handle")))
+            (core instance $i (instantiate $m))
+            (func $handle (canon lift (core func $i "handle")))
+            (instance $h (export "handle" (func $handle)))
+            (export "elements:platform/request-handler@0.2.0" (instance $h)))"#,
+    );
     dirs.deploy(
         "needs-secret",
         "hello",
@@ -308,6 +319,10 @@ async fn bad_components_are_refused_and_the_others_load() {
         ("core-module", "not a valid WebAssembly component"),
         ("alien", "alien:planet/probe"),
         ("no-handler", "exports no HTTP handler"),
+        (
+            "other-sdk",
+            "request-handler export is not this server's (build the Element with this release's elements-sdk)",
+        ),
         ("needs-secret", "required attribute \"secret\" has no value"),
         ("bad-manifest", "invalid manifest"),
         (

@@ -109,14 +109,20 @@ impl fmt::Display for Method {
 #[derive(Debug, Clone)]
 pub struct Request {
     method: Method,
-    /// Path and query as received, e.g. `/echo?x=1`.
-    target: String,
-    /// Byte index of `?` in `target`, or `target.len()`.
+    /// The request line and headers as they arrived, e.g.
+    /// `GET /echo?x=1\r\nname: value\r\n`, read in place: a request's
+    /// headers are looked at once or twice, so splitting them into owned
+    /// pairs up front cost more than every lookup together. (A request
+    /// built with [`Request::new`] has no method in it: `/echo?x=1\r\n`.)
+    head: String,
+    /// Where the path and query start in `head`.
+    target_start: usize,
+    /// Where the path ends: the index of `?`, or `target_end`.
     path_end: usize,
-    /// The headers as they arrived: `name: value\r\n` lines, read in place
-    /// (a request's headers are looked at once or twice, so splitting them
-    /// into owned pairs up front cost more than every lookup together).
-    headers: String,
+    /// Where the path and query end (at the line's `\r`).
+    target_end: usize,
+    /// Where the header lines start.
+    headers_start: usize,
     body: Vec<u8>,
     pub(crate) params: Vec<(String, String)>,
 }
@@ -129,22 +135,63 @@ impl Request {
     /// let req = elements_sdk::Request::new(elements_sdk::Method::Get, "/a?b=c");
     /// assert_eq!((req.path(), req.query_string()), ("/a", "b=c"));
     /// ```
-    pub fn new(method: Method, path_with_query: impl Into<String>) -> Request {
-        Request::from_parts(method, path_with_query.into(), String::new(), Vec::new())
-    }
-
-    /// A request from its parts; `headers` is a block of `name: value\r\n`
-    /// lines with lowercase names (anything else in it is skipped).
-    pub(crate) fn from_parts(method: Method, mut target: String, headers: String, body: Vec<u8>) -> Request {
+    pub fn new(method: Method, path_with_query: impl AsRef<str>) -> Request {
+        let target = path_with_query.as_ref();
+        let mut head = String::with_capacity(target.len() + 3);
         if !target.starts_with('/') {
-            target.insert(0, '/');
+            head.push('/');
         }
-        let path_end = target.find('?').unwrap_or(target.len());
+        // A line break would end the target early: as in `with_header`, it
+        // becomes a space.
+        head.extend(
+            target
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+        );
+        let target_end = head.len();
+        head.push_str("\r\n");
         Request {
             method,
-            target,
-            path_end,
-            headers,
+            path_end: query_start(&head, 0, target_end),
+            head,
+            target_start: 0,
+            target_end,
+            headers_start: target_end + 2,
+            body: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// A request from the host's head (`GET /echo?x=1\r\n`, then a block
+    /// of `name: value\r\n` lines with lowercase names; anything else in
+    /// it is skipped) and body.
+    pub(crate) fn from_head(head: String, body: Vec<u8>) -> Request {
+        // Byte loops, not `str::find`: see `header_lines`. Every index
+        // found is that of an ASCII byte, so a char boundary.
+        let bytes = head.as_bytes();
+        let target_end = bytes.iter().position(|&b| b == b'\r').unwrap_or(bytes.len());
+        let headers_start = match bytes.get(target_end + 1) {
+            Some(b'\n') => target_end + 2,
+            _ => (target_end + 1).min(bytes.len()),
+        };
+        let (method, target_start) = match bytes[..target_end].iter().position(|&b| b == b' ') {
+            Some(space) => (Method::from(&head[..space]), space + 1),
+            None => (Method::from(&head[..target_end]), target_end),
+        };
+        if !head[target_start..target_end].starts_with('/') {
+            // Not the host's (its paths start with `/`): made as `new` makes one.
+            let mut request = Request::new(method, &head[target_start..target_end]);
+            request.head.push_str(&head[headers_start..]);
+            request.body = body;
+            return request;
+        }
+        Request {
+            method,
+            path_end: query_start(&head, target_start, target_end),
+            head,
+            target_start,
+            target_end,
+            headers_start,
             body,
             params: Vec::new(),
         }
@@ -161,17 +208,18 @@ impl Request {
     /// assert_eq!(req.header("x-note"), Some("two  lines"));
     /// ```
     pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Request {
+        // The header lines end the head: a new one goes last.
         let clean = |c: char| if matches!(c, '\r' | '\n' | ':') { ' ' } else { c };
-        self.headers
+        self.head
             .extend(name.as_ref().chars().map(|c| clean(c.to_ascii_lowercase())));
-        self.headers.push_str(": ");
-        self.headers.extend(
+        self.head.push_str(": ");
+        self.head.extend(
             value
                 .as_ref()
                 .chars()
                 .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
         );
-        self.headers.push_str("\r\n");
+        self.head.push_str("\r\n");
         self
     }
 
@@ -205,7 +253,7 @@ impl Request {
     /// assert_eq!(req.path(), "/files/a%20b");
     /// ```
     pub fn path(&self) -> &str {
-        &self.target[..self.path_end]
+        &self.head[self.target_start..self.path_end]
     }
 
     /// The raw query string after `?`, or `""` when there is none.
@@ -215,7 +263,7 @@ impl Request {
     /// assert_eq!(req.query_string(), "q=a+b&page=2");
     /// ```
     pub fn query_string(&self) -> &str {
-        self.target.get(self.path_end + 1..).unwrap_or("")
+        self.head.get(self.path_end + 1..self.target_end).unwrap_or("")
     }
 
     /// The first value of query parameter `name`, percent-decoded (`+` means
@@ -302,7 +350,7 @@ impl Request {
     /// it as the first line of the header block, so it is found without
     /// reading the others; a block from elsewhere is searched.
     pub(crate) fn request_id(&self) -> Option<&str> {
-        match self.headers.strip_prefix("x-request-id: ") {
+        match self.head[self.headers_start..].strip_prefix("x-request-id: ") {
             Some(rest) => rest.bytes().position(|b| b == b'\r').map(|end| &rest[..end]),
             None => self.header("x-request-id"),
         }
@@ -317,7 +365,7 @@ impl Request {
     /// assert_eq!(req.headers().collect::<Vec<_>>(), [("x-a", "1"), ("x-a", "2")]);
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        header_lines(&self.headers)
+        header_lines(&self.head[self.headers_start..])
     }
 
     /// The raw body.
@@ -374,6 +422,15 @@ impl Request {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
+}
+
+/// Where the query of `head[start..end]` starts: the index of its `?`, or
+/// `end` when it has none.
+fn query_start(head: &str, start: usize, end: usize) -> usize {
+    head.as_bytes()[start..end]
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(end, |q| start + q)
 }
 
 /// The `(name, value)` pairs of a block of `name: value\r\n` lines (one
@@ -446,6 +503,63 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_head_is_read_in_place() {
+        let r = Request::from_head(
+            "POST /echo/a%20b?x=1&y\r\nx-request-id: r-9\r\ncontent-type: text/plain\r\n".into(),
+            b"hi".to_vec(),
+        );
+        assert_eq!(*r.method(), Method::Post);
+        assert_eq!((r.path(), r.query_string()), ("/echo/a%20b", "x=1&y"));
+        assert_eq!(r.request_id(), Some("r-9"));
+        assert_eq!(
+            r.headers().collect::<Vec<_>>(),
+            [("x-request-id", "r-9"), ("content-type", "text/plain")]
+        );
+        assert_eq!(r.body(), b"hi");
+        // Headers added by a test go after the host's.
+        let r = r.with_header("x-extra", "1");
+        assert_eq!(r.header("x-extra"), Some("1"));
+        assert_eq!(r.query_string(), "x=1&y");
+
+        let r = Request::from_head("PURGE /\r\n".into(), Vec::new());
+        assert_eq!(
+            (r.method().as_str(), r.path(), r.query_string()),
+            ("PURGE", "/", "")
+        );
+        assert_eq!(r.headers().count(), 0);
+    }
+
+    #[test]
+    fn a_malformed_head_is_read_without_panicking() {
+        for head in [
+            "",
+            "GET",
+            "GET ",
+            "GET x?y",
+            "GET /\r",
+            "GET /\ré: x\r\n",
+            "\r\n\r\n",
+            "GET /a b\r\n",
+        ] {
+            let r = Request::from_head(head.into(), Vec::new());
+            assert!(r.path().starts_with('/'), "{head:?}: {}", r.path());
+            let _ = (r.query_string(), r.headers().count(), r.request_id());
+        }
+        let r = Request::from_head("GET x?y\r\na: b\r\n".into(), Vec::new());
+        assert_eq!(
+            (r.path(), r.query_string(), r.header("a")),
+            ("/x", "y", Some("b"))
+        );
+    }
+
+    #[test]
+    fn a_built_target_stays_on_its_line() {
+        let r = Request::new(Method::Get, "/a\r\nx-injected: yes");
+        assert_eq!(r.path(), "/a  x-injected: yes");
+        assert_eq!(r.headers().count(), 0);
+    }
+
+    #[test]
     fn header_lines_split_into_names_and_values() {
         let block = "host: example.org\r\nx-empty: \r\nx-colon: a: b\r\nx-latin: caf\u{fffd}\r\n";
         assert_eq!(
@@ -477,7 +591,7 @@ mod tests {
             None
         );
         // Only a whole line counts.
-        let cut = Request::from_parts(Method::Get, "/".into(), "x-request-id: r-3".into(), Vec::new());
+        let cut = Request::from_head("GET /\r\nx-request-id: r-3".into(), Vec::new());
         assert_eq!(cut.request_id(), None);
     }
 

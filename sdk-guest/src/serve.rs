@@ -17,18 +17,12 @@ use crate::__private::handler::exports::elements::platform::request_handler::{
     Request as RequestRecord, Response as ResponseRecord,
 };
 use crate::error::Error;
-use crate::request::{Method, Request};
+use crate::request::Request;
 use crate::router::Router;
 
 /// Routes the one-call export's `request` through `router`.
 pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
-    let request = Request::from_parts(
-        Method::from(request.method.as_str()),
-        request.path_with_query,
-        text(request.headers),
-        request.body,
-    );
-    respond(router, request)
+    respond(router, Request::from_head(text(request.head), request.body))
 }
 
 /// Bytes as the SDK's text, lossily if they aren't UTF-8 (without copying

@@ -13,6 +13,8 @@
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, InstancePre};
 
 use super::invoke::InvokeError;
 
@@ -28,43 +30,74 @@ use exports::elements::platform::request_handler::{Request as RequestRecord, Res
 
 use crate::instance::REQUEST_ID;
 
+/// The export's name, as this server's WIT package declares it.
+const EXPORT: &str = "elements:platform/request-handler@0.2.0";
+
+/// Checks, at deploy, that the component's `request-handler` export has the
+/// shape this server calls. wasmtime checks a function's type only when an
+/// instance is made, so without this an Element built with another
+/// release's SDK would deploy and then fail every request.
+pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
+    let component = pre.component();
+    let handle = component
+        .get_export_index(None, EXPORT)
+        .and_then(|export| component.get_export(Some(&export), "handle"));
+    match handle {
+        Some((ComponentItem::ComponentFunc(func), _)) => func
+            .typecheck::<(RequestRecord,), (ResponseRecord,)>(&pre.instance_type())
+            .map_err(|e| format!("its `handle` function: {e:#}")),
+        _ => Err(format!("no function `handle` in {EXPORT}")),
+    }
+}
+
+/// Whether `component` exports a `request-handler` of any version or shape.
+pub fn exports_one_call(component: &Component) -> bool {
+    let engine = component.engine();
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("elements:platform/request-handler@"))
+}
+
 /// The record for `request`, whose path is already the Element's own.
 pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
     let (parts, body) = request.into_parts();
-    let path_with_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
-    let size = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    let mut headers = Vec::with_capacity(size);
+    let method = parts.method.as_str();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let size = method.len()
+        + target.len()
+        + 3
+        + parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    let mut head = Vec::with_capacity(size);
+    // `http` admits no space, CR, LF or NUL in a method or a URI, and no
+    // CR, LF or NUL in a header name or value: the lines can't be forged.
+    head.extend_from_slice(method.as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b"\r\n");
     // The server's request id goes first, where the SDK finds it without
     // reading the other lines (it names the request in every error body).
     let request_id = parts.headers.get(&REQUEST_ID);
     if let Some(id) = request_id {
-        headers.extend_from_slice(b"x-request-id: ");
-        headers.extend_from_slice(id.as_bytes());
-        headers.extend_from_slice(b"\r\n");
+        head.extend_from_slice(b"x-request-id: ");
+        head.extend_from_slice(id.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
     for (name, value) in &parts.headers {
         if request_id.is_some() && *name == REQUEST_ID {
             continue;
         }
-        // `http` admits no CR, LF or NUL in a name or value: the lines
-        // can't be forged.
-        headers.extend_from_slice(name.as_str().as_bytes());
-        headers.extend_from_slice(b": ");
-        headers.extend_from_slice(value.as_bytes());
-        headers.extend_from_slice(b"\r\n");
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
     RequestRecord {
-        method: parts.method.as_str().to_owned(),
-        path_with_query,
-        headers,
+        head,
         body: body.into(),
     }
 }
@@ -136,12 +169,14 @@ mod tests {
             .body(Bytes::from_static(b"{}"))
             .unwrap();
         let record = to_record(request);
-        assert_eq!(record.method, "POST");
-        assert_eq!(record.path_with_query, "/echo?x=1");
+        assert_eq!(
+            String::from_utf8(record.head).unwrap(),
+            "POST /echo?x=1\r\nx-one: 1\r\nx-many: a\r\nx-many: b\r\n"
+        );
         assert_eq!(record.body, b"{}");
-        assert_eq!(record.headers, b"x-one: 1\r\nx-many: a\r\nx-many: b\r\n");
         let empty = to_record(http::Request::new(Bytes::new()));
-        assert!(empty.headers.is_empty());
+        assert_eq!(empty.head, b"GET /\r\n");
+        assert!(empty.body.is_empty());
     }
 
     #[test]
@@ -153,8 +188,8 @@ mod tests {
             .body(Bytes::new())
             .unwrap();
         assert_eq!(
-            to_record(request).headers,
-            b"x-request-id: r-1\r\nhost: h\r\naccept: */*\r\n"
+            to_record(request).head,
+            b"GET /\r\nx-request-id: r-1\r\nhost: h\r\naccept: */*\r\n"
         );
     }
 

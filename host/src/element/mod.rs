@@ -281,11 +281,23 @@ impl Element {
         let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
         // The one-call handler (the SDK's) when the component has it, else
         // the standard wasi:http proxy export (any wasi:http language).
-        let http = match handler::RequestHostBindingsPre::new(instance_pre.clone()) {
+        let one_call = handler::RequestHostBindingsPre::new(instance_pre.clone())
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|pre| handler::check_shape(&instance_pre).map(|()| pre));
+        let http = match one_call {
             Ok(pre) => invoke::HttpExport::OneCall(pre),
-            Err(_) => invoke::HttpExport::WasiHttp(
-                ProxyPre::new(instance_pre).map_err(|e| DeployError::MissingHandler(format!("{e:#}")))?,
-            ),
+            Err(one_call) => match ProxyPre::new(instance_pre) {
+                Ok(pre) => invoke::HttpExport::WasiHttp(pre),
+                // Built with an SDK of another release: the export is
+                // there, in a shape this server can't call.
+                Err(_) if handler::exports_one_call(&compiled) => {
+                    return Err(DeployError::MissingHandler(format!(
+                        "its elements:platform/request-handler export is not this server's (build \
+                         the Element with this release's elements-sdk): {one_call}"
+                    )));
+                }
+                Err(e) => return Err(DeployError::MissingHandler(format!("{e:#}"))),
+            },
         };
 
         let name: Arc<str> = name.into();
