@@ -30,7 +30,9 @@ use exports::elements::platform::request_handler::{Request as RequestRecord, Res
 
 use crate::instance::REQUEST_ID;
 
-/// The export's name, as this server's WIT package declares it.
+/// The export's name, without and with the version this server's WIT
+/// package declares.
+const INTERFACE: &str = "elements:platform/request-handler";
 const EXPORT: &str = "elements:platform/request-handler@0.2.0";
 
 /// Checks, at deploy, that the component's `request-handler` export has the
@@ -42,6 +44,9 @@ pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
     let handle = component
         .get_export_index(None, EXPORT)
         .and_then(|export| component.get_export(Some(&export), "handle"));
+    // `typecheck` and `instance_type` are the (doc-hidden) calls wasmtime's
+    // own generated bindings make for a world's exported functions; the
+    // pinned wasmtime 48.0.x keeps them.
     match handle {
         Some((ComponentItem::ComponentFunc(func), _)) => func
             .typecheck::<(RequestRecord,), (ResponseRecord,)>(&pre.instance_type())
@@ -56,7 +61,7 @@ pub fn exports_one_call(component: &Component) -> bool {
     component
         .component_type()
         .exports(engine)
-        .any(|(name, _)| name.starts_with("elements:platform/request-handler@"))
+        .any(|(name, _)| name.split('@').next() == Some(INTERFACE))
 }
 
 /// The record for `request`, whose path is already the Element's own.
