@@ -9,7 +9,7 @@ use libmimalloc_sys as mi;
 
 /// mimalloc, not the system allocator: the request path allocates and frees
 /// small blocks across worker threads, where glibc's malloc took twice the
-/// time (see the README's Soak benchmark). glibc also kept the pages a
+/// time (see Soak in docs/performance-history.md). glibc also kept the pages a
 /// burst of load freed until trimmed; mimalloc returns most of them by
 /// itself (about 5 MiB stays, in threads' heaps).
 #[global_allocator]

@@ -6,7 +6,7 @@
 //! seventeen `wasi:cli` and `wasi:io` imports in every component, even one
 //! that never prints. Wasmtime links each import anew for every instance,
 //! which for a `fresh` Element is a quarter of a request's instructions
-//! (see the README's benchmarks). Defining both functions here keeps
+//! (see docs/performance-history.md). Defining both functions here keeps
 //! wasi-libc's out of the link, and its imports with them.
 //!
 //! What an Element sees is the same: `println!` lines are logged at info and
