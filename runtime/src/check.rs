@@ -170,6 +170,7 @@ pub async fn check(args: &CheckArgs) -> anyhow::Result<Report> {
                     | DeployError::UnknownImport(_)
                     | DeployError::MissingHandler(_)
                     | DeployError::MissingEventHandler(_)
+                    | DeployError::ForeignExport { .. }
                     | DeployError::CompileTimeout(_)
             );
             report.problems.push(describe(&error, args));
@@ -201,6 +202,7 @@ fn describe(error: &DeployError, args: &CheckArgs) -> String {
         | DeployError::UnknownImport(_)
         | DeployError::MissingHandler(_)
         | DeployError::MissingEventHandler(_)
+        | DeployError::ForeignExport { .. }
         | DeployError::CompileTimeout(_) => format!("{}: {error}", file(&args.component)),
         _ => error.to_string(),
     }

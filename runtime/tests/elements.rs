@@ -297,6 +297,30 @@ async fn bad_components_are_refused_and_the_others_load() {
             (instance $h (export "handle" (func $handle)))
             (export "elements:platform/request-handler@0.2.0" (instance $h)))"#,
     );
+    // The same for the event and match handlers: they are called later,
+    // per event or per match message, so they are checked at deploy too.
+    dirs.deploy_bytes(
+        "other-sdk-events",
+        br#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $h (export "handle-event" (func $f)))
+            (export "elements:platform/event-handler@0.2.0" (instance $h)))"#,
+    )
+    .manifest(
+        "other-sdk-events",
+        "[events]\nsubscribe = [\"other-sdk-events.*\"]\n",
+    );
+    dirs.deploy_bytes(
+        "other-sdk-matches",
+        br#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $h (export "join" (func $f)) (export "leave" (func $f)) (export "data" (func $f)))
+            (export "elements:platform/match-handler@0.2.0" (instance $h)))"#,
+    );
     dirs.deploy(
         "needs-secret",
         "hello",
@@ -322,6 +346,14 @@ async fn bad_components_are_refused_and_the_others_load() {
         (
             "other-sdk",
             "request-handler export is not this server's (build the Element with this release's elements-sdk)",
+        ),
+        (
+            "other-sdk-events",
+            "event-handler export is not this server's (build the Element with this release's elements-sdk): its `handle-event` function",
+        ),
+        (
+            "other-sdk-matches",
+            "match-handler export is not this server's (build the Element with this release's elements-sdk): its `join` function",
         ),
         ("needs-secret", "required attribute \"secret\" has no value"),
         ("bad-manifest", "invalid manifest"),

@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+use wasmtime::component::InstancePre;
+
 use super::Element;
 use super::invoke::InvokeError;
+use super::shape;
 use crate::events::Event;
 use crate::instance::{RequestInfo, RequestState};
 use crate::log_buffer::{Level, Source};
@@ -28,6 +31,15 @@ pub fn matches(subscription: &str, name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => subscription == name,
     }
+}
+
+/// The export's interface, named without its version.
+pub const INTERFACE: &str = "elements:platform/event-handler";
+
+/// Checks, at deploy, that the component's `event-handler` export has the shape
+/// this server calls (see [`super::shape`]).
+pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
+    shape::check_func::<(String, String), (Result<(), String>,), T>(pre, INTERFACE, "handle-event")
 }
 
 impl Element {

@@ -3,7 +3,7 @@
 //! `wasi:http/incoming-handler` takes a dozen resource calls (fields, bodies,
 //! streams, the response out-parameter) for the same exchange. Measured on
 //! the hello Element, those calls were most of the per-request cost of an
-//! instance (see the README's benchmarks). Elements built with elements-sdk
+//! instance (see docs/performance-history.md). Elements built with elements-sdk
 //! export only this one; the host prefers it when a component exports both,
 //! and serves every other component through wasi:http.
 //!
@@ -13,10 +13,10 @@
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 
 use super::invoke::InvokeError;
+use super::shape;
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -30,38 +30,13 @@ use exports::elements::platform::request_handler::{Request as RequestRecord, Res
 
 use crate::instance::REQUEST_ID;
 
-/// The export's name, without and with the version this server's WIT
-/// package declares.
-const INTERFACE: &str = "elements:platform/request-handler";
-const EXPORT: &str = "elements:platform/request-handler@0.2.0";
+/// The export's interface, named without its version.
+pub const INTERFACE: &str = "elements:platform/request-handler";
 
 /// Checks, at deploy, that the component's `request-handler` export has the
-/// shape this server calls. wasmtime checks a function's type only when an
-/// instance is made, so without this an Element built with another
-/// release's SDK would deploy and then fail every request.
+/// shape this server calls (see [`super::shape`]).
 pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
-    let component = pre.component();
-    let handle = component
-        .get_export_index(None, EXPORT)
-        .and_then(|export| component.get_export(Some(&export), "handle"));
-    // `typecheck` and `instance_type` are the (doc-hidden) calls wasmtime's
-    // own generated bindings make for a world's exported functions; the
-    // pinned wasmtime 48.0.x keeps them.
-    match handle {
-        Some((ComponentItem::ComponentFunc(func), _)) => func
-            .typecheck::<(RequestRecord,), (ResponseRecord,)>(&pre.instance_type())
-            .map_err(|e| format!("its `handle` function: {e:#}")),
-        _ => Err(format!("no function `handle` in {EXPORT}")),
-    }
-}
-
-/// Whether `component` exports a `request-handler` of any version or shape.
-pub fn exports_one_call(component: &Component) -> bool {
-    let engine = component.engine();
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.split('@').next() == Some(INTERFACE))
+    shape::check_func::<(RequestRecord,), (ResponseRecord,), T>(pre, INTERFACE, "handle")
 }
 
 /// The record for `request`, whose path is already the Element's own.

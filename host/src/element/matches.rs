@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+use wasmtime::component::InstancePre;
+
 use super::Element;
 use super::invoke::InvokeError;
+use super::shape;
 use crate::instance::{RequestInfo, RequestState};
 use crate::log_buffer::{Level, Source};
 use crate::services::Services;
@@ -45,6 +48,19 @@ impl MatchCall {
             MatchCall::Data { .. } => "data",
         }
     }
+}
+
+/// The export's interface, named without its version.
+pub const INTERFACE: &str = "elements:platform/match-handler";
+
+/// Checks, at deploy, that the component's `match-handler` export has the shape
+/// this server calls (see [`super::shape`]).
+pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
+    shape::check_func::<(String, MatchPresence), (Result<(), String>,), T>(pre, INTERFACE, "join")?;
+    shape::check_func::<(String, MatchPresence), (), T>(pre, INTERFACE, "leave")?;
+    shape::check_func::<(String, MatchPresence, i64, Vec<u8>), (Result<(), String>,), T>(
+        pre, INTERFACE, "data",
+    )
 }
 
 impl Element {

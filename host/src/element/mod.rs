@@ -7,6 +7,7 @@ pub mod handler;
 pub mod invoke;
 pub mod manifest;
 pub mod matches;
+mod shape;
 
 /// Where Elements are mounted: an Element with prefix `p` serves
 /// `/app/rest/p/...`.
@@ -94,6 +95,18 @@ pub enum DeployError {
     /// `elements:platform/event-handler`.
     #[error("subscribes to events but does not export elements:platform/event-handler: {0}")]
     MissingEventHandler(String),
+    /// The component exports an `elements:platform` interface in a shape
+    /// this server does not call: it was built with another release's SDK
+    /// or WIT.
+    #[error(
+        "its {export} export is not this server's (build the Element with this release's elements-sdk): {why}"
+    )]
+    ForeignExport {
+        /// The interface, without its version.
+        export: &'static str,
+        /// What does not match.
+        why: String,
+    },
     /// A required attribute has no value.
     #[error("required attribute {0:?} has no value")]
     MissingAttribute(String),
@@ -271,14 +284,30 @@ impl Element {
         let subscriber = if manifest.events.subscribe.is_empty() {
             None
         } else {
-            Some(
-                events::SubscriberBindingsPre::new(instance_pre.clone())
-                    .map_err(|e| DeployError::MissingEventHandler(format!("{e:#}")))?,
-            )
+            let pre = events::SubscriberBindingsPre::new(instance_pre.clone())
+                .map_err(|e| DeployError::MissingEventHandler(format!("{e:#}")))?;
+            events::check_shape(&instance_pre).map_err(|why| DeployError::ForeignExport {
+                export: events::INTERFACE,
+                why,
+            })?;
+            Some(pre)
         };
         // The match handler is optional: without it the Element runs no
-        // matches, and players can't join any it names.
-        let match_host = matches::MatchHostBindingsPre::new(instance_pre.clone()).ok();
+        // matches, and players can't join any it names. One that is there
+        // in another shape is a mistake to report, not a handler to skip.
+        let match_host = match matches::MatchHostBindingsPre::new(instance_pre.clone())
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|pre| matches::check_shape(&instance_pre).map(|()| pre))
+        {
+            Ok(pre) => Some(pre),
+            Err(why) if shape::exports(&compiled, matches::INTERFACE) => {
+                return Err(DeployError::ForeignExport {
+                    export: matches::INTERFACE,
+                    why,
+                });
+            }
+            Err(_) => None,
+        };
         // The one-call handler (the SDK's) when the component has it, else
         // the standard wasi:http proxy export (any wasi:http language).
         let one_call = handler::RequestHostBindingsPre::new(instance_pre.clone())
@@ -286,15 +315,15 @@ impl Element {
             .and_then(|pre| handler::check_shape(&instance_pre).map(|()| pre));
         let http = match one_call {
             Ok(pre) => invoke::HttpExport::OneCall(pre),
-            Err(one_call) => match ProxyPre::new(instance_pre) {
+            Err(why) => match ProxyPre::new(instance_pre) {
                 Ok(pre) => invoke::HttpExport::WasiHttp(pre),
                 // Built with an SDK of another release: the export is
                 // there, in a shape this server can't call.
-                Err(_) if handler::exports_one_call(&compiled) => {
-                    return Err(DeployError::MissingHandler(format!(
-                        "its elements:platform/request-handler export is not this server's (build \
-                         the Element with this release's elements-sdk): {one_call}"
-                    )));
+                Err(_) if shape::exports(&compiled, handler::INTERFACE) => {
+                    return Err(DeployError::ForeignExport {
+                        export: handler::INTERFACE,
+                        why,
+                    });
                 }
                 Err(e) => return Err(DeployError::MissingHandler(format!("{e:#}"))),
             },
