@@ -843,6 +843,8 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ok"], "fine");
     assert!(response.headers().get("x-secret").is_none());
+    assert!(response.headers().get("x-injected").is_none());
+    assert!(response.headers().get("x-inject").is_none());
     assert_eq!(response.headers().len(), response.headers().keys_len());
     let text = serde_json::Value::from(support::element_log(&server, &root, "misbehave").await).to_string();
     assert!(
@@ -851,6 +853,10 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
     );
     assert!(
         text.contains("dropped a response header: its name is not valid in HTTP"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dropped the response header x-inject: its value is not valid in HTTP"),
         "{text}"
     );
     assert!(

@@ -321,9 +321,12 @@ macro_rules! __export_router {
 
             // The whole request in, the whole response out: one call.
             impl $crate::__private::RequestGuest for __ElementsHandler {
-                fn handle(request: $crate::__private::RequestRecord) -> $crate::__private::ResponseRecord {
+                fn handle(
+                    request: ::std::vec::Vec<u8>,
+                    body_start: u32,
+                ) -> $crate::__private::ResponseRecord {
                     $crate::__private::run(|| {
-                        $crate::__private::serve_record(ROUTER.get_or_init($router), request)
+                        $crate::__private::serve_message(ROUTER.get_or_init($router), request, body_start)
                     })
                 }
             }
@@ -432,7 +435,7 @@ mod stdio;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::events::dispatch as dispatch_event;
-    pub use crate::serve::serve_record;
+    pub use crate::serve::serve_message;
     #[cfg(all(feature = "stdio", target_arch = "wasm32", not(target_feature = "atomics")))]
     pub use crate::stdio::run;
 
@@ -489,7 +492,7 @@ pub mod __private {
 
     pub use handler::__elements_export_request_handler as export_request_handler;
     pub use handler::exports::elements::platform::request_handler::{
-        Guest as RequestGuest, Request as RequestRecord, Response as ResponseRecord,
+        Guest as RequestGuest, Response as ResponseRecord,
     };
 
     /// The `match-handler` export, emitted only by `matches = ...`, like

@@ -23,7 +23,9 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    /// The headers as `name: value\r\n` lines, the block the host takes:
+    /// one allocation for all of them, handed over as it is.
+    headers: String,
     body: Vec<u8>,
     /// The error this response renders, if it is one: the router names
     /// the request in its body.
@@ -87,22 +89,55 @@ impl Response {
     pub fn empty(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: String::new(),
             body: Vec::new(),
             error: None,
         }
     }
 
     fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Response {
-        // Room for the `content-length` the SDK adds when it answers.
-        let mut headers = Vec::with_capacity(2);
-        headers.push(("content-type".to_owned(), content_type.to_owned()));
-        Response {
+        let mut response = Response {
             status,
-            headers,
+            headers: String::with_capacity(CONTENT_TYPE.len() + content_type.len() + 4),
             body,
             error: None,
-        }
+        };
+        response.push_header(CONTENT_TYPE, content_type);
+        response
+    }
+
+    /// Adds a `name: value` line. A CR or LF (in either) or a `:` (in the
+    /// name) would make or break lines, so each becomes a NUL, which HTTP
+    /// allows in neither: the host then drops the header and names it in
+    /// the Element's log, as it does any header HTTP does not allow.
+    fn push_header(&mut self, name: &str, value: &str) {
+        let clean = |text: &str, colon: bool, out: &mut String| {
+            if text
+                .bytes()
+                .any(|b| b == b'\r' || b == b'\n' || (colon && b == b':'))
+            {
+                out.extend(text.chars().map(|c| match c {
+                    '\r' | '\n' => '\0',
+                    ':' if colon => '\0',
+                    c => c,
+                }));
+            } else {
+                out.push_str(text);
+            }
+        };
+        clean(name, true, &mut self.headers);
+        self.headers.push_str(": ");
+        clean(value, false, &mut self.headers);
+        self.headers.push_str("\r\n");
+    }
+
+    /// The header lines as `(name, value)` pairs, in order.
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &str)> {
+        // `push_header` writes every line, so each has its `: `.
+        self.headers.split_terminator("\r\n").map(|line| {
+            let colon = line.find(':').unwrap_or(line.len());
+            (&line[..colon], line.get(colon + 2..).unwrap_or(""))
+        })
     }
 
     /// The response of `error`, whose JSON body is `body`.
@@ -136,20 +171,36 @@ impl Response {
     /// Sets a header, replacing any existing values of the same name
     /// (names compare case-insensitively).
     ///
+    /// A name or value HTTP does not allow is not sent: the server drops
+    /// the header and says so in the Element's log. A line break in either,
+    /// or a `:` in the name, can't add a header of its own (it is kept as a
+    /// NUL, which HTTP allows nowhere).
+    ///
     /// ```
     /// let r = elements_sdk::Response::text("x").with_header("Content-Type", "text/html");
     /// assert_eq!(r.headers().count(), 1);
     /// assert_eq!(r.header("content-type"), Some("text/html"));
     /// ```
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
-        let name = name.into();
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-        self.headers.push((name, value.into()));
+    pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Response {
+        let name = name.as_ref();
+        if self.header(name).is_some() {
+            let kept: String = self
+                .headers
+                .split_inclusive("\r\n")
+                .filter(|line| {
+                    let colon = line.find(':').unwrap_or(line.len());
+                    !line[..colon].eq_ignore_ascii_case(name)
+                })
+                .collect();
+            self.headers = kept;
+        }
+        self.push_header(name, value.as_ref());
         self
     }
 
     /// Adds a header value, keeping existing ones of the same name (for
-    /// headers that may repeat, like `set-cookie`).
+    /// headers that may repeat, like `set-cookie`). What HTTP does not
+    /// allow is dropped as with [`with_header`](Response::with_header).
     ///
     /// ```
     /// let r = elements_sdk::Response::empty(204)
@@ -157,8 +208,8 @@ impl Response {
     ///     .append_header("set-cookie", "b=2");
     /// assert_eq!(r.headers().filter(|(n, _)| *n == "set-cookie").count(), 2);
     /// ```
-    pub fn append_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
-        self.headers.push((name.into(), value.into()));
+    pub fn append_header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Response {
+        self.push_header(name.as_ref(), value.as_ref());
         self
     }
 
@@ -179,10 +230,9 @@ impl Response {
     /// assert_eq!(r.header("etag"), None);
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.header_lines()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All headers as `(name, value)` pairs, in insertion order.
@@ -192,7 +242,7 @@ impl Response {
     /// assert_eq!(r.headers().collect::<Vec<_>>(), [("x-a", "1")]);
     /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.header_lines()
     }
 
     /// The body bytes.
@@ -211,9 +261,21 @@ impl Response {
     /// assert_eq!((status, headers.len(), body), (200, 1, b"x".to_vec()));
     /// ```
     pub fn into_parts(self) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        (self.status, self.headers, self.body)
+        let headers = self
+            .header_lines()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        (self.status, headers, self.body)
+    }
+
+    /// The status, the header lines as one block and the body: what the
+    /// one-call export answers with.
+    pub(crate) fn into_wire(self) -> (u16, Vec<u8>, Vec<u8>) {
+        (self.status, self.headers.into_bytes(), self.body)
     }
 }
+
+const CONTENT_TYPE: &str = "content-type";
 
 /// What a handler may return: anything that converts into a [`Response`].
 ///
@@ -261,5 +323,65 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for std::result::Result<T, E
             Ok(v) => v.into_response(),
             Err(e) => e.into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_one_block_of_lines_in_order() {
+        let r = Response::json(&1)
+            .append_header("set-cookie", "a=1")
+            .append_header("Set-Cookie", "b=2")
+            .with_header("Content-Type", "text/html");
+        assert_eq!(
+            r.clone().into_wire().1,
+            b"set-cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Type: text/html\r\n"
+        );
+        assert_eq!(r.header("content-type"), Some("text/html"));
+        assert_eq!(
+            r.headers().collect::<Vec<_>>(),
+            [
+                ("set-cookie", "a=1"),
+                ("Set-Cookie", "b=2"),
+                ("Content-Type", "text/html")
+            ]
+        );
+        assert_eq!(r.into_parts().1.len(), 3);
+        assert_eq!(Response::empty(204).into_wire().1, b"");
+    }
+
+    #[test]
+    fn no_name_or_value_makes_a_line_of_its_own() {
+        let r = Response::empty(200)
+            .with_header("x-a", "v\r\nx-injected: 1")
+            .with_header("x-b: x-injected", "2")
+            .with_header("x-c", "3\n");
+        let block = String::from_utf8(r.clone().into_wire().1).unwrap();
+        assert_eq!(block.matches("\r\n").count(), 3, "{block:?}");
+        assert!(block.lines().all(|l| !l.starts_with("x-injected")), "{block:?}");
+        // The host drops these: NUL is valid in neither names nor values.
+        assert_eq!(r.header("x-a"), Some("v\0\0x-injected: 1"));
+        assert_eq!(r.header("x-b\0 x-injected"), Some("2"));
+        assert_eq!(r.header("x-c"), Some("3\0"));
+    }
+
+    #[test]
+    fn with_header_replaces_every_line_of_its_name() {
+        let r = Response::text("x")
+            .append_header("x-a", "1")
+            .append_header("X-A", "2")
+            .append_header("x-ab", "3")
+            .with_header("x-a", "4");
+        assert_eq!(
+            r.headers().collect::<Vec<_>>(),
+            [
+                ("content-type", "text/plain; charset=utf-8"),
+                ("x-ab", "3"),
+                ("x-a", "4")
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! This runs on every request (and, in `fresh` isolation, in a brand-new
 //! instance each time), so it is kept lean: one pass over the request and
-//! the response's own vectors handed back without copies.
+//! the response's own header block and body handed back without copies.
 //!
 //! There is deliberately no `wasi:http/incoming-handler` export beside it:
 //! an SDK-built Element imports `elements:platform` interfaces, so no other
@@ -13,16 +13,22 @@
 //! and function a component links is work wasmtime redoes on each new
 //! instance (a quarter of a fresh `GET /hello`'s instructions).
 
-use crate::__private::handler::exports::elements::platform::request_handler::{
-    Request as RequestRecord, Response as ResponseRecord,
-};
+use crate::__private::handler::exports::elements::platform::request_handler::Response as ResponseRecord;
 use crate::error::Error;
 use crate::request::Request;
 use crate::router::Router;
 
-/// Routes the one-call export's `request` through `router`.
-pub fn serve_record(router: &Router, request: RequestRecord) -> ResponseRecord {
-    respond(router, Request::from_head(text(request.head), request.body))
+/// Routes the one-call export's request (its head, then from `body_start`
+/// its body) through `router`.
+pub fn serve_message(router: &Router, mut message: Vec<u8>, body_start: u32) -> ResponseRecord {
+    let body_start = (body_start as usize).min(message.len());
+    // The body moves to a vector of its own (none when it is empty, as a
+    // GET's is), and the head gives back the room the body took.
+    let body = message.split_off(body_start);
+    if !body.is_empty() {
+        message.shrink_to_fit();
+    }
+    respond(router, Request::from_head(text(message), body))
 }
 
 /// Bytes as the SDK's text, lossily if they aren't UTF-8 (without copying
@@ -40,15 +46,9 @@ fn respond(router: &Router, request: Request) -> ResponseRecord {
     } else {
         Error::internal(format!("handler returned invalid status {}", response.status())).to_response()
     };
-    let (status, headers, body) = response.into_parts();
-
-    // Collected in place: the pairs have the same layout, so the response's
-    // own vector is reused. No `content-length`: the host sets it from the
-    // body it receives whole.
-    let headers: Vec<(String, Vec<u8>)> = headers
-        .into_iter()
-        .map(|(name, value)| (name, value.into_bytes()))
-        .collect();
+    // No `content-length`: the host sets it from the body it receives
+    // whole.
+    let (status, headers, body) = response.into_wire();
     ResponseRecord {
         status,
         headers,

@@ -26,7 +26,7 @@ wasmtime::component::bindgen!({
 
 pub use RequestHost as RequestHostBindings;
 pub use RequestHostPre as RequestHostBindingsPre;
-use exports::elements::platform::request_handler::{Request as RequestRecord, Response as ResponseRecord};
+use exports::elements::platform::request_handler::Response as ResponseRecord;
 
 use crate::instance::REQUEST_ID;
 
@@ -36,11 +36,12 @@ pub const INTERFACE: &str = "elements:platform/request-handler";
 /// Checks, at deploy, that the component's `request-handler` export has the
 /// shape this server calls (see [`super::shape`]).
 pub fn check_shape<T>(pre: &InstancePre<T>) -> Result<(), String> {
-    shape::check_func::<(RequestRecord,), (ResponseRecord,), T>(pre, INTERFACE, "handle")
+    shape::check_func::<(Vec<u8>, u32), (ResponseRecord,), T>(pre, INTERFACE, "handle")
 }
 
-/// The record for `request`, whose path is already the Element's own.
-pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
+/// One request as the export takes it: its head and body in one list, and
+/// where the body starts. The request's path is already the Element's own.
+pub fn to_message(request: http::Request<Bytes>) -> (Vec<u8>, u32) {
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str();
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -51,7 +52,8 @@ pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
             .headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
-            .sum::<usize>();
+            .sum::<usize>()
+        + body.len();
     let mut head = Vec::with_capacity(size);
     // `http` admits no space, CR, LF or NUL in a method or a URI, and no
     // CR, LF or NUL in a header name or value: the lines can't be forged.
@@ -76,11 +78,18 @@ pub fn to_record(request: http::Request<Bytes>) -> RequestRecord {
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    RequestRecord {
-        head,
-        body: body.into(),
-    }
+    // The Element's body limit, far below 4 GiB, bounds the head too (the
+    // server's header limits are kilobytes); saturating keeps a bad limit
+    // from wrapping into the body.
+    let body_start = u32::try_from(head.len()).unwrap_or(u32::MAX);
+    head.extend_from_slice(&body);
+    (head, body_start)
 }
+
+/// The most header lines a response may carry, in bytes (HTTP servers
+/// commonly refuse requests with more than 8 to 64 KiB of them; clients
+/// are no more generous).
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// The guest's response, checked. Headers that HTTP does not allow are
 /// dropped, with a line for the Element's log each, naming the header but
@@ -94,25 +103,41 @@ pub fn from_record(
     if record.body.len() > max_body {
         return Err(InvokeError::ResponseTooLarge(max_body));
     }
+    if record.headers.len() > MAX_HEADER_BYTES {
+        return Err(InvokeError::BadResponse(format!(
+            "more than {} KiB of headers",
+            MAX_HEADER_BYTES >> 10
+        )));
+    }
     let mut response = http::Response::new(Bytes::from(record.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     // Room for the headers the server adds on the way out too (length,
     // request id...): growing a `HeaderMap` rehashes it.
-    headers.reserve(record.headers.len() + 4);
+    let lines = record.headers.iter().filter(|&&b| b == b'\n').count();
+    headers.reserve(lines + 4);
     let mut dropped = Vec::new();
-    for (name, value) in record.headers {
-        // The length is the body's, which is here whole; an Element's own
-        // could only be wrong (older SDK builds sent it too).
-        if name.eq_ignore_ascii_case("content-length") {
+    for line in record.headers.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
             continue;
         }
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            dropped.push("dropped a response header line: it has no ':'".to_owned());
+            continue;
+        };
+        let name = &line[..colon];
+        let value = line[colon + 1..].trim_ascii();
+        // The length is the body's, which is here whole; an Element's own
+        // could only be wrong (older SDK builds sent it too).
+        if name.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
             (Ok(name), Ok(value)) => {
-                headers.append(name, value);
+                if headers.try_append(name, value).is_err() {
+                    return Err(InvokeError::BadResponse("more headers than HTTP allows".into()));
+                }
             }
             (Ok(name), Err(_)) => dropped.push(format!(
                 "dropped the response header {name}: its value is not valid in HTTP"
@@ -129,15 +154,19 @@ pub fn from_record(
 mod tests {
     use super::*;
 
-    fn record(status: u16, headers: Vec<(&str, &[u8])>, body: &[u8]) -> ResponseRecord {
+    fn record(status: u16, headers: &[u8], body: &[u8]) -> ResponseRecord {
         ResponseRecord {
             status,
-            headers: headers
-                .into_iter()
-                .map(|(n, v)| (n.to_owned(), v.to_vec()))
-                .collect(),
+            headers: headers.to_vec(),
             body: body.to_vec(),
         }
+    }
+
+    /// The head and the body of a message, as text.
+    fn split(message: (Vec<u8>, u32)) -> (String, Vec<u8>) {
+        let (mut head, body_start) = message;
+        let body = head.split_off(body_start as usize);
+        (String::from_utf8(head).unwrap(), body)
     }
 
     #[test]
@@ -148,15 +177,22 @@ mod tests {
             .header("x-many", "b")
             .body(Bytes::from_static(b"{}"))
             .unwrap();
-        let record = to_record(request);
-        assert_eq!(
-            String::from_utf8(record.head).unwrap(),
-            "POST /echo?x=1\r\nx-one: 1\r\nx-many: a\r\nx-many: b\r\n"
-        );
-        assert_eq!(record.body, b"{}");
-        let empty = to_record(http::Request::new(Bytes::new()));
-        assert_eq!(empty.head, b"GET /\r\n");
-        assert!(empty.body.is_empty());
+        let (head, body) = split(to_message(request));
+        assert_eq!(head, "POST /echo?x=1\r\nx-one: 1\r\nx-many: a\r\nx-many: b\r\n");
+        assert_eq!(body, b"{}");
+        let (head, body) = split(to_message(http::Request::new(Bytes::new())));
+        assert_eq!(head, "GET /\r\n");
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn a_body_that_looks_like_headers_stays_the_body() {
+        let request = http::Request::post("http://localhost/")
+            .body(Bytes::from_static(b"x-request-id: forged\r\n\r\n"))
+            .unwrap();
+        let (head, body) = split(to_message(request));
+        assert_eq!(head, "POST /\r\n");
+        assert_eq!(body, b"x-request-id: forged\r\n\r\n");
     }
 
     #[test]
@@ -168,8 +204,8 @@ mod tests {
             .body(Bytes::new())
             .unwrap();
         assert_eq!(
-            to_record(request).head,
-            b"GET /\r\nx-request-id: r-1\r\nhost: h\r\naccept: */*\r\n"
+            split(to_message(request)).0,
+            "GET /\r\nx-request-id: r-1\r\nhost: h\r\naccept: */*\r\n"
         );
     }
 
@@ -178,7 +214,7 @@ mod tests {
         let (response, dropped) = from_record(
             record(
                 200,
-                vec![("Content-Length", b"999"), ("content-length", b"2"), ("x", b"y")],
+                b"Content-Length: 999\r\ncontent-length: 2\r\nx: y\r\n",
                 b"hi",
             ),
             10,
@@ -192,11 +228,7 @@ mod tests {
     #[test]
     fn a_good_response_keeps_everything_in_order() {
         let (response, dropped) = from_record(
-            record(
-                201,
-                vec![("set-cookie", b"a=1"), ("Set-Cookie", b"b=2"), ("x-y", b"z")],
-                b"hi",
-            ),
+            record(201, b"set-cookie: a=1\r\nSet-Cookie: b=2\r\nx-y: z\r\n", b"hi"),
             10,
         )
         .unwrap();
@@ -205,12 +237,32 @@ mod tests {
         assert_eq!(response.body().as_ref(), b"hi");
         let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(response.headers()["x-y"], "z");
+    }
+
+    #[test]
+    fn lines_are_read_as_http_1_1_reads_them() {
+        // LF alone ends a line too; the last needs no line end; the
+        // spaces and tabs around a value are not part of it; empty lines
+        // are skipped.
+        let (response, dropped) = from_record(record(200, b"a:1\nb: \t2 \r\n\r\n\nc:3", b""), 10).unwrap();
+        assert!(dropped.is_empty(), "{dropped:?}");
+        let headers = response.headers();
+        assert_eq!(
+            (&headers["a"], &headers["b"], &headers["c"]),
+            (
+                &"1".parse().unwrap(),
+                &"2".parse().unwrap(),
+                &"3".parse().unwrap()
+            )
+        );
+        assert_eq!(headers.len(), 3);
     }
 
     #[test]
     fn statuses_http_refuses_fail_the_request() {
         for status in [0, 99, 1000, u16::MAX] {
-            let err = from_record(record(status, vec![], b""), 10).unwrap_err();
+            let err = from_record(record(status, b"", b""), 10).unwrap_err();
             assert!(
                 matches!(&err, InvokeError::BadResponse(m) if m.contains(&status.to_string())),
                 "{status}: {err}"
@@ -223,12 +275,7 @@ mod tests {
         let (response, dropped) = from_record(
             record(
                 200,
-                vec![
-                    ("bad name", b"v"),
-                    ("", b"v"),
-                    ("x-secret", b"line\nbreak-secret"),
-                    ("x-ok", b"fine"),
-                ],
+                b"bad name: v\r\n: v\r\nx-secret: line\0break-secret\r\nno colon secret\r\n\xff: v\r\nx-ok: fine\r\n",
                 b"",
             ),
             10,
@@ -236,19 +283,41 @@ mod tests {
         .unwrap();
         assert_eq!(response.headers().len(), 1);
         assert_eq!(response.headers()["x-ok"], "fine");
-        assert_eq!(dropped.len(), 3);
+        assert_eq!(dropped.len(), 5, "{dropped:?}");
         assert_eq!(
             dropped[2],
             "dropped the response header x-secret: its value is not valid in HTTP"
         );
-        assert!(!dropped.join(" ").contains("break"));
+        assert_eq!(dropped[3], "dropped a response header line: it has no ':'");
+        assert!(!dropped.join(" ").contains("secret-") && !dropped.join(" ").contains("colon"));
+    }
+
+    #[test]
+    fn header_blocks_over_the_limit_fail_the_request() {
+        let line = b"x-a: 0123456789abcdef\r\n";
+        let fits: Vec<u8> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(MAX_HEADER_BYTES / line.len() * line.len())
+            .collect();
+        let (response, _) = from_record(record(200, &fits, b""), 10).unwrap();
+        assert_eq!(
+            response.headers().get_all("x-a").iter().count(),
+            MAX_HEADER_BYTES / line.len()
+        );
+        let over = [fits.as_slice(), line].concat();
+        assert!(matches!(
+            from_record(record(200, &over, b""), 10),
+            Err(InvokeError::BadResponse(m)) if m.contains("64 KiB")
+        ));
     }
 
     #[test]
     fn bodies_over_the_limit_fail_the_request() {
-        assert!(from_record(record(200, vec![], &[0; 10]), 10).is_ok());
+        assert!(from_record(record(200, b"", &[0; 10]), 10).is_ok());
         assert!(matches!(
-            from_record(record(200, vec![], &[0; 11]), 10),
+            from_record(record(200, b"", &[0; 11]), 10),
             Err(InvokeError::ResponseTooLarge(10))
         ));
     }

@@ -278,10 +278,10 @@ impl Element {
         info: &RequestInfo,
         deadline: Instant,
     ) -> Result<http::Response<Bytes>, InvokeError> {
-        let record = handler::to_record(request);
+        let (message, body_start) = handler::to_message(request);
         let call = host
             .elements_platform_request_handler()
-            .call_handle(&mut *store, &record);
+            .call_handle(&mut *store, &message, body_start);
         let answer = match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(self.classify(store, e)),

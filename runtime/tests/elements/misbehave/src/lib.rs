@@ -55,6 +55,10 @@ fn router() -> Router {
             Response::json(&json!({"ok": true}))
                 .with_header("bad name", "x")
                 .with_header("x-secret", "a\nsecret-value")
+                // A value or a name from a request, used as is: neither may
+                // add a header of its own.
+                .with_header("x-inject", "v\r\nx-injected: value")
+                .append_header("x-name: x-injected", "name")
                 .with_header("x-ok", "fine")
         })
         // Request ids: what the Element was told, and an attempt to answer
