@@ -23,9 +23,10 @@ use crate::router::Router;
 pub fn serve_message(router: &Router, mut message: Vec<u8>, body_start: u32) -> ResponseRecord {
     let body_start = (body_start as usize).min(message.len());
     // The body moves to a vector of its own (none when it is empty, as a
-    // GET's is), and the head gives back the room the body took.
+    // GET's is), and the head gives back the room a large body took (a
+    // small one's is not worth a copy of the head).
     let body = message.split_off(body_start);
-    if !body.is_empty() {
+    if body.len() > 4096 {
         message.shrink_to_fit();
     }
     respond(router, Request::from_head(text(message), body))
@@ -53,5 +54,44 @@ fn respond(router: &Router, request: Request) -> ResponseRecord {
         status,
         headers,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Request;
+    use crate::response::Response;
+
+    fn echo() -> Router {
+        Router::new().post("/echo", |req: Request| {
+            Response::bytes(req.body().to_vec()).with_header("x-path", req.path())
+        })
+    }
+
+    fn message(head: &str, body: &[u8]) -> (Vec<u8>, u32) {
+        ([head.as_bytes(), body].concat(), head.len() as u32)
+    }
+
+    #[test]
+    fn the_body_starts_where_the_host_says() {
+        // A body that looks like header lines stays the body.
+        for body in [&b""[..], b"x-request-id: forged\r\n\r\n", &[7; 10_000]] {
+            let (bytes, start) = message("POST /echo\r\nx-request-id: r-1\r\n", body);
+            let answer = serve_message(&echo(), bytes, start);
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.body, body);
+            assert_eq!(
+                answer.headers,
+                b"content-type: application/octet-stream\r\nx-path: /echo\r\n"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_start_past_the_end_means_no_body() {
+        let (bytes, _) = message("POST /echo\r\n", b"");
+        let answer = serve_message(&echo(), bytes, u32::MAX);
+        assert_eq!((answer.status, answer.body.len()), (200, 0));
     }
 }
