@@ -95,15 +95,19 @@ impl Response {
         }
     }
 
-    fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Response {
-        let mut response = Response {
+    fn with_body(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
+        // The SDK's own content types need no cleaning (see `push_header`).
+        let mut headers = String::with_capacity(CONTENT_TYPE.len() + content_type.len() + 4);
+        headers.push_str(CONTENT_TYPE);
+        headers.push_str(": ");
+        headers.push_str(content_type);
+        headers.push_str("\r\n");
+        Response {
             status,
-            headers: String::with_capacity(CONTENT_TYPE.len() + content_type.len() + 4),
+            headers,
             body,
             error: None,
-        };
-        response.push_header(CONTENT_TYPE, content_type);
-        response
+        }
     }
 
     /// Adds a `name: value` line. A CR or LF (in either) or a `:` (in the
@@ -111,23 +115,9 @@ impl Response {
     /// allows in neither: the host then drops the header and names it in
     /// the Element's log, as it does any header HTTP does not allow.
     fn push_header(&mut self, name: &str, value: &str) {
-        let clean = |text: &str, colon: bool, out: &mut String| {
-            if text
-                .bytes()
-                .any(|b| b == b'\r' || b == b'\n' || (colon && b == b':'))
-            {
-                out.extend(text.chars().map(|c| match c {
-                    '\r' | '\n' => '\0',
-                    ':' if colon => '\0',
-                    c => c,
-                }));
-            } else {
-                out.push_str(text);
-            }
-        };
-        clean(name, true, &mut self.headers);
+        push_cleaned(&mut self.headers, name, true);
         self.headers.push_str(": ");
-        clean(value, false, &mut self.headers);
+        push_cleaned(&mut self.headers, value, false);
         self.headers.push_str("\r\n");
     }
 
@@ -276,6 +266,21 @@ impl Response {
 }
 
 const CONTENT_TYPE: &str = "content-type";
+
+/// Appends `text` to `out`, with CR and LF (and `:` in a `name`) as NUL.
+fn push_cleaned(out: &mut String, text: &str, name: bool) {
+    // One comparison a byte in the usual case: every byte to replace is a
+    // control byte or a `:`.
+    if !text.bytes().any(|b| b < b' ' || (name && b == b':')) {
+        out.push_str(text);
+        return;
+    }
+    out.extend(text.chars().map(|c| match c {
+        '\r' | '\n' => '\0',
+        ':' if name => '\0',
+        c => c,
+    }));
+}
 
 /// What a handler may return: anything that converts into a [`Response`].
 ///
