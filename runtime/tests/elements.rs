@@ -286,27 +286,17 @@ async fn bad_components_are_refused_and_the_others_load() {
         b"(component (import \"alien:planet/probe@1.0.0\" (instance (export \"scan\" (func)))))",
     );
     dirs.deploy_bytes("no-handler", b"(component)");
-    // The SDK's export, in a shape this server doesn't call (as an Element
-    // built with another release's SDK has it).
+    // The SDK's exports, in a shape this server doesn't call (as an Element
+    // built with another release's SDK has them). The event and match
+    // handlers are called later, per event or match message, so they are
+    // checked at deploy too.
     dirs.deploy_bytes(
         "other-sdk",
-        br#"(component
-            (core module $m (func (export "handle")))
-            (core instance $i (instantiate $m))
-            (func $handle (canon lift (core func $i "handle")))
-            (instance $h (export "handle" (func $handle)))
-            (export "elements:platform/request-handler@0.2.0" (instance $h)))"#,
+        other_shape("request-handler", &["handle"]).as_bytes(),
     );
-    // The same for the event and match handlers: they are called later,
-    // per event or per match message, so they are checked at deploy too.
     dirs.deploy_bytes(
         "other-sdk-events",
-        br#"(component
-            (core module $m (func (export "f")))
-            (core instance $i (instantiate $m))
-            (func $f (canon lift (core func $i "f")))
-            (instance $h (export "handle-event" (func $f)))
-            (export "elements:platform/event-handler@0.2.0" (instance $h)))"#,
+        other_shape("event-handler", &["handle-event"]).as_bytes(),
     )
     .manifest(
         "other-sdk-events",
@@ -314,12 +304,7 @@ async fn bad_components_are_refused_and_the_others_load() {
     );
     dirs.deploy_bytes(
         "other-sdk-matches",
-        br#"(component
-            (core module $m (func (export "f")))
-            (core instance $i (instantiate $m))
-            (func $f (canon lift (core func $i "f")))
-            (instance $h (export "join" (func $f)) (export "leave" (func $f)) (export "data" (func $f)))
-            (export "elements:platform/match-handler@0.2.0" (instance $h)))"#,
+        other_shape("match-handler", &["join", "leave", "data"]).as_bytes(),
     );
     dirs.deploy(
         "needs-secret",
@@ -863,6 +848,24 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
         !text.contains("secret-value"),
         "a dropped value reached the log: {text}"
     );
+}
+
+/// A component exporting `elements:platform/INTERFACE` whose `functions`
+/// all take and return nothing: the names this server calls, in another
+/// shape.
+fn other_shape(interface: &str, functions: &[&str]) -> String {
+    let exports: String = functions
+        .iter()
+        .map(|f| format!("(export \"{f}\" (func $f))"))
+        .collect();
+    format!(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $h {exports})
+            (export "elements:platform/{interface}@0.2.0" (instance $h)))"#
+    )
 }
 
 /// The interfaces a component imports, without their versions (plain names,
