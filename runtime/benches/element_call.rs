@@ -12,6 +12,10 @@
 //! per call (wall time on one thread). For instruction counts, run it under
 //! `valgrind --tool=callgrind --toggle-collect='*Element*serve*'` (the
 //! Element variants) or `--toggle-collect='*oneshot*'` (the router ones).
+//! Under valgrind the pooling allocator can't reserve its address space and
+//! the engine falls back to on-demand allocation (the first line printed
+//! says which), so fresh counts are of that path; the pool's reset is
+//! mostly kernel time, which callgrind does not count anyway.
 
 mod common;
 
