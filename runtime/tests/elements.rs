@@ -202,6 +202,113 @@ async fn a_guest_blocked_in_a_host_call_times_out() {
     assert_eq!((status, &body["slept"]), (200, &serde_json::json!(10)));
 }
 
+/// A component with the one-call handler, written by hand, whose core
+/// module has a start function with `start_body`: the handler answers 200
+/// and "started" when the start function set its flag, 500 otherwise.
+fn one_call_with_start(start_body: &str) -> String {
+    format!(
+        r#"(component
+            (core module $m
+                (memory (export "memory") 1)
+                (global $started (mut i32) (i32.const 0))
+                (global $bump (mut i32) (i32.const 4096))
+                (func $start {start_body})
+                (start $start)
+                (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+                    (local $p i32)
+                    (local.set $p (global.get $bump))
+                    (global.set $bump (i32.add (global.get $bump) (local.get 3)))
+                    (local.get $p))
+                (data (i32.const 64) "started")
+                (func (export "handle") (param i32 i32 i32) (result i32)
+                    (i32.store16 (i32.const 16)
+                        (select (i32.const 200) (i32.const 500) (global.get $started)))
+                    (i32.store (i32.const 20) (i32.const 0))
+                    (i32.store (i32.const 24) (i32.const 0))
+                    (i32.store (i32.const 28) (i32.const 64))
+                    (i32.store (i32.const 32) (i32.const 7))
+                    (i32.const 16)))
+            (core instance $i (instantiate $m))
+            (type $bytes (list u8))
+            (type $response (record (field "status" u16) (field "headers" $bytes) (field "body" $bytes)))
+            (func $handle (param "request" $bytes) (param "body-start" u32) (result $response)
+                (canon lift (core func $i "handle") (memory (core memory $i "memory"))
+                    (realloc (core func $i "cabi_realloc"))))
+            (component $shim
+                (type $b (list u8))
+                (type $r (record (field "status" u16) (field "headers" $b) (field "body" $b)))
+                (import "import-type-response" (type $ri (eq $r)))
+                (import "import-func-handle" (func $f (param "request" $b) (param "body-start" u32) (result $ri)))
+                (export $re "response" (type $r))
+                (export "handle" (func $f) (func (param "request" $b) (param "body-start" u32) (result $re))))
+            (instance $h (instantiate $shim
+                (with "import-func-handle" (func $handle))
+                (with "import-type-response" (type $response))))
+            (export "elements:platform/request-handler@0.2.0" (instance $h)))"#
+    )
+}
+
+/// Instances of Elements without a start function are made without a fiber
+/// (no guest code runs then); those with one still are, so a start function
+/// runs before the first request, and one that never ends is cut off by
+/// the Element's deadline, on every request, while others keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn start_functions_run_and_one_that_never_ends_is_cut_off() {
+    let dirs = Dirs::new();
+    dirs.deploy("hello", "hello", HELLO);
+    dirs.deploy_bytes(
+        "started",
+        one_call_with_start("(global.set $started (i32.const 1))").as_bytes(),
+    );
+    dirs.deploy_bytes(
+        "stuck",
+        one_call_with_start("(loop $forever (br $forever))").as_bytes(),
+    )
+    .manifest("stuck", "[limits]\ntimeout_ms = 500\n");
+    let server = std::sync::Arc::new(Server::start(&dirs, &[]));
+
+    for _ in 0..2 {
+        let response = server.get("/app/rest/started/x").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "started");
+    }
+
+    // More than the machine has cores: instantiating one must not hold a
+    // server thread.
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        let server = server.clone();
+        stuck.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let (status, body) = json(server.get("/app/rest/stuck/x").await).await;
+            (status, body, started.elapsed())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a healthy request took {:?} while a start function looped",
+            started.elapsed()
+        );
+    }
+    for handle in stuck {
+        let (status, body, elapsed) = handle.await.unwrap();
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (504, Some("ELEMENT_TIMEOUT")),
+            "{body}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(500 + 6000),
+            "deadline overshot: {elapsed:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn body_size_limits() {
     let dirs = Dirs::new();

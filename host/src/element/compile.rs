@@ -114,6 +114,20 @@ pub fn within_bounds<'a>(
     Ok(binary)
 }
 
+/// Whether instantiating `binary` (a checked component, see
+/// [`within_bounds`]) runs any of its code: a core module's or the
+/// component's start function. Without one, instantiation only sets up
+/// memories, tables and globals from constants, which ends on its own.
+pub fn runs_code_when_instantiated(binary: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(binary).any(|payload| {
+        matches!(
+            payload,
+            Ok(wasmparser::Payload::StartSection { .. } | wasmparser::Payload::ComponentStartSection { .. })
+                | Err(_)
+        )
+    })
+}
+
 /// Why [`within_bounds`] refused a component.
 #[derive(Debug, thiserror::Error)]
 pub enum BoundsError {
@@ -370,6 +384,26 @@ fn load_or_create_key(dir: &Path) -> io::Result<[u8; KEY_LEN]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_functions_are_found_in_nested_modules() {
+        let binary = |text: &str| wat::parse_str(text).expect("valid");
+        assert!(!runs_code_when_instantiated(&binary(
+            r#"(component (core module $m (func (export "f"))) (core instance (instantiate $m)))"#
+        )));
+        assert!(runs_code_when_instantiated(&binary(
+            r#"(component (core module $m (func $f) (start $f)) (core instance (instantiate $m)))"#
+        )));
+        assert!(runs_code_when_instantiated(&binary(
+            r#"(component (component (core module $m (func $f) (start $f))))"#
+        )));
+        // Active element and data segments are set up from constants.
+        assert!(!runs_code_when_instantiated(&binary(
+            r#"(component (core module (memory 1) (table 1 funcref) (func $f)
+                (elem (i32.const 0) func $f) (data (i32.const 0) "x")))"#
+        )));
+        assert!(runs_code_when_instantiated(b"not wasm"));
+    }
 
     #[test]
     fn one_key_per_folder_owner_only() {

@@ -14,6 +14,7 @@ mod shape;
 pub const ELEMENT_ROOT: &str = "/app/rest/";
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -201,6 +202,10 @@ pub struct Element {
     pub grants: Arc<Grants>,
     clock: crate::clock::OffsetClock,
     http: invoke::HttpExport,
+    /// Whether instances are made without a fiber (see
+    /// `Element::instantiate`): set at deploy when the component runs no
+    /// code as it instantiates, cleared for good if that ever fails.
+    instantiate_inline: AtomicBool,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     match_host: Option<matches::MatchHostBindingsPre<RequestState>>,
     services: DeployedServices,
@@ -373,6 +378,7 @@ impl Element {
             grants,
             clock: host.clock,
             http,
+            instantiate_inline: AtomicBool::new(!compile::runs_code_when_instantiated(&component)),
             subscriber,
             match_host,
             services,
