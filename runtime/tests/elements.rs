@@ -99,6 +99,40 @@ async fn unknown_routes_are_404_json() {
     }
 }
 
+/// `n` requests for `path` at once (more than the machine has cores), each
+/// answering with its status, its JSON body and how long it took.
+fn at_once(
+    server: &std::sync::Arc<Server>,
+    path: &'static str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, serde_json::Value, Duration)>> {
+    (0..n)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let (status, body) = json(server.get(path).await).await;
+                (status, body, started.elapsed())
+            })
+        })
+        .collect()
+}
+
+/// Twenty requests for the hello Element, each answered within a second
+/// while `others` keep the server busy.
+async fn hello_answers_promptly(server: &Server, others: &str) {
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a healthy request took {:?} while {others}",
+            started.elapsed()
+        );
+    }
+}
+
 /// Three misbehaving Elements fail within their limits while another Element
 /// keeps answering throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -114,15 +148,7 @@ async fn looping_allocating_and_panicking_elements_are_isolated() {
     let server = std::sync::Arc::new(server);
 
     // More loops than the machine has cores: a looping guest must yield.
-    let mut loops = Vec::new();
-    for _ in 0..4 {
-        let server = server.clone();
-        loops.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let (status, body) = json(server.get("/app/rest/misbehave/loop").await).await;
-            (status, body, started.elapsed())
-        }));
-    }
+    let loops = at_once(&server, "/app/rest/misbehave/loop", 4);
     let alloc = {
         let server = server.clone();
         tokio::spawn(async move { json(server.get("/app/rest/misbehave/alloc").await).await })
@@ -134,17 +160,7 @@ async fn looping_allocating_and_panicking_elements_are_isolated() {
 
     // While those run, the healthy Element answers every request promptly.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut slowest = Duration::ZERO;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
-        assert_eq!(status, 200);
-        slowest = slowest.max(started.elapsed());
-    }
-    assert!(
-        slowest < Duration::from_millis(1000),
-        "a healthy request took {slowest:?} while others looped"
-    );
+    hello_answers_promptly(&server, "others looped").await;
 
     for handle in loops {
         let (status, body, elapsed) = handle.await.unwrap();
@@ -273,28 +289,10 @@ async fn start_functions_run_and_one_that_never_ends_is_cut_off() {
         assert_eq!(response.text().await.unwrap(), "started");
     }
 
-    // More than the machine has cores: instantiating one must not hold a
-    // server thread.
-    let mut stuck = Vec::new();
-    for _ in 0..4 {
-        let server = server.clone();
-        stuck.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let (status, body) = json(server.get("/app/rest/stuck/x").await).await;
-            (status, body, started.elapsed())
-        }));
-    }
+    // Instantiating one must not hold a server thread.
+    let stuck = at_once(&server, "/app/rest/stuck/x", 4);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let (status, _) = json(server.get("/app/rest/hello/hello").await).await;
-        assert_eq!(status, 200);
-        assert!(
-            started.elapsed() < Duration::from_millis(1000),
-            "a healthy request took {:?} while a start function looped",
-            started.elapsed()
-        );
-    }
+    hello_answers_promptly(&server, "start functions looped").await;
     for handle in stuck {
         let (status, body, elapsed) = handle.await.unwrap();
         assert_eq!(
