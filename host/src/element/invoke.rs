@@ -6,7 +6,6 @@
 //! in the calling task: no task hand-off on the request path.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -243,31 +242,44 @@ impl Element {
         store
     }
 
+    /// Whether this Element's instances can be made synchronously, without
+    /// the fiber an async instantiation runs start-up code on: when the
+    /// component has no start function, so none of its code runs until it
+    /// is called (`compile::runs_code_when_instantiated`), and wasmtime
+    /// links its imports synchronously, which it refuses, before making
+    /// anything, when one is an async host function. Tried once, at deploy.
+    pub(super) fn instantiates_inline(&self, services: &Services, runs_code: bool) -> bool {
+        let HttpExport::OneCall(pre) = &self.http else {
+            return false;
+        };
+        if runs_code {
+            return false;
+        }
+        let info = RequestInfo::internal("deploy");
+        let mut store = self.new_store(services, &info, Instant::now() + self.limits.timeout);
+        store.set_epoch_deadline(INSTANTIATION_EPOCHS);
+        pre.instantiate(&mut store).is_ok()
+    }
+
     async fn instantiate(&self, store: &mut Store<RequestState>) -> Result<Entry, InvokeError> {
-        if let HttpExport::OneCall(pre) = &self.http
-            && self.instantiate_inline.load(Ordering::Relaxed)
+        if self.instantiate_inline
+            && let HttpExport::OneCall(pre) = &self.http
         {
-            // No guest code runs while this component instantiates (it has
-            // no start function; see `compile::runs_code_when_instantiated`),
-            // so there is nothing to interrupt, and wasmtime need not switch
-            // to a fiber for the table set-up it does in compiled code: a
-            // fresh instance's biggest saving left. The epoch deadline moves
-            // out of the way meanwhile, since a synchronous instantiation
-            // can't yield at a tick.
+            // No guest code runs while this component instantiates (see
+            // `Element::instantiates_inline`): nothing to interrupt, and no
+            // fiber for wasmtime to set up and switch to. The epoch deadline
+            // moves out of the way meanwhile, since a synchronous
+            // instantiation can't yield at a tick.
             store.set_epoch_deadline(INSTANTIATION_EPOCHS);
             let instantiated = pre.instantiate(&mut *store);
             store.set_epoch_deadline(1);
-            match instantiated {
-                Ok(instance) => return Ok(Entry::OneCall(instance)),
+            return match instantiated {
+                Ok(instance) => Ok(Entry::OneCall(instance)),
                 Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                    return Err(InvokeError::Overloaded);
+                    Err(InvokeError::Overloaded)
                 }
-                // Nothing ran: most likely the component imports an async
-                // host function, which only an async instantiation can
-                // link. Stop trying; this request goes on asynchronously
-                // (and meets the same error there if it was another).
-                Err(_) => self.instantiate_inline.store(false, Ordering::Relaxed),
-            }
+                Err(e) => Err(self.classify(store, e)),
+            };
         }
         let deadline = store.data().deadline;
         let instantiate = async {

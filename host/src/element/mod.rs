@@ -14,7 +14,6 @@ mod shape;
 pub const ELEMENT_ROOT: &str = "/app/rest/";
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -203,9 +202,8 @@ pub struct Element {
     clock: crate::clock::OffsetClock,
     http: invoke::HttpExport,
     /// Whether instances are made without a fiber (see
-    /// `Element::instantiate`): set at deploy when the component runs no
-    /// code as it instantiates, cleared for good if that ever fails.
-    instantiate_inline: AtomicBool,
+    /// `Element::instantiates_inline`), as found at deploy.
+    instantiate_inline: bool,
     subscriber: Option<events::SubscriberBindingsPre<RequestState>>,
     match_host: Option<matches::MatchHostBindingsPre<RequestState>>,
     services: DeployedServices,
@@ -357,7 +355,7 @@ impl Element {
                 }
             ),
         );
-        Ok(Element {
+        let mut element = Element {
             prefix: manifest.prefix.clone().unwrap_or_else(|| name.to_string()),
             name,
             hash,
@@ -378,14 +376,17 @@ impl Element {
             grants,
             clock: host.clock,
             http,
-            instantiate_inline: AtomicBool::new(!compile::runs_code_when_instantiated(&component)),
+            instantiate_inline: false,
             subscriber,
             match_host,
             services,
             warm: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(limits.max_concurrency as usize)),
             limits,
-        })
+        };
+        let runs_code = compile::runs_code_when_instantiated(&component);
+        element.instantiate_inline = element.instantiates_inline(&host.services, runs_code);
+        Ok(element)
     }
 }
 
