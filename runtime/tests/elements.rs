@@ -871,6 +871,10 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
     };
     let hello = deploy_note("hello").await;
     assert!(hello.contains("its one-call request-handler"), "{hello}");
+    // No start function and no async import: no fiber to make an instance.
+    assert!(hello.contains("instances made without a fiber"), "{hello}");
+    let misbehave = deploy_note("misbehave").await;
+    assert!(!misbehave.contains("without a fiber"), "{misbehave}");
     // And only through it: an SDK Element that makes no outbound call links
     // none of wasi:http (each linked function is work on every new instance).
     let bytes = std::fs::read(support::guest("hello")).unwrap();
@@ -879,6 +883,7 @@ async fn sdk_elements_answer_in_one_call_and_others_through_wasi_http() {
     assert!(!has(b"wasi:http/"), "the SDK's hello Element links wasi:http");
     let plain = deploy_note("plain").await;
     assert!(plain.contains("serves HTTP through wasi:http"), "{plain}");
+    assert!(!plain.contains("without a fiber"), "{plain}");
 
     // The plain component, through wasi:http.
     let response = server.get("/app/rest/plain/hello").await;

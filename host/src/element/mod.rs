@@ -341,20 +341,6 @@ impl Element {
             log: &log,
             grants: &grants,
         })?;
-        log.push(
-            Level::Info,
-            Source::Host,
-            None,
-            &format!(
-                "deployed {} ({}; serves HTTP through {})",
-                &hash[..12],
-                compile_note(&outcome),
-                match http {
-                    invoke::HttpExport::OneCall(_) => "its one-call request-handler",
-                    invoke::HttpExport::WasiHttp(_) => "wasi:http",
-                }
-            ),
-        );
         let mut element = Element {
             prefix: manifest.prefix.clone().unwrap_or_else(|| name.to_string()),
             name,
@@ -386,6 +372,25 @@ impl Element {
         };
         let runs_code = compile::runs_code_when_instantiated(&component);
         element.instantiate_inline = element.instantiates_inline(&host.services, runs_code);
+        element.log.push(
+            Level::Info,
+            Source::Host,
+            None,
+            &format!(
+                "deployed {} ({}; serves HTTP through {}{})",
+                &element.hash[..12],
+                compile_note(&element.compile),
+                match element.http {
+                    invoke::HttpExport::OneCall(_) => "its one-call request-handler",
+                    invoke::HttpExport::WasiHttp(_) => "wasi:http",
+                },
+                if element.instantiate_inline {
+                    "; instances made without a fiber"
+                } else {
+                    ""
+                }
+            ),
+        );
         Ok(element)
     }
 }
