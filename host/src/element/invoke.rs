@@ -243,18 +243,15 @@ impl Element {
     }
 
     /// Whether this Element's instances can be made synchronously, without
-    /// the fiber an async instantiation runs start-up code on: when the
-    /// component has no start function, so none of its code runs until it
-    /// is called (`compile::runs_code_when_instantiated`), and wasmtime
+    /// the fiber an async instantiation runs start-up code on. Only asked of
+    /// a component with no start function, so none of its code runs until
+    /// it is called (`compile::runs_code_when_instantiated`); wasmtime then
     /// links its imports synchronously, which it refuses, before making
     /// anything, when one is an async host function. Tried once, at deploy.
-    pub(super) fn instantiates_inline(&self, services: &Services, runs_code: bool) -> bool {
+    pub(super) fn instantiates_inline(&self, services: &Services) -> bool {
         let HttpExport::OneCall(pre) = &self.http else {
             return false;
         };
-        if runs_code {
-            return false;
-        }
         let info = RequestInfo::internal("deploy");
         let mut store = self.new_store(services, &info, Instant::now() + self.limits.timeout);
         store.set_epoch_deadline(INSTANTIATION_EPOCHS);

@@ -370,8 +370,8 @@ impl Element {
             slots: Arc::new(Semaphore::new(limits.max_concurrency as usize)),
             limits,
         };
-        let runs_code = compile::runs_code_when_instantiated(&component);
-        element.instantiate_inline = element.instantiates_inline(&host.services, runs_code);
+        element.instantiate_inline =
+            !compile::runs_code_when_instantiated(&component) && element.instantiates_inline(&host.services);
         element.log.push(
             Level::Info,
             Source::Host,
