@@ -10,7 +10,8 @@
 //! default 5), `BENCH_ROUNDS` (default 5), `BENCH_CONNECTIONS` (default 16),
 //! `BENCH_ONLY` (run only the scenarios whose name contains it, plus the
 //! native route), `BENCH_METRICS` (0: the server records no metrics;
-//! default 1).
+//! default 1), `BENCH_BASELINE` (the address of another server, e.g. an
+//! earlier build, measured in the same rounds: a before/after from one run).
 //!
 //! Prints req/s, p50 and p99 latency per scenario and its ratio to the
 //! native route. Figures, not a pass/fail test. The machines here are
@@ -33,8 +34,6 @@ const POOL: u64 = 1000;
 
 /// Nakama's default server key, `defaultkey:` in base64.
 const SERVER_KEY: &str = "Basic ZGVmYXVsdGtleTo=";
-
-type MakeRequest = Arc<dyn Fn(u64) -> Request + Send + Sync>;
 
 fn device_login(id: &str) -> Request {
     Request::post_json("/v2/account/authenticate/device", format!(r#"{{"id":"{id}"}}"#))
@@ -72,57 +71,55 @@ fn main() {
         .build()
         .expect("runtime");
 
-    // The pool of existing accounts, and a session token for each.
     let wants = |name: &str| only.is_empty() || name.contains(only.as_str());
-    let tokens: Arc<Vec<String>> = Arc::new(
-        if wants("device auth, existing account") || wants("GET /v2/account") {
-            client_rt.block_on(async {
-                let mut tokens = Vec::new();
-                for i in 0..POOL {
-                    let (status, answer) = call(addr, device_login(&format!("bench-pool-{i}"))).await;
-                    assert_eq!(status, 200, "creating the account pool failed: {answer}");
-                    tokens.push(format!("Bearer {}", answer["token"].as_str().expect("token")));
-                }
-                tokens
-            })
-        } else {
-            Vec::new()
-        },
-    );
+    let pool = wants("device auth, existing account") || wants("GET /v2/account");
+    let mut servers = vec![Server::new("this build", addr, &client_rt, pool)];
+    // Another server measured in the same rounds, e.g. an earlier build:
+    // the before/after of a change from one run, on the same machine at
+    // the same moments. It must serve this server's routes, with the hello
+    // Element deployed as `hello` and `hello-reuse` (see `deploy_hello`).
+    if let Ok(baseline) = std::env::var("BENCH_BASELINE")
+        && !baseline.is_empty()
+    {
+        let baseline: std::net::SocketAddr = baseline
+            .parse()
+            .expect("BENCH_BASELINE is a socket address, e.g. 127.0.0.1:9080");
+        servers.push(Server::new("baseline", baseline, &client_rt, pool));
+    }
 
     let process = std::process::id();
     let echo_body = r#"{"message":"hello","n":42}"#;
-    let scenarios: Vec<(&str, MakeRequest)> = vec![
-        ("native GET /health", Arc::new(|_| Request::get("/health"))),
+    let scenarios: Vec<(&str, Scenario)> = vec![
+        ("native GET /health", Arc::new(|_, _| Request::get("/health"))),
         (
             "device auth, new account",
-            Arc::new(move |n| device_login(&format!("bench-new-{process}-{n}"))),
+            Arc::new(move |_, n| device_login(&format!("bench-new-{process}-{n}"))),
         ),
         (
             "device auth, existing account",
-            Arc::new(|n| device_login(&format!("bench-pool-{}", n % POOL))),
+            Arc::new(|_, n| device_login(&format!("bench-pool-{}", n % POOL))),
         ),
-        ("GET /v2/account", {
-            let tokens = tokens.clone();
-            Arc::new(move |n| {
+        (
+            "GET /v2/account",
+            Arc::new(|tokens, n| {
                 Request::get("/v2/account").header("authorization", tokens[(n % POOL) as usize].clone())
-            })
-        }),
+            }),
+        ),
         (
             "echo Element, fresh",
-            Arc::new(move |_| Request::post_json("/app/rest/hello/echo", echo_body)),
+            Arc::new(move |_, _| Request::post_json("/app/rest/hello/echo", echo_body)),
         ),
         (
             "echo Element, reused",
-            Arc::new(move |_| Request::post_json("/app/rest/hello-reuse/echo", echo_body)),
+            Arc::new(move |_, _| Request::post_json("/app/rest/hello-reuse/echo", echo_body)),
         ),
         (
             "hello Element, fresh",
-            Arc::new(|_| Request::get("/app/rest/hello/hello")),
+            Arc::new(|_, _| Request::get("/app/rest/hello/hello")),
         ),
         (
             "hello Element, reused",
-            Arc::new(|_| Request::get("/app/rest/hello-reuse/hello")),
+            Arc::new(|_, _| Request::get("/app/rest/hello-reuse/hello")),
         ),
     ];
 
@@ -131,53 +128,161 @@ fn main() {
          in {rounds} rounds each after as long of the native route (ratio: median, range), metrics {}",
         if config.metrics { "on" } else { "off" }
     );
+    if let Some(baseline) = servers.get(1) {
+        println!(
+            "baseline: the server at {}, measured in the same rounds (its rows follow this build's; \
+             the last column of this build's rows is then also its req/s over the baseline's)",
+            baseline.addr
+        );
+    }
     print_header("/ native");
     let mut scenarios = scenarios.into_iter();
     let (native_name, native) = scenarios.next().expect("the native route comes first");
-    let result = measure(&client_rt, addr, connections, seconds, {
-        let native = native.clone();
-        move |n| native(n)
-    });
-    print_row(native_name, &result, "1.000x");
-    assert_eq!(
-        result.errors, 0,
-        "{native_name}: {} failed requests",
-        result.errors
-    );
-    for (name, make) in scenarios {
+    for server in &servers {
+        let result = measure(
+            &client_rt,
+            server.addr,
+            connections,
+            seconds,
+            server.requests(&native),
+        );
+        print_row(&server.label(native_name), &result, "1.000x");
+        assert_eq!(
+            result.errors, 0,
+            "{native_name} ({}): {} failed requests",
+            server.name, result.errors
+        );
+    }
+    for (name, scenario) in scenarios {
         if !wants(name) {
             continue;
         }
-        let load = |make: &MakeRequest, duration| {
-            let make = make.clone();
-            client_rt.block_on(run(addr, connections, duration, move |n| make(n)))
-        };
-        load(&make, Duration::from_secs(1));
-        let mut ratios = Vec::new();
-        let mut total: Option<common::LoadResult> = None;
-        for _ in 0..rounds {
-            let base = load(&native, window);
-            let result = load(&make, window);
-            ratios.push(result.rate() / base.rate());
-            total = Some(match total {
-                Some(total) => total.merge(result),
-                None => result,
-            });
+        if name == "GET /v2/account" {
+            // Sessions last a minute by default, and with a baseline the
+            // scenarios before this one take longer than that.
+            for server in &mut servers {
+                server.log_in_pool(&client_rt);
+            }
         }
-        let result = total.expect("at least one round");
-        ratios.sort_by(f64::total_cmp);
-        let mid = ratios.len() / 2;
-        let median = if ratios.len() % 2 == 1 {
-            ratios[mid]
-        } else {
-            (ratios[mid - 1] + ratios[mid]) / 2.0
+        let load = |server: &Server, scenario: &Scenario, duration| {
+            client_rt.block_on(run(server.addr, connections, duration, server.requests(scenario)))
         };
-        let ratio = if ratios.len() > 1 {
-            format!("{median:.3}x ({:.3}-{:.3})", ratios[0], ratios[ratios.len() - 1])
-        } else {
-            format!("{median:.3}x")
+        for server in &servers {
+            load(server, &scenario, Duration::from_secs(1));
+        }
+        let mut ratios = vec![Vec::new(); servers.len()];
+        let mut totals: Vec<Option<common::LoadResult>> = servers.iter().map(|_| None).collect();
+        for _ in 0..rounds {
+            for (i, server) in servers.iter().enumerate() {
+                let base = load(server, &native, window);
+                let result = load(server, &scenario, window);
+                ratios[i].push(result.rate() / base.rate());
+                totals[i] = Some(match totals[i].take() {
+                    Some(total) => total.merge(result),
+                    None => result,
+                });
+            }
+        }
+        let totals: Vec<common::LoadResult> = totals
+            .into_iter()
+            .map(|total| total.expect("at least one round"))
+            .collect();
+        for (i, server) in servers.iter().enumerate() {
+            let mut ratio = median_and_range(&mut ratios[i]);
+            if i == 0 && servers.len() > 1 {
+                ratio.push_str(&format!(
+                    "  {:.2}x the baseline's req/s",
+                    totals[0].rate() / totals[1].rate()
+                ));
+            }
+            print_row(&server.label(name), &totals[i], &ratio);
+            assert_eq!(
+                totals[i].errors, 0,
+                "{name} ({}): {} failed requests",
+                server.name, totals[i].errors
+            );
+        }
+    }
+}
+
+/// Builds the `n`th request of a scenario for a server whose pooled
+/// accounts' session tokens are given.
+type Scenario = Arc<dyn Fn(&[String], u64) -> Request + Send + Sync>;
+
+/// A server under load: this build's, or the baseline.
+struct Server {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    /// A session token for each account of the "existing account" pool.
+    tokens: Arc<Vec<String>>,
+}
+
+impl Server {
+    /// The server at `addr`, with the pool of existing accounts created
+    /// when `pool`.
+    fn new(
+        name: &'static str,
+        addr: std::net::SocketAddr,
+        client: &tokio::runtime::Runtime,
+        pool: bool,
+    ) -> Server {
+        let mut server = Server {
+            name,
+            addr,
+            tokens: Arc::default(),
         };
-        print_row(name, &result, &ratio);
-        assert_eq!(result.errors, 0, "{name}: {} failed requests", result.errors);
+        if pool {
+            server.log_in_pool(client);
+        }
+        server
+    }
+
+    /// Logs in (creating them the first time) the pool's accounts, keeping
+    /// their new session tokens.
+    fn log_in_pool(&mut self, client: &tokio::runtime::Runtime) {
+        let mut tokens = Vec::new();
+        client.block_on(async {
+            for i in 0..POOL {
+                let (status, answer) = call(self.addr, device_login(&format!("bench-pool-{i}"))).await;
+                assert_eq!(
+                    status, 200,
+                    "logging in the account pool on {} failed: {answer}",
+                    self.name
+                );
+                tokens.push(format!("Bearer {}", answer["token"].as_str().expect("token")));
+            }
+        });
+        self.tokens = Arc::new(tokens);
+    }
+
+    /// The scenario's requests, for this server.
+    fn requests(&self, scenario: &Scenario) -> impl Fn(u64) -> Request + Clone + Send + 'static {
+        let (scenario, tokens) = (scenario.clone(), self.tokens.clone());
+        move |n| scenario(&tokens, n)
+    }
+
+    /// A row's name: the scenario's, or the baseline's row under it.
+    fn label(&self, scenario: &str) -> String {
+        if self.name == "this build" {
+            scenario.to_string()
+        } else {
+            format!("  {}", self.name)
+        }
+    }
+}
+
+/// The median of `ratios`, with their range when there are several.
+fn median_and_range(ratios: &mut [f64]) -> String {
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 1 {
+        ratios[mid]
+    } else {
+        (ratios[mid - 1] + ratios[mid]) / 2.0
+    };
+    if ratios.len() > 1 {
+        format!("{median:.3}x ({:.3}-{:.3})", ratios[0], ratios[ratios.len() - 1])
+    } else {
+        format!("{median:.3}x")
     }
 }
