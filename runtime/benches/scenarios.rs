@@ -10,8 +10,12 @@
 //! default 5), `BENCH_ROUNDS` (default 5), `BENCH_CONNECTIONS` (default 16),
 //! `BENCH_ONLY` (run only the scenarios whose name contains it, plus the
 //! native route), `BENCH_METRICS` (0: the server records no metrics;
-//! default 1), `BENCH_BASELINE` (the address of another server, e.g. an
-//! earlier build, measured in the same rounds: a before/after from one run).
+//! default 1), `BENCH_SERVER` (the address of a server already running, to
+//! measure instead of this build in-process: e.g. the release binary),
+//! `BENCH_BASELINE` (the address of another server, e.g. an earlier build,
+//! measured in the same rounds: a before/after from one run). Servers
+//! given by address must have the hello Element deployed as `hello` and
+//! `hello-reuse` the way [`deploy_hello`] does.
 //!
 //! Prints req/s, p50 and p99 latency per scenario and its ratio to the
 //! native route. Figures, not a pass/fail test. The machines here are
@@ -55,16 +59,29 @@ fn main() {
         let database = format!("bench_scenarios_{}", std::process::id());
         config.store = StoreChoice::Mongo { uri, database };
     }
-    deploy_hello(&config);
-
+    // The server under test: this build's, in-process behind its real
+    // listener, or (`BENCH_SERVER`) one already running, e.g. the release
+    // binary as operators run it, set up like the baseline below.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let addr = serve_in_process(&server_rt, &config);
-    let backend = match &config.store {
-        StoreChoice::Sqlite => "sqlite",
-        StoreChoice::Mongo { .. } => "mongodb",
+    let (addr, backend) = match address_from_env("BENCH_SERVER") {
+        Some(addr) => (addr, format!("the server at {addr}")),
+        None => {
+            deploy_hello(&config);
+            let backend = match &config.store {
+                StoreChoice::Sqlite => "sqlite",
+                StoreChoice::Mongo { .. } => "mongodb",
+            };
+            (
+                serve_in_process(&server_rt, &config),
+                format!(
+                    "this build in-process on {backend}, metrics {}",
+                    if config.metrics { "on" } else { "off" }
+                ),
+            )
+        }
     };
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,12 +95,7 @@ fn main() {
     // the before/after of a change from one run, on the same machine at
     // the same moments. It must serve this server's routes, with the hello
     // Element deployed as `hello` and `hello-reuse` (see `deploy_hello`).
-    if let Ok(baseline) = std::env::var("BENCH_BASELINE")
-        && !baseline.is_empty()
-    {
-        let baseline: std::net::SocketAddr = baseline
-            .parse()
-            .expect("BENCH_BASELINE is a socket address, e.g. 127.0.0.1:9080");
+    if let Some(baseline) = address_from_env("BENCH_BASELINE") {
         servers.push(Server::new("baseline", baseline, &client_rt, pool));
     }
 
@@ -124,9 +136,8 @@ fn main() {
     ];
 
     println!(
-        "backend {backend}, {connections} connections, {seconds} s per scenario after a 1 s warm-up, \
-         in {rounds} rounds each after as long of the native route (ratio: median, range), metrics {}",
-        if config.metrics { "on" } else { "off" }
+        "{backend}, {connections} connections, {seconds} s per scenario after a 1 s warm-up, \
+         in {rounds} rounds each after as long of the native route (ratio: median, range)"
     );
     if let Some(baseline) = servers.get(1) {
         println!(
@@ -285,4 +296,14 @@ fn median_and_range(ratios: &mut [f64]) -> String {
     } else {
         format!("{median:.3}x")
     }
+}
+
+/// The socket address in the environment variable `name`, if set.
+fn address_from_env(name: &str) -> Option<std::net::SocketAddr> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a socket address, e.g. 127.0.0.1:9080, not {value:?}")),
+    )
 }
