@@ -66,7 +66,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (addr, backend) = match address_from_env("BENCH_SERVER") {
+    let external = address_from_env("BENCH_SERVER");
+    let (addr, backend) = match external {
         Some(addr) => (addr, format!("the server at {addr}")),
         None => {
             deploy_hello(&config);
@@ -90,7 +91,7 @@ fn main() {
 
     let wants = |name: &str| only.is_empty() || name.contains(only.as_str());
     let pool = wants("device auth, existing account") || wants("GET /v2/account");
-    let mut servers = vec![Server::new("this build", addr, &client_rt, pool)];
+    let mut servers = vec![Server::new("server", addr, &client_rt, pool)];
     // Another server measured in the same rounds, e.g. an earlier build:
     // the before/after of a change from one run, on the same machine at
     // the same moments. It must serve this server's routes, with the hello
@@ -141,9 +142,18 @@ fn main() {
     );
     if let Some(baseline) = servers.get(1) {
         println!(
-            "baseline: the server at {}, measured in the same rounds (its rows follow this build's; \
-             the last column of this build's rows is then also its req/s over the baseline's)",
+            "baseline: the server at {}, measured in the same rounds (its rows follow the others; \
+             the last column of the others is then also their req/s over the baseline's)",
             baseline.addr
+        );
+    }
+    if servers.len() > 1 || external.is_some() {
+        // Linux shares the CPU between sessions before threads (autogroups):
+        // a server in a session of its own competes with this load generator
+        // as a group, and measured 10-24% lower on this 2-core machine.
+        println!(
+            "servers given by address should run in this shell's session (started from it, not with \
+             setsid or a service manager), as an in-process server does; see the README"
         );
     }
     print_header("/ native");
@@ -220,7 +230,7 @@ fn main() {
 /// accounts' session tokens are given.
 type Scenario = Arc<dyn Fn(&[String], u64) -> Request + Send + Sync>;
 
-/// A server under load: this build's, or the baseline.
+/// A server under load: the one measured (in-process or `BENCH_SERVER`), or the baseline.
 struct Server {
     name: &'static str,
     addr: std::net::SocketAddr,
@@ -274,7 +284,7 @@ impl Server {
 
     /// A row's name: the scenario's, or the baseline's row under it.
     fn label(&self, scenario: &str) -> String {
-        if self.name == "this build" {
+        if self.name == "server" {
             scenario.to_string()
         } else {
             format!("  {}", self.name)
