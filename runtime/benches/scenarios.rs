@@ -192,21 +192,23 @@ fn main() {
             load(server, &scenario, Duration::from_secs(1));
         }
         let mut ratios = vec![Vec::new(); servers.len()];
-        let mut totals: Vec<Option<common::LoadResult>> = servers.iter().map(|_| None).collect();
+        let mut results: Vec<Vec<common::LoadResult>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
             for (i, server) in servers.iter().enumerate() {
                 let base = load(server, &native, window);
                 let result = load(server, &scenario, window);
                 ratios[i].push(result.rate() / base.rate());
-                totals[i] = Some(match totals[i].take() {
-                    Some(total) => total.merge(result),
-                    None => result,
-                });
+                results[i].push(result);
             }
         }
-        let totals: Vec<common::LoadResult> = totals
+        let totals: Vec<common::LoadResult> = results
             .into_iter()
-            .map(|total| total.expect("at least one round"))
+            .map(|rounds| {
+                rounds
+                    .into_iter()
+                    .reduce(common::LoadResult::merge)
+                    .expect("at least one round")
+            })
             .collect();
         for (i, server) in servers.iter().enumerate() {
             let mut ratio = median_and_range(&mut ratios[i]);
