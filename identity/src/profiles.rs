@@ -65,7 +65,11 @@ impl IdentityService {
 
     /// The application with this id or name.
     pub async fn application(&self, id_or_name: &str) -> Result<Application> {
-        if let Some(doc) = self.store.get(&self.c.applications, id_or_name).await? {
+        // Ids are UUIDs, so a name that is not one skips a read that
+        // cannot find anything (a login names its application).
+        if uuid::Uuid::try_parse(id_or_name).is_ok()
+            && let Some(doc) = self.store.get(&self.c.applications, id_or_name).await?
+        {
             return parse(doc);
         }
         let doc = self
@@ -185,8 +189,11 @@ impl IdentityService {
     /// The profile of `user_id` in an application, created (empty) if absent.
     /// Race-free with the unique (user, application) index: a concurrent
     /// creator's duplicate makes the loser read the winner's profile.
-    pub async fn find_or_create_profile(&self, user_id: &str, application: &str) -> Result<(Profile, bool)> {
-        let application = self.application(application).await?;
+    pub async fn find_or_create_profile(
+        &self,
+        user_id: &str,
+        application: &Application,
+    ) -> Result<(Profile, bool)> {
         let filter =
             Filter::eq("user_id", user_id)?.and(Filter::eq("application_id", application.id.as_str())?);
         for _ in 0..4 {

@@ -100,13 +100,26 @@ async fn host_service_operations() {
         .create_application(&root, "chess", None)
         .await
         .expect("application");
+    // Found by name and by id alike.
+    assert_eq!(service.application("chess").await.expect("by name").id, app.id);
+    assert_eq!(service.application(&app.id).await.expect("by id").name, "chess");
+    // A name shaped like an id is still found by name.
+    let uuid_name = "0b4a7c1e-9d2f-4e3a-8b5c-6d7e8f901234";
+    let named = service
+        .create_application(&root, uuid_name, None)
+        .await
+        .expect("an application named like an id");
+    assert_eq!(
+        service.application(uuid_name).await.expect("by that name").id,
+        named.id
+    );
     let (profile, created) = service
-        .find_or_create_profile(&user_id, "chess")
+        .find_or_create_profile(&user_id, &app)
         .await
         .expect("profile");
     assert!(created);
     let (again, created) = service
-        .find_or_create_profile(&user_id, &app.id)
+        .find_or_create_profile(&user_id, &app)
         .await
         .expect("profile");
     assert_eq!((again.id.as_str(), created), (profile.id.as_str(), false));
@@ -489,12 +502,12 @@ async fn deleting_a_user_frees_its_identities_and_revokes_its_sessions() {
         .link_email(&player.id, "doomed@example.com", Some("password1".into()))
         .await
         .expect("email");
-    service
+    let chess = service
         .create_application(&boss, "chess", None)
         .await
         .expect("application");
     let (profile, _) = service
-        .find_or_create_profile(&player.id, "chess")
+        .find_or_create_profile(&player.id, &chess)
         .await
         .expect("profile");
     let (secret, _) = service

@@ -203,7 +203,7 @@ pub(crate) async fn open(
         }
         (None, Some(name)) => {
             let application = service.application(name).await?;
-            let (profile, _) = service.find_or_create_profile(&user.id, &application.id).await?;
+            let (profile, _) = service.find_or_create_profile(&user.id, &application).await?;
             (Some(profile), Some(application))
         }
         (None, None) => (None, None),

@@ -412,7 +412,7 @@ impl wit::Host for Identities {
         let application = self.seen_application(&application).await.map_err(to_wit)?;
         let (profile, created) = self
             .service
-            .find_or_create_profile(&user_id, &application.id)
+            .find_or_create_profile(&user_id, &application)
             .await
             .map_err(to_wit)?;
         remember(&mut self.seen.profiles, profile.clone(), |p| &p.id);
