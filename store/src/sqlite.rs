@@ -22,7 +22,7 @@
 //! expression indexes over the same `json_extract(data,'$."field"')`
 //! expressions, so a find by an indexed field uses the index.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,23 @@ use crate::filter::{Cmp, Filter, Order, Query, SortKey};
 use crate::namespace::CollectionName;
 use crate::update::Update;
 
+/// The document column when it is at most `INLINE_DOCUMENT_BYTES`, else
+/// NULL. `octet_length` of a column is answered from the record header, so
+/// a large document is not loaded only to be left out.
+const SMALL_DATA: &str = "CASE WHEN octet_length(data) <= 65536 THEN data END";
+
+/// A row read by `SMALL_DATA`: `None` when the document is too large to be
+/// read on the calling task (the caller reads it again on the blocking pool).
+fn small_document(row: rusqlite::Result<Option<String>>, c: &str) -> Option<Result<Option<Value>>> {
+    match row {
+        Ok(Some(d)) => Some(parse_doc(&d).map(|d| Some(Value::Object(d)))),
+        Ok(None) => None,
+        Err(rusqlite::Error::QueryReturnedNoRows) => Some(Ok(None)),
+        Err(e) if no_such_table(&e) => Some(Ok(None)),
+        Err(e) => Some(Err(map_err(e, c))),
+    }
+}
+
 /// The SQLite store. Open it with [`crate::open`].
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -57,7 +74,20 @@ struct Inner {
     /// connection rather than opening (and parsing the schema of) one of
     /// its own, which under load costs far more than the read.
     reader_permits: Arc<tokio::sync::Semaphore>,
+    /// The unique indexes of each table, as committed: a filter that pins
+    /// every field of one finds at most one document through it, a read
+    /// as bounded as a `get` (see [`SqliteStore::read_now`]).
+    unique: std::sync::RwLock<UniqueIndexes>,
     clock: Arc<dyn Clock>,
+}
+
+/// Table → the fields of each of its unique indexes.
+type UniqueIndexes = HashMap<String, Vec<Vec<FieldPath>>>;
+
+/// What a write batch did to the tables' unique indexes, in order.
+enum UniqueChange {
+    Created(String, Vec<FieldPath>),
+    Dropped(String),
 }
 
 /// A connection with when it was last used, so that one left unused for a
@@ -100,6 +130,8 @@ struct Tx<'a, 'b> {
     /// Tables this batch created, and dropped (disjoint).
     created: Vec<String>,
     dropped: Vec<String>,
+    /// Unique indexes this batch created, tables it dropped.
+    unique: Vec<UniqueChange>,
     now: i64,
 }
 
@@ -129,7 +161,7 @@ impl Writer {
     /// Runs `jobs` in one transaction, each in a savepoint, commits once,
     /// then delivers every result. Never panics: a panicking job counts as
     /// a failed one (its caller hears the write was dropped).
-    fn commit_batch(&mut self, jobs: Vec<Job>) {
+    fn commit_batch(&mut self, jobs: Vec<Job>, unique: &std::sync::RwLock<UniqueIndexes>) {
         let Writer { conn, tables } = self;
         (conn.used, conn.released) = (Instant::now(), false);
         let tx = match conn
@@ -151,6 +183,7 @@ impl Writer {
             tables: &*tables,
             created: Vec::new(),
             dropped: Vec::new(),
+            unique: Vec::new(),
             now: 0,
         };
         let mut done: Vec<Deliver> = Vec::with_capacity(jobs.len());
@@ -158,7 +191,7 @@ impl Writer {
         let mut broken = None;
         for job in jobs.by_ref() {
             t.now = job.now;
-            let before = (t.created.clone(), t.dropped.clone());
+            let before = (t.created.clone(), t.dropped.clone(), t.unique.len());
             if let Err(e) = cached_execute(&t.tx, "SAVEPOINT job", []) {
                 let e = map_err(e, "SAVEPOINT");
                 let (_, deliver) = (job.run)(Err(e.clone()));
@@ -176,7 +209,8 @@ impl Writer {
                 Err(_) => false,
             };
             if !ok {
-                (t.created, t.dropped) = before;
+                (t.created, t.dropped) = (before.0, before.1);
+                t.unique.truncate(before.2);
             }
             // Compiled once per connection, like the writes themselves.
             let ended = if ok {
@@ -200,7 +234,11 @@ impl Writer {
             }
         }
         let Tx {
-            tx, created, dropped, ..
+            tx,
+            created,
+            dropped,
+            unique: changes,
+            ..
         } = t;
         let outcome = match broken {
             Some(e) => Err(e),
@@ -211,6 +249,22 @@ impl Writer {
                 tables.remove(&table);
             }
             tables.extend(created);
+            if !changes.is_empty() {
+                let mut unique = unique.write().unwrap_or_else(|p| p.into_inner());
+                for change in changes {
+                    match change {
+                        UniqueChange::Created(table, fields) => {
+                            let known = unique.entry(table).or_default();
+                            if !known.contains(&fields) {
+                                known.push(fields);
+                            }
+                        }
+                        UniqueChange::Dropped(table) => {
+                            unique.remove(&table);
+                        }
+                    }
+                }
+            }
         }
         for deliver in done {
             deliver(outcome.as_ref().map(|_| ()));
@@ -845,8 +899,30 @@ impl Inner {
                 let n = queue.jobs.len().min(MAX_BATCH);
                 queue.jobs.drain(..n).collect::<Vec<_>>()
             };
-            writer.commit_batch(jobs);
+            writer.commit_batch(jobs, &self.unique);
         }
+    }
+
+    /// Whether `filter` pins the id or every field of one of the table's
+    /// unique indexes to a value its index can look up: SQLite then finds
+    /// at most one row, through that index (its planner takes a one-row
+    /// lookup on a unique index whenever one applies).
+    fn pins_one_row(&self, table: &str, filter: &Filter) -> bool {
+        let pinned: Vec<&FieldPath> = filter
+            .equalities()
+            .into_iter()
+            .filter(|(_, v)| v.is_string() || v.is_number())
+            .map(|(p, _)| p)
+            .collect();
+        if pinned.iter().any(|p| p.is(ID)) {
+            return true;
+        }
+        let unique = self.unique.read().unwrap_or_else(|p| p.into_inner());
+        unique.get(table).is_some_and(|indexes| {
+            indexes
+                .iter()
+                .any(|fields| fields.iter().all(|f| pinned.contains(&f)))
+        })
     }
 
     fn release_idle(&self, after: Duration, now: Instant) {
@@ -924,6 +1000,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             max_readers: config.readers.max(1),
             reader_permits: Arc::new(tokio::sync::Semaphore::new(config.readers.max(1))),
+            unique: Default::default(),
             clock: options.clock,
         });
         let mut background = Vec::new();
@@ -969,6 +1046,25 @@ impl SqliteStore {
         receive
             .await
             .map_err(|_| StoreError::Internal("the write was dropped (a panic in the writer)".into()))?
+    }
+
+    /// Runs `f` on the calling task when a reader connection is free, or
+    /// returns `None` (the caller then goes through [`Self::read`]). The
+    /// blocking pool's hand-off (a wake-up there, one back, and the pool's
+    /// lock between them) costs more CPU than a point read on a warm
+    /// database, so bounded reads skip it; anything whose cost a caller
+    /// (an Element) chooses, like a filtered scan or a large document,
+    /// stays off the async workers.
+    fn read_now<T>(&self, f: impl FnOnce(&Connection, i64) -> T) -> Option<T> {
+        let inner = &self.inner;
+        let _permit = inner.reader_permits.try_acquire().ok()?;
+        let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        let out = f(&pooled.conn, inner.clock.now_millis());
+        let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < inner.max_readers {
+            pool.push(Pooled::new(pooled.conn));
+        }
+        Some(out)
     }
 
     async fn read<T: Send + 'static>(
@@ -1056,6 +1152,22 @@ impl DocumentStore for SqliteStore {
                     return Err(err);
                 }
             }
+            // Recorded only when the index under that name is this one:
+            // `IF NOT EXISTS` keeps an older index whose name matches.
+            if index.unique {
+                let defined: Option<String> = cached_row(
+                    &tx.tx,
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                    [format!("{c}|{}", index.name())],
+                    |r| r.get(0),
+                )
+                .map_err(|e| map_err(e, &c))?;
+                if defined.is_some_and(|d| {
+                    d.starts_with("CREATE UNIQUE") && d.ends_with(&format!("({})", exprs.join(", ")))
+                }) {
+                    tx.unique.push(UniqueChange::Created(c, index.fields));
+                }
+            }
             Ok(())
         })
         .await
@@ -1069,6 +1181,21 @@ impl DocumentStore for SqliteStore {
 
     async fn get(&self, collection: &CollectionName, id: &str) -> Result<Option<Value>> {
         let c = collection.physical().to_string();
+        // One primary-key lookup: read on the calling task unless the
+        // document is large.
+        let inline = self.read_now(|conn, now| {
+            let sql = format!(
+                "SELECT {SMALL_DATA} FROM {} WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                qi(&c)
+            );
+            small_document(
+                cached_row(conn, &sql, rusqlite::params![id, now], |r| r.get(0)),
+                &c,
+            )
+        });
+        if let Some(Some(read)) = inline {
+            return read;
+        }
         let id = id.to_string();
         self.read(move |conn, now| {
             let sql = format!(
@@ -1083,6 +1210,31 @@ impl DocumentStore for SqliteStore {
             }
         })
         .await
+    }
+
+    async fn find_one(&self, collection: &CollectionName, filter: &Filter) -> Result<Option<Value>> {
+        let c = collection.physical().to_string();
+        if self.inner.pins_one_row(&c, filter) {
+            let inline = self.read_now(|conn, now| {
+                let w = where_sql(filter, now);
+                let sql = format!(
+                    "SELECT {SMALL_DATA} FROM {}{} ORDER BY {} LIMIT 1",
+                    qi(&c),
+                    w.sql,
+                    order_sql(&[])
+                );
+                let row = conn.prepare_cached(&sql).and_then(|mut stmt| {
+                    stmt.query_row(rusqlite::params_from_iter(w.params.iter()), |r| r.get(0))
+                });
+                small_document(row, &c)
+            });
+            if let Some(Some(found)) = inline {
+                return found;
+            }
+        }
+        let mut query = Query::new(filter.clone());
+        query.limit = Some(1);
+        Ok(self.find(collection, &query).await?.into_iter().next())
     }
 
     async fn find(&self, collection: &CollectionName, query: &Query) -> Result<Vec<Value>> {
@@ -1259,6 +1411,7 @@ impl DocumentStore for SqliteStore {
                 .execute_batch(&format!("DROP TABLE IF EXISTS {}", qi(&c)))
                 .map_err(|e| map_err(e, &c))?;
             tx.created.retain(|t| t != &c);
+            tx.unique.push(UniqueChange::Dropped(c.clone()));
             tx.dropped.push(c);
             Ok(())
         })
@@ -1306,6 +1459,105 @@ mod tests {
         }
         let stmt = conn.prepare_cached(sql).expect("prepare");
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
+    /// Which filters the store reads on the calling task: those that pin
+    /// the id or a unique index it committed, until the table is dropped.
+    #[tokio::test]
+    async fn filters_that_pin_a_unique_index_find_one_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(SqliteConfig::in_data_dir(dir.path()), OpenOptions::default())
+            .await
+            .expect("open");
+        let c = Namespace::core().collection("pinned").expect("name");
+        let table = c.physical().to_string();
+        let pins = |filter: serde_json::Value| {
+            store
+                .inner
+                .pins_one_row(&table, &Filter::parse(&filter).expect("filter"))
+        };
+        assert!(pins(serde_json::json!({"_id": "a"})));
+        assert!(!pins(serde_json::json!({"p": "dev", "s": "1"})), "no index yet");
+        store
+            .ensure_index(&c, &IndexSpec::unique(&["p", "s"]).expect("spec"))
+            .await
+            .expect("index");
+        store
+            .ensure_index(&c, &IndexSpec::non_unique(&["n"]).expect("spec"))
+            .await
+            .expect("index");
+        assert!(pins(serde_json::json!({"p": "dev", "s": "1"})));
+        assert!(pins(serde_json::json!({"s": 1, "p": "dev", "other": {"$gt": 3}})));
+        assert!(pins(
+            serde_json::json!({"$and": [{"p": "dev"}, {"s": {"$in": ["1"]}}]})
+        ));
+        assert!(!pins(serde_json::json!({"p": "dev"})), "one field of two");
+        assert!(
+            !pins(serde_json::json!({"p": "dev", "s": {"$gt": "1"}})),
+            "a range"
+        );
+        assert!(
+            !pins(serde_json::json!({"p": "dev", "s": null})),
+            "null matches many"
+        );
+        assert!(!pins(
+            serde_json::json!({"$or": [{"p": "dev", "s": "1"}, {"n": 2}]})
+        ));
+        assert!(!pins(serde_json::json!({"n": 2})), "not unique");
+
+        // Found inline or not, the answer is the same.
+        for i in 0..3 {
+            let doc = serde_json::json!({"p": "dev", "s": i.to_string(), "body": "x".repeat(i * 40_000)});
+            store.insert(&c, doc).await.expect("insert");
+        }
+        for i in 0..3 {
+            let filter = Filter::parse(&serde_json::json!({"p": "dev", "s": i.to_string()})).expect("filter");
+            let found = store.find_one(&c, &filter).await.expect("find").expect("found");
+            assert_eq!(found["body"].as_str().map(str::len), Some(i * 40_000));
+        }
+
+        // Dropped, the table forgets its indexes, even when it comes back.
+        store.drop_collection(&c).await.expect("drop");
+        assert!(!pins(serde_json::json!({"p": "dev", "s": "1"})));
+        store
+            .insert(&c, serde_json::json!({"p": "dev"}))
+            .await
+            .expect("insert");
+        assert!(!pins(serde_json::json!({"p": "dev", "s": "1"})));
+
+        // An older index with the same name but other fields is not taken
+        // for this one: `p__s` names both a field and the pair (p, s).
+        let d = Namespace::core().collection("named").expect("name");
+        store
+            .ensure_index(&d, &IndexSpec::unique(&["p__s"]).expect("spec"))
+            .await
+            .expect("index");
+        store
+            .ensure_index(&d, &IndexSpec::unique(&["p", "s"]).expect("spec"))
+            .await
+            .expect("index");
+        let named = d.physical().to_string();
+        let filter = Filter::parse(&serde_json::json!({"p": "dev", "s": "1"})).expect("filter");
+        assert!(!store.inner.pins_one_row(&named, &filter));
+        assert!(store.inner.pins_one_row(
+            &named,
+            &Filter::parse(&serde_json::json!({"p__s": "x"})).expect("filter")
+        ));
+
+        // A unique index that could not be built is not known either.
+        let e = Namespace::core().collection("dupes").expect("name");
+        for _ in 0..2 {
+            store
+                .insert(&e, serde_json::json!({"k": "same"}))
+                .await
+                .expect("insert");
+        }
+        store
+            .ensure_index(&e, &IndexSpec::unique(&["k"]).expect("spec"))
+            .await
+            .expect_err("duplicates");
+        let filter = Filter::parse(&serde_json::json!({"k": "same"})).expect("filter");
+        assert!(!store.inner.pins_one_row(e.physical(), &filter));
     }
 
     /// Bytes the connection's page cache holds now.

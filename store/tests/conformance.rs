@@ -168,6 +168,20 @@ async fn insert_and_get(h: &Harness) {
         .await
         .expect_err("duplicate id");
     assert!(dup.is_duplicate_key(), "{dup:?}");
+    // Documents on either side of SQLite's inline-read size come back whole.
+    for size in [60 * 1024, 70 * 1024, 2 * 1024 * 1024] {
+        let id = format!("sized-{size}");
+        let doc = h
+            .store
+            .insert(&c, json!({"_id": id, "body": "é".repeat(size / 2)}))
+            .await
+            .expect("insert");
+        assert_eq!(
+            h.store.get(&c, &id).await.expect("get"),
+            Some(doc),
+            "{size} bytes"
+        );
+    }
     assert_eq!(
         h.store
             .find_one(&c, &f(json!({"name": "b"})))
