@@ -140,6 +140,80 @@ async fn an_element_is_held_to_its_instance_cap_with_the_on_demand_allocator() {
     hog_is_capped_while_hello_answers(&["--pooling", "off"]).await;
 }
 
+/// Reads that run on the server's async workers (small documents by id)
+/// can't starve another Element: instances that do nothing but read, some
+/// a small document and some a 512 KiB one (read on the blocking pool),
+/// until their deadline, while hello answers at normal latency. More
+/// readers than the server has async workers (one per core).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn elements_reading_in_a_loop_do_not_starve_another() {
+    let dirs = Dirs::new();
+    dirs.deploy(
+        "reader",
+        "misbehave",
+        &format!("[limits]\ntimeout_ms = {HOG_TIMEOUT_MS}\nmax_concurrency = 8\n"),
+    );
+    dirs.deploy("hello", "hello", "");
+    let server = Arc::new(Server::start(&dirs, &[]));
+    let (status, _) = read_json(server.get("/app/rest/hello/hello").await).await;
+    assert_eq!(status, 200);
+    for (id, size) in [("small", 100), ("large", 512 << 10)] {
+        let (status, body) = post(
+            &server,
+            "/app/rest/reader/docs/loop",
+            json!({"_id": id, "text": "x".repeat(size)}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let started = Instant::now();
+    let readers: Vec<_> = ["small", "small", "small", "small", "large", "large"]
+        .into_iter()
+        .map(|id| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                read_json(
+                    server
+                        .get(&format!("/app/rest/reader/docs/loop/getloop/{id}"))
+                        .await,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Let them start, then measure hello while they read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let until = started + Duration::from_millis(HOG_TIMEOUT_MS - 700);
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        let sent = Instant::now();
+        let (status, body) = read_json(server.get("/app/rest/hello/hello").await).await;
+        latencies.push(sent.elapsed());
+        assert_eq!(status, 200, "{body}");
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let max = *latencies.last().expect("at least one hello request");
+    println!(
+        "hello during the read loops: {} requests, p50 {p50:?}, max {max:?}",
+        latencies.len()
+    );
+    assert!(
+        max < Duration::from_millis(HOG_TIMEOUT_MS / 3),
+        "hello stays well under the readers' {HOG_TIMEOUT_MS} ms deadline: max {max:?}"
+    );
+    // Every reader ran until its deadline, not to an error of the store.
+    for reader in readers {
+        let (status, body) = reader.await.expect("a reader");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (504, Some("ELEMENT_TIMEOUT")),
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_reused_instances_keep_their_permits_and_make_room_for_events() {
     let dirs = Dirs::new();

@@ -7,7 +7,16 @@
 //! loss (NORMAL would survive a process kill but could lose the last commits on
 //! power loss; the price of FULL is one fsync per commit). One writer
 //! connection (SQLite serializes writers anyway) and a small pool of reader
-//! connections; all blocking calls run on tokio's blocking pool.
+//! connections.
+//!
+//! **Where the work runs.** Writes, scans and large documents run on
+//! tokio's blocking pool. A read that finds at most one small document
+//! (a `get`, or a `find_one` that pins the id or every field of a unique
+//! index) runs on the calling task when a reader connection is free: the
+//! pool's hand-off (a wake-up there, one back, and the pool's lock) costs
+//! more CPU than such a read on a warm database, and a login makes several.
+//! Nothing an Element chooses the cost of (a filter, a document's size)
+//! can hold an async worker longer than one such lookup.
 //!
 //! **Group commit.** Writes queue for the writer, which takes every write
 //! waiting (up to [`MAX_BATCH`]) into one `BEGIN IMMEDIATE` transaction,

@@ -191,6 +191,18 @@ fn router() -> Router {
             Ok(Response::json(&stored).with_status(201))
         })
         .post("/docs/{collection}/find", find)
+        // Reads one document over and over until the deadline ends it:
+        // small ones are read on the server's async workers.
+        .get(
+            "/docs/{collection}/getloop/{id}",
+            |req: Request| -> Result<Response> {
+                let docs = collection(&req);
+                let id = req.param("id").unwrap_or_default();
+                loop {
+                    black_box(docs.get(id)?);
+                }
+            },
+        )
         .post("/docs/{collection}/count", |req: Request| -> Result<Value> {
             let count = collection(&req).count(body_or_empty(&req)?)?;
             Ok(json!({"count": count}))
