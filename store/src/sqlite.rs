@@ -1569,6 +1569,59 @@ mod tests {
         assert!(!store.inner.pins_one_row(e.physical(), &filter));
     }
 
+    /// Bounded reads do not wait for the blocking pool: with its only
+    /// thread taken, a small document is found by id and by a unique
+    /// index, while a large one waits for the thread.
+    #[test]
+    fn bounded_reads_run_on_the_calling_task() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(SqliteConfig::in_data_dir(dir.path()), OpenOptions::default())
+                .await
+                .expect("open");
+            let c = Namespace::core().collection("inline").expect("name");
+            store
+                .ensure_index(&c, &IndexSpec::unique(&["k"]).expect("spec"))
+                .await
+                .expect("index");
+            for (id, size) in [("small", 10), ("large", 100_000)] {
+                let doc = serde_json::json!({"_id": id, "k": id, "body": "x".repeat(size)});
+                store.insert(&c, doc).await.expect("insert");
+            }
+            // A read through the pool leaves a connection in it.
+            assert_eq!(store.count(&c, &Filter::all()).await.expect("count"), 2);
+
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || held.recv());
+            let soon = Duration::from_secs(2);
+            let small = tokio::time::timeout(soon, store.get(&c, "small")).await;
+            assert!(matches!(small, Ok(Ok(Some(_)))), "{small:?}");
+            let by_key = Filter::eq("k", "small").expect("filter");
+            let found = tokio::time::timeout(soon, store.find_one(&c, &by_key)).await;
+            assert!(matches!(found, Ok(Ok(Some(_)))), "{found:?}");
+            let missing = tokio::time::timeout(soon, store.get(&c, "none")).await;
+            assert!(matches!(missing, Ok(Ok(None))), "{missing:?}");
+
+            let large = store.get(&c, "large");
+            tokio::pin!(large);
+            assert!(
+                tokio::time::timeout(Duration::from_millis(200), &mut large)
+                    .await
+                    .is_err(),
+                "a large document waits for the blocking pool"
+            );
+            release.send(()).expect("release");
+            blocker.await.expect("blocker").expect("released");
+            let large = large.await.expect("get").expect("found");
+            assert_eq!(large["body"].as_str().map(str::len), Some(100_000));
+        });
+    }
+
     /// Bytes the connection's page cache holds now.
     fn cache_used(conn: &Connection) -> i64 {
         let (mut current, mut highest) = (0, 0);
